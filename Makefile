@@ -1,0 +1,51 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+FAKE_LLM_PORT ?= 8001
+
+.PHONY: run test lint migrate install install-dev bench soak screenshots serve fake-llm clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt requirements.txt $(VENV)/.installed
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+# A development .env (DEBUG on, a random SECRET_KEY) unless one exists.
+.env:
+	@printf 'DEBUG=1\nSECRET_KEY=%s\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > .env
+	@echo "wrote .env for development (DEBUG=1)"
+
+migrate: install .env
+	$(PY) manage.py migrate --noinput
+
+# Migrate, seed the demo, start the mock LLM on $(FAKE_LLM_PORT) and serve on $(PORT).
+run: migrate
+	$(PY) manage.py seed_demo --fake-llm-url http://127.0.0.1:$(FAKE_LLM_PORT)/v1
+	@echo "Serving at http://$(HOST):$(PORT)/  (mock LLM at http://127.0.0.1:$(FAKE_LLM_PORT)/v1)"
+	@$(PY) manage.py fake_llm --port $(FAKE_LLM_PORT) --inter-token-ms 30 & fake=$$!; \
+	trap "kill $$fake 2>/dev/null" EXIT INT TERM; \
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) orchestrator.asgi:application
+
+test: install-dev
+	$(PY) -m pytest
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+
+bench: install-dev
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache

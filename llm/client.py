@@ -1,0 +1,373 @@
+"""The one place that talks to LLMs: chat completions over openai.AsyncOpenAI.
+
+The rest of the code sees `complete()`, `Completion` and `LLMError`. We do our own retries (the
+SDK's are off) so that every attempt is recorded and `Retry-After` is honoured, and we remember
+per endpoint what a server does not support (stream_options, response_format) instead of failing.
+"""
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from llm import tokens
+
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 20.0
+RETRY_AFTER_CAP_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """What a call needs to know about an endpoint, detached from the ORM."""
+
+    id: int
+    name: str
+    base_url: str
+    api_key: str = field(repr=False)
+    timeout: float = 60.0
+    max_retries: int = 3
+    max_concurrency: int = 64
+    extra_headers: tuple[tuple[str, str], ...] = ()
+    version: str = ""
+
+    @classmethod
+    def from_endpoint(cls, endpoint: Any) -> EndpointConfig:
+        return cls(
+            id=endpoint.pk,
+            name=endpoint.name,
+            base_url=endpoint.base_url,
+            api_key=endpoint.api_key,
+            timeout=endpoint.timeout_seconds,
+            max_retries=endpoint.max_retries,
+            max_concurrency=endpoint.max_concurrency,
+            extra_headers=tuple(sorted((endpoint.extra_headers or {}).items())),
+            version=str(endpoint.updated_at.timestamp()) if endpoint.updated_at else "",
+        )
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    tokens_estimated: bool
+    latency_ms: int
+    ttft_ms: int | None
+    attempts: list[dict[str, Any]]
+
+
+class LLMError(Exception):
+    """A call that failed. `retryable` says whether trying again later could help."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        kind: str = "error",
+        http_status: int | None = None,
+        retry_after: float | None = None,
+        attempts: list[dict[str, Any]] | None = None,
+        partial_text: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.kind = kind
+        self.http_status = http_status
+        self.retry_after = retry_after
+        self.attempts = attempts or []
+        self.partial_text = partial_text
+
+
+# --- pooled clients, concurrency limits and learned capabilities, per process --------------------
+_clients: dict[tuple[int, int, str], openai.AsyncOpenAI] = {}
+_limits: dict[tuple[int, int, int], asyncio.Semaphore] = {}
+# endpoint id -> {"stream_options": bool, "response_format": "json_schema" | "json_object" | "none"}
+_capabilities: dict[tuple[int, str], dict[str, Any]] = {}
+
+
+def _client(config: EndpointConfig) -> openai.AsyncOpenAI:
+    # Clients hold connections bound to one event loop, so each loop gets its own.
+    key = (id(asyncio.get_running_loop()), config.id, config.version + config.base_url)
+    client = _clients.get(key)
+    if client is None:
+        client = openai.AsyncOpenAI(
+            base_url=config.base_url,
+            api_key=config.api_key or "not-needed",
+            timeout=config.timeout,
+            max_retries=0,
+            default_headers=dict(config.extra_headers) or None,
+            # The SDK's aiohttp transport: its default httpx pool walks every connection per request.
+            http_client=openai.DefaultAioHttpClient(timeout=config.timeout),
+        )
+        _clients[key] = client
+    return client
+
+
+def _limit(config: EndpointConfig) -> asyncio.Semaphore:
+    key = (id(asyncio.get_running_loop()), config.id, config.max_concurrency)
+    sem = _limits.get(key)
+    if sem is None:
+        sem = _limits[key] = asyncio.Semaphore(config.max_concurrency)
+    return sem
+
+
+def capabilities(config: EndpointConfig) -> dict[str, Any]:
+    return _capabilities.setdefault(
+        (config.id, config.base_url), {"stream_options": True, "response_format": "json_schema"}
+    )
+
+
+async def aclose_all() -> None:
+    """Close the pooled clients of the running loop (at shutdown, or at the end of a test)."""
+    loop_id = id(asyncio.get_running_loop())
+    for key in [k for k in _clients if k[0] == loop_id]:
+        await _clients.pop(key).close()
+    for key in [k for k in _limits if k[0] == loop_id]:
+        _limits.pop(key)
+
+
+# --- errors -------------------------------------------------------------------------------------
+def _retry_after(headers: Any) -> float | None:
+    if headers is None:
+        return None
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return float(raw_ms) / 1000
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(raw) if raw else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _server_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+    text = (exc.response.text or "").strip() if exc.response is not None else ""
+    return text[:300] or exc.message
+
+
+def _connection_kind(exc: BaseException) -> tuple[str, str]:
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return "dns", "the host name could not be resolved (DNS)"
+        if isinstance(seen, ConnectionRefusedError):
+            return "refused", "the connection was refused (is the server running on that port?)"
+        if isinstance(seen, ssl.SSLError):
+            return "tls", f"the TLS handshake failed: {seen}"
+        text = str(seen)
+        if "Name or service not known" in text or "nodename nor servname" in text or "Temporary failure in name" in text:
+            return "dns", "the host name could not be resolved (DNS)"
+        if "Connect call failed" in text or "Connection refused" in text:
+            return "refused", "the connection was refused (is the server running on that port?)"
+        if "SSL" in text or "certificate" in text:
+            return "tls", f"the TLS handshake failed: {text}"
+        seen = seen.__cause__ or seen.__context__
+    return "connection", f"the connection failed: {exc}"
+
+
+def classify(exc: BaseException, *, model: str, timeout: float) -> LLMError:
+    """Turn an SDK or transport exception into an LLMError a person understands."""
+    if isinstance(exc, LLMError):
+        return exc
+    if isinstance(exc, openai.APITimeoutError):
+        return LLMError(f"the endpoint did not answer within {timeout:g} s", retryable=True, kind="timeout")
+    if isinstance(exc, openai.APIConnectionError):
+        kind, message = _connection_kind(exc)
+        return LLMError(message, retryable=kind != "tls", kind=kind)
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        detail = _server_message(exc)
+        if status in (401, 403):
+            return LLMError(f"the endpoint refused the API key (HTTP {status}: {detail})",
+                            retryable=False, kind="auth", http_status=status)
+        if status == 404:
+            return LLMError(f"model '{model}' does not exist on this endpoint (HTTP 404: {detail})",
+                            retryable=False, kind="model_not_found", http_status=status)
+        if status == 429 or status >= 500 or status in (408, 409):
+            return LLMError(f"HTTP {status}: {detail}", retryable=True, kind="rate_limited" if status == 429 else "server",
+                            http_status=status, retry_after=_retry_after(exc.response.headers))
+        return LLMError(f"the endpoint rejected the request (HTTP {status}: {detail})",
+                        retryable=False, kind="bad_request", http_status=status)
+    if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError | ValueError | TypeError | AttributeError):
+        return LLMError(f"the endpoint sent a response that is not a chat completion: {exc}",
+                        retryable=False, kind="bad_response")
+    return LLMError(f"the response was cut off: {type(exc).__name__}: {exc}", retryable=True, kind="bad_response")
+
+
+def _backoff(attempt: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), RETRY_AFTER_CAP_SECONDS)
+    # Exponential with full jitter between half and all of the step.
+    step = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
+    return step * (0.5 + random.random() / 2)
+
+
+# --- the call -----------------------------------------------------------------------------------
+@dataclass
+class _Stream:
+    on_delta: Callable[[str], None] | None
+    parts: list[str] = field(default_factory=list)
+    ttft: float | None = None
+
+
+def _response_format(config: EndpointConfig, json_schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    if json_schema is None:
+        return None
+    mode = capabilities(config)["response_format"]
+    if mode == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "output", "schema": json_schema}}
+    if mode == "json_object":
+        return {"type": "json_object"}
+    return None
+
+
+def _rejected_option(error: LLMError, request: dict[str, Any], config: EndpointConfig) -> bool:
+    """A 400 that names an option we sent: stop sending it to this endpoint, say True to retry."""
+    if error.kind != "bad_request":
+        return False
+    text = error.message.lower()
+    caps = capabilities(config)
+    if "stream_options" in request and "stream_options" in text:
+        caps["stream_options"] = False
+        return True
+    if "response_format" in request and ("response_format" in text or "json_schema" in text or "json" in text):
+        caps["response_format"] = "json_object" if caps["response_format"] == "json_schema" else "none"
+        return True
+    return False
+
+
+async def _call_once(client: openai.AsyncOpenAI, request: dict[str, Any], sink: _Stream, started: float) -> tuple[str, Any, str]:
+    if not request.get("stream"):
+        response = await client.chat.completions.create(**request)
+        if not getattr(response, "choices", None):
+            raise LLMError("the endpoint answered with no choices", retryable=False, kind="bad_response")
+        choice = response.choices[0]
+        return choice.message.content or "", response.usage, choice.finish_reason or ""
+    usage = None
+    finish = ""
+    stream = await client.chat.completions.create(**request)
+    async with stream:
+        async for chunk in stream:
+            if chunk.usage is not None:
+                usage = chunk.usage
+            if not chunk.choices:
+                continue
+            choice = chunk.choices[0]
+            text = choice.delta.content if choice.delta is not None else None
+            if text:
+                if sink.ttft is None:
+                    sink.ttft = time.perf_counter() - started
+                sink.parts.append(text)
+                if sink.on_delta is not None:
+                    sink.on_delta(text)
+            if choice.finish_reason:
+                finish = choice.finish_reason
+    if not finish and not sink.parts:
+        raise LLMError("the stream ended without an answer", retryable=True, kind="bad_response")
+    return "".join(sink.parts), usage, finish
+
+
+async def complete(
+    config: EndpointConfig,
+    *,
+    model: str,
+    messages: list[dict[str, str]],
+    params: dict[str, Any] | None = None,
+    stream: bool = False,
+    json_schema: dict[str, Any] | None = None,
+    on_delta: Callable[[str], None] | None = None,
+    on_retry: Callable[[], None] | None = None,
+) -> Completion:
+    """One chat completion, retried on 429, 5xx, timeouts and connection errors.
+
+    `on_delta` receives streamed text as it arrives; `on_retry` is called before a retried
+    attempt, so a listener can drop the partial text of the failed one.
+    """
+    client = _client(config)
+    attempts: list[dict[str, Any]] = []
+    started_all = time.perf_counter()
+    attempt = 0
+    while True:
+        attempt += 1
+        request: dict[str, Any] = {"model": model, "messages": messages, **(params or {})}
+        if stream:
+            request["stream"] = True
+            if capabilities(config)["stream_options"]:
+                request["stream_options"] = {"include_usage": True}
+        response_format = _response_format(config, json_schema)
+        if response_format is not None:
+            request["response_format"] = response_format
+        sink = _Stream(on_delta=on_delta)
+        started = time.perf_counter()
+        try:
+            async with _limit(config):
+                text, usage, finish = await _call_once(client, request, sink, started)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded below
+            error = classify(exc, model=model, timeout=config.timeout)
+            record = {"attempt": attempt, "ok": False, "kind": error.kind, "http_status": error.http_status,
+                      "error": error.message, "latency_ms": round((time.perf_counter() - started) * 1000)}
+            adapted = _rejected_option(error, request, config)
+            if adapted:
+                record["adapted"] = True
+            attempts.append(record)
+            if not adapted and (not error.retryable or attempt > config.max_retries):
+                if error.retryable and attempt > 1:
+                    error.message = f"{error.message} (gave up after {attempt} attempts)"
+                    error.args = (error.message,)
+                error.attempts = attempts
+                error.partial_text = "".join(sink.parts)
+                raise error from exc
+            if on_retry is not None:
+                on_retry()
+            if not adapted:
+                delay = _backoff(attempt, error.retry_after)
+                record["retry_in_ms"] = round(delay * 1000)
+                await asyncio.sleep(delay)
+            continue
+        latency = time.perf_counter() - started
+        attempts.append({"attempt": attempt, "ok": True, "latency_ms": round(latency * 1000)})
+        estimated = usage is None or not getattr(usage, "prompt_tokens", None) and not getattr(usage, "completion_tokens", None)
+        if estimated:
+            prompt_tokens = tokens.count_messages(messages, model)
+            completion_tokens = tokens.count(text, model)
+        else:
+            prompt_tokens = usage.prompt_tokens or 0
+            completion_tokens = usage.completion_tokens or 0
+        return Completion(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            finish_reason=finish,
+            tokens_estimated=estimated,
+            latency_ms=round((time.perf_counter() - started_all) * 1000),
+            ttft_ms=round(sink.ttft * 1000) if sink.ttft is not None else None,
+            attempts=attempts,
+        )

@@ -1,0 +1,285 @@
+"""A deterministic OpenAI-compatible server for development, tests and the benchmark.
+
+`python manage.py fake_llm --port 8001` serves it. Replies echo the last user message:
+    "echo:<first 40 chars> #<sha1[:10]>" padded with "w4 w5 ..." to `tokens` words
+(one word = one streamed chunk), the same text as ../shared/bench/fake_llm.py, so
+`reply_text()` predicts a whole chain's output.
+
+Tests steer it over HTTP: `POST /_control` changes settings or queues faults for the next
+requests, `GET /_stats` counts requests and keeps the last request bodies, `POST /_reset` clears.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+ECHO_CHARS = 40
+DEFAULT_MODELS = ("gpt-4o-mini", "fake-model")
+
+
+def last_user_message(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages or []):
+        if message.get("role") == "user":
+            content = message.get("content") or ""
+            if isinstance(content, list):
+                content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+            return content
+    return ""
+
+
+def reply_words(prompt: str, tokens: int) -> list[str]:
+    digest = hashlib.sha1(prompt.encode()).hexdigest()[:10]
+    snippet = prompt[:ECHO_CHARS].replace("\n", " ")
+    head = [w for w in f"echo:{snippet} #{digest}".split(" ") if w] or ["echo:"]
+    return head + [f"w{i}" for i in range(len(head) + 1, tokens + 1)]
+
+
+def reply_text(prompt: str, tokens: int = 20) -> str:
+    return " ".join(reply_words(prompt, tokens))
+
+
+def _value_for(schema: dict[str, Any], text: str) -> Any:
+    kind = schema.get("type")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if kind == "object" or "properties" in schema:
+        return {name: _value_for(sub, text) for name, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [_value_for(schema.get("items") or {"type": "string"}, text)]
+    if kind == "integer":
+        return len(text.split())
+    if kind == "number":
+        return float(len(text.split()))
+    if kind == "boolean":
+        return True
+    return text
+
+
+@dataclass
+class Settings:
+    latency_ms: float = 0.0
+    inter_token_ms: float = 0.0
+    tokens: int = 20
+    models: tuple[str, ...] = DEFAULT_MODELS
+    api_key: str = ""
+    error_rate: float = 0.0
+    seed: int = 1
+    retry_after_ms: int | None = 10
+    no_stream_usage: bool = False
+    reject_stream_options: bool = False
+    reject_response_format: bool = False
+
+
+@dataclass
+class State:
+    settings: Settings
+    faults: deque[dict[str, Any]] = field(default_factory=deque)
+    requests: int = 0
+    chat_requests: int = 0
+    errors: int = 0
+    inflight: int = 0
+    inflight_max: int = 0
+    peers: set[tuple[str, int]] = field(default_factory=set)
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=200))
+    rng: random.Random = field(default_factory=random.Random)
+
+
+def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None, code: str | None = None) -> web.Response:
+    body = {"error": {"message": message, "type": kind, "code": code, "param": None}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+def build_app(settings: Settings | None = None) -> web.Application:
+    state = State(settings=settings or Settings())
+    state.rng.seed(state.settings.seed)
+
+    def authorized(request: web.Request) -> bool:
+        key = state.settings.api_key
+        return not key or request.headers.get("Authorization", "") == f"Bearer {key}"
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        state.requests += 1
+        state.chat_requests += 1
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if peer:
+            state.peers.add(tuple(peer[:2]))
+        state.inflight += 1
+        state.inflight_max = max(state.inflight_max, state.inflight)
+        try:
+            return await _chat(request)
+        finally:
+            state.inflight -= 1
+
+    async def _chat(request: web.Request) -> web.StreamResponse:
+        s = state.settings
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "invalid JSON body", "invalid_request_error")
+        state.recent.append(body)
+        if not authorized(request):
+            return _error(401, "Incorrect API key provided.", "invalid_request_error", code="invalid_api_key")
+        model = body.get("model") or ""
+        if "*" not in s.models and model not in s.models:
+            return _error(404, f"The model `{model}` does not exist or you do not have access to it.",
+                          "invalid_request_error", code="model_not_found")
+        if s.reject_stream_options and "stream_options" in body:
+            return _error(400, "Unrecognized request argument supplied: stream_options", "invalid_request_error")
+        if s.reject_response_format and "response_format" in body:
+            return _error(400, "response_format is not supported by this server", "invalid_request_error")
+
+        fault = state.faults.popleft() if state.faults else {}
+        if not fault and s.error_rate > 0 and state.rng.random() < s.error_rate:
+            fault = {"status": 429 if state.rng.random() < 0.5 else 500}
+            if s.retry_after_ms is not None:
+                fault["retry_after_ms"] = s.retry_after_ms
+        latency = fault.get("latency_ms", s.latency_ms) / 1000
+        if fault.get("hang"):
+            await asyncio.sleep(3600)
+        if "status" in fault:
+            state.errors += 1
+            headers = {}
+            if fault.get("retry_after_ms") is not None:
+                headers["retry-after-ms"] = str(fault["retry_after_ms"])
+            if fault.get("retry_after") is not None:
+                headers["retry-after"] = str(fault["retry_after"])
+            if latency:
+                await asyncio.sleep(latency)
+            return _error(fault["status"], fault.get("message", f"fake error {fault['status']}"),
+                          "rate_limit_error" if fault["status"] == 429 else "server_error", headers)
+        if fault.get("html"):
+            return web.Response(text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
+        if fault.get("invalid_json"):
+            return web.Response(text='{"id": "x", "choices": [', content_type="application/json")
+        if fault.get("no_choices"):
+            return web.json_response({"id": "x", "object": "chat.completion", "created": 0, "model": model, "choices": []})
+
+        messages = body.get("messages") or []
+        prompt = last_user_message(messages)
+        tokens = s.tokens
+        cap = body.get("max_completion_tokens") or body.get("max_tokens")
+        if isinstance(cap, int) and cap > 0:
+            tokens = min(tokens, cap)
+        if "content" in fault:
+            words = str(fault["content"]).split(" ")
+        elif body.get("response_format"):
+            words = [_json_reply(body["response_format"], reply_text(prompt, tokens))]
+        else:
+            words = reply_words(prompt, tokens)
+        prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in messages)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(words), "total_tokens": prompt_tokens + len(words)}
+        cid = f"chatcmpl-fake{state.requests}"
+        created = int(time.time())
+        finish = "length" if cap and len(words) >= cap and tokens < s.tokens else "stop"
+
+        if not body.get("stream"):
+            if latency:
+                await asyncio.sleep(latency)
+            return web.json_response({
+                "id": cid, "object": "chat.completion", "created": created, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": " ".join(words), "refusal": None},
+                             "logprobs": None, "finish_reason": finish}],
+                "usage": usage,
+            })
+
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and not s.no_stream_usage
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        if latency:
+            await asyncio.sleep(latency)
+
+        def chunk(delta: dict[str, Any] | None, finish_reason: str | None = None, use: Any = None, choices: bool = True) -> bytes:
+            data: dict[str, Any] = {
+                "id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}] if choices else [],
+            }
+            if include_usage:
+                data["usage"] = use
+            return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+        cut_after = fault.get("cut_stream_after")
+        inter_token = fault.get("inter_token_ms", s.inter_token_ms) / 1000
+        await response.write(chunk({"role": "assistant", "content": ""}))
+        for i, word in enumerate(words):
+            if cut_after is not None and i >= cut_after:
+                # Drop the connection mid-stream, as a crashed upstream would.
+                request.transport.close()
+                return response
+            if inter_token and i:
+                await asyncio.sleep(inter_token)
+            await response.write(chunk({"content": word if i == 0 else " " + word}))
+        await response.write(chunk({}, finish_reason=finish))
+        if include_usage:
+            await response.write(chunk(None, use=usage, choices=False))
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def models(request: web.Request) -> web.Response:
+        state.requests += 1
+        if not authorized(request):
+            return _error(401, "Incorrect API key provided.", "invalid_request_error", code="invalid_api_key")
+        listed = [m for m in state.settings.models if m != "*"] or list(DEFAULT_MODELS)
+        return web.json_response({"object": "list", "data": [
+            {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in listed]})
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response({
+            "requests": state.requests, "chat_requests": state.chat_requests, "errors": state.errors,
+            "inflight": state.inflight, "inflight_max": state.inflight_max, "connections": len(state.peers),
+            "recent": list(state.recent), "faults_left": len(state.faults),
+        })
+
+    async def control(request: web.Request) -> web.Response:
+        body = await request.json()
+        for fault in body.pop("faults", []):
+            state.faults.append(fault)
+        for key, value in body.items():
+            if not hasattr(state.settings, key):
+                return web.json_response({"error": f"unknown setting {key}"}, status=400)
+            setattr(state.settings, key, tuple(value) if key == "models" else value)
+        if "seed" in body:
+            state.rng.seed(body["seed"])
+        return web.json_response({"ok": True})
+
+    async def reset(request: web.Request) -> web.Response:
+        base = request.app["base_settings"]
+        state.settings = Settings(**base.__dict__)
+        state.rng.seed(state.settings.seed)
+        state.faults.clear()
+        state.recent.clear()
+        state.peers.clear()
+        state.requests = state.chat_requests = state.errors = 0
+        state.inflight_max = state.inflight
+        return web.json_response({"ok": True})
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app["base_settings"] = Settings(**state.settings.__dict__)
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/_stats", stats)
+    app.router.add_post("/_control", control)
+    app.router.add_post("/_reset", reset)
+    app.router.add_get("/health", health)
+    return app
+
+
+def _json_reply(response_format: dict[str, Any], text: str) -> str:
+    schema = (response_format.get("json_schema") or {}).get("schema") if response_format.get("type") == "json_schema" else None
+    value = _value_for(schema, text) if schema else {"text": text}
+    return json.dumps(value)
+
+
+def serve(host: str, port: int, settings: Settings) -> None:
+    web.run_app(build_app(settings), host=host, port=port, access_log=None, print=None, backlog=4096)

@@ -1,0 +1,29 @@
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from llm.fake_server import DEFAULT_MODELS, Settings, serve
+
+
+class Command(BaseCommand):
+    help = "Serve a deterministic OpenAI-compatible API (a mock LLM) for development and tests."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8001)
+        parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before the answer (first token when streaming)")
+        parser.add_argument("--inter-token-ms", type=float, default=0.0, help="gap between streamed tokens")
+        parser.add_argument("--tokens", type=int, default=20, help="words per reply")
+        parser.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests answered 429 or 500")
+        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--api-key", default="", help="require this bearer key (default: any)")
+        parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated; '*' accepts any")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        settings = Settings(
+            latency_ms=options["latency_ms"], inter_token_ms=options["inter_token_ms"], tokens=options["tokens"],
+            error_rate=options["error_rate"], seed=options["seed"], api_key=options["api_key"],
+            models=tuple(m.strip() for m in options["models"].split(",") if m.strip()),
+        )
+        self.stdout.write(f"Fake LLM (mock) serving at http://{options['host']}:{options['port']}/v1")
+        serve(options["host"], options["port"], settings)

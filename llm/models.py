@@ -1,0 +1,50 @@
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from llm import crypto
+
+
+def validate_headers(value: object) -> None:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValidationError('Extra headers must be a JSON object of strings, e.g. {"X-Team": "ml"}.')
+
+
+class Endpoint(models.Model):
+    """An OpenAI-compatible API. The API key is write-only: stored encrypted, never shown."""
+
+    name = models.CharField(max_length=100, unique=True)
+    base_url = models.URLField(max_length=500, help_text="e.g. https://api.openai.com/v1 or http://127.0.0.1:8001/v1")
+    api_key_encrypted = models.TextField(blank=True, default="", editable=False)
+    default_model = models.CharField(max_length=200)
+    timeout_seconds = models.FloatField(default=60.0, validators=[MinValueValidator(0.1), MaxValueValidator(3600)])
+    max_retries = models.PositiveSmallIntegerField(default=3, validators=[MaxValueValidator(20)])
+    max_concurrency = models.PositiveIntegerField(
+        default=64, validators=[MinValueValidator(1), MaxValueValidator(10000)],
+        help_text="Requests in flight at once to this endpoint, across all runs in one process.",
+    )
+    extra_headers = models.JSONField(default=dict, blank=True, validators=[validate_headers])
+    enabled = models.BooleanField(default=True)
+    is_mock = models.BooleanField(default=False, help_text="A local fake server, not a real model.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "LLM endpoint"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def api_key(self) -> str:
+        return crypto.decrypt(self.api_key_encrypted)
+
+    def set_api_key(self, plaintext: str) -> None:
+        self.api_key_encrypted = crypto.encrypt(plaintext)
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key_encrypted)

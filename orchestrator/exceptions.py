@@ -1,0 +1,22 @@
+"""One error shape for the API: Django ValidationErrors and ProtectedErrors become 400/409s."""
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        exc = ValidationError(detail=detail)
+    if isinstance(exc, ProtectedError):
+        users = sorted({str(obj) for obj in exc.protected_objects})
+        return Response(
+            {"detail": f"It is still used by: {', '.join(users)}. Remove those uses first."},
+            status=status.HTTP_409_CONFLICT,
+        )
+    return exception_handler(exc, context)

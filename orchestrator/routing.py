@@ -1,0 +1,8 @@
+from django.urls import path
+
+from runs import consumers
+
+websocket_urlpatterns = [
+    path("ws/runs/", consumers.RunListConsumer.as_asgi()),
+    path("ws/runs/<int:run_id>/", consumers.RunConsumer.as_asgi()),
+]

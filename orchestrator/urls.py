@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from blocks.api import BlockViewSet
+from llm.api import EndpointViewSet
+from orchestrator import health
+from payloads.api import PayloadViewSet
+from runs.api import RunViewSet, WorkflowRunCreateView
+from workflows.api import WorkflowViewSet
+
+router = DefaultRouter()
+router.register("endpoints", EndpointViewSet, basename="endpoint")
+router.register("blocks", BlockViewSet, basename="block")
+router.register("payloads", PayloadViewSet, basename="payload")
+router.register("workflows", WorkflowViewSet, basename="workflow")
+router.register("runs", RunViewSet, basename="run")
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/workflows/<int:pk>/runs/", WorkflowRunCreateView.as_view(), name="workflow-runs"),
+    path("api/", include(router.urls)),
+    path("api/auth/", include("rest_framework.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("healthz", health.healthz, name="healthz"),
+    path("", include("runs.urls")),
+]

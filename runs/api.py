@@ -1,0 +1,57 @@
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response as HttpResponse
+
+from runs import selectors, services
+from runs.filters import RunFilter
+from runs.models import Run
+from runs.serializers import RunListSerializer, RunRerunSerializer, RunSerializer, RunStartSerializer
+from workflows.models import Workflow
+
+
+class RunViewSet(viewsets.ReadOnlyModelViewSet):
+    """Runs of workflows, newest first, with their responses. Start one at /api/workflows/{id}/runs/."""
+
+    filterset_class = RunFilter
+    search_fields = ["workflow_name", "error", "output"]
+    ordering_fields = ["created_at", "finished_at", "status", "latency_ms", "prompt_tokens", "completion_tokens"]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.run_list() if self.action == "list" else selectors.run_detail_queryset()
+
+    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+        return RunListSerializer if self.action == "list" else RunSerializer
+
+    @extend_schema(request=None, responses=RunSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> HttpResponse:
+        run = services.run_cancel(run=self.get_object())
+        return HttpResponse(RunSerializer(selectors.run_detail(run.pk)).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=RunRerunSerializer, responses={201: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def rerun(self, request: Request, pk: str | None = None) -> HttpResponse:
+        serializer = RunRerunSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = services.run_replay(source=self.get_object(), user=request.user,
+                                  from_step=serializer.validated_data["from_step"],
+                                  inputs=serializer.validated_data.get("inputs"))
+        return HttpResponse(RunSerializer(selectors.run_detail(run.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class WorkflowRunCreateView(generics.GenericAPIView):
+    """Start a run of the workflow with the given inputs."""
+
+    queryset = Run.objects.all()
+    serializer_class = RunStartSerializer
+
+    @extend_schema(request=RunStartSerializer, responses={201: RunSerializer})
+    def post(self, request: Request, pk: int) -> HttpResponse:
+        workflow = get_object_or_404(Workflow, pk=pk)
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = services.run_start(workflow=workflow, inputs=serializer.validated_data["inputs"], user=request.user)
+        return HttpResponse(RunSerializer(selectors.run_detail(run.pk)).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,78 @@
+"""The only place that names channel groups and sends run events.
+
+Groups: `run-<id>` gets every event of one run; `runs` gets status changes of all runs. Events
+are sent after the write they describe has committed. In-process listeners (the CLI) can
+subscribe to a run without a channel layer round trip.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+RUNS_GROUP = "runs"
+Listener = Callable[[dict[str, Any]], None]
+_listeners: dict[int, list[Listener]] = defaultdict(list)
+
+
+def run_group(run_id: int) -> str:
+    return f"run-{run_id}"
+
+
+def subscribe(run_id: int, listener: Listener) -> Callable[[], None]:
+    _listeners[run_id].append(listener)
+
+    def unsubscribe() -> None:
+        _listeners[run_id].remove(listener)
+        if not _listeners[run_id]:
+            del _listeners[run_id]
+
+    return unsubscribe
+
+
+def _message(run_id: int, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "run.event", "event": {"type": kind, "run_id": run_id, **data}}
+
+
+async def send(run_id: int, kind: str, data: dict[str, Any] | None = None, *, to_list: bool = False) -> None:
+    """Send one event to the run's group (and the list group for status changes)."""
+    message = _message(run_id, kind, data or {})
+    for listener in list(_listeners.get(run_id, ())):
+        listener(message["event"])
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(run_group(run_id), message)
+        if to_list:
+            await layer.group_send(RUNS_GROUP, message)
+    except Exception:  # noqa: BLE001 - a lost event must never fail a run; the page reloads state
+        logger.warning("could not send %s for run %s", kind, run_id, exc_info=True)
+
+
+def send_sync(run_id: int, kind: str, data: dict[str, Any] | None = None, *, to_list: bool = False) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        async_to_sync(send)(run_id, kind, data, to_list=to_list)
+        return
+    # Called from sync code inside a running loop (rare): schedule instead of blocking it.
+    asyncio.ensure_future(send(run_id, kind, data, to_list=to_list))
+
+
+def run_status(run_id: int, status: str) -> None:
+    send_sync(run_id, "run.status", {"status": status}, to_list=True)
+
+
+FINISHED_EVENT = {"succeeded": "run.completed", "failed": "run.failed", "cancelled": "run.cancelled"}
+
+
+def run_finished(run_id: int, status: str) -> None:
+    send_sync(run_id, FINISHED_EVENT[status], {"status": status}, to_list=True)

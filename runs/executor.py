@@ -1,0 +1,132 @@
+"""The embedded executor: runs execute as asyncio tasks inside the daphne process.
+
+It wakes at once when a run is submitted, caps concurrency with a semaphore, and on start-up and
+every few seconds picks up runs nobody holds (queued before start, or left by a dead process).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import sys
+import threading
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+from django.db.models import Q
+from django.utils import timezone
+
+from runs import runner, services
+from runs.models import ACTIVE_STATUSES, Run
+
+logger = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 5.0
+# Leases of this embedded server carry this prefix; only one embedded server runs per database.
+OWNER_PREFIX = "embedded:"
+
+
+def _runnable_ids() -> list[int]:
+    now = timezone.now()
+    close_old_connections()
+    return list(Run.objects.filter(Q(lease_owner="") | Q(lease_expires_at__lt=now), status__in=ACTIVE_STATUSES)
+                .order_by("created_at").values_list("pk", flat=True)[:10000])
+
+
+class Executor:
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.tasks: dict[int, asyncio.Task[str | None]] = {}
+        self.semaphore: asyncio.Semaphore | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.loop is not None and not self.loop.is_closed()
+
+    def start(self, *, recover: bool = True) -> None:
+        """Start on the running loop."""
+        self.loop = asyncio.get_running_loop()
+        self.semaphore = asyncio.Semaphore(settings.RUNS_MAX_CONCURRENCY)
+        if recover:
+            self._sweeper = self.loop.create_task(self._sweep_forever(), context=contextvars.Context())
+
+    async def stop(self) -> None:
+        if self._sweeper:
+            self._sweeper.cancel()
+        for task in list(self.tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        self.loop = None
+
+    def submit(self, run_id: int) -> bool:
+        """Start executing a run soon. Safe to call from any thread."""
+        if not self.running:
+            return False
+        assert self.loop is not None
+        try:
+            on_loop = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._spawn(run_id)
+        else:
+            self.loop.call_soon_threadsafe(self._spawn, run_id)
+        return True
+
+    def cancel(self, run_id: int) -> None:
+        if self.running:
+            assert self.loop is not None
+            self.loop.call_soon_threadsafe(runner.request_cancel, run_id)
+
+    def _spawn(self, run_id: int) -> None:
+        if run_id in self.tasks:
+            return
+        # A fresh context: a run must never inherit the context of the request that started it.
+        task = asyncio.get_running_loop().create_task(self._execute(run_id), context=contextvars.Context())
+        self.tasks[run_id] = task
+        task.add_done_callback(lambda _: self.tasks.pop(run_id, None))
+
+    async def _execute(self, run_id: int) -> str | None:
+        assert self.semaphore is not None
+        async with self.semaphore:
+            try:
+                return await runner.execute_run(run_id, owner=runner.new_owner(OWNER_PREFIX))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("run %s: the executor failed; it will be picked up again", run_id)
+                return None
+
+    async def _sweep_forever(self) -> None:
+        await sync_to_async(services.release_dead_leases)(owner_prefix=OWNER_PREFIX)
+        while True:
+            try:
+                for run_id in await sync_to_async(_runnable_ids)():
+                    self._spawn(run_id)
+            except Exception:
+                logger.exception("sweeping for runnable runs failed")
+            await asyncio.sleep(SWEEP_SECONDS)
+
+
+executor = Executor()
+
+
+def start_with_reactor() -> None:
+    """Start the executor once daphne's Twisted reactor (an asyncio loop) is running.
+
+    Daphne has no ASGI lifespan, and while asgi.py is imported the loop is not yet running, so a
+    task scheduled then never runs. callWhenRunning fires inside the running loop.
+    """
+    if settings.RUNS_BACKEND != "embedded" or "twisted.internet.reactor" not in sys.modules:
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return
+    from twisted.internet import reactor
+
+    def _start() -> None:
+        executor.start()
+        logger.info("embedded run executor started")
+
+    reactor.callWhenRunning(_start)  # type: ignore[attr-defined]

@@ -1,0 +1,106 @@
+from django.conf import settings
+from django.db import models
+
+from workflows.models import Workflow
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.CANCELLING)
+FINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class Run(models.Model):
+    """One execution of a workflow. next_step and the lease fence who may write which step."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.SET_NULL, null=True, related_name="runs")
+    workflow_name = models.CharField(max_length=100, db_index=True)
+    status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    inputs = models.JSONField(default=dict)
+    snapshot = models.JSONField(default=dict)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="runs")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    step_count = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0, help_text="Sum of the steps' LLM latency.")
+    error = models.TextField(blank=True, default="")
+    output = models.TextField(blank=True, default="")
+    output_json = models.JSONField(null=True, blank=True)
+    # Replay: the run this one was copied from, and the first step that was not copied.
+    source_run = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replays")
+    replay_from_step = models.PositiveIntegerField(null=True, blank=True)
+    # The step ledger (see docs/architecture.md): the next step to run, and who holds it.
+    next_step = models.PositiveIntegerField(default=0)
+    lease_owner = models.CharField(max_length=100, blank=True, default="")
+    lease_version = models.PositiveIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "lease_expires_at"], name="run_claimable")]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} of {self.workflow_name}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+class ResponseStatus(models.TextChoices):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    COPIED = "copied"
+
+
+class Response(models.Model):
+    """The exact record of one step of a run: what was sent, what came back, what it cost."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="responses")
+    index = models.PositiveIntegerField()
+    output_key = models.CharField(max_length=100)
+    payload_name = models.CharField(max_length=100)
+    endpoint_name = models.CharField(max_length=100, blank=True, default="")
+    model = models.CharField(max_length=200, blank=True, default="")
+    messages = models.JSONField(default=list)
+    request_params = models.JSONField(default=dict)
+    output = models.TextField(blank=True, default="")
+    output_json = models.JSONField(null=True, blank=True)
+    finish_reason = models.CharField(max_length=40, blank=True, default="")
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    tokens_estimated = models.BooleanField(default=False, help_text="The server sent no usage; counted locally.")
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token (streamed).")
+    attempts = models.JSONField(default=list, help_text="Every attempt: status, error, latency.")
+    status = models.CharField(max_length=10, choices=ResponseStatus.choices)
+    error = models.TextField(blank=True, default="")
+    copied_from = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="one_response_per_step")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}#{self.index} {self.output_key}"
+
+    @property
+    def attempt_count(self) -> int:
+        return len(self.attempts)

@@ -1,0 +1,258 @@
+"""The step loop: claim a step, call the LLM with no transaction open, commit, repeat.
+
+`execute_run` is the same coroutine in every mode; only how it is dispatched differs.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from jsonschema import Draft202012Validator
+
+from llm import client as llm
+from payloads.services import RenderProblem, render_messages
+from runs import events, services
+from runs.models import ResponseStatus, RunStatus
+
+logger = logging.getLogger(__name__)
+
+# Streamed text is sent at most this often per step (about 20 messages a second).
+DELTA_INTERVAL_SECONDS = 0.05
+HEARTBEAT_SECONDS = float(os.environ.get("RUNS_HEARTBEAT_SECONDS", "2"))
+
+PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+# Cancel signals for runs executing in this process.
+_cancel_events: dict[int, asyncio.Event] = {}
+
+claim_step = sync_to_async(services.step_claim)
+commit_step = sync_to_async(services.step_commit)
+heartbeat = sync_to_async(services.step_heartbeat)
+
+
+def new_owner(prefix: str = "") -> str:
+    return f"{prefix}{PROCESS_ID}:{uuid.uuid4().hex[:8]}"
+
+
+def request_cancel(run_id: int) -> bool:
+    """Cancel the step this process is running for the run, if any. Call on the run's loop."""
+    event = _cancel_events.get(run_id)
+    if event is None:
+        return False
+    event.set()
+    return True
+
+
+class _Deltas:
+    """Coalesces streamed text: one step.delta per interval, carrying its offset in the text."""
+
+    def __init__(self, run_id: int, index: int) -> None:
+        self.run_id = run_id
+        self.index = index
+        self.sent = 0
+        self.pending: list[str] = []
+        self.streamed: list[str] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def add(self, text: str) -> None:
+        self.pending.append(text)
+        self.streamed.append(text)
+        if self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(DELTA_INTERVAL_SECONDS, self._flush_later)
+
+    def reset(self) -> None:
+        """A retried attempt starts its text again."""
+        self.pending.clear()
+        self.streamed.clear()
+        self.sent = 0
+        self._send({"index": self.index, "offset": 0, "text": "", "reset": True})
+
+    def _send(self, data: dict[str, Any]) -> None:
+        task = asyncio.ensure_future(events.send(self.run_id, "step.delta", data))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _take(self) -> dict[str, Any] | None:
+        self.timer = None
+        if not self.pending:
+            return None
+        text = "".join(self.pending)
+        self.pending.clear()
+        data = {"index": self.index, "offset": self.sent, "text": text}
+        self.sent += len(text)
+        return data
+
+    def _flush_later(self) -> None:
+        data = self._take()
+        if data:
+            self._send(data)
+
+    async def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        data = self._take()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        if data:
+            await events.send(self.run_id, "step.delta", data)
+
+
+async def _call(claim: services.Claim, messages: list[dict[str, str]], deltas: _Deltas | None) -> services.StepResult:
+    """The LLM call(s) of one step, with structured output validated and retried."""
+    payload = claim.step["payload"]
+    schema = payload.get("json_schema")
+    attempts: list[dict[str, Any]] = []
+    retries_left = payload.get("structured_retries", 0) if schema else 0
+    started = time.perf_counter()
+    prompt_tokens = completion_tokens = 0
+    while True:
+        assert claim.endpoint is not None
+        try:
+            completion = await llm.complete(
+                claim.endpoint, model=payload["model"], messages=messages, params=payload["params"],
+                stream=payload["stream"], json_schema=schema,
+                on_delta=deltas.add if deltas else None, on_retry=deltas.reset if deltas else None,
+            )
+        except llm.LLMError as exc:
+            return services.StepResult(
+                status=ResponseStatus.FAILED, messages=messages, output=exc.partial_text, error=exc.message,
+                attempts=attempts + exc.attempts, latency_ms=round((time.perf_counter() - started) * 1000),
+                prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            )
+        attempts += completion.attempts
+        prompt_tokens += completion.prompt_tokens
+        completion_tokens += completion.completion_tokens
+        result = services.StepResult(
+            status=ResponseStatus.SUCCEEDED, messages=messages, output=completion.text,
+            finish_reason=completion.finish_reason, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            tokens_estimated=completion.tokens_estimated, latency_ms=round((time.perf_counter() - started) * 1000),
+            ttft_ms=completion.ttft_ms, attempts=attempts,
+        )
+        if not schema:
+            return result
+        problem = _schema_problem(completion.text, schema)
+        if problem is None:
+            result.output_json = json.loads(completion.text)
+            return result
+        attempts[-1] = {**attempts[-1], "ok": False, "kind": "invalid_output", "error": problem}
+        if retries_left <= 0:
+            result.status = ResponseStatus.FAILED
+            result.error = f"the answer does not match the JSON schema: {problem}"
+            return result
+        retries_left -= 1
+        if deltas:
+            deltas.reset()
+
+
+def _schema_problem(text: str, schema: dict[str, Any]) -> str | None:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+    error = next(iter(Draft202012Validator(schema).iter_errors(value)), None)
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "the top level"
+    return f"at {where}: {error.message}"
+
+
+async def _run_step(claim: services.Claim, cancel: asyncio.Event) -> services.StepResult:
+    step = claim.step
+    try:
+        messages = render_messages(step["blocks"], claim.variables)
+    except RenderProblem as exc:
+        return services.StepResult(status=ResponseStatus.FAILED, error=str(exc))
+    if claim.endpoint is None:
+        return services.StepResult(status=ResponseStatus.FAILED, messages=messages,
+                                   error=f"endpoint '{step['payload'].get('endpoint_name')}' is deleted or disabled")
+    deltas = _Deltas(claim.run_id, claim.index) if step["payload"]["stream"] else None
+    call = asyncio.ensure_future(_call(claim, messages, deltas))
+    cancelled = asyncio.ensure_future(cancel.wait())
+    lost_lease = False
+    try:
+        while True:
+            done, _ = await asyncio.wait({call, cancelled}, timeout=HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            if call in done or cancelled in done:
+                break
+            still_ours, cancel_requested = await heartbeat(claim=claim)
+            if not still_ours:
+                lost_lease = True
+                break
+            if cancel_requested:
+                cancel.set()
+    finally:
+        cancelled.cancel()
+    if call.done():
+        result = call.result()
+    else:
+        # Cancelling the call closes its HTTP stream; the text streamed so far is kept.
+        call.cancel()
+        await asyncio.gather(call, return_exceptions=True)
+        result = services.StepResult(status=ResponseStatus.CANCELLED, messages=messages, error="Cancelled by a user.",
+                                     output="".join(deltas.streamed) if deltas else "")
+    if deltas is not None:
+        await deltas.close()
+    if lost_lease:
+        raise _LeaseLost
+    return result
+
+
+class _LeaseLost(Exception):
+    """Another worker took this step over; this one's work is dropped."""
+
+
+async def execute_run(run_id: int, *, owner: str | None = None) -> str | None:
+    """Run the steps of a run that are still to do. Returns the run's final status if it ended here."""
+    owner = owner or new_owner()
+    cancel = _cancel_events.setdefault(run_id, asyncio.Event())
+    try:
+        while True:
+            claim = await claim_step(run_id=run_id, owner=owner)
+            if claim is None:
+                return None
+            if isinstance(claim, services.Finished):
+                await events.send(run_id, events.FINISHED_EVENT[claim.status], {"status": claim.status}, to_list=True)
+                return claim.status
+            if claim.first:
+                await events.send(run_id, "run.started", {"status": RunStatus.RUNNING}, to_list=True)
+            await events.send(run_id, "step.started", {
+                "index": claim.index, "output_key": claim.step["output_key"],
+                "payload": claim.step["payload"]["name"], "step_count": claim.step_count})
+            try:
+                result = await _run_step(claim, cancel)
+            except _LeaseLost:
+                logger.warning("run %s step %s: lease lost, dropping this attempt", run_id, claim.index)
+                return None
+            outcome = await commit_step(claim=claim, result=result)
+            if outcome is False:
+                return None
+            await _announce(claim, result)
+            if isinstance(outcome, services.Finished):
+                await events.send(run_id, events.FINISHED_EVENT[outcome.status],
+                                  {"status": outcome.status, "error": "" if outcome.status == "succeeded" else result.error},
+                                  to_list=True)
+                return outcome.status
+    finally:
+        if _cancel_events.get(run_id) is cancel:
+            del _cancel_events[run_id]
+
+
+async def _announce(claim: services.Claim, result: services.StepResult) -> None:
+    data: dict[str, Any] = {
+        "index": claim.index, "output_key": claim.step["output_key"], "status": result.status,
+        "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+        "tokens_estimated": result.tokens_estimated, "latency_ms": result.latency_ms, "ttft_ms": result.ttft_ms,
+        "attempts": len(result.attempts), "output": result.output,
+    }
+    if result.status == ResponseStatus.SUCCEEDED:
+        await events.send(claim.run_id, "step.completed", data)
+    else:
+        await events.send(claim.run_id, "step.failed", {**data, "error": result.error})

@@ -1,0 +1,306 @@
+"""Every write to runs and responses.
+
+Starting, cancelling and replaying runs, and the step ledger the runner uses: a step is claimed
+with a compare-and-set on (next_step, lease) and committed in one short transaction that checks
+the lease is still its own. No transaction is ever held across an LLM call.
+"""
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from llm.client import EndpointConfig
+from llm.models import Endpoint
+from runs import dispatch, events
+from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus
+from workflows.models import Workflow
+from workflows.services import workflow_problems, workflow_snapshot
+
+
+# --- starting runs ------------------------------------------------------------------------------
+def resolve_inputs(workflow: Workflow, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The declared inputs with defaults applied; ValidationError lists missing and unknown names."""
+    if not isinstance(inputs, dict):
+        raise ValidationError({"inputs": ["Inputs must be a JSON object of name: value."]})
+    declared = {item["name"]: item for item in workflow.inputs or []}
+    errors = []
+    unknown = sorted(set(inputs) - set(declared))
+    if unknown:
+        errors.append(f"Unknown inputs: {', '.join(unknown)}. This workflow takes: {', '.join(declared) or 'none'}.")
+    missing = sorted(n for n, item in declared.items() if n not in inputs and item.get("default") is None)
+    if missing:
+        errors.append(f"Missing inputs: {', '.join(missing)}.")
+    if errors:
+        raise ValidationError({"inputs": errors})
+    return {name: inputs.get(name, item.get("default")) for name, item in declared.items()}
+
+
+def _raise_problems(workflow: Workflow) -> None:
+    problems = workflow_problems(workflow)
+    if problems:
+        raise ValidationError({"workflow": [p["message"] if p.get("step") is None else
+                                            f"Step {p['step']} ({p['output_key']}): {p['message']}" for p in problems]})
+
+
+def _after_commit_dispatch(run: Run) -> None:
+    run_id = run.pk
+    transaction.on_commit(lambda: (events.run_status(run_id, RunStatus.QUEUED), dispatch.dispatch(run_id)))
+
+
+@transaction.atomic
+def run_start(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None) -> Run:
+    """Validate, snapshot and queue a run. Nothing reaches an LLM if the inputs are wrong."""
+    resolved = resolve_inputs(workflow, inputs)
+    _raise_problems(workflow)
+    snapshot = workflow_snapshot(workflow)
+    run = Run.objects.create(
+        workflow=workflow, workflow_name=workflow.name, inputs=resolved, snapshot=snapshot,
+        step_count=len(snapshot["steps"]), created_by=user if user and user.is_authenticated else None,
+    )
+    _after_commit_dispatch(run)
+    return run
+
+
+@transaction.atomic
+def run_replay(*, source: Run, user: AbstractBaseUser | None, from_step: int = 0,
+               inputs: dict[str, Any] | None = None) -> Run:
+    """A new run of the source's workflow; steps before `from_step` are copied, not called again."""
+    workflow = source.workflow
+    if workflow is None:
+        raise ValidationError({"workflow": ["The source run's workflow was deleted."]})
+    resolved = resolve_inputs(workflow, source.inputs if inputs is None else {**source.inputs, **inputs})
+    _raise_problems(workflow)
+    snapshot = workflow_snapshot(workflow)
+    steps = snapshot["steps"]
+    if not 0 <= from_step < len(steps):
+        raise ValidationError({"from_step": [f"Must be a step index from 0 to {len(steps) - 1}."]})
+    copied = list(source.responses.filter(index__lt=from_step).order_by("index"))
+    done = [r for r in copied if r.status in (ResponseStatus.SUCCEEDED, ResponseStatus.COPIED)]
+    if len(done) != from_step:
+        raise ValidationError({"from_step": [f"The source run has no finished response for every step before {from_step}."]})
+    for response in copied:
+        if response.output_key != steps[response.index]["output_key"]:
+            raise ValidationError({"from_step": [
+                f"Step {response.index} is now '{steps[response.index]['output_key']}', "
+                f"the source run's was '{response.output_key}': replay from an earlier step."]})
+    run = Run.objects.create(
+        workflow=workflow, workflow_name=workflow.name, inputs=resolved, snapshot=snapshot,
+        step_count=len(steps), created_by=user if user and user.is_authenticated else None,
+        source_run=source, replay_from_step=from_step if from_step else None, next_step=from_step,
+    )
+    Response.objects.bulk_create([
+        Response(
+            run=run, index=r.index, output_key=r.output_key, payload_name=r.payload_name,
+            endpoint_name=r.endpoint_name, model=r.model, messages=r.messages, request_params=r.request_params,
+            output=r.output, output_json=r.output_json, finish_reason=r.finish_reason,
+            prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
+            tokens_estimated=r.tokens_estimated, latency_ms=r.latency_ms, ttft_ms=r.ttft_ms,
+            attempts=[], status=ResponseStatus.COPIED, copied_from=r.copied_from or r,
+        )
+        for r in copied
+    ])
+    _after_commit_dispatch(run)
+    return run
+
+
+def run_cancel(*, run: Run) -> Run:
+    """Ask a run to stop. A run nobody holds is cancelled at once; a held one by its holder."""
+    now = timezone.now()
+    with transaction.atomic():
+        free = Q(lease_owner="") | Q(lease_expires_at__lt=now)
+        stopped = Run.objects.filter(free, pk=run.pk, status__in=ACTIVE_STATUSES).update(
+            cancel_requested=True, status=RunStatus.CANCELLED, finished_at=now, error="Cancelled by a user.",
+            lease_owner="", lease_expires_at=None,
+        )
+        if not stopped:
+            Run.objects.filter(pk=run.pk, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).update(
+                cancel_requested=True, status=RunStatus.CANCELLING)
+    run.refresh_from_db()
+    run_id, status = run.pk, run.status
+    if stopped:
+        transaction.on_commit(lambda: events.run_finished(run_id, status))
+    elif status == RunStatus.CANCELLING:
+        transaction.on_commit(lambda: (events.run_status(run_id, status), dispatch.cancel(run_id)))
+    return run
+
+
+# --- the step ledger ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Claim:
+    """A step this worker owns until its lease expires or is taken over."""
+
+    run_id: int
+    index: int
+    lease_version: int
+    owner: str
+    step: dict[str, Any]
+    step_count: int
+    variables: dict[str, Any]
+    endpoint: EndpointConfig | None
+    first: bool
+
+
+@dataclass(frozen=True)
+class Finished:
+    run_id: int
+    status: str
+
+
+@dataclass
+class StepResult:
+    status: str
+    messages: list[dict[str, str]] = field(default_factory=list)
+    output: str = ""
+    output_json: Any = None
+    finish_reason: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tokens_estimated: bool = False
+    latency_ms: int = 0
+    ttft_ms: int | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""
+
+
+def _lease_until() -> datetime.datetime:
+    return timezone.now() + datetime.timedelta(seconds=settings.RUNS_LEASE_SECONDS)
+
+
+def _value(response: dict[str, Any]) -> Any:
+    return response["output_json"] if response["output_json"] is not None else response["output"]
+
+
+def _finish(run_id: int, status: str, *, error: str = "") -> Finished | None:
+    """Mark a run final (idempotent): only an active run with no live lease changes."""
+    now = timezone.now()
+    fields: dict[str, Any] = {"status": status, "finished_at": now, "lease_owner": "", "lease_expires_at": None}
+    if status == RunStatus.SUCCEEDED:
+        last = Response.objects.filter(run_id=run_id).order_by("-index").values("output", "output_json").first()
+        if last is not None:
+            fields.update(output=last["output"], output_json=last["output_json"])
+    if error:
+        fields["error"] = error
+    changed = Run.objects.filter(Q(lease_owner="") | Q(lease_expires_at__lt=now), pk=run_id,
+                                 status__in=ACTIVE_STATUSES).update(**fields)
+    return Finished(run_id, status) if changed else None
+
+
+def step_claim(*, run_id: int, owner: str) -> Claim | Finished | None:
+    """Claim the run's next step for `owner`. None: nothing to do here (finished, or held by another)."""
+    with transaction.atomic():
+        run = (Run.objects.filter(pk=run_id)
+               .values("status", "next_step", "cancel_requested", "snapshot", "inputs", "started_at",
+                       "lease_owner", "lease_expires_at", "step_count")
+               .first())
+        if run is None or run["status"] not in ACTIVE_STATUSES:
+            return None
+        now = timezone.now()
+        if run["lease_owner"] and run["lease_expires_at"] and run["lease_expires_at"] >= now:
+            return None
+        if run["cancel_requested"]:
+            return _finish(run_id, RunStatus.CANCELLED, error="Cancelled by a user.")
+        steps = run["snapshot"]["steps"]
+        index = run["next_step"]
+        if index >= len(steps):
+            return _finish(run_id, RunStatus.SUCCEEDED)
+        claimed = (Run.objects
+                   .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now), pk=run_id, next_step=index,
+                           cancel_requested=False, status__in=ACTIVE_STATUSES)
+                   .update(lease_owner=owner, lease_version=F("lease_version") + 1, lease_expires_at=_lease_until(),
+                           status=RunStatus.RUNNING, started_at=Coalesce(F("started_at"), now)))
+        if claimed != 1:
+            return None
+        lease_version = Run.objects.filter(pk=run_id).values_list("lease_version", flat=True).get()
+        earlier = list(Response.objects.filter(run_id=run_id, index__lte=index)
+                       .order_by("index").values("index", "output_key", "output", "output_json"))
+        if earlier and earlier[-1]["index"] == index:
+            # Already committed (a replay copy, or a commit whose dispatch was lost): just advance.
+            Run.objects.filter(pk=run_id, lease_version=lease_version).update(
+                next_step=index + 1, lease_owner="", lease_expires_at=None)
+            return step_claim(run_id=run_id, owner=owner)
+        variables = dict(run["inputs"])
+        for response in earlier:
+            variables[response["output_key"]] = _value(response)
+        if earlier:
+            variables["previous"] = _value(earlier[-1])
+        step = steps[index]
+        endpoint = Endpoint.objects.filter(pk=step["payload"]["endpoint_id"]).first()
+        return Claim(
+            run_id=run_id, index=index, lease_version=lease_version, owner=owner, step=step,
+            step_count=len(steps), variables=variables,
+            endpoint=EndpointConfig.from_endpoint(endpoint) if endpoint and endpoint.enabled else None,
+            first=run["started_at"] is None,
+        )
+
+
+def step_heartbeat(*, claim: Claim) -> tuple[bool, bool]:
+    """Renew the lease. Returns (still ours, cancel requested)."""
+    with transaction.atomic():
+        renewed = Run.objects.filter(pk=claim.run_id, lease_owner=claim.owner, lease_version=claim.lease_version).update(
+            lease_expires_at=_lease_until())
+        cancel = Run.objects.filter(pk=claim.run_id).values_list("cancel_requested", flat=True).first()
+    return bool(renewed), bool(cancel)
+
+
+def step_commit(*, claim: Claim, result: StepResult) -> Finished | bool:
+    """Record the step and advance the run, only if the lease is still ours.
+
+    Returns False when another worker took the step over (this copy is dropped), True when the
+    run goes on, or Finished when this step ended the run.
+    """
+    now = timezone.now()
+    last = claim.index + 1 >= claim.step_count
+    fields: dict[str, Any] = {
+        "lease_owner": "", "lease_expires_at": None,
+        "prompt_tokens": F("prompt_tokens") + result.prompt_tokens,
+        "completion_tokens": F("completion_tokens") + result.completion_tokens,
+        "latency_ms": F("latency_ms") + result.latency_ms,
+    }
+    final: str | None = None
+    if result.status == ResponseStatus.SUCCEEDED:
+        fields["next_step"] = claim.index + 1
+        if last:
+            final = RunStatus.SUCCEEDED
+            fields.update(output=result.output, output_json=result.output_json)
+    elif result.status == ResponseStatus.CANCELLED:
+        final = RunStatus.CANCELLED
+        fields["error"] = f"Cancelled by a user during step {claim.index} ({claim.step['output_key']})."
+    else:
+        final = RunStatus.FAILED
+        fields["error"] = f"Step {claim.index} ({claim.step['output_key']}) failed: {result.error}"
+    if final:
+        fields.update(status=final, finished_at=now)
+    payload = claim.step["payload"]
+    try:
+        with transaction.atomic():
+            advanced = Run.objects.filter(pk=claim.run_id, lease_owner=claim.owner, lease_version=claim.lease_version,
+                                          next_step=claim.index).update(**fields)
+            if advanced != 1:
+                return False
+            Response.objects.create(
+                run_id=claim.run_id, index=claim.index, output_key=claim.step["output_key"],
+                payload_name=payload["name"], endpoint_name=payload.get("endpoint_name", ""), model=payload["model"],
+                messages=result.messages, request_params=payload["params"], output=result.output,
+                output_json=result.output_json, finish_reason=result.finish_reason,
+                prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                tokens_estimated=result.tokens_estimated, latency_ms=result.latency_ms, ttft_ms=result.ttft_ms,
+                attempts=result.attempts, status=result.status, error=result.error,
+            )
+    except IntegrityError:
+        return False
+    return Finished(claim.run_id, final) if final else True
+
+
+def release_dead_leases(*, owner_prefix: str) -> int:
+    """At start-up of a single embedded server: leases of earlier processes of it are dead."""
+    return Run.objects.filter(status__in=ACTIVE_STATUSES, lease_owner__startswith=owner_prefix).update(
+        lease_owner="", lease_expires_at=None)

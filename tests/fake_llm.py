@@ -1,0 +1,71 @@
+"""The project's fake OpenAI-compatible server, run in its own process for tests (real HTTP)."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from llm.fake_server import reply_text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+__all__ = ["FakeLLM", "free_port", "reply_text"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+class FakeLLM:
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{self.url}/v1"
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "fake_llm", "--port", str(self.port), *args],
+            cwd=ROOT, env={**os.environ}, stdout=subprocess.DEVNULL,
+        )
+        wait_for_http(f"{self.url}/health")
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        request = urllib.request.Request(f"{self.url}{path}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)
+
+    def control(self, **settings: Any) -> None:
+        self._post("/_control", settings)
+
+    def fail_next(self, *faults: dict[str, Any]) -> None:
+        self._post("/_control", {"faults": list(faults)})
+
+    def reset(self) -> None:
+        self._post("/_reset", {})
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/_stats", timeout=5) as response:
+            return json.load(response)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)

@@ -1,0 +1,96 @@
+from typing import Any
+
+from blocks import templating
+from payloads.services import payload_block_specs
+from workflows.models import Workflow
+
+
+def _steps(workflow: Workflow) -> list[Any]:
+    return list(workflow.steps.select_related("payload__endpoint").order_by("position", "id"))
+
+
+def workflow_variable_flow(workflow: Workflow) -> list[dict[str, Any]]:
+    """For each step: which variables it reads, and where each one comes from (or None)."""
+    inputs = set(workflow.input_names)
+    earlier: list[str] = []
+    flow = []
+    for index, step in enumerate(_steps(workflow)):
+        reads = []
+        for spec in payload_block_specs(step.payload):
+            for name in sorted(templating.variables_of(spec["content"])):
+                if name == "previous":
+                    source = f"step:{earlier[-1]}" if earlier else None
+                elif name in earlier:
+                    source = f"step:{name}"
+                elif name in inputs:
+                    source = "input"
+                else:
+                    source = None
+                reads.append({"variable": name, "block": spec["block"], "source": source})
+        flow.append({"index": index, "output_key": step.output_key, "payload": step.payload.name, "reads": reads})
+        earlier.append(step.output_key)
+    return flow
+
+
+def workflow_problems(workflow: Workflow) -> list[dict[str, Any]]:
+    """Every reason the workflow cannot run, each naming its step and block. Empty: it can run."""
+    problems: list[dict[str, Any]] = []
+    steps = _steps(workflow)
+    if not steps:
+        problems.append({"step": None, "message": "The workflow has no steps."})
+    inputs = set(workflow.input_names)
+    seen_keys: set[str] = set()
+    for index, step in enumerate(steps):
+        where = {"step": index + 1, "output_key": step.output_key, "payload": step.payload.name}
+        if step.output_key in seen_keys:
+            problems.append({**where, "message": f"Output key '{step.output_key}' is used by an earlier step."})
+        if step.output_key in inputs:
+            problems.append({**where, "message": f"Output key '{step.output_key}' hides the input of that name."})
+        if not step.payload.endpoint.enabled:
+            problems.append({**where, "message": f"Endpoint '{step.payload.endpoint.name}' is disabled."})
+        specs = payload_block_specs(step.payload)
+        if not specs:
+            problems.append({**where, "message": f"Payload '{step.payload.name}' has no blocks."})
+        for spec in specs:
+            try:
+                templating.check_syntax(spec["content"])
+            except templating.TemplateProblem as exc:
+                problems.append({**where, "block": spec["block"], "message": f"Template error: {exc}"})
+                continue
+            for name in sorted(templating.variables_of(spec["content"])):
+                if name == "previous":
+                    if index == 0:
+                        problems.append({**where, "block": spec["block"], "variable": name,
+                                         "message": "'previous' is used in the first step, which has no previous step."})
+                elif name not in inputs and name not in seen_keys:
+                    problems.append({**where, "block": spec["block"], "variable": name,
+                                     "message": f"'{name}' is neither a workflow input nor an earlier step's output."})
+        seen_keys.add(step.output_key)
+    return problems
+
+
+def workflow_snapshot(workflow: Workflow) -> dict[str, Any]:
+    """Everything a run needs, frozen at start: later edits to the workflow do not change a run."""
+    return {
+        "workflow": {"id": workflow.pk, "name": workflow.name},
+        "inputs": workflow.inputs,
+        "steps": [
+            {
+                "index": index,
+                "output_key": step.output_key,
+                "payload": {
+                    "id": step.payload.pk,
+                    "name": step.payload.name,
+                    "endpoint_id": step.payload.endpoint_id,
+                    "endpoint_name": step.payload.endpoint.name,
+                    "model": step.payload.effective_model,
+                    "params": step.payload.request_params(),
+                    "stream": step.payload.stream,
+                    "json_schema": step.payload.json_schema,
+                    "structured_retries": step.payload.structured_retries,
+                },
+                "blocks": payload_block_specs(step.payload),
+            }
+            for index, step in enumerate(_steps(workflow))
+        ],
+    }
