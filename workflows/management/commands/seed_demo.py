@@ -1,0 +1,141 @@
+"""Seed a demo: an admin user, a mock LLM endpoint, blocks, payloads and a 3-step workflow.
+
+Idempotent: everything is looked up by its unique name and only created when missing, so
+`make run` can call it on every start. Objects a user has since edited are left as they are.
+"""
+import os
+import secrets
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from blocks.models import Block
+from llm.models import Endpoint
+from payloads.models import Payload, PayloadBlock
+from workflows.models import Step, Workflow
+
+MOCK_ENDPOINT_NAME = "Local mock LLM"
+OPENAI_ENDPOINT_NAME = "OpenAI"
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MODEL = "gpt-4o-mini"
+DEMO_WORKFLOW_NAME = "Article"
+
+DEMO_BLOCKS: dict[str, tuple[str, str]] = {
+    # name: (description, content)
+    "writer-system": ("System prompt shared by the demo payloads.",
+                      "You are a concise technical writer. Answer in plain English without preamble."),
+    "outline-task": ("Step 1: an outline of the topic.",
+                     "Write a short outline about {{ topic }}."),
+    "paragraph-task": ("Step 2: reads the topic and the outline (an earlier step's output key).",
+                       "Expand this outline about {{ topic }} into one paragraph:\n{{ outline }}"),
+    "summary-task": ("Step 3: reads the output of the step just before ({{ previous }}).",
+                     "Summarize this paragraph in one sentence:\n{{ previous }}"),
+}
+
+# name: (description, stream, temperature, max_tokens, [(role, block name), ...])
+DEMO_PAYLOADS: dict[str, tuple[str, bool, float, int, list[tuple[str, str]]]] = {
+    "outline": ("Outline of a topic, streamed token by token.", True, 0.2, 200,
+                [("system", "writer-system"), ("user", "outline-task")]),
+    "paragraph": ("A paragraph from the outline, streamed.", True, 0.7, 400,
+                  [("system", "writer-system"), ("user", "paragraph-task")]),
+    "summary": ("A one-sentence summary, not streamed.", False, 0.0, 100,
+                [("system", "writer-system"), ("user", "summary-task")]),
+}
+
+DEMO_STEPS = [("outline", "outline"), ("paragraph", "paragraph"), ("summary", "summary")]  # (output_key, payload)
+
+
+class Command(BaseCommand):
+    help = "Create the admin user and a demo (mock endpoint, blocks, payloads, the 'Article' workflow). Idempotent."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--fake-llm-url", default="http://127.0.0.1:8001/v1",
+                            help="base URL of the mock LLM (manage.py fake_llm)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        with transaction.atomic():
+            self._admin_user()
+            endpoint = self._mock_endpoint(options["fake_llm_url"])
+            self._openai_endpoint()
+            blocks = self._blocks()
+            payloads = self._payloads(endpoint, blocks)
+            self._workflow(payloads)
+
+    def _say(self, created: bool, what: str) -> None:
+        if created:
+            self.stdout.write(self.style.SUCCESS(f"created {what}"))
+
+    def _admin_user(self) -> None:
+        users = get_user_model()
+        if users.objects.filter(username="admin").exists():
+            return  # never reset an existing user's password
+        password = os.environ.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        users.objects.create_superuser("admin", "admin@example.com", password)
+        if os.environ.get("ADMIN_PASSWORD"):
+            self.stdout.write(self.style.SUCCESS("created admin user 'admin' with the password in ADMIN_PASSWORD"))
+        else:
+            # Printed once: the next run finds the user and prints nothing.
+            self.stdout.write(self.style.SUCCESS(f"created admin user 'admin' with password: {password}"))
+
+    def _mock_endpoint(self, base_url: str) -> Endpoint:
+        endpoint, created = Endpoint.objects.get_or_create(
+            name=MOCK_ENDPOINT_NAME,
+            defaults={"base_url": base_url, "default_model": DEFAULT_MODEL, "is_mock": True},
+        )
+        self._say(created, f"endpoint '{endpoint.name}' at {base_url}")
+        if not created and endpoint.is_mock and endpoint.base_url != base_url:
+            # The mock's port may differ between starts (FAKE_LLM_PORT); follow it.
+            endpoint.base_url = base_url
+            endpoint.save(update_fields=["base_url", "updated_at"])
+            self.stdout.write(f"pointed endpoint '{endpoint.name}' at {base_url}")
+        return endpoint
+
+    def _openai_endpoint(self) -> None:
+        api_key = os.environ.get("OPENAI_API_KEY", "")
+        if not api_key:
+            return
+        endpoint, created = Endpoint.objects.get_or_create(
+            name=OPENAI_ENDPOINT_NAME, defaults={"base_url": OPENAI_BASE_URL, "default_model": DEFAULT_MODEL},
+        )
+        if created or endpoint.api_key != api_key:
+            endpoint.set_api_key(api_key)
+            endpoint.save(update_fields=["api_key_encrypted", "updated_at"])
+        self._say(created, f"endpoint '{endpoint.name}' ({OPENAI_BASE_URL}, key from OPENAI_API_KEY)")
+
+    def _blocks(self) -> dict[str, Block]:
+        blocks = {}
+        for name, (description, content) in DEMO_BLOCKS.items():
+            block, created = Block.objects.get_or_create(name=name, defaults={"description": description, "content": content})
+            self._say(created, f"block '{name}'")
+            blocks[name] = block
+        return blocks
+
+    def _payloads(self, endpoint: Endpoint, blocks: dict[str, Block]) -> dict[str, Payload]:
+        payloads = {}
+        for name, (description, stream, temperature, max_tokens, parts) in DEMO_PAYLOADS.items():
+            payload, created = Payload.objects.get_or_create(name=name, defaults={
+                "description": description, "endpoint": endpoint, "model": DEFAULT_MODEL, "stream": stream,
+                "temperature": temperature, "max_tokens": max_tokens,
+            })
+            if created:
+                PayloadBlock.objects.bulk_create([
+                    PayloadBlock(payload=payload, block=blocks[block_name], role=role, position=position)
+                    for position, (role, block_name) in enumerate(parts)
+                ])
+            self._say(created, f"payload '{name}'")
+            payloads[name] = payload
+        return payloads
+
+    def _workflow(self, payloads: dict[str, Payload]) -> None:
+        workflow, created = Workflow.objects.get_or_create(name=DEMO_WORKFLOW_NAME, defaults={
+            "description": "Outline, then a paragraph, then a one-sentence summary of a topic.",
+            "inputs": [{"name": "topic", "default": "ocean tides", "description": "What the article is about."}],
+        })
+        if created:
+            Step.objects.bulk_create([
+                Step(workflow=workflow, payload=payloads[payload_name], output_key=output_key, position=position)
+                for position, (output_key, payload_name) in enumerate(DEMO_STEPS)
+            ])
+        self._say(created, f"workflow '{workflow.name}' (3 steps: outline -> paragraph -> summary)")
