@@ -1,14 +1,36 @@
-from rest_framework import serializers, viewsets
+from django.db.models import QuerySet
+from rest_framework import status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
 
+from blocks import services
+from blocks.filters import BlockFilter
 from blocks.models import Block
-
-
-class BlockSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Block
-        fields = ["id", "name"]
+from blocks.serializers import BlockSerializer
 
 
 class BlockViewSet(viewsets.ModelViewSet):
-    queryset = Block.objects.all()
+    """Reusable prompt templates. A block used by a payload cannot be deleted (409); renaming is safe."""
+
     serializer_class = BlockSerializer
+    filterset_class = BlockFilter
+    search_fields = ["name", "description", "content"]
+    ordering_fields = ["name", "created_at", "updated_at", "id"]
+
+    def get_queryset(self) -> QuerySet[Block]:
+        return Block.objects.prefetch_related("payload_blocks__payload__steps__workflow")
+
+    def create(self, request: Request, *args: object, **kwargs: object) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        block = services.block_create(**serializer.validated_data)
+        return Response(self.get_serializer(self._fresh(block)).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args: object, **kwargs: object) -> Response:
+        serializer = self.get_serializer(self.get_object(), data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        block = services.block_update(block=serializer.instance, data=serializer.validated_data)
+        return Response(self.get_serializer(self._fresh(block)).data)
+
+    def _fresh(self, block: Block) -> Block:
+        return self.get_queryset().get(pk=block.pk)

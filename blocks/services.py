@@ -1,0 +1,30 @@
+"""Every write to blocks: validated in full before it is saved."""
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from blocks.models import Block
+
+BLOCK_UPDATABLE_FIELDS = {"name", "description", "content"}
+
+
+@transaction.atomic
+def block_create(*, name: str, content: str, description: str = "") -> Block:
+    block = Block(name=name, content=content, description=description)
+    block.full_clean()
+    block.save()
+    return block
+
+
+@transaction.atomic
+def block_update(*, block: Block, data: dict[str, Any]) -> Block:
+    """Change name, description or content. Renaming is safe: payloads refer to blocks by id."""
+    unknown = sorted(set(data) - BLOCK_UPDATABLE_FIELDS)
+    if unknown:
+        raise ValidationError({name: "Unknown field." for name in unknown})
+    for field, value in data.items():
+        setattr(block, field, value)
+    block.full_clean()
+    block.save()
+    return block
