@@ -1,0 +1,126 @@
+"""Runs are records: the admin shows them read-only; its actions call runs.services."""
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from runs.models import Response, Run, RunStatus
+from runs.services import run_cancel, run_replay
+
+
+def pretty_json(value: Any) -> str:
+    return format_html('<pre class="ae-pre">{}</pre>', json.dumps(value, indent=2, ensure_ascii=False))
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ResponseInline(ReadOnlyMixin, admin.StackedInline):
+    model = Response
+    extra = 0
+    fk_name = "run"
+    fields = [("index", "output_key", "status"), ("payload_name", "endpoint_name", "model"),
+              "rendered_messages", "output", "output_json_display", "error",
+              ("prompt_tokens", "completion_tokens", "tokens_estimated", "finish_reason"),
+              ("latency_ms", "ttft_ms", "attempt_count"), "attempts_display", "request_params_display"]
+    readonly_fields = [name for item in fields for name in (item if isinstance(item, tuple) else (item,))]
+
+    @admin.display(description="messages sent")
+    def rendered_messages(self, response: Response) -> str:
+        return format_html_join("", '<div class="ae-message"><span class="ae-role">{}</span><pre class="ae-pre">{}</pre></div>',
+                                ((m.get("role", ""), m.get("content", "")) for m in response.messages or []))
+
+    @admin.display(description="output JSON")
+    def output_json_display(self, response: Response) -> str:
+        return "-" if response.output_json is None else pretty_json(response.output_json)
+
+    @admin.display(description="attempts")
+    def attempts_display(self, response: Response) -> str:
+        return pretty_json(response.attempts) if response.attempts else "-"
+
+    @admin.display(description="request parameters")
+    def request_params_display(self, response: Response) -> str:
+        return pretty_json(response.request_params)
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    inlines = [ResponseInline]
+    list_display = ["id", "workflow_name", "status", "progress", "total_tokens", "latency_ms", "created_by", "created_at"]
+    list_display_links = ["id", "workflow_name"]
+    list_filter = ["status", "workflow", "created_at"]
+    search_fields = ["=id", "workflow_name", "output", "error"]
+    list_select_related = ["created_by"]
+    date_hierarchy = "created_at"
+    actions = ["cancel_runs", "rerun_runs"]
+    fieldsets = [
+        (None, {"fields": [("workflow", "workflow_name", "status"), "inputs_display", "output", "error",
+                           ("prompt_tokens", "completion_tokens", "latency_ms"),
+                           ("created_by", "created_at", "started_at", "finished_at")]}),
+        ("Replay", {"classes": ["collapse"], "fields": ["source_run", "replay_from_step"]}),
+        ("Step ledger", {"classes": ["collapse"], "fields": [
+            ("next_step", "step_count"), ("lease_owner", "lease_version", "lease_expires_at"), "cancel_requested"]}),
+        ("Snapshot", {"classes": ["collapse"], "fields": ["snapshot_display"]}),
+    ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Run | None = None) -> list[str]:
+        return [f.name for f in Run._meta.fields] + ["inputs_display", "snapshot_display"]
+
+    @admin.display(description="steps done")
+    def progress(self, run: Run) -> str:
+        return f"{min(run.next_step, run.step_count)}/{run.step_count}"
+
+    @admin.display(description="tokens")
+    def total_tokens(self, run: Run) -> int:
+        return run.total_tokens
+
+    @admin.display(description="inputs")
+    def inputs_display(self, run: Run) -> str:
+        return pretty_json(run.inputs)
+
+    @admin.display(description="snapshot")
+    def snapshot_display(self, run: Run) -> str:
+        return pretty_json(run.snapshot)
+
+    # Runs are read-only, but cancelling and re-running them are allowed to whoever may change/add runs.
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("runs.change_run")
+
+    def has_rerun_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("runs.add_run")
+
+    @admin.action(description="Cancel selected runs", permissions=["cancel"])
+    def cancel_runs(self, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+        stopped = 0
+        for run in queryset:
+            if run.is_finished:
+                continue
+            run = run_cancel(run=run)
+            stopped += run.status in (RunStatus.CANCELLED, RunStatus.CANCELLING)
+        skipped = queryset.count() - stopped
+        self.message_user(request, f"Cancelled {stopped} run(s)." + (
+            f" {skipped} had already finished." if skipped else ""), messages.SUCCESS if stopped else messages.WARNING)
+
+    @admin.action(description="Re-run selected runs (same inputs)", permissions=["rerun"])
+    def rerun_runs(self, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+        started = []
+        for run in queryset:
+            try:
+                started.append(run_replay(source=run, user=request.user).pk)
+            except ValidationError as exc:
+                problems = "; ".join(exc.messages)
+                self.message_user(request, f"Run {run.pk} was not re-run: {problems}", messages.ERROR)
+        if started:
+            self.message_user(request, f"Started run(s) {', '.join(map(str, started))}.", messages.SUCCESS)

@@ -1,0 +1,74 @@
+from typing import Any
+
+from adminsortable2.admin import SortableAdminBase, SortableTabularInline
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse
+
+from blocks.admin import variable_chips
+from payloads.services import payload_variables
+from workflows.models import Step, Workflow
+from workflows.services import workflow_problems, workflow_variable_flow
+
+
+class StepInline(SortableTabularInline):
+    model = Step
+    fields = ["output_key", "payload", "payload_reads"]
+    readonly_fields = ["payload_reads"]
+    extra = 0
+
+    @admin.display(description="reads")
+    def payload_reads(self, step: Step) -> str:
+        if step.payload_id is None:
+            return "-"
+        return variable_chips(payload_variables(step.payload))
+
+
+class WorkflowForm(forms.ModelForm):
+    class Meta:
+        model = Workflow
+        fields = ["name", "description", "inputs"]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 2}),
+            "inputs": forms.Textarea(attrs={"rows": 4, "class": "ae-code"}),
+        }
+        help_texts = {
+            "inputs": 'A JSON list, e.g. <code>[{"name": "topic", "default": "tides", "description": "..."}]</code>. '
+                      "Steps read inputs, earlier steps' output keys, and <code>previous</code>.",
+        }
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(SortableAdminBase, admin.ModelAdmin):
+    form = WorkflowForm
+    inlines = [StepInline]
+    list_display = ["name", "input_list", "step_total", "ready", "updated_at"]
+    search_fields = ["name", "description"]
+    list_filter = ["updated_at"]
+    list_per_page = 50
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Workflow]:
+        return super().get_queryset(request).annotate(step_count=Count("steps", distinct=True))
+
+    @admin.display(description="inputs")
+    def input_list(self, workflow: Workflow) -> str:
+        return variable_chips(workflow.input_names)
+
+    @admin.display(description="steps", ordering="step_count")
+    def step_total(self, workflow: Workflow) -> int:
+        return workflow.step_count  # type: ignore[attr-defined]
+
+    @admin.display(description="can run", boolean=True)
+    def ready(self, workflow: Workflow) -> bool:
+        return not workflow_problems(workflow)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        workflow = self.get_object(request, object_id)
+        if workflow is not None:
+            extra_context = {**(extra_context or {}),
+                             "variable_flow": workflow_variable_flow(workflow),
+                             "problems": workflow_problems(workflow),
+                             "workflow_inputs": workflow.input_names}
+        return super().change_view(request, object_id, form_url, extra_context)
