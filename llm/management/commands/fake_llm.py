@@ -7,6 +7,8 @@ from llm.fake_server import DEFAULT_MODELS, Settings, serve
 
 class Command(BaseCommand):
     help = "Serve a deterministic OpenAI-compatible API (a mock LLM) for development and tests."
+    # A standalone HTTP server: it needs no models, so a broken check elsewhere must not stop it.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default="127.0.0.1")
