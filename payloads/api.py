@@ -1,14 +1,72 @@
-from rest_framework import serializers, viewsets
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 
+from llm import tokens
+from orchestrator.permissions import ModelPermissions
+from payloads import services
+from payloads.filters import PayloadFilter
 from payloads.models import Payload
+from payloads.serializers import (
+    PayloadPreviewErrorSerializer,
+    PayloadPreviewRequestSerializer,
+    PayloadPreviewSerializer,
+    PayloadSerializer,
+)
 
 
-class PayloadSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Payload
-        fields = ["id", "name"]
+class ViewPermissionToPreview(ModelPermissions):
+    """A preview changes nothing, so viewing the payload is enough, although it is a POST."""
+
+    perms_map = {**ModelPermissions.perms_map, "POST": ["%(app_label)s.view_%(model_name)s"]}
 
 
 class PayloadViewSet(viewsets.ModelViewSet):
-    queryset = Payload.objects.all()
+    """Blocks plus LLM settings for one chat completion. A payload used by a workflow cannot be deleted (409)."""
+
     serializer_class = PayloadSerializer
+    filterset_class = PayloadFilter
+    search_fields = ["name", "description", "model"]
+    ordering_fields = ["name", "created_at", "updated_at", "id", "model"]
+
+    def get_queryset(self) -> QuerySet[Payload]:
+        return Payload.objects.select_related("endpoint").prefetch_related("payload_blocks__block", "steps__workflow")
+
+    def create(self, request: Request, *args: object, **kwargs: object) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = dict(serializer.validated_data)
+        payload = services.payload_create(blocks=fields.pop("payload_blocks", []), **fields)
+        return Response(self.get_serializer(self._fresh(payload)).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args: object, **kwargs: object) -> Response:
+        serializer = self.get_serializer(self.get_object(), data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        fields = dict(serializer.validated_data)
+        payload = services.payload_update(payload=serializer.instance, blocks=fields.pop("payload_blocks", None),
+                                          data=fields)
+        return Response(self.get_serializer(self._fresh(payload)).data)
+
+    @extend_schema(
+        request=PayloadPreviewRequestSerializer,
+        responses={200: PayloadPreviewSerializer,
+                   400: OpenApiResponse(PayloadPreviewErrorSerializer, description="Missing variables or a render error.")},
+    )
+    @action(detail=True, methods=["post"], permission_classes=[ViewPermissionToPreview])
+    def preview(self, request: Request, pk: str | None = None) -> Response:
+        """The chat messages this payload sends for the given variables, and their token count."""
+        payload = self.get_object()
+        serializer = PayloadPreviewRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            messages = services.payload_preview(payload=payload, variables=serializer.validated_data["variables"])
+        except services.RenderProblem as exc:
+            return Response({"variables": [str(exc)], "missing": exc.missing}, status=status.HTTP_400_BAD_REQUEST)
+        model = payload.effective_model
+        return Response({"messages": messages, "token_count": tokens.count_messages(messages, model), "model": model})
+
+    def _fresh(self, payload: Payload) -> Payload:
+        return self.get_queryset().get(pk=payload.pk)

@@ -1,7 +1,13 @@
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, TypedDict
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
 
 from blocks import templating
-from payloads.models import Payload
+from blocks.models import Block
+from llm.models import Endpoint
+from payloads.models import Payload, PayloadBlock
 
 
 class RenderProblem(Exception):
@@ -49,3 +55,60 @@ def render_messages(block_specs: list[dict[str, str]], variables: dict[str, Any]
 
 def payload_preview(*, payload: Payload, variables: dict[str, Any]) -> list[dict[str, str]]:
     return render_messages(payload_block_specs(payload), variables)
+
+
+# --- Writes ---------------------------------------------------------------------------------------
+
+class BlockUse(TypedDict):
+    """One entry of a payload's ordered block list."""
+
+    block: Block
+    role: str
+
+
+# Everything a caller may set on a payload besides its name, endpoint and blocks.
+PAYLOAD_SETTINGS = {
+    "description", "model", "temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty",
+    "frequency_penalty", "stream", "json_schema", "structured_retries", "extra_params",
+}
+
+
+def _reject_unknown_settings(names: Iterable[str], allowed: set[str]) -> None:
+    unknown = sorted(set(names) - allowed)
+    if unknown:
+        raise ValidationError({name: "Unknown field." for name in unknown})
+
+
+def _payload_blocks_replace(*, payload: Payload, blocks: Sequence[BlockUse]) -> None:
+    """The list is replaced whole: positions follow the order given."""
+    payload.payload_blocks.all().delete()
+    for position, use in enumerate(blocks):
+        payload_block = PayloadBlock(payload=payload, block=use["block"], role=use["role"], position=position)
+        try:
+            payload_block.full_clean()
+        except ValidationError as exc:
+            raise ValidationError({"blocks": f"Block {position + 1}: {'; '.join(exc.messages)}"}) from exc
+        payload_block.save()
+
+
+@transaction.atomic
+def payload_create(*, name: str, endpoint: Endpoint, blocks: Sequence[BlockUse] = (), **settings: Any) -> Payload:
+    _reject_unknown_settings(settings, PAYLOAD_SETTINGS)
+    payload = Payload(name=name, endpoint=endpoint, **settings)
+    payload.full_clean()
+    payload.save()
+    _payload_blocks_replace(payload=payload, blocks=blocks)
+    return payload
+
+
+@transaction.atomic
+def payload_update(*, payload: Payload, data: dict[str, Any], blocks: Sequence[BlockUse] | None = None) -> Payload:
+    """Change settings; `blocks`, when given, replaces the whole list. Renaming is safe: steps refer by id."""
+    _reject_unknown_settings(data, PAYLOAD_SETTINGS | {"name", "endpoint"})
+    for field, value in data.items():
+        setattr(payload, field, value)
+    payload.full_clean()
+    payload.save()
+    if blocks is not None:
+        _payload_blocks_replace(payload=payload, blocks=blocks)
+    return payload
