@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
@@ -27,3 +28,6 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("", include("runs.urls")),
 ]
+
+# daphne serves no static files: with DEBUG on, Django serves them (empty list otherwise).
+urlpatterns += staticfiles_urlpatterns()
