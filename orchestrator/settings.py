@@ -11,7 +11,8 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+if (BASE_DIR / ".env").exists():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # --- Django -------------------------------------------------------------------------------------
 DEBUG = env.bool("DEBUG", default=False)
@@ -166,6 +167,32 @@ RUNS_MAX_CONCURRENCY = env.int("RUNS_MAX_CONCURRENCY", default=10000)
 RUNS_LEASE_SECONDS = env.float("RUNS_LEASE_SECONDS", default=30.0)
 # Key for API keys at rest; defaults to one derived from SECRET_KEY.
 FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", default="")
+
+# --- Distributed mode: Procrastinate workers on PostgreSQL (RUNS_BACKEND=procrastinate) -----
+# Nothing here is active by default; docs/deploy.md describes every variable.
+if RUNS_BACKEND == "procrastinate":
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise environ.ImproperlyConfigured("RUNS_BACKEND=procrastinate needs DATABASE_URL to point at PostgreSQL.")
+    # Procrastinate's Django app goes before ours so that runs/tasks.py can register on its app.
+    INSTALLED_APPS.insert(INSTALLED_APPS.index("llm"), "procrastinate.contrib.django")
+    # Workers beat every second and are stalled after 5 s: a kill -9ed worker's runs resume in
+    # about 5-7 s (runs.tasks.recover_stalled_work) instead of ~25 s with the defaults.
+    PROCRASTINATE_WORKER_DEFAULTS = {
+        "update_heartbeat_interval": env.float("RUNS_WORKER_HEARTBEAT_SECONDS", default=1.0),
+        "stalled_worker_timeout": env.float("RUNS_WORKER_STALLED_SECONDS", default=5.0),
+        # SIGTERM: steps still running after this are aborted and their runs resumed elsewhere.
+        "shutdown_graceful_timeout": env.float("RUNS_WORKER_GRACE_SECONDS", default=20.0),
+    }
+    RUNS_WORKER_STALLED_SECONDS = PROCRASTINATE_WORKER_DEFAULTS["stalled_worker_timeout"]
+    # runs.runner reads this at import: a cancel must reach a step on another machine within 2 s.
+    import os
+
+    os.environ.setdefault("RUNS_HEARTBEAT_SECONDS", "1")
+    if REDIS_URL == "":
+        import warnings
+
+        warnings.warn("RUNS_BACKEND=procrastinate without REDIS_URL: live events from workers "
+                      "reach no browser (the in-memory channel layer is per process).", stacklevel=1)
 
 LOGGING = {
     "version": 1,

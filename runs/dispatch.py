@@ -3,6 +3,7 @@ from django.conf import settings
 
 
 def dispatch(run_id: int) -> None:
+    """Start executing a run. Call after commit (the services use transaction.on_commit)."""
     if settings.RUNS_BACKEND == "procrastinate":
         from runs import tasks
 
@@ -15,6 +16,10 @@ def dispatch(run_id: int) -> None:
 
 def cancel(run_id: int) -> None:
     """Signal the holder of a running step. Other processes see the flag at their next heartbeat."""
+    if settings.RUNS_BACKEND == "procrastinate":
+        # The step runs on a worker machine: its heartbeat (RUNS_HEARTBEAT_SECONDS) reads
+        # cancel_requested and stops the call; queued steps are never claimed once it is set.
+        return
     from runs.executor import executor
 
     executor.cancel(run_id)

@@ -1,0 +1,135 @@
+"""Distributed mode: Procrastinate tasks that advance runs on worker machines.
+
+The database is the source of truth for a run's progress; Procrastinate only delivers "advance
+run X" at least once. One job runs the whole run (the step ledger inside `execute_run` fences
+every step), so a redelivered or duplicated job is harmless: its claim finds the step done or
+held by another worker and it returns.
+
+`recover_stalled_work` (every 2 s, on one worker) is what makes crashes recoverable:
+- jobs of workers that stopped beating (kill -9, a lost machine) go back to the queue, and the
+  leases their runs held are released at once, so the retry need not wait for lease expiry;
+- active runs that nobody holds and that have no live job (a drained worker, a web process that
+  died between commit and defer) are queued again.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+from django.db.models import Q
+from django.utils import timezone
+from procrastinate import JobContext, exceptions
+from procrastinate.contrib.django import app
+from procrastinate.contrib.django.models import ProcrastinateJob
+
+from runs import runner, services
+from runs.models import ACTIVE_STATUSES, Run
+
+logger = logging.getLogger(__name__)
+
+ADVANCE_TASK = "runs.advance_run"
+LIVE_JOB_STATUSES = ("todo", "doing")
+# Upper bound of runs re-queued per sweep, so one sweep stays short on a huge backlog.
+SWEEP_BATCH = 1000
+# Re-take planner statistics this often: on a table analysed while near empty, fetching a job
+# takes ~136 ms instead of ~0.6 ms (procrastinate #1242).
+ANALYZE_EVERY_SWEEPS = 150
+
+
+def queueing_lock(run_id: int) -> str:
+    """At most one waiting job per run: deferring again while one waits is a no-op."""
+    return f"run-{run_id}"
+
+
+def owner_prefix(job_id: int) -> str:
+    """Lease owners of one job's execution start with this, so a stalled job's leases can be found."""
+    return f"worker:job{job_id}:"
+
+
+@app.task(name=ADVANCE_TASK, pass_context=True)
+async def advance_run(context: JobContext, run_id: int) -> str | None:
+    """Run the steps of a run still to do, one claimed step at a time."""
+    job_id = context.job.id
+    assert job_id is not None
+    owner = runner.new_owner(owner_prefix(job_id))
+    try:
+        status = await runner.execute_run(run_id, owner=owner)
+    except asyncio.CancelledError:
+        # The worker is draining (SIGTERM past its grace period): free the step at once so
+        # another worker resumes the run; the sweep queues it again.
+        await asyncio.shield(sync_to_async(services.release_dead_leases)(owner_prefix=owner))
+        logger.info("run %s: job %s aborted on shutdown, lease released", run_id, job_id)
+        raise
+    # Tests and operators read this line: None means another worker holds or finished the run.
+    logger.info("run %s: job %s by %s ended with %s", run_id, job_id, owner, status)
+    return status
+
+
+def defer_run(run_id: int) -> None:
+    """Queue "advance run X" from sync code (after commit)."""
+    try:
+        advance_run.configure(queueing_lock=queueing_lock(run_id)).defer(run_id=run_id)
+    except exceptions.AlreadyEnqueued:
+        pass
+
+
+async def defer_run_async(run_id: int) -> bool:
+    try:
+        await advance_run.configure(queueing_lock=queueing_lock(run_id)).defer_async(run_id=run_id)
+    except exceptions.AlreadyEnqueued:
+        return False
+    return True
+
+
+def _orphaned_run_ids() -> list[int]:
+    """Active runs nobody holds that have no waiting or running job."""
+    close_old_connections()
+    now = timezone.now()
+    candidates = list(Run.objects.filter(Q(lease_owner="") | Q(lease_expires_at__lt=now), status__in=ACTIVE_STATUSES)
+                      .order_by("created_at").values_list("pk", flat=True)[:SWEEP_BATCH])
+    if not candidates:
+        return []
+    live = set(ProcrastinateJob.objects.filter(
+        task_name=ADVANCE_TASK, status__in=LIVE_JOB_STATUSES,
+        queueing_lock__in=[queueing_lock(pk) for pk in candidates],
+    ).values_list("queueing_lock", flat=True))
+    return [pk for pk in candidates if queueing_lock(pk) not in live]
+
+
+def _analyze_jobs_table() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE procrastinate_jobs")
+
+
+_sweeps = 0
+
+
+@app.periodic(cron="*/2 * * * * *")
+@app.task(name="runs.recover_stalled_work", pass_context=True, queueing_lock="runs.recover_stalled_work")
+async def recover_stalled_work(context: JobContext, timestamp: int) -> dict[str, Any]:
+    global _sweeps
+    if _sweeps % ANALYZE_EVERY_SWEEPS == 0:
+        await sync_to_async(_analyze_jobs_table)()
+    _sweeps += 1
+    manager = context.app.job_manager
+    retried = 0
+    for job in await manager.get_stalled_jobs(seconds_since_heartbeat=settings.RUNS_WORKER_STALLED_SECONDS):
+        assert job.id is not None
+        if job.task_name == ADVANCE_TASK:
+            # Its worker is gone (or paused): its step may be taken over now. If it comes back,
+            # the lease version fences its commit out.
+            await sync_to_async(services.release_dead_leases)(owner_prefix=owner_prefix(job.id))
+        await manager.retry_job(job)
+        retried += 1
+    requeued = 0
+    for run_id in await sync_to_async(_orphaned_run_ids)():
+        requeued += await defer_run_async(run_id)
+    if retried or requeued:
+        logger.info("recovery: %s stalled jobs retried, %s runs queued again", retried, requeued)
+    return {"retried": retried, "requeued": requeued}
