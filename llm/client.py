@@ -10,9 +10,11 @@ import asyncio
 import email.utils
 import json
 import random
+import re
 import socket
 import ssl
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,17 +94,31 @@ class LLMError(Exception):
 
 
 # --- pooled clients, concurrency limits and learned capabilities, per process --------------------
-_clients: dict[tuple[int, int, str], openai.AsyncOpenAI] = {}
-_limits: dict[tuple[int, int, int], asyncio.Semaphore] = {}
-# endpoint id -> {"stream_options": bool, "response_format": "json_schema" | "json_object" | "none"}
+# Keyed by the loop object (weakly), not id(loop): a new loop can reuse a dead loop's id, and a
+# client bound to a closed loop must never be handed out again.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, str], openai.AsyncOpenAI]] = (
+    weakref.WeakKeyDictionary()
+)
+_limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, int], asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
+# (endpoint id, base url) -> {"stream_options": bool, "response_format": "json_schema" | "json_object" | "none"}
 _capabilities: dict[tuple[int, str], dict[str, Any]] = {}
+_closing: set[asyncio.Task[None]] = set()  # keeps close() tasks of replaced clients alive until done
 
 
 def _client(config: EndpointConfig) -> openai.AsyncOpenAI:
     # Clients hold connections bound to one event loop, so each loop gets its own.
-    key = (id(asyncio.get_running_loop()), config.id, config.version + config.base_url)
-    client = _clients.get(key)
+    loop = asyncio.get_running_loop()
+    pool = _clients.setdefault(loop, {})
+    key = (config.id, config.version + config.base_url)
+    client = pool.get(key)
     if client is None:
+        # The endpoint was edited: close the client built from its old settings.
+        for stale in [k for k in pool if k[0] == config.id]:
+            task = loop.create_task(pool.pop(stale).close())
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
         client = openai.AsyncOpenAI(
             base_url=config.base_url,
             api_key=config.api_key or "not-needed",
@@ -112,15 +128,16 @@ def _client(config: EndpointConfig) -> openai.AsyncOpenAI:
             # The SDK's aiohttp transport: its default httpx pool walks every connection per request.
             http_client=openai.DefaultAioHttpClient(timeout=config.timeout),
         )
-        _clients[key] = client
+        pool[key] = client
     return client
 
 
 def _limit(config: EndpointConfig) -> asyncio.Semaphore:
-    key = (id(asyncio.get_running_loop()), config.id, config.max_concurrency)
-    sem = _limits.get(key)
+    pool = _limits.setdefault(asyncio.get_running_loop(), {})
+    key = (config.id, config.max_concurrency)
+    sem = pool.get(key)
     if sem is None:
-        sem = _limits[key] = asyncio.Semaphore(config.max_concurrency)
+        sem = pool[key] = asyncio.Semaphore(config.max_concurrency)
     return sem
 
 
@@ -130,16 +147,45 @@ def capabilities(config: EndpointConfig) -> dict[str, Any]:
     )
 
 
+def forget_capabilities(config: EndpointConfig) -> None:
+    """Learn again what the server supports (the connectivity test starts from scratch)."""
+    _capabilities.pop((config.id, config.base_url), None)
+
+
 async def aclose_all() -> None:
     """Close the pooled clients of the running loop (at shutdown, or at the end of a test)."""
-    loop_id = id(asyncio.get_running_loop())
-    for key in [k for k in _clients if k[0] == loop_id]:
-        await _clients.pop(key).close()
-    for key in [k for k in _limits if k[0] == loop_id]:
-        _limits.pop(key)
+    loop = asyncio.get_running_loop()
+    for client in _clients.pop(loop, {}).values():
+        await client.close()
+    _limits.pop(loop, None)
+
+
+async def list_models(config: EndpointConfig) -> list[str]:
+    """The model ids the endpoint lists (GET /models), through the pooled client."""
+    client = _client(config)
+    try:
+        async with _limit(config):
+            page = await client.models.list()
+            return sorted(model.id for model in page.data)
+    except Exception as exc:  # classified for the caller
+        error = classify(exc, model="", timeout=config.timeout)
+        error.message = redact(error.message, config.api_key)
+        error.args = (error.message,)
+        raise error from exc
 
 
 # --- errors -------------------------------------------------------------------------------------
+# Servers echo (partly masked) keys in 401 messages, e.g. "Incorrect API key provided: sk-ab***yz".
+_KEY_LIKE = re.compile(r"\b(sk|key|api[-_]?key)[-_][A-Za-z0-9*_\-]{4,}", re.IGNORECASE)
+
+
+def redact(message: str, api_key: str = "") -> str:
+    """Remove the API key (and anything shaped like one) from a message meant for people or logs."""
+    if api_key:
+        message = message.replace(api_key, "[redacted]")
+    return _KEY_LIKE.sub("[redacted]", message)
+
+
 def _retry_after(headers: Any) -> float | None:
     if headers is None:
         return None
@@ -155,8 +201,12 @@ def _retry_after(headers: Any) -> float | None:
     try:
         return float(raw)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(raw) if raw else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None  # unparseable: fall back to our own backoff
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 def _server_message(exc: openai.APIStatusError) -> str:
@@ -171,8 +221,8 @@ def _server_message(exc: openai.APIStatusError) -> str:
     return text[:300] or exc.message
 
 
-def _connection_kind(exc: BaseException) -> tuple[str, str]:
-    seen = exc
+def _connection_kind(exc: BaseException) -> tuple[str, str] | None:
+    seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, socket.gaierror):
             return "dns", "the host name could not be resolved (DNS)"
@@ -188,18 +238,23 @@ def _connection_kind(exc: BaseException) -> tuple[str, str]:
         if "SSL" in text or "certificate" in text:
             return "tls", f"the TLS handshake failed: {text}"
         seen = seen.__cause__ or seen.__context__
-    return "connection", f"the connection failed: {exc}"
+    return None
 
 
 def classify(exc: BaseException, *, model: str, timeout: float) -> LLMError:
     """Turn an SDK or transport exception into an LLMError a person understands."""
     if isinstance(exc, LLMError):
         return exc
-    if isinstance(exc, openai.APITimeoutError):
-        return LLMError(f"the endpoint did not answer within {timeout:g} s", retryable=True, kind="timeout")
     if isinstance(exc, openai.APIConnectionError):
-        kind, message = _connection_kind(exc)
-        return LLMError(message, retryable=kind != "tls", kind=kind)
+        # The aiohttp transport reports refused connections and DNS failures as connect *timeouts*,
+        # so the cause chain decides before the exception's class does.
+        found = _connection_kind(exc)
+        if found is not None:
+            kind, message = found
+            return LLMError(message, retryable=kind != "tls", kind=kind)
+        if isinstance(exc, openai.APITimeoutError):
+            return LLMError(f"the endpoint did not answer within {timeout:g} s", retryable=True, kind="timeout")
+        return LLMError(f"the connection failed: {exc}", retryable=True, kind="connection")
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         detail = _server_message(exc)
@@ -262,34 +317,71 @@ def _rejected_option(error: LLMError, request: dict[str, Any], config: EndpointC
     return False
 
 
+def _snippet(body: bytes | str, limit: int = 120) -> str:
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = " ".join(text.split())
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def _content_type(headers: Any) -> str:
+    return (headers.get("content-type") or "no content type").split(";")[0].strip().lower()
+
+
 async def _call_once(client: openai.AsyncOpenAI, request: dict[str, Any], sink: _Stream, started: float) -> tuple[str, Any, str]:
     if not request.get("stream"):
-        response = await client.chat.completions.create(**request)
+        raw = await client.chat.completions.with_raw_response.create(**request)
+        content_type = _content_type(raw.headers)
+        if not content_type.endswith("json"):
+            raise LLMError(f"the endpoint answered HTTP {raw.status_code} with {content_type} instead of a JSON chat "
+                           f"completion: {_snippet(raw.text)!r}", retryable=False, kind="bad_response")
+        try:
+            response = raw.parse()
+        except json.JSONDecodeError as exc:
+            raise LLMError(f"the endpoint sent invalid JSON ({exc.msg} at character {exc.pos}): "
+                           f"{_snippet(raw.text)!r}", retryable=False, kind="bad_response") from exc
         if not getattr(response, "choices", None):
-            raise LLMError("the endpoint answered with no choices", retryable=False, kind="bad_response")
+            raise LLMError("the endpoint answered with a chat completion that has no choices",
+                           retryable=False, kind="bad_response")
         choice = response.choices[0]
-        return choice.message.content or "", response.usage, choice.finish_reason or ""
+        return (choice.message.content if choice.message else None) or "", response.usage, choice.finish_reason or ""
     usage = None
     finish = ""
+    chunks = 0
     stream = await client.chat.completions.create(**request)
     async with stream:
-        async for chunk in stream:
-            if chunk.usage is not None:
-                usage = chunk.usage
-            if not chunk.choices:
-                continue
-            choice = chunk.choices[0]
-            text = choice.delta.content if choice.delta is not None else None
-            if text:
-                if sink.ttft is None:
-                    sink.ttft = time.perf_counter() - started
-                sink.parts.append(text)
-                if sink.on_delta is not None:
-                    sink.on_delta(text)
-            if choice.finish_reason:
-                finish = choice.finish_reason
+        content_type = _content_type(stream.response.headers)
+        if content_type != "text/event-stream":
+            body = await stream.response.aread()
+            raise LLMError(f"the endpoint answered a streaming request with {content_type} instead of an event "
+                           f"stream: {_snippet(body)!r}", retryable=False, kind="bad_response")
+        try:
+            async for chunk in stream:
+                chunks += 1
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                text = choice.delta.content if choice.delta is not None else None
+                if text:
+                    if sink.ttft is None:
+                        sink.ttft = time.perf_counter() - started
+                    sink.parts.append(text)
+                    if sink.on_delta is not None:
+                        sink.on_delta(text)
+                if choice.finish_reason:
+                    finish = choice.finish_reason
+        except (openai.APIConnectionError, json.JSONDecodeError) as exc:
+            if isinstance(exc, openai.APITimeoutError):
+                raise
+            if isinstance(exc, json.JSONDecodeError):
+                message = f"the stream broke after {chunks} chunks: an event was not valid JSON ({exc.msg})"
+            else:
+                message = f"the stream was cut off after {chunks} chunks: the server closed the connection"
+            raise LLMError(message, retryable=True, kind="bad_response") from exc
     if not finish and not sink.parts:
-        raise LLMError("the stream ended without an answer", retryable=True, kind="bad_response")
+        raise LLMError(f"the stream ended after {chunks} chunks without any text or finish reason",
+                       retryable=True, kind="bad_response")
     return "".join(sink.parts), usage, finish
 
 
@@ -330,8 +422,10 @@ async def complete(
                 text, usage, finish = await _call_once(client, request, sink, started)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded below
+        except Exception as exc:  # every failure is classified and recorded below
             error = classify(exc, model=model, timeout=config.timeout)
+            error.message = redact(error.message, config.api_key)
+            error.args = (error.message,)
             record = {"attempt": attempt, "ok": False, "kind": error.kind, "http_status": error.http_status,
                       "error": error.message, "latency_ms": round((time.perf_counter() - started) * 1000)}
             adapted = _rejected_option(error, request, config)
@@ -354,7 +448,7 @@ async def complete(
             continue
         latency = time.perf_counter() - started
         attempts.append({"attempt": attempt, "ok": True, "latency_ms": round(latency * 1000)})
-        estimated = usage is None or not getattr(usage, "prompt_tokens", None) and not getattr(usage, "completion_tokens", None)
+        estimated = usage is None or (not getattr(usage, "prompt_tokens", None) and not getattr(usage, "completion_tokens", None))
         if estimated:
             prompt_tokens = tokens.count_messages(messages, model)
             completion_tokens = tokens.count(text, model)

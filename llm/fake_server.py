@@ -76,6 +76,8 @@ class Settings:
     no_stream_usage: bool = False
     reject_stream_options: bool = False
     reject_response_format: bool = False
+    # Like OpenAI: a 401 that quotes the rejected key, partly masked ("sk-ab***...wxyz").
+    echo_key_on_401: bool = False
 
 
 @dataclass
@@ -105,6 +107,13 @@ def build_app(settings: Settings | None = None) -> web.Application:
         key = state.settings.api_key
         return not key or request.headers.get("Authorization", "") == f"Bearer {key}"
 
+    def unauthorized(request: web.Request) -> web.Response:
+        message = "Incorrect API key provided."
+        if state.settings.echo_key_on_401:
+            sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            message = f"Incorrect API key provided: {sent[:6]}{'*' * 10}{sent[-4:]}. You can find your API key at ..."
+        return _error(401, message, "invalid_request_error", code="invalid_api_key")
+
     async def chat(request: web.Request) -> web.StreamResponse:
         state.requests += 1
         state.chat_requests += 1
@@ -126,7 +135,7 @@ def build_app(settings: Settings | None = None) -> web.Application:
             return _error(400, "invalid JSON body", "invalid_request_error")
         state.recent.append(body)
         if not authorized(request):
-            return _error(401, "Incorrect API key provided.", "invalid_request_error", code="invalid_api_key")
+            return unauthorized(request)
         model = body.get("model") or ""
         if "*" not in s.models and model not in s.models:
             return _error(404, f"The model `{model}` does not exist or you do not have access to it.",
@@ -155,11 +164,12 @@ def build_app(settings: Settings | None = None) -> web.Application:
                 await asyncio.sleep(latency)
             return _error(fault["status"], fault.get("message", f"fake error {fault['status']}"),
                           "rate_limit_error" if fault["status"] == 429 else "server_error", headers)
+        streamed = bool(body.get("stream"))
         if fault.get("html"):
             return web.Response(text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
-        if fault.get("invalid_json"):
+        if fault.get("invalid_json") and not streamed:
             return web.Response(text='{"id": "x", "choices": [', content_type="application/json")
-        if fault.get("no_choices"):
+        if fault.get("no_choices") and not streamed:
             return web.json_response({"id": "x", "object": "chat.completion", "created": 0, "model": model, "choices": []})
 
         messages = body.get("messages") or []
@@ -207,6 +217,16 @@ def build_app(settings: Settings | None = None) -> web.Application:
 
         cut_after = fault.get("cut_stream_after")
         inter_token = fault.get("inter_token_ms", s.inter_token_ms) / 1000
+        if fault.get("invalid_json"):
+            await response.write(chunk({"role": "assistant", "content": ""}) + b'data: {"id": "x", "choices": [\n\n')
+            await response.write_eof()
+            return response
+        if fault.get("no_choices"):
+            for _ in range(3):
+                await response.write(chunk(None, choices=False))
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+            return response
         await response.write(chunk({"role": "assistant", "content": ""}))
         for i, word in enumerate(words):
             if cut_after is not None and i >= cut_after:
@@ -226,7 +246,7 @@ def build_app(settings: Settings | None = None) -> web.Application:
     async def models(request: web.Request) -> web.Response:
         state.requests += 1
         if not authorized(request):
-            return _error(401, "Incorrect API key provided.", "invalid_request_error", code="invalid_api_key")
+            return unauthorized(request)
         listed = [m for m in state.settings.models if m != "*"] or list(DEFAULT_MODELS)
         return web.json_response({"object": "list", "data": [
             {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in listed]})
