@@ -5,9 +5,10 @@ reactor that daphne installs, once it is running (see runs.executor.start_with_r
 """
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
 django_asgi_app = get_asgi_application()
 
 # Channels code imports models: only after get_asgi_application() has set Django up.

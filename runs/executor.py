@@ -117,7 +117,7 @@ def start_with_reactor() -> None:
     """Start the executor once daphne's Twisted reactor (an asyncio loop) is running.
 
     Daphne has no ASGI lifespan, and while asgi.py is imported the loop is not yet running, so a
-    task scheduled then never runs. callWhenRunning fires inside the running loop.
+    task scheduled then never runs.
     """
     if settings.RUNS_BACKEND != "embedded" or "twisted.internet.reactor" not in sys.modules:
         return
@@ -129,4 +129,5 @@ def start_with_reactor() -> None:
         executor.start()
         logger.info("embedded run executor started")
 
-    reactor.callWhenRunning(_start)  # type: ignore[attr-defined]
+    # Start-up triggers fire before the asyncio loop runs; callLater(0) runs inside it.
+    reactor.callWhenRunning(reactor.callLater, 0, _start)  # type: ignore[attr-defined]

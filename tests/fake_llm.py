@@ -36,6 +36,19 @@ def wait_for_http(url: str, timeout: float = 60.0) -> None:
             time.sleep(0.05)
 
 
+def wait_for_port(port: int, timeout: float = 60.0) -> None:
+    """Wait until something accepts TCP connections, without sending a request."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class FakeLLM:
     def __init__(self, *args: str) -> None:
         self.port = free_port()

@@ -1,6 +1,7 @@
 """Start the real app server (daphne) in a subprocess on the test database."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from tests.fake_llm import free_port, wait_for_http
+from tests.fake_llm import free_port, wait_for_http, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,12 +30,15 @@ class AppServer:
         self.env = {**os.environ, "DATABASE_URL": test_database_url(), "DEBUG": "1", **env}
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> AppServer:
+    def start(self, *, wait_for_http_ready: bool = True) -> AppServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "orchestrator.asgi:application"],
             cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
         )
-        wait_for_http(f"{self.url}/healthz", timeout=30)
+        if wait_for_http_ready:
+            wait_for_http(f"{self.url}/healthz")
+        else:
+            wait_for_port(self.port)
         return self
 
     def kill(self) -> None:
@@ -49,3 +53,19 @@ class AppServer:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+def api(url: str, token: str, method: str = "GET", body: object | None = None) -> tuple[int, dict]:
+    """One JSON request to the app with token auth; returns (status, body)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, method=method, data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)

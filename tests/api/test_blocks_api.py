@@ -43,6 +43,8 @@ def test_template_that_does_not_parse_is_refused_with_the_parser_line(api):
         ({"name": "n" * 101, "content": "x"}, "name"),
         ({"name": "n", "content": "x", "colour": "red"}, "colour"),
         ({"name": "n", "content": {"a": 1}}, "content"),
+        ({"name": 42, "content": "x"}, "name"),
+        ({"name": "n", "content": True}, "content"),
     ],
 )
 def test_bad_block_input_names_the_field_and_changes_nothing(api, body, field):

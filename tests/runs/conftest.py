@@ -10,8 +10,8 @@ def app_server() -> Iterator[Callable[..., AppServer]]:
     """Factory: start daphne on the test database; every server started is stopped after the test."""
     started: list[AppServer] = []
 
-    def start(**env: str) -> AppServer:
-        server = AppServer(**env).start()
+    def start(wait_for_http_ready: bool = True, **env: str) -> AppServer:
+        server = AppServer(**env).start(wait_for_http_ready=wait_for_http_ready)
         started.append(server)
         return server
 
