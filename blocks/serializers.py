@@ -1,6 +1,7 @@
 """Shape of the blocks API; the rules live in the models and blocks/services.py."""
 from typing import Any
 
+from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -19,6 +20,27 @@ class RejectUnknownFieldsMixin:
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers and booleans instead of turning them into text."""
+
+    default_error_messages = {"not_a_string": "Must be a string, not {kind}."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string", kind=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+class StrictModelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
+    """ModelSerializer for our write APIs: unknown fields and non-string text are 400s."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+    }
 
 
 class NamedRefSerializer(serializers.Serializer):
@@ -45,7 +67,7 @@ def block_users(block: Block) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-class BlockSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
+class BlockSerializer(StrictModelSerializer):
     variables = serializers.ListField(child=serializers.CharField(), read_only=True,
                                       help_text="Variables the template reads, derived from its content.")
     used_by = serializers.SerializerMethodField(help_text="Payloads and workflows that use this block.")

@@ -5,11 +5,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from blocks import templating
-from blocks.serializers import NamedRefSerializer, RejectUnknownFieldsMixin
+from blocks.serializers import NamedRefSerializer, RejectUnknownFieldsMixin, StrictModelSerializer
 from payloads.models import Payload, PayloadBlock
 
 
-class PayloadBlockSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
+class PayloadBlockSerializer(StrictModelSerializer):
     block_name = serializers.CharField(source="block.name", read_only=True)
 
     class Meta:
@@ -22,7 +22,7 @@ class PayloadUsersSerializer(serializers.Serializer):
     workflows = NamedRefSerializer(many=True, read_only=True)
 
 
-class PayloadSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
+class PayloadSerializer(StrictModelSerializer):
     blocks = PayloadBlockSerializer(many=True, source="payload_blocks", required=False,
                                     help_text="Ordered blocks; on write, the whole list is replaced.")
     variables = serializers.SerializerMethodField(help_text="Union of the variables of its blocks.")

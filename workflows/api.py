@@ -1,14 +1,47 @@
-from rest_framework import serializers, viewsets
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 
+from workflows import services
+from workflows.filters import WorkflowFilter
 from workflows.models import Workflow
-
-
-class WorkflowSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Workflow
-        fields = ["id", "name"]
+from workflows.serializers import WorkflowSerializer, WorkflowValidationSerializer
 
 
 class WorkflowViewSet(viewsets.ModelViewSet):
-    queryset = Workflow.objects.all()
+    """Ordered chains of payloads. A workflow may be saved with problems; it cannot run until they are fixed."""
+
     serializer_class = WorkflowSerializer
+    filterset_class = WorkflowFilter
+    search_fields = ["name", "description"]
+    ordering_fields = ["name", "created_at", "updated_at", "id"]
+
+    def get_queryset(self) -> QuerySet[Workflow]:
+        return Workflow.objects.prefetch_related("steps__payload")
+
+    def create(self, request: Request, *args: object, **kwargs: object) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = dict(serializer.validated_data)
+        workflow = services.workflow_create(steps=fields.pop("steps", []), **fields)
+        return Response(self.get_serializer(self._fresh(workflow)).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args: object, **kwargs: object) -> Response:
+        serializer = self.get_serializer(self.get_object(), data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        fields = dict(serializer.validated_data)
+        workflow = services.workflow_update(workflow=serializer.instance, steps=fields.pop("steps", None), data=fields)
+        return Response(self.get_serializer(self._fresh(workflow)).data)
+
+    @extend_schema(request=None, responses=WorkflowValidationSerializer)
+    @action(detail=True, methods=["get"])
+    def validate(self, request: Request, pk: str | None = None) -> Response:
+        """Every variable no input or earlier step provides (naming step and block), and other problems."""
+        problems = services.workflow_problems(self.get_object())
+        return Response({"valid": not problems, "problems": problems})
+
+    def _fresh(self, workflow: Workflow) -> Workflow:
+        return self.get_queryset().get(pk=workflow.pk)

@@ -1,8 +1,13 @@
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypedDict
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
 
 from blocks import templating
+from payloads.models import Payload
 from payloads.services import payload_block_specs
-from workflows.models import Workflow
+from workflows.models import Step, Workflow
 
 
 def _steps(workflow: Workflow) -> list[Any]:
@@ -94,3 +99,53 @@ def workflow_snapshot(workflow: Workflow) -> dict[str, Any]:
             for index, step in enumerate(_steps(workflow))
         ],
     }
+
+
+# --- Writes ---------------------------------------------------------------------------------------
+
+class StepSpec(TypedDict):
+    """One entry of a workflow's ordered step list."""
+
+    payload: Payload
+    output_key: str
+
+
+WORKFLOW_UPDATABLE_FIELDS = {"name", "description", "inputs"}
+
+
+def _steps_replace(*, workflow: Workflow, steps: Sequence[StepSpec]) -> None:
+    """The list is replaced whole: positions follow the order given."""
+    workflow.steps.all().delete()
+    for position, spec in enumerate(steps):
+        step = Step(workflow=workflow, payload=spec["payload"], output_key=spec["output_key"], position=position)
+        try:
+            step.full_clean()
+        except ValidationError as exc:
+            raise ValidationError({"steps": f"Step {position + 1}: {'; '.join(exc.messages)}"}) from exc
+        step.save()
+
+
+@transaction.atomic
+def workflow_create(*, name: str, description: str = "", inputs: list[dict[str, Any]] | None = None,
+                    steps: Sequence[StepSpec] = ()) -> Workflow:
+    """Save the workflow even if it has problems: workflow_problems() says why it cannot run yet."""
+    workflow = Workflow(name=name, description=description, inputs=inputs if inputs is not None else [])
+    workflow.full_clean()
+    workflow.save()
+    _steps_replace(workflow=workflow, steps=steps)
+    return workflow
+
+
+@transaction.atomic
+def workflow_update(*, workflow: Workflow, data: dict[str, Any], steps: Sequence[StepSpec] | None = None) -> Workflow:
+    """Change name, description or inputs; `steps`, when given, replaces the whole list."""
+    unknown = sorted(set(data) - WORKFLOW_UPDATABLE_FIELDS)
+    if unknown:
+        raise ValidationError({name: "Unknown field." for name in unknown})
+    for field, value in data.items():
+        setattr(workflow, field, value)
+    workflow.full_clean()
+    workflow.save()
+    if steps is not None:
+        _steps_replace(workflow=workflow, steps=steps)
+    return workflow
