@@ -1,0 +1,70 @@
+import asyncio
+import json
+import sys
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from llm import client as llm
+from runs import events, selectors
+from runs.runner import execute_run
+from runs.serializers import RunSerializer
+from runs.services import run_start
+from workflows.models import Workflow
+
+
+class Command(BaseCommand):
+    help = "Run a workflow in this process, showing progress step by step, and print its output."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("workflow", help="the workflow's name (or id)")
+        parser.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="repeat for each input")
+        parser.add_argument("--json", action="store_true", help="print the whole run as JSON instead")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        workflow = Workflow.objects.filter(name=options["workflow"]).first()
+        if workflow is None and options["workflow"].isdigit():
+            workflow = Workflow.objects.filter(pk=int(options["workflow"])).first()
+        if workflow is None:
+            raise CommandError(f"No workflow named '{options['workflow']}'.")
+        inputs = {}
+        for item in options["input"]:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise CommandError(f"--input must be NAME=VALUE, got '{item}'.")
+            inputs[name] = value
+        try:
+            run = run_start(workflow=workflow, inputs=inputs, user=None)
+        except ValidationError as exc:
+            raise CommandError("; ".join(m for ms in exc.message_dict.values() for m in ms)) from exc
+        quiet = options["json"]
+        status = asyncio.run(self._execute(run.pk, quiet=quiet))
+        run = selectors.run_detail(run.pk)
+        if quiet:
+            self.stdout.write(json.dumps(RunSerializer(run).data, indent=2, default=str))
+        elif run.status == "succeeded":
+            self.stdout.write(run.output)
+        if run.status != "succeeded":
+            self.stderr.write(f"Run {run.pk} {run.status}: {run.error}")
+            sys.exit(1)
+        del status
+
+    async def _execute(self, run_id: int, *, quiet: bool) -> str | None:
+        def show(event: dict[str, Any]) -> None:
+            if quiet:
+                return
+            kind = event["type"]
+            if kind == "step.started":
+                self.stderr.write(f"[{event['index'] + 1}/{event['step_count']}] {event['output_key']} ({event['payload']}) ...")
+            elif kind == "step.completed":
+                self.stderr.write(f"    done: {event['completion_tokens']} tokens, {event['latency_ms']} ms")
+            elif kind == "step.failed":
+                self.stderr.write(f"    failed: {event['error']}")
+
+        unsubscribe = events.subscribe(run_id, show)
+        try:
+            return await execute_run(run_id)
+        finally:
+            unsubscribe()
+            await llm.aclose_all()
