@@ -152,7 +152,13 @@ def build_app(settings: Settings | None = None) -> web.Application:
                 fault["retry_after_ms"] = s.retry_after_ms
         latency = fault.get("latency_ms", s.latency_ms) / 1000
         if fault.get("hang"):
-            await asyncio.sleep(3600)
+            # A hung request is not work in flight: it must not count in inflight_max after a reset.
+            state.inflight -= 1
+            try:
+                await _until_disconnected(request, 3600)
+            finally:
+                state.inflight += 1
+            return web.Response(status=504, text="gave up hanging")
         if "status" in fault:
             state.errors += 1
             headers = {}
@@ -293,6 +299,15 @@ def build_app(settings: Settings | None = None) -> web.Application:
     app.router.add_post("/_reset", reset)
     app.router.add_get("/health", health)
     return app
+
+
+async def _until_disconnected(request: web.Request, limit_seconds: float) -> None:
+    # aiohttp does not cancel a handler when its client goes away, so watch the transport.
+    deadline = time.monotonic() + limit_seconds
+    while time.monotonic() < deadline:
+        if request.transport is None or request.transport.is_closing():
+            return
+        await asyncio.sleep(0.05)
 
 
 def _json_reply(response_format: dict[str, Any], text: str) -> str:
