@@ -1,40 +1,91 @@
-"""WebSocket consumers: authenticate, join the group, forward events. No writes here."""
+"""WebSocket consumers: authenticate, join the group, send the current state, forward events.
+
+A client joins the group before the state is read, so nothing that happens after the state is
+missed; an event may repeat what the state already shows, and clients apply events by step index.
+No writes here.
+"""
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from runs import events
+from runs import events, selectors
+from runs.models import Run
+from runs.serializers import RunSerializer
+
+# Close codes: 4401 not authenticated, 4403 not allowed, 4404 no such run.
+NOT_AUTHENTICATED, FORBIDDEN, NOT_FOUND = 4401, 4403, 4404
+
+
+def _allowed(user: Any) -> int | None:
+    if user is None or not user.is_authenticated:
+        return NOT_AUTHENTICATED
+    if not user.has_perm("runs.view_run"):
+        return FORBIDDEN
+    return None
+
+
+@sync_to_async
+def _state(run_id: int, user: Any) -> tuple[int | None, dict[str, Any] | None]:
+    refused = _allowed(user)
+    if refused:
+        return refused, None
+    try:
+        return None, RunSerializer(selectors.run_detail(run_id)).data
+    except Run.DoesNotExist:
+        return NOT_FOUND, None
 
 
 class RunConsumer(AsyncJsonWebsocketConsumer):
+    group = ""
+
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=4401)
-            return
-        self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
-        await self.channel_layer.group_add(events.run_group(self.run_id), self.channel_name)
+        run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
+        # Accept first so the close code reaches the browser (a refused handshake has none).
         await self.accept()
+        refused = await sync_to_async(_allowed)(self.scope.get("user"))
+        if refused:
+            await self.close(code=refused)
+            return
+        self.group = events.run_group(run_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        refused, state = await _state(run_id, self.scope.get("user"))
+        if refused:
+            await self.close(code=refused)
+            return
+        await self.send_json({"type": "run.state", "run_id": run_id, "run": state})
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "run_id"):
-            await self.channel_layer.group_discard(events.run_group(self.run_id), self.channel_name)
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """Clients only listen; anything sent is ignored."""
 
     async def run_event(self, message: dict[str, Any]) -> None:
         await self.send_json(message["event"])
 
 
 class RunListConsumer(AsyncJsonWebsocketConsumer):
+    """Status changes of all runs, for the runs list page."""
+
+    joined = False
+
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+        await self.accept()
+        refused = await sync_to_async(_allowed)(self.scope.get("user"))
+        if refused:
+            await self.close(code=refused)
             return
         await self.channel_layer.group_add(events.RUNS_GROUP, self.channel_name)
-        await self.accept()
+        self.joined = True
 
     async def disconnect(self, code: int) -> None:
-        await self.channel_layer.group_discard(events.RUNS_GROUP, self.channel_name)
+        if self.joined:
+            await self.channel_layer.group_discard(events.RUNS_GROUP, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """Clients only listen; anything sent is ignored."""
 
     async def run_event(self, message: dict[str, Any]) -> None:
         await self.send_json(message["event"])

@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 # Streamed text is sent at most this often per step (about 20 messages a second).
 DELTA_INTERVAL_SECONDS = 0.05
+# This often a delta carries the whole text so far, so a client that joined mid-stream catches up.
+FULL_TEXT_INTERVAL_SECONDS = 1.0
 HEARTBEAT_SECONDS = float(os.environ.get("RUNS_HEARTBEAT_SECONDS", "2"))
 
 PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}"
@@ -51,7 +53,10 @@ def request_cancel(run_id: int) -> bool:
 
 
 class _Deltas:
-    """Coalesces streamed text: one step.delta per interval, carrying its offset in the text."""
+    """Coalesces streamed text: one step.delta per interval, carrying its offset in the text.
+
+    About once a second a delta carries the full text so far instead (offset 0, "full": true).
+    """
 
     def __init__(self, run_id: int, index: int) -> None:
         self.run_id = run_id
@@ -60,6 +65,7 @@ class _Deltas:
         self.pending: list[str] = []
         self.streamed: list[str] = []
         self.timer: asyncio.TimerHandle | None = None
+        self.last_full = time.monotonic()
         self.tasks: set[asyncio.Task[None]] = set()
 
     def add(self, text: str) -> None:
@@ -86,8 +92,12 @@ class _Deltas:
             return None
         text = "".join(self.pending)
         self.pending.clear()
-        data = {"index": self.index, "offset": self.sent, "text": text}
+        data: dict[str, Any] = {"index": self.index, "offset": self.sent, "text": text}
         self.sent += len(text)
+        now = time.monotonic()
+        if now - self.last_full >= FULL_TEXT_INTERVAL_SECONDS:
+            self.last_full = now
+            data = {"index": self.index, "offset": 0, "text": "".join(self.streamed), "full": True}
         return data
 
     def _flush_later(self) -> None:
