@@ -12,7 +12,7 @@ from payloads.filters import PayloadFilter
 from payloads.models import Payload
 from payloads.serializers import (
     PayloadPreviewErrorSerializer,
-    PayloadPreviewRequestSerializer,
+    PayloadPreviewInputSerializer,
     PayloadPreviewSerializer,
     PayloadSerializer,
 )
@@ -51,7 +51,7 @@ class PayloadViewSet(viewsets.ModelViewSet):
         return Response(self.get_serializer(self._fresh(payload)).data)
 
     @extend_schema(
-        request=PayloadPreviewRequestSerializer,
+        request=PayloadPreviewInputSerializer,
         responses={200: PayloadPreviewSerializer,
                    400: OpenApiResponse(PayloadPreviewErrorSerializer, description="Missing variables or a render error.")},
     )
@@ -59,7 +59,7 @@ class PayloadViewSet(viewsets.ModelViewSet):
     def preview(self, request: Request, pk: str | None = None) -> Response:
         """The chat messages this payload sends for the given variables, and their token count."""
         payload = self.get_object()
-        serializer = PayloadPreviewRequestSerializer(data=request.data)
+        serializer = PayloadPreviewInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
             messages = services.payload_preview(payload=payload, variables=serializer.validated_data["variables"])

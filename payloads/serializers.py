@@ -51,7 +51,7 @@ class PayloadSerializer(StrictModelSerializer):
         return {"workflows": [{"id": pk, "name": name} for pk, name in sorted(workflows.items(), key=lambda i: i[1])]}
 
 
-class PayloadPreviewRequestSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+class PayloadPreviewInputSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     variables = serializers.DictField(required=False, default=dict,
                                       help_text="Values for the payload's variables, by name.")
 
