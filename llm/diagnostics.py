@@ -159,8 +159,14 @@ def _in_server_thread() -> bool:
 
 def connectivity_test_sync(endpoint: Endpoint, *, model: str | None = None) -> ConnectivityReport:
     """For sync callers (the API view, the admin action)."""
-    config = client.EndpointConfig.from_endpoint(endpoint)
     chosen = model or endpoint.default_model
+    try:
+        config = client.EndpointConfig.from_endpoint(endpoint)
+    except ValueError as exc:  # the stored key was encrypted with a key this server no longer has
+        report = ConnectivityReport(endpoint=endpoint.name, base_url=endpoint.base_url, model=chosen,
+                                    error_kind="auth", error=f"{exc}; set the API key again")
+        report.checks.append(Check("reachable", None, "skipped: the API key cannot be used"))
+        return report
     if _in_server_thread():
         return async_to_sync(connectivity_test)(config, model=chosen)
     try:

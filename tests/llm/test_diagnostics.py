@@ -151,3 +151,13 @@ def test_the_api_key_never_appears_in_responses_reports_or_logs(
     for text in seen:
         for fragment in fragments:
             assert fragment not in text
+
+
+def test_a_key_that_cannot_be_decrypted_is_reported_not_a_500(api: APIClient) -> None:
+    endpoint = make_endpoint()
+    endpoint.api_key_encrypted = "gAAAAA-not-a-valid-token"
+    endpoint.save()
+    response = api.post(f"/api/endpoints/{endpoint.pk}/test/")
+    assert response.status_code == 200
+    assert response.data["ok"] is False
+    assert "cannot be decrypted" in response.data["error"]
