@@ -1,4 +1,5 @@
 from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -9,6 +10,9 @@ from blocks.models import Block
 from blocks.serializers import BlockSerializer
 
 
+@extend_schema_view(destroy=extend_schema(responses={
+    204: None, 409: OpenApiResponse(description="Not deleted: a payload uses the block; the message lists its users."),
+}))
 class BlockViewSet(viewsets.ModelViewSet):
     """Reusable prompt templates. A block used by a payload cannot be deleted (409); renaming is safe."""
 

@@ -7,12 +7,11 @@ from rest_framework import serializers
 
 from blocks.models import Block
 
+# (Comments, not docstrings, on these bases: drf-spectacular would show them as every subclass's description.)
 
 class RejectUnknownFieldsMixin:
-    """Reject fields the serializer does not know, so a typo is a 400 instead of silently ignored.
-
-    Works for nested serializers too: a ListSerializer runs its child's to_internal_value per item.
-    """
+    # A typo'd field is a 400 instead of silently ignored. Works nested too: a ListSerializer
+    # runs its child's to_internal_value for each item.
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
@@ -23,7 +22,7 @@ class RejectUnknownFieldsMixin:
 
 
 class StrictCharField(serializers.CharField):
-    """A CharField that refuses numbers and booleans instead of turning them into text."""
+    # Refuses numbers and booleans instead of turning them into text.
 
     default_error_messages = {"not_a_string": "Must be a string, not {kind}."}
 
@@ -34,7 +33,7 @@ class StrictCharField(serializers.CharField):
 
 
 class StrictModelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
-    """ModelSerializer for our write APIs: unknown fields and non-string text are 400s."""
+    # For our write APIs: unknown fields and non-string text are 400s.
 
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,

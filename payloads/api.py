@@ -1,5 +1,5 @@
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -24,6 +24,9 @@ class ViewPermissionToPreview(ModelPermissions):
     perms_map = {**ModelPermissions.perms_map, "POST": ["%(app_label)s.view_%(model_name)s"]}
 
 
+@extend_schema_view(destroy=extend_schema(responses={
+    204: None, 409: OpenApiResponse(description="Not deleted: a workflow uses the payload; the message lists its users."),
+}))
 class PayloadViewSet(viewsets.ModelViewSet):
     """Blocks plus LLM settings for one chat completion. A payload used by a workflow cannot be deleted (409)."""
 
