@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 FAKE_LLM_PORT ?= 8001
 
-.PHONY: run test lint migrate install install-dev bench soak screenshots serve fake-llm clean
+.PHONY: run test lint migrate install install-dev bench bench-quick soak screenshots serve fake-llm clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,8 +44,13 @@ test: install-dev
 lint: install-dev
 	$(VENV)/bin/ruff check .
 
+# What the runner adds over the raw openai SDK: 3 reps, about 15 min on 2 cores (docs/performance.md).
 bench: install-dev
 	$(PY) bench/run.py
+
+# One rep, fewer chains: for development.
+bench-quick: install-dev
+	$(PY) bench/run.py --quick
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
