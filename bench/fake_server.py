@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from llm.fake_server import Settings, serve  # noqa: E402
+from llm.fake_server import Settings, serve
 
 
 def main() -> None:

@@ -74,7 +74,7 @@ def proc_status_kb(key: str, pid: int | str = "self") -> int:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def free_port() -> int:
@@ -236,7 +236,7 @@ async def make_api(a: argparse.Namespace) -> Impl:
     fixtures = json.loads(Path(a.db).with_suffix(".json").read_text())
     port = free_port()
     log_path = os.path.join(os.path.dirname(db_path), "daphne.log")
-    log = open(log_path, "wb")  # noqa: SIM115 - closed in aclose
+    log = open(log_path, "wb")  # closed in aclose
     server = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "orchestrator.asgi:application"],
         cwd=ROOT, env={**os.environ, **_django_env(db_path)}, stdout=log, stderr=subprocess.STDOUT)
