@@ -1,7 +1,7 @@
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -13,8 +13,11 @@ from llm.models import Endpoint
 from llm.serializers import ConnectivityReportSerializer, EndpointSerializer, EndpointTestRequestSerializer
 
 
+@extend_schema_view(destroy=extend_schema(responses={
+    204: None, 409: OpenApiResponse(description="Not deleted: a payload uses the endpoint; the message lists its users."),
+}))
 class EndpointViewSet(viewsets.ModelViewSet):
-    """LLM endpoints. The API key is write-only: send `api_key`, read `has_api_key`."""
+    """LLM endpoints. The API key is write-only: send `api_key`, read `has_api_key`. A used endpoint cannot be deleted (409)."""
 
     serializer_class = EndpointSerializer
     filterset_class = EndpointFilter
