@@ -1,0 +1,195 @@
+// Run detail page: applies the events of ws/runs/{id}/ (docs/events.md) to the server-rendered page.
+// Events may repeat what the state already shows, so everything is applied by step index, idempotently.
+import { liveSocket, formatMs } from "./live-socket.js";
+
+const root = document.getElementById("run");
+const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+const STEP_FINAL = new Set(["succeeded", "failed", "cancelled", "copied"]);
+const STEP_DONE = new Set(["succeeded", "copied"]);
+const stepsList = document.getElementById("steps");
+const template = document.getElementById("step-template");
+const canStart = root.dataset.canStart === "true";
+let runStatus = document.querySelector("#run-status [data-field=status]").dataset.status;
+let stepCount = Number(root.dataset.stepCount);
+
+// index -> {el, text}
+const steps = new Map();
+for (const el of stepsList.querySelectorAll(".step")) {
+  steps.set(Number(el.dataset.index), { el, text: el.querySelector("[data-field=output]").textContent });
+  watchPrompt(el, Number(el.dataset.index));
+}
+
+function field(el, name) {
+  return el.querySelector(`[data-field=${name}]`);
+}
+
+function setBadge(badge, status) {
+  badge.dataset.status = status;
+  badge.textContent = status;
+}
+
+function watchPrompt(el, index) {
+  // The rendered messages are fetched when the prompt is first opened after the step finished.
+  const details = el.querySelector("details.prompt");
+  details.addEventListener("toggle", async () => {
+    if (!details.open || details.dataset.loaded === "true") return;
+    const url = root.dataset.promptUrl.replace("/steps/0/", `/steps/${index}/`);
+    const response = await fetch(url, { headers: { Accept: "text/html" } });
+    field(el, "prompt").innerHTML = await response.text();
+    if (STEP_FINAL.has(el.dataset.status)) details.dataset.loaded = "true";
+  });
+}
+
+function ensureStep(index) {
+  let step = steps.get(index);
+  if (step) return step;
+  const el = template.content.firstElementChild.cloneNode(true);
+  el.dataset.index = index;
+  el.id = `step-${index}`;
+  field(el, "number").textContent = index + 1;
+  step = { el, text: "" };
+  steps.set(index, step);
+  // Keep the list in step order even if events arrive for a later step first.
+  const after = [...steps.keys()].filter((i) => i > index).sort((a, b) => a - b)[0];
+  stepsList.insertBefore(el, after === undefined ? null : steps.get(after).el);
+  watchPrompt(el, index);
+  document.getElementById("steps-empty").hidden = true;
+  return step;
+}
+
+function setStepStatus(step, status) {
+  step.el.dataset.status = status;
+  setBadge(field(step.el, "status"), status);
+}
+
+function setText(step, text) {
+  step.text = text;
+  field(step.el, "output").textContent = text;
+}
+
+function appendText(step, text) {
+  const output = field(step.el, "output");
+  const atBottom = output.scrollHeight - output.scrollTop - output.clientHeight < 8;
+  step.text += text;
+  output.append(text);
+  if (atBottom) output.scrollTop = output.scrollHeight;
+}
+
+function setStepResult(step, data) {
+  // data: a step.completed/step.failed event or a response of the run state.
+  if (data.output_key) field(step.el, "output_key").textContent = data.output_key;
+  if (data.payload_name) field(step.el, "payload").textContent = data.payload_name;
+  setStepStatus(step, data.status);
+  setText(step, data.output || "");
+  field(step.el, "tokens").textContent = `${data.prompt_tokens} in · ${data.completion_tokens} out`;
+  field(step.el, "estimated").hidden = !data.tokens_estimated;
+  field(step.el, "latency").textContent = formatMs(data.latency_ms);
+  field(step.el, "ttft").textContent = formatMs(data.ttft_ms);
+  const attempts = Array.isArray(data.attempts) ? data.attempts.length : data.attempts;
+  field(step.el, "attempts").textContent = attempts ?? "";
+  field(step.el, "metrics").hidden = false;
+  const error = field(step.el, "error");
+  error.textContent = data.error || "";
+  error.hidden = !data.error;
+  updateProgress();
+}
+
+function updateProgress() {
+  const done = [...steps.values()].filter((s) => STEP_DONE.has(s.el.dataset.status)).length;
+  const progress = document.getElementById("run-progress");
+  progress.max = stepCount || 1;
+  progress.value = done;
+  document.querySelector("#run-progress-label [data-field=done]").textContent = done;
+}
+
+function setRunStatus(status, error) {
+  runStatus = status;
+  setBadge(document.querySelector("#run-status [data-field=status]"), status);
+  const active = !FINAL.has(status);
+  document.getElementById("cancel-form").hidden = !(active && canStart && status !== "cancelling");
+  document.getElementById("rerun-form").hidden = active || !canStart;
+  if (error !== undefined) {
+    const box = document.getElementById("run-error");
+    box.textContent = error || "";
+    box.hidden = !error;
+  }
+}
+
+function applyState(run) {
+  stepCount = run.step_count;
+  setRunStatus(run.status, run.error);
+  document.getElementById("run-tokens").textContent = `${run.prompt_tokens} in · ${run.completion_tokens} out`;
+  document.getElementById("run-latency").textContent = formatMs(run.latency_ms);
+  for (const response of run.responses) setStepResult(ensureStep(response.index), response);
+  const recorded = new Set(run.responses.map((r) => r.index));
+  if (run.status === "running" && run.started_at && run.next_step < run.step_count && !recorded.has(run.next_step)) {
+    const step = ensureStep(run.next_step);
+    if (!STEP_FINAL.has(step.el.dataset.status)) setStepStatus(step, "running");
+  }
+  updateProgress();
+}
+
+function applyEvent(event) {
+  switch (event.type) {
+    case "run.state":
+      applyState(event.run);
+      if (FINAL.has(event.run.status)) socket?.stop();
+      return;
+    case "run.started":
+    case "run.status":
+      if (!FINAL.has(runStatus)) setRunStatus(event.status);
+      return;
+    case "step.started": {
+      if (event.step_count) stepCount = event.step_count;
+      const step = ensureStep(event.index);
+      if (STEP_FINAL.has(step.el.dataset.status)) return;
+      field(step.el, "output_key").textContent = event.output_key;
+      field(step.el, "payload").textContent = event.payload;
+      setStepStatus(step, "running");
+      updateProgress();
+      return;
+    }
+    case "step.delta": {
+      const step = ensureStep(event.index);
+      if (STEP_FINAL.has(step.el.dataset.status)) return;
+      if (step.el.dataset.status !== "running") setStepStatus(step, "running");
+      if (event.reset || event.full) setText(step, event.text || "");
+      else if (event.offset === step.text.length) appendText(step, event.text);
+      // Any other offset: a piece was missed; the next full-text delta puts it right.
+      return;
+    }
+    case "step.completed":
+    case "step.failed":
+      setStepResult(ensureStep(event.index), event);
+      return;
+    case "run.completed":
+    case "run.failed":
+    case "run.cancelled":
+      setRunStatus(event.status, event.error || undefined);
+      socket?.stop();
+      refreshFinalState();
+      return;
+    default:
+  }
+}
+
+async function refreshFinalState() {
+  // Run totals and the final error are not in the events: read the finished run once.
+  const response = await fetch(root.dataset.apiUrl, { headers: { Accept: "application/json" } });
+  if (response.ok) applyState(await response.json());
+}
+
+// A run that had already ended when the page was rendered has nothing more to tell.
+const indicator = document.getElementById("run-conn");
+let socket = null;
+if (FINAL.has(runStatus)) {
+  indicator.dataset.state = "closed";
+  indicator.textContent = "finished";
+} else {
+  socket = liveSocket({
+    path: root.dataset.wsPath,
+    indicator,
+    onMessage: applyEvent,
+    shouldReconnect: () => !FINAL.has(runStatus),
+  });
+}
