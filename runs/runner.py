@@ -13,12 +13,11 @@ import time
 import uuid
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from jsonschema import Draft202012Validator
 
 from llm import client as llm
 from payloads.services import RenderProblem, render_messages
-from runs import events, services
+from runs import batching, events, services
 from runs.models import ResponseStatus, RunStatus
 
 logger = logging.getLogger(__name__)
@@ -34,9 +33,6 @@ PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}"
 # Cancel signals for runs executing in this process.
 _cancel_events: dict[int, asyncio.Event] = {}
 
-claim_step = sync_to_async(services.step_claim)
-commit_step = sync_to_async(services.step_commit)
-heartbeat = sync_to_async(services.step_heartbeat)
 
 
 def new_owner(prefix: str = "") -> str:
@@ -192,7 +188,7 @@ async def _run_step(claim: services.Claim, cancel: asyncio.Event) -> services.St
             done, _ = await asyncio.wait({call, cancelled}, timeout=HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
             if call in done or cancelled in done:
                 break
-            still_ours, cancel_requested = await heartbeat(claim=claim)
+            still_ours, cancel_requested = await batching.call(services.step_heartbeat, claim=claim)
             if not still_ours:
                 lost_lease = True
                 break
@@ -223,11 +219,13 @@ async def execute_run(run_id: int, *, owner: str | None = None) -> str | None:
     """Run the steps of a run that are still to do. Returns the run's final status if it ended here."""
     owner = owner or new_owner()
     cancel = _cancel_events.setdefault(run_id, asyncio.Event())
+    claim: services.Claim | services.Finished | None = None
     try:
         while True:
-            claim = await claim_step(run_id=run_id, owner=owner)
             if claim is None:
-                return None
+                claim = await batching.call(services.step_claim, run_id=run_id, owner=owner)
+                if claim is None:
+                    return None
             if isinstance(claim, services.Finished):
                 await events.send(run_id, events.FINISHED_EVENT[claim.status], {"status": claim.status}, to_list=True)
                 return claim.status
@@ -241,7 +239,7 @@ async def execute_run(run_id: int, *, owner: str | None = None) -> str | None:
             except _LeaseLost:
                 logger.warning("run %s step %s: lease lost, dropping this attempt", run_id, claim.index)
                 return None
-            outcome = await commit_step(claim=claim, result=result)
+            outcome, next_claim = await batching.call(services.step_commit, claim=claim, result=result)
             if outcome is False:
                 return None
             await _announce(claim, result)
@@ -250,6 +248,7 @@ async def execute_run(run_id: int, *, owner: str | None = None) -> str | None:
                                   {"status": outcome.status, "error": "" if outcome.status == "succeeded" else result.error},
                                   to_list=True)
                 return outcome.status
+            claim = next_claim
     finally:
         if _cancel_events.get(run_id) is cancel:
             del _cancel_events[run_id]

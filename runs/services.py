@@ -7,6 +7,7 @@ the lease is still its own. No transaction is ever held across an LLM call.
 from __future__ import annotations
 
 import datetime
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,11 +143,18 @@ class Claim:
     index: int
     lease_version: int
     owner: str
-    step: dict[str, Any]
-    step_count: int
+    steps: list[dict[str, Any]]
     variables: dict[str, Any]
     endpoint: EndpointConfig | None
     first: bool
+
+    @property
+    def step(self) -> dict[str, Any]:
+        return self.steps[self.index]
+
+    @property
+    def step_count(self) -> int:
+        return len(self.steps)
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,22 @@ class StepResult:
     ttft_ms: int | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
+
+
+# Endpoint settings change rarely; a step reads them at most this stale.
+ENDPOINT_CACHE_SECONDS = 5.0
+_endpoint_cache: dict[int, tuple[float, EndpointConfig | None]] = {}
+
+
+def _endpoint_config(endpoint_id: int) -> EndpointConfig | None:
+    cached = _endpoint_cache.get(endpoint_id)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < ENDPOINT_CACHE_SECONDS:
+        return cached[1]
+    endpoint = Endpoint.objects.filter(pk=endpoint_id, enabled=True).first()
+    config = EndpointConfig.from_endpoint(endpoint) if endpoint is not None else None
+    _endpoint_cache[endpoint_id] = (now, config)
+    return config
 
 
 def _lease_until() -> datetime.datetime:
@@ -232,39 +256,48 @@ def step_claim(*, run_id: int, owner: str) -> Claim | Finished | None:
             variables[response["output_key"]] = _value(response)
         if earlier:
             variables["previous"] = _value(earlier[-1])
-        step = steps[index]
-        endpoint = Endpoint.objects.filter(pk=step["payload"]["endpoint_id"]).first()
         return Claim(
-            run_id=run_id, index=index, lease_version=lease_version, owner=owner, step=step,
-            step_count=len(steps), variables=variables,
-            endpoint=EndpointConfig.from_endpoint(endpoint) if endpoint and endpoint.enabled else None,
-            first=run["started_at"] is None,
+            run_id=run_id, index=index, lease_version=lease_version, owner=owner, steps=steps, variables=variables,
+            endpoint=_endpoint_config(steps[index]["payload"]["endpoint_id"]), first=run["started_at"] is None,
         )
 
 
 def step_heartbeat(*, claim: Claim) -> tuple[bool, bool]:
-    """Renew the lease. Returns (still ours, cancel requested)."""
-    with transaction.atomic():
+    """Check the cancel flag and keep the lease. Returns (still ours, cancel requested).
+
+    The lease is renewed only once half of it is gone, so most heartbeats are one cheap read.
+    """
+    row = (Run.objects.filter(pk=claim.run_id)
+           .values_list("cancel_requested", "lease_owner", "lease_version", "lease_expires_at").first())
+    if row is None:
+        return False, True
+    cancel, owner, version, expires = row
+    if owner != claim.owner or version != claim.lease_version:
+        return False, bool(cancel)
+    half = datetime.timedelta(seconds=settings.RUNS_LEASE_SECONDS / 2)
+    if expires is None or expires - timezone.now() < half:
         renewed = Run.objects.filter(pk=claim.run_id, lease_owner=claim.owner, lease_version=claim.lease_version).update(
             lease_expires_at=_lease_until())
-        cancel = Run.objects.filter(pk=claim.run_id).values_list("cancel_requested", flat=True).first()
-    return bool(renewed), bool(cancel)
+        return bool(renewed), bool(cancel)
+    return True, bool(cancel)
 
 
-def step_commit(*, claim: Claim, result: StepResult) -> Finished | bool:
+def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, Claim | None]:
     """Record the step and advance the run, only if the lease is still ours.
 
-    Returns False when another worker took the step over (this copy is dropped), True when the
-    run goes on, or Finished when this step ended the run.
+    Returns (False, None) when another worker took the step over (this copy is dropped),
+    (Finished, None) when this step ended the run, and otherwise (True, the claim of the next
+    step): the same update that advances the run keeps the lease for the next step, unless a
+    cancel was requested, in which case (True, None) leaves the run to the next claim.
     """
     now = timezone.now()
     last = claim.index + 1 >= claim.step_count
     fields: dict[str, Any] = {
-        "lease_owner": "", "lease_expires_at": None,
         "prompt_tokens": F("prompt_tokens") + result.prompt_tokens,
         "completion_tokens": F("completion_tokens") + result.completion_tokens,
         "latency_ms": F("latency_ms") + result.latency_ms,
     }
+    released = {"lease_owner": "", "lease_expires_at": None}
     final: str | None = None
     if result.status == ResponseStatus.SUCCEEDED:
         fields["next_step"] = claim.index + 1
@@ -280,12 +313,29 @@ def step_commit(*, claim: Claim, result: StepResult) -> Finished | bool:
     if final:
         fields.update(status=final, finished_at=now)
     payload = claim.step["payload"]
+    ours = Run.objects.filter(pk=claim.run_id, lease_owner=claim.owner, lease_version=claim.lease_version,
+                              next_step=claim.index)
+    next_claim: Claim | None = None
     try:
         with transaction.atomic():
-            advanced = Run.objects.filter(pk=claim.run_id, lease_owner=claim.owner, lease_version=claim.lease_version,
-                                          next_step=claim.index).update(**fields)
+            advanced = 0
+            if final is None:
+                # Keep the lease for the next step in the same write, unless a cancel is pending.
+                advanced = ours.filter(cancel_requested=False).update(
+                    **fields, lease_version=claim.lease_version + 1, lease_expires_at=_lease_until())
+                if advanced:
+                    next_index = claim.index + 1
+                    output = result.output_json if result.output_json is not None else result.output
+                    variables = {**claim.variables, claim.step["output_key"]: output, "previous": output}
+                    next_claim = Claim(
+                        run_id=claim.run_id, index=next_index, lease_version=claim.lease_version + 1,
+                        owner=claim.owner, steps=claim.steps, variables=variables,
+                        endpoint=_endpoint_config(claim.steps[next_index]["payload"]["endpoint_id"]), first=False,
+                    )
+            if not advanced:
+                advanced = ours.update(**fields, **released)
             if advanced != 1:
-                return False
+                return False, None
             Response.objects.create(
                 run_id=claim.run_id, index=claim.index, output_key=claim.step["output_key"],
                 payload_name=payload["name"], endpoint_name=payload.get("endpoint_name", ""), model=payload["model"],
@@ -296,8 +346,8 @@ def step_commit(*, claim: Claim, result: StepResult) -> Finished | bool:
                 attempts=result.attempts, status=result.status, error=result.error,
             )
     except IntegrityError:
-        return False
-    return Finished(claim.run_id, final) if final else True
+        return False, None
+    return (Finished(claim.run_id, final) if final else True), next_claim
 
 
 def release_dead_leases(*, owner_prefix: str) -> int:
