@@ -110,7 +110,8 @@ def _analyze_jobs_table() -> None:
 _sweeps = 0
 
 
-@app.periodic(cron="*/2 * * * * *")
+# The 6th column is seconds: every 2 s.
+@app.periodic(cron="* * * * * */2")
 @app.task(name="runs.recover_stalled_work", pass_context=True, queueing_lock="runs.recover_stalled_work")
 async def recover_stalled_work(context: JobContext, timestamp: int) -> dict[str, Any]:
     global _sweeps

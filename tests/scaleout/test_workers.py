@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import statistics
 import time
 from collections import Counter
 
@@ -59,35 +60,35 @@ def test_two_workers_share_200_runs_with_one_response_per_step(fake_llm, start_w
 
 
 def test_worker_killed_mid_step_leaves_every_run_finished_once_per_step(fake_llm, start_worker):
-    """SIGKILL at random moments; the soak form (SCALEOUT_KILLS=20) kills 20 times."""
+    """SIGKILL at random moments; the soak form (SCALEOUT_KILLS=20, make soak) kills 20 times."""
     kills = int(os.environ.get("SCALEOUT_KILLS", "3"))
-    fake_llm.control(latency_ms=200)
-    workers = [start_worker(concurrency=20), start_worker(concurrency=20)]
-    run_ids = start_runs(fake_llm, 12 * kills)
+    fake_llm.control(latency_ms=400)
+    workers = [start_worker(concurrency=4), start_worker(concurrency=4)]
+    run_ids = start_runs(fake_llm, 8 * kills + 10)
     rng = random.Random(kills)
-    recoveries: list[float] = []
+    held_at_kill: list[tuple[float, dict[int, int]]] = []
     for _ in range(kills):
-        time.sleep(rng.uniform(0.3, 1.5))
+        time.sleep(rng.uniform(0.5, 2.0))
         victim = workers.pop(rng.randrange(len(workers)))
-        held = {pk: step for pk, step in Run.objects.filter(
-            pk__in=run_ids, lease_owner__contains=f":{victim.pid}:").values_list("pk", "next_step")}
+        held = dict(Run.objects.filter(pk__in=run_ids, lease_owner__contains=f":{victim.pid}:")
+                    .values_list("pk", "next_step"))
         victim.signal(signal.SIGKILL)
-        killed_at = time.monotonic()
-        workers.append(start_worker(concurrency=20))
-        if held:
-            # Recovery: every run the dead worker held has its step committed by someone else.
-            def resumed(held: dict[int, int] = held) -> bool:
-                return all(step > held[pk] or status in FINAL_STATUSES for pk, step, status in
-                           Run.objects.filter(pk__in=held).values_list("pk", "next_step", "status"))
-
-            wait_until(resumed, 60, f"runs {sorted(held)} of a killed worker never resumed", interval=0.1)
-            recoveries.append(time.monotonic() - killed_at)
+        held_at_kill.append((time.time(), held))
+        workers.append(start_worker(concurrency=4))
 
     wait_for_final(run_ids, timeout=240)
 
     assert_every_run_succeeded_once_per_step(run_ids)
-    print(f"\nkill -9 recovery (kill to the held step committed elsewhere), s: "
-          f"{', '.join(f'{r:.1f}' for r in recoveries)}")
+    assert any(held for _, held in held_at_kill), "no kill landed while the worker held a step"
+    # Recovery: from the kill to the step the dead worker held being committed by another one.
+    recoveries = []
+    for killed_at, held in held_at_kill:
+        for run_id, step in held.items():
+            committed = Response.objects.get(run_id=run_id, index=step).created_at.timestamp()
+            if committed > killed_at:
+                recoveries.append(committed - killed_at)
+    print(f"\nkill -9 recovery over {kills} kills (kill to the held step committed elsewhere, s): "
+          f"median {statistics.median(recoveries):.1f}, max {max(recoveries):.1f}")
 
 
 def test_worker_paused_past_its_lease_cannot_commit_over_the_one_that_took_over(fake_llm, start_worker):
