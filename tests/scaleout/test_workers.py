@@ -121,7 +121,7 @@ def test_worker_paused_past_its_lease_cannot_commit_over_the_one_that_took_over(
 
 def test_cancel_reaches_a_step_streaming_on_another_worker_within_two_seconds(fake_llm, start_worker):
     fake_llm.control(inter_token_ms=100, tokens=300)
-    start_worker(concurrency=5)
+    start_worker(concurrency=5, RUNS_HEARTBEAT_SECONDS="1")  # the distributed-mode default
     (run_id,) = start_runs(fake_llm, 1, stream=True)
     run = wait_until(lambda: Run.objects.filter(pk=run_id, status="running").first(), 30, "the run never started")
     time.sleep(1.0)  # some text streamed
