@@ -207,3 +207,47 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"daphne": {"level": "WARNING"}, "httpx2": {"level": "WARNING"}, "httpx": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
 }
+
+# --- Security -----------------------------------------------------------------------------------
+# Production hardening (docs/security.md). Applies when DEBUG is off; each setting can be
+# overridden from the environment, e.g. SECURE_SSL_REDIRECT=0 behind a proxy that redirects itself.
+_production = not DEBUG
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_production)
+# The load balancer's health check speaks plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=_production)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=_production)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if _production else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=_production)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=_production)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# TLS ends at the proxy: trust its X-Forwarded-Proto. Empty turns it off (only safe when the proxy
+# overwrites the header the client sent).
+_proxy_ssl_header = env("SECURE_PROXY_SSL_HEADER", default="HTTP_X_FORWARDED_PROTO" if _production else "")
+SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
+
+# Throttles (DRF): run creation per user (ScopedRateThrottle, scope "runs") and failed log-ins per
+# client address (orchestrator.login_throttle, rate "login"). An empty rate turns a throttle off.
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "runs": env("RUNS_THROTTLE_RATE", default="600/minute") or None,
+    "login": env("LOGIN_THROTTLE_RATE", default="10/minute") or None,
+}
+# Proxies in front of the app: the client address for throttles is taken from X-Forwarded-For.
+REST_FRAMEWORK["NUM_PROXIES"] = env.int("NUM_PROXIES", default=None)
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                  "orchestrator.login_throttle.LoginThrottleMiddleware")
+
+# Where endpoint URLs may point (llm/egress.py). Hosts here skip every check; denied hosts are
+# refused even when they resolve to a public address. Loopback is allowed only with DEBUG on.
+LLM_ENDPOINT_ALLOWED_HOSTS = env.list("LLM_ENDPOINT_ALLOWED_HOSTS", default=[])
+LLM_ENDPOINT_DENIED_HOSTS = env.list("LLM_ENDPOINT_DENIED_HOSTS", default=[
+    "169.254.169.254", "fd00:ec2::254", "100.100.100.200", "metadata.google.internal", "metadata",
+])
+LLM_ENDPOINT_ALLOW_LOOPBACK = env.bool("LLM_ENDPOINT_ALLOW_LOOPBACK", default=DEBUG)
+# Ports of databases, caches and admin daemons: never an LLM API.
+LLM_ENDPOINT_DENIED_PORTS = env.list("LLM_ENDPOINT_DENIED_PORTS", cast=int, default=[
+    22, 23, 25, 2375, 2376, 2379, 3306, 5432, 6379, 9200, 10250, 11211, 27017,
+])

@@ -4,6 +4,7 @@ from rest_framework import generics, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response as HttpResponse
+from rest_framework.throttling import ScopedRateThrottle
 
 from runs import selectors, services
 from runs.filters import RunFilter
@@ -47,6 +48,9 @@ class WorkflowRunCreateView(generics.GenericAPIView):
 
     queryset = Run.objects.all()
     serializer_class = RunStartSerializer
+    # Runs spend money at the LLM provider: RUNS_THROTTLE_RATE per user.
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "runs"
 
     @extend_schema(request=RunStartSerializer, responses={201: RunSerializer})
     def post(self, request: Request, pk: int) -> HttpResponse:
