@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -164,7 +165,13 @@ def _django_env(db_path: str) -> dict[str, str]:
     """Production settings on the benchmark's SQLite file: DEBUG off, embedded runs, in-memory channels."""
     return {"DJANGO_SETTINGS_MODULE": "orchestrator.settings", "DATABASE_URL": f"sqlite:///{db_path}",
             "DEBUG": "0", "SECRET_KEY": "bench-secret-key-not-for-production", "RUNS_BACKEND": "embedded",
-            "REDIS_URL": "", "LOG_LEVEL": "WARNING"}
+            "REDIS_URL": "", "LOG_LEVEL": "WARNING",
+            # The fake server is on loopback, which production refuses for endpoints.
+            "LLM_ENDPOINT_ALLOW_LOOPBACK": "1",
+            # Plain HTTP on loopback: no redirect to HTTPS (production default, orchestrator/settings.py).
+            "SECURE_SSL_REDIRECT": "0",
+            # The per-user run throttle stays in the path, at a rate the benchmark never reaches.
+            "RUNS_THROTTLE_RATE": "1000000/minute"}
 
 
 _workdirs: list[str] = []  # removed at the end of the phase unless BENCH_KEEP=1
@@ -258,9 +265,16 @@ async def make_api(a: argparse.Namespace) -> Impl:
     else:
         raise RuntimeError("daphne did not answer /healthz")
 
+    # BENCH_PROFILE_SERVER=<file>: py-spy (raw collapsed stacks) samples the server from here on.
+    profiler = None
+    if os.environ.get("BENCH_PROFILE_SERVER"):
+        profiler = subprocess.Popen([shutil.which("py-spy") or "py-spy", "record", "-r", "500", "--threads", "--format", "raw",
+                                     "-o", os.environ["BENCH_PROFILE_SERVER"], "--pid", str(server.pid)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workflow_id = fixtures["workflows"][workflow_name(a.latency_ms, a.stream)]
     create_url = f"{base}/api/workflows/{workflow_id}/runs/"
-    auth = {"Authorization": f"Token {fixtures['token']}"}
+    # As behind the TLS-terminating proxy production expects (else SECURE_SSL_REDIRECT answers 301).
+    auth = {"Authorization": f"Token {fixtures['token']}", "X-Forwarded-Proto": "https"}
     ws_headers = {"Origin": base, "Cookie": f"sessionid={fixtures['sessionid']}"}
     final = {"succeeded", "failed", "cancelled"}
 
@@ -298,6 +312,9 @@ async def make_api(a: argparse.Namespace) -> Impl:
 
     async def aclose() -> None:
         await session.close()
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            profiler.wait(30)
         server.terminate()
         try:
             server.wait(10)
