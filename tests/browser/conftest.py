@@ -1,0 +1,116 @@
+"""Headless Chromium (Debian's `chromium`, driven by Playwright) against daphne on the test database.
+
+Chromium is installed with apt-get when /usr/bin/chromium is missing (`playwright install` cannot
+download here). Every page a test opens fails the test on a browser console error or page error.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from tests.servers import AppServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu",
+                 "--no-first-run", "--disable-sync"]
+PASSWORD = "pw-for-browser-tests"
+
+# Records, for every step card and the tester's answer, each (status, text length) it went through,
+# so a test can tell text appeared while a step was still running without racing the stream.
+STREAM_RECORDER = """
+window.__seen = [];
+const record = () => {
+  for (const el of document.querySelectorAll('.step[data-index], #answer')) {
+    const id = el.id === 'answer' ? 'answer' : 'step-' + el.dataset.index;
+    const status = el.id === 'answer'
+      ? document.getElementById('answer-status').dataset.status : el.dataset.status;
+    const output = el.id === 'answer' ? el : el.querySelector('[data-field=output]');
+    const entry = {id, status, length: output.textContent.length};
+    const last = window.__seen.findLast((s) => s.id === id);
+    if (!last || last.status !== status || last.length !== entry.length) window.__seen.push(entry);
+  }
+};
+document.addEventListener('DOMContentLoaded', () => {
+  record();
+  new MutationObserver(record).observe(document.body,
+    {subtree: true, childList: true, characterData: true, attributes: true});
+});
+"""
+
+
+def ensure_chromium() -> str:
+    if not CHROMIUM.exists():
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            pytest.fail("/usr/bin/chromium is missing and cannot be installed here (needs root and apt-get)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update"], check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "install", "-y", "chromium"], check=True, env=env, stdout=subprocess.DEVNULL)
+    return str(CHROMIUM)
+
+
+@pytest.fixture(scope="session")
+def browser_server(django_db_setup: None) -> Iterator[AppServer]:
+    """One daphne for the browser tests, on the test database (tests use transaction=True)."""
+    server = AppServer().start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Browser:
+    """A fresh browser context for one test; `errors` collects console errors and page errors."""
+
+    base_url: str
+    context: object
+    errors: list[str] = field(default_factory=list)
+
+    def new_page(self):  # type: ignore[no-untyped-def]
+        page = self.context.new_page()  # type: ignore[attr-defined]
+        page.set_default_timeout(30_000)
+        page.on("console", lambda message: message.type == "error" and self.errors.append(
+            f"console: {message.text} ({message.location.get('url', '')})"))
+        page.on("pageerror", lambda error: self.errors.append(f"page error: {error}"))
+        return page
+
+    def login(self, page, username: str = "admin", path: str = "/") -> None:  # type: ignore[no-untyped-def]
+        """Log in as a person does: the login page, then back where they were going."""
+        page.goto(self.base_url + path)
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(self.base_url + path)
+
+
+@pytest.fixture
+def browser(browser_server: AppServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
+    """Chromium for one test. Playwright's sync API keeps an event loop running in this thread while
+    it is started, so it is stopped with the test (before the database flush and any async test)."""
+    from playwright.sync_api import sync_playwright
+
+    executable = ensure_chromium()
+    # The ORM calls of the test body are plain sync code beside Playwright's loop.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        context = chromium.new_context(viewport={"width": 1280, "height": 900})
+        context.add_init_script(STREAM_RECORDER)
+        # The admin's login page links no icon, so Chromium asks for /favicon.ico and logs its 404 as a
+        # console error; our pages declare an inline icon. Answer that one request here.
+        context.route("**/favicon.ico", lambda route: route.fulfill(status=204, body=""))
+        session = Browser(base_url=browser_server.url, context=context)
+        yield session
+        context.close()
+        chromium.close()
+    assert session.errors == [], "browser console or page errors:\n" + "\n".join(session.errors)
+
+
+@pytest.fixture
+def admin_user(transactional_db: None):  # type: ignore[no-untyped-def]
+    return get_user_model().objects.create_superuser("admin", "admin@example.com", PASSWORD)
