@@ -27,6 +27,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", health.healthz, name="healthz"),
     path("llm/tester/", include("llm.urls")),
+    path("blocks/", include("blocks.urls")),
+    path("payloads/", include("payloads.urls")),
+    path("workflows/", include("workflows.urls")),
     path("", include("runs.urls")),
 ]
 

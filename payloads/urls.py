@@ -1,0 +1,11 @@
+from django.urls import path
+
+from payloads import views
+
+urlpatterns = [
+    path("", views.payload_builder, name="payload-builder"),
+    path("new/", views.payload_new, name="payload-new"),
+    path("preview/", views.payload_preview, name="payload-preview"),
+    path("try/", views.payload_try, name="payload-try"),
+    path("<int:pk>/", views.payload_edit, name="payload-edit"),
+]

@@ -1,0 +1,239 @@
+"""Export a workflow with its payloads, blocks and endpoint references as one JSON document, and import it.
+
+The document never holds an API key, its ciphertext or an endpoint's extra headers (they may carry
+credentials): endpoints travel as references by name, with their URL and default model as a hint.
+
+Import reconciles names, so a document can be imported into a busy installation and twice in a row:
+- a block, payload or workflow is reused when one with the same name (or a suffixed name from an
+  earlier import, "name (2)") is identical; otherwise it is created under the first free name of
+  name, "name (2)", "name (3)", ...
+- an endpoint is matched by name. A missing endpoint is an error naming it (create it with its key,
+  then import again), unless `create_missing_endpoints` is set: then it is created *disabled and
+  without a key*, so nothing can call it until someone adds the key and enables it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+
+from blocks.models import Block
+from blocks.services import block_create
+from llm.models import Endpoint
+from llm.services import endpoint_create
+from payloads.models import Payload
+from payloads.services import PAYLOAD_SETTINGS, payload_create
+from workflows.models import Workflow
+from workflows.services import workflow_create
+
+FORMAT = "llm-orchestrator.workflow"
+FORMAT_VERSION = 1
+SUFFIXED_NAMES_TRIED = 1000
+PAYLOAD_EXPORTED_SETTINGS = sorted(PAYLOAD_SETTINGS)
+
+Named = TypeVar("Named", bound=models.Model)
+
+
+# --- Export ---------------------------------------------------------------------------------------
+
+def workflow_export(workflow: Workflow) -> dict[str, Any]:
+    """The workflow and everything it uses, by name."""
+    steps = list(workflow.steps.select_related("payload__endpoint").order_by("position", "id"))
+    payloads: dict[str, Payload] = {step.payload.name: step.payload for step in steps}
+    blocks: dict[str, Block] = {}
+    payload_docs = []
+    for payload in payloads.values():
+        uses = list(payload.payload_blocks.select_related("block").order_by("position", "id"))
+        for use in uses:
+            blocks[use.block.name] = use.block
+        payload_docs.append({
+            "name": payload.name,
+            "endpoint": payload.endpoint.name,
+            **{name: getattr(payload, name) for name in PAYLOAD_EXPORTED_SETTINGS},
+            "blocks": [{"block": use.block.name, "role": use.role} for use in uses],
+        })
+    endpoints = {payload.endpoint.name: payload.endpoint for payload in payloads.values()}
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "exported_at": timezone.now().isoformat(),
+        "workflow": {
+            "name": workflow.name,
+            "description": workflow.description,
+            "inputs": workflow.inputs,
+            "steps": [{"payload": step.payload.name, "output_key": step.output_key} for step in steps],
+        },
+        "payloads": payload_docs,
+        "blocks": [{"name": b.name, "description": b.description, "content": b.content} for b in blocks.values()],
+        # A reference, not a copy: never the key, its ciphertext or the extra headers.
+        "endpoints": [{"name": e.name, "base_url": e.base_url, "default_model": e.default_model}
+                      for e in endpoints.values()],
+    }
+
+
+# --- Import ---------------------------------------------------------------------------------------
+
+@dataclass
+class ImportReport:
+    workflow: Workflow
+    items: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, kind: str, exported_name: str, obj: models.Model, action: str) -> None:
+        self.items.append({"kind": kind, "exported_name": exported_name, "name": str(obj), "action": action,
+                           "id": str(obj.pk)})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"workflow": {"id": self.workflow.pk, "name": self.workflow.name}, "items": self.items,
+                "created": sum(1 for i in self.items if i["action"] == "created"),
+                "reused": sum(1 for i in self.items if i["action"] == "reused")}
+
+    def lines(self) -> Iterator[str]:
+        for item in self.items:
+            renamed = f" (exported as '{item['exported_name']}')" if item["name"] != item["exported_name"] else ""
+            yield f"{item['action']:8} {item['kind']:9} '{item['name']}'{renamed}"
+
+
+def _candidate_names(name: str) -> Iterator[str]:
+    yield name
+    for n in range(2, SUFFIXED_NAMES_TRIED + 2):
+        suffix = f" ({n})"
+        yield name[: 100 - len(suffix)] + suffix
+
+
+def _reconcile(model: type[Named], name: str, *, same: Callable[[Named], bool],
+               create: Callable[[str], Named]) -> tuple[Named, str]:
+    """Reuse the first identical object among name, "name (2)", ...; else create at the first free name."""
+    for candidate in _candidate_names(name):
+        existing = model.objects.filter(name=candidate).first()  # type: ignore[attr-defined]
+        if existing is None:
+            return create(candidate), "created"
+        if same(existing):
+            return existing, "reused"
+    raise ValidationError({"name": f"Too many objects named like '{name}'."})
+
+
+def _require(condition: bool, where: str, message: str) -> None:
+    if not condition:
+        raise ValidationError({where: message})
+
+
+def _check_document(document: object) -> dict[str, Any]:
+    """The document's shape, with an error naming the place that is wrong."""
+    _require(isinstance(document, dict), "document", "The export must be a JSON object.")
+    assert isinstance(document, dict)
+    _require(document.get("format") == FORMAT, "format", f"Not a workflow export (expected format '{FORMAT}').")
+    _require(document.get("version") == FORMAT_VERSION, "version",
+             f"Export format version {document.get('version')!r} is not supported (this installation reads {FORMAT_VERSION}).")
+    for key in ("payloads", "blocks", "endpoints"):
+        _require(isinstance(document.get(key), list) and all(isinstance(i, dict) for i in document[key]), key,
+                 "Must be a list of objects.")
+        for index, item in enumerate(document[key]):
+            _require(isinstance(item.get("name"), str) and item["name"] != "", f"{key}[{index}].name",
+                     "A name is required.")
+    workflow = document.get("workflow")
+    _require(isinstance(workflow, dict) and isinstance(workflow.get("name"), str), "workflow",
+             "Must be an object with a name.")
+    _require(isinstance(workflow.get("steps"), list), "workflow.steps", "Must be a list.")
+    blocks = {b["name"] for b in document["blocks"]}
+    endpoints = {e["name"] for e in document["endpoints"]}
+    payloads = {p["name"] for p in document["payloads"]}
+    for index, payload in enumerate(document["payloads"]):
+        _require(payload.get("endpoint") in endpoints, f"payloads[{index}].endpoint",
+                 f"Endpoint {payload.get('endpoint')!r} is not in the export's endpoints.")
+        _require(isinstance(payload.get("blocks"), list), f"payloads[{index}].blocks", "Must be a list.")
+        for position, use in enumerate(payload["blocks"]):
+            _require(isinstance(use, dict) and use.get("block") in blocks, f"payloads[{index}].blocks[{position}]",
+                     "Must name a block of the export.")
+        unknown = set(payload) - set(PAYLOAD_EXPORTED_SETTINGS) - {"name", "endpoint", "blocks"}
+        _require(not unknown, f"payloads[{index}]", f"Unknown fields: {', '.join(sorted(unknown))}.")
+    for index, step in enumerate(workflow["steps"]):
+        _require(isinstance(step, dict) and step.get("payload") in payloads, f"workflow.steps[{index}].payload",
+                 "Must name a payload of the export.")
+        _require(isinstance(step.get("output_key"), str), f"workflow.steps[{index}].output_key", "Must be a string.")
+    return document
+
+
+def _payload_settings(doc: dict[str, Any]) -> dict[str, Any]:
+    return {name: doc[name] for name in PAYLOAD_EXPORTED_SETTINGS if name in doc}
+
+
+def _payload_is(payload: Payload, *, endpoint: Endpoint, settings: dict[str, Any],
+                blocks: list[tuple[int, str]]) -> bool:
+    uses = [(u.block_id, u.role) for u in payload.payload_blocks.order_by("position", "id")]
+    defaults = {name: Payload._meta.get_field(name).get_default() for name in PAYLOAD_EXPORTED_SETTINGS}
+    return (payload.endpoint_id == endpoint.pk and uses == blocks
+            and all(getattr(payload, name) == settings.get(name, defaults[name]) for name in PAYLOAD_EXPORTED_SETTINGS))
+
+
+@transaction.atomic
+def workflow_import(*, document: object, create_missing_endpoints: bool = False) -> ImportReport:
+    """Create what the installation lacks, reuse what it has; all or nothing."""
+    doc = _check_document(document)
+    endpoints: dict[str, Endpoint] = {}
+    missing = []
+    for item in doc["endpoints"]:
+        endpoint = Endpoint.objects.filter(name=item["name"]).first()
+        if endpoint is None:
+            missing.append(item)
+        else:
+            endpoints[item["name"]] = endpoint
+    if missing and not create_missing_endpoints:
+        names = ", ".join(f"'{item['name']}'" for item in missing)
+        raise ValidationError({"endpoints": f"No endpoint named {names} on this installation. Create it (with its "
+                                            "API key) and import again, or import with create_missing_endpoints "
+                                            "to create it disabled and without a key."})
+    report_items: list[tuple[str, str, models.Model, str]] = []
+    for item in missing:
+        endpoint = endpoint_create(name=item["name"], base_url=item.get("base_url") or "http://127.0.0.1/v1",
+                                   default_model=item.get("default_model") or "unknown", enabled=False)
+        endpoints[item["name"]] = endpoint
+        report_items.append(("endpoint", item["name"], endpoint, "created disabled, without a key"))
+    for item in doc["endpoints"]:
+        if item not in missing:
+            report_items.append(("endpoint", item["name"], endpoints[item["name"]], "reused"))
+
+    blocks: dict[str, Block] = {}
+    for item in doc["blocks"]:
+        content, description = item.get("content", ""), item.get("description", "")
+        block, action = _reconcile(
+            Block, item["name"],
+            same=lambda b, c=content, d=description: b.content == c and b.description == d,
+            create=lambda name, c=content, d=description: block_create(name=name, content=c, description=d))
+        blocks[item["name"]] = block
+        report_items.append(("block", item["name"], block, action))
+
+    payloads: dict[str, Payload] = {}
+    for item in doc["payloads"]:
+        endpoint = endpoints[item["endpoint"]]
+        settings = _payload_settings(item)
+        uses = [{"block": blocks[u["block"]], "role": u.get("role", "user")} for u in item["blocks"]]
+        keys = [(u["block"].pk, u["role"]) for u in uses]
+        payload, action = _reconcile(
+            Payload, item["name"],
+            same=lambda p, e=endpoint, s=settings, k=keys: _payload_is(p, endpoint=e, settings=s, blocks=k),
+            create=lambda name, e=endpoint, s=settings, u=uses: payload_create(name=name, endpoint=e, blocks=u, **s))
+        payloads[item["name"]] = payload
+        report_items.append(("payload", item["name"], payload, action))
+
+    spec = doc["workflow"]
+    steps = [{"payload": payloads[s["payload"]], "output_key": s["output_key"]} for s in spec["steps"]]
+    inputs = spec.get("inputs") or []
+    description = spec.get("description", "")
+
+    def same_workflow(workflow: Workflow) -> bool:
+        current = [(s.payload_id, s.output_key) for s in workflow.steps.order_by("position", "id")]
+        return (workflow.description == description and workflow.inputs == inputs
+                and current == [(s["payload"].pk, s["output_key"]) for s in steps])
+
+    workflow, action = _reconcile(
+        Workflow, spec["name"], same=same_workflow,
+        create=lambda name: workflow_create(name=name, description=description, inputs=inputs, steps=steps))
+    report = ImportReport(workflow=workflow)
+    for kind, exported_name, obj, item_action in report_items:
+        report.add(kind, exported_name, obj, item_action)
+    report.add("workflow", spec["name"], workflow, action)
+    return report

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from workflows import views
+
+urlpatterns = [
+    path("", views.workflow_builder, name="workflow-builder"),
+    path("new/", views.workflow_new, name="workflow-new"),
+    path("check/", views.workflow_check, name="workflow-check"),
+    path("import/", views.workflow_import, name="workflow-import"),
+    path("<int:pk>/", views.workflow_edit, name="workflow-edit"),
+    path("<int:pk>/export/", views.workflow_export, name="workflow-export"),
+]

@@ -1,0 +1,187 @@
+"""The Workflow Builder: steps in order with their output names, a diagram of the variable flow,
+problems shown at the step that has them, and import/export of a workflow as one JSON document.
+
+The check (diagram and problems) works on the page as it is: it applies the posted workflow through
+workflows.services inside a transaction that is always rolled back, then asks workflow_problems and
+workflow_variable_flow, so what the page shows is what a save would give.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from payloads.models import Payload
+from workflows import portability, services
+from workflows.forms import WorkflowForm, declared_inputs, step_rows, step_specs
+from workflows.models import Workflow
+
+IMPORT_PERMISSIONS = ("workflows.add_workflow", "payloads.add_payload", "blocks.add_block")
+MAX_IMPORT_BYTES = 2 * 1024 * 1024
+
+
+@login_required
+@permission_required("workflows.view_workflow", raise_exception=True)
+@require_GET
+def workflow_builder(request: HttpRequest) -> HttpResponse:
+    workflows = Workflow.objects.prefetch_related("steps__payload").order_by("name")
+    rows = [{"workflow": w, "problems": services.workflow_problems(w)} for w in workflows]
+    return render(request, "workflows/list.html", {
+        "rows": rows, "can_import": request.user.has_perms(IMPORT_PERMISSIONS)})
+
+
+def _page(request: HttpRequest, *, form: WorkflowForm, workflow: Workflow | None, inputs: list[dict[str, Any]],
+          rows: list[dict[str, Any]], step_errors: list[str] | None = None, status: int = 200) -> HttpResponse:
+    return render(request, "workflows/builder.html", {
+        "form": form, "workflow": workflow, "inputs": inputs, "rows": rows, "step_errors": step_errors or [],
+        "payloads": Payload.objects.order_by("name"),
+        "can_save": request.user.has_perm("workflows.change_workflow" if workflow else "workflows.add_workflow"),
+    }, status=status)
+
+
+@login_required
+@permission_required("workflows.view_workflow", raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def workflow_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _page(request, form=WorkflowForm(), workflow=None, inputs=[{"name": "topic"}], rows=[])
+    if not request.user.has_perm("workflows.add_workflow"):
+        raise PermissionDenied("You may not create workflows.")
+    return _save(request, workflow=None)
+
+
+@login_required
+@permission_required("workflows.view_workflow", raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def workflow_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    workflow = get_object_or_404(Workflow, pk=pk)
+    if request.method == "GET":
+        rows = [{"payload": s.payload, "output_key": s.output_key, "problems": []}
+                for s in workflow.steps.select_related("payload").order_by("position", "id")]
+        form = WorkflowForm(initial={"name": workflow.name, "description": workflow.description})
+        return _page(request, form=form, workflow=workflow, inputs=workflow.inputs, rows=rows)
+    if not request.user.has_perm("workflows.change_workflow"):
+        raise PermissionDenied("You may not change workflows.")
+    return _save(request, workflow=workflow)
+
+
+def _save(request: HttpRequest, *, workflow: Workflow | None) -> HttpResponse:
+    form = WorkflowForm(request.POST)
+    inputs, rows = declared_inputs(request.POST), step_rows(request.POST)
+    step_errors: list[str] = []
+    if form.is_valid() and not any(row["problems"] for row in rows):
+        fields = {**form.cleaned_data, "inputs": inputs}
+        try:
+            if workflow is None:
+                workflow = services.workflow_create(steps=step_specs(rows), **fields)
+            else:
+                services.workflow_update(workflow=workflow, data=fields, steps=step_specs(rows))
+        except ValidationError as exc:
+            problems = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
+            step_errors = list(problems.pop("steps", []))
+            form.add_service_errors(ValidationError(problems) if problems else ValidationError([]))
+        else:
+            messages.success(request, f"Workflow “{workflow.name}” saved.")
+            return redirect("workflow-edit", pk=workflow.pk)
+    if workflow is not None:
+        workflow.refresh_from_db()
+    return _page(request, form=form, workflow=workflow, inputs=inputs, rows=rows, step_errors=step_errors,
+                 status=400)
+
+
+@login_required
+@permission_required("workflows.view_workflow", raise_exception=True)
+@require_POST
+def workflow_check(request: HttpRequest) -> HttpResponse:
+    """The diagram and the problems of the page's workflow, with each step's problems swapped in at its row."""
+    rows = step_rows(request.POST)
+    inputs = declared_inputs(request.POST)
+    context: dict[str, Any] = {"rows": rows, "general": [], "flow": [], "input_names": [i["name"] for i in inputs]}
+    if not any(row["problems"] for row in rows):
+        context.update(_dry_run(request, inputs=inputs, rows=rows))
+    context["ready"] = not context["general"] and not any(row["problems"] for row in rows)
+    return render(request, "workflows/_check.html", context)
+
+
+def _dry_run(request: HttpRequest, *, inputs: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Apply the page to the database, read problems and flow, and roll everything back."""
+    existing = Workflow.objects.filter(pk=request.POST.get("workflow_id") or None).first()
+    general: list[str] = []
+    flow: list[dict[str, Any]] = []
+    with transaction.atomic():
+        try:
+            if existing is None:
+                # A name no one has: the check is about the steps, the name is checked on save.
+                workflow = services.workflow_create(name=f"check-{uuid.uuid4().hex}", inputs=inputs,
+                                                    steps=step_specs(rows))
+            else:
+                workflow = services.workflow_update(workflow=existing, data={"inputs": inputs},
+                                                    steps=step_specs(rows))
+        except ValidationError as exc:
+            general = [f"{key}: {m}" if key != "__all__" else m
+                       for key, messages_ in (exc.message_dict.items() if hasattr(exc, "error_dict")
+                                              else [("__all__", exc.messages)]) for m in messages_]
+        else:
+            for problem in services.workflow_problems(workflow):
+                if problem.get("step"):
+                    rows[problem["step"] - 1]["problems"].append(problem["message"])
+                else:
+                    general.append(problem["message"])
+            flow = services.workflow_variable_flow(workflow)
+        transaction.set_rollback(True)
+    return {"general": general, "flow": flow}
+
+
+@login_required
+@permission_required("workflows.view_workflow", raise_exception=True)
+@require_GET
+def workflow_export(request: HttpRequest, pk: int) -> HttpResponse:
+    workflow = get_object_or_404(Workflow, pk=pk)
+    document = portability.workflow_export(workflow)
+    response = HttpResponse(json.dumps(document, indent=2), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{slugify(workflow.name) or "workflow"}.workflow.json"'
+    return response
+
+
+@login_required
+@permission_required("workflows.view_workflow", raise_exception=True)
+@require_POST
+def workflow_import(request: HttpRequest) -> HttpResponse:
+    """Upload an export; the page shows what was created and what was reused."""
+    if not request.user.has_perms(IMPORT_PERMISSIONS):
+        raise PermissionDenied("Importing needs the permissions to add workflows, payloads and blocks.")
+    upload = request.FILES.get("file")
+    error = None
+    if upload is None:
+        error = "Choose an exported workflow file (.json)."
+    elif upload.size > MAX_IMPORT_BYTES:
+        error = f"The file is larger than {MAX_IMPORT_BYTES // 1024 // 1024} MB."
+    else:
+        try:
+            document = json.loads(upload.read().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            error = f"The file is not JSON: {exc}"
+        else:
+            try:
+                report = portability.workflow_import(
+                    document=document, create_missing_endpoints=request.POST.get("create_missing_endpoints") == "on")
+            except ValidationError as exc:
+                error = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.message_dict.items()) \
+                    if hasattr(exc, "error_dict") else "; ".join(exc.messages)
+            else:
+                return render(request, "workflows/import_report.html", {"report": report.as_dict()})
+    if request.htmx:
+        return JsonResponse({"error": error}, status=400)
+    workflows = Workflow.objects.prefetch_related("steps__payload").order_by("name")
+    return render(request, "workflows/list.html", {
+        "rows": [{"workflow": w, "problems": services.workflow_problems(w)} for w in workflows],
+        "can_import": True, "import_error": error}, status=400)
