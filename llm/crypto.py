@@ -36,5 +36,15 @@ def decrypt(token: str) -> str:
 
 
 def rotate(token: str) -> str:
-    """Re-encrypt with the first (newest) key."""
-    return _cipher().rotate(token.encode()).decode() if token else ""
+    """Re-encrypt with the first (newest) key. ValueError if no configured key can read it."""
+    if not token:
+        return ""
+    try:
+        return _cipher().rotate(token.encode()).decode()
+    except InvalidToken as exc:
+        raise ValueError("the stored API key cannot be decrypted with the configured keys") from exc
+
+
+def reset() -> None:
+    """Forget the cipher built from settings (after FIELD_ENCRYPTION_KEY changed, e.g. in tests)."""
+    _cipher.cache_clear()

@@ -2,7 +2,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from llm import crypto
+from llm import crypto, egress
 
 
 def validate_headers(value: object) -> None:
@@ -37,6 +37,12 @@ class Endpoint(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # The server makes the request: the URL must not reach its metadata service or admin ports.
+        problem = egress.url_problem(self.base_url) if self.base_url else None
+        if problem:
+            raise ValidationError({"base_url": f"This URL is not allowed: {problem}."})
 
     @property
     def api_key(self) -> str:
