@@ -145,6 +145,8 @@ function applyEvent(event) {
       if (STEP_FINAL.has(step.el.dataset.status)) return;
       field(step.el, "output_key").textContent = event.output_key;
       field(step.el, "payload").textContent = event.payload;
+      // The step (re)starts: a step resumed after a server restart streams its text from the start.
+      setText(step, "");
       setStepStatus(step, "running");
       updateProgress();
       return;

@@ -6,6 +6,7 @@ download here). Every page a test opens fails the test on a browser console erro
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -55,21 +56,26 @@ def ensure_chromium() -> str:
     return str(CHROMIUM)
 
 
-@pytest.fixture(scope="session")
-def browser_server(django_db_setup: None) -> Iterator[AppServer]:
-    """One daphne for the browser tests, on the test database (tests use transaction=True)."""
-    server = AppServer().start()
-    yield server
-    server.stop()
-
-
 @dataclass
 class Browser:
     """A fresh browser context for one test; `errors` collects console errors and page errors."""
 
-    base_url: str
+    server: AppServer
     context: object
     errors: list[str] = field(default_factory=list)
+    allowed: list[re.Pattern[str]] = field(default_factory=list)
+
+    def allow_errors(self, pattern: str) -> None:
+        """Console errors the test causes on purpose (e.g. refused connections while the server is down)."""
+        self.allowed.append(re.compile(pattern))
+
+    @property
+    def unexpected_errors(self) -> list[str]:
+        return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url
 
     def new_page(self):  # type: ignore[no-untyped-def]
         page = self.context.new_page()  # type: ignore[attr-defined]
@@ -89,14 +95,16 @@ class Browser:
 
 
 @pytest.fixture
-def browser(browser_server: AppServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
-    """Chromium for one test. Playwright's sync API keeps an event loop running in this thread while
-    it is started, so it is stopped with the test (before the database flush and any async test)."""
+def browser(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
+    """Chromium and daphne for one test. Playwright's sync API keeps an event loop running in this
+    thread while it is started, so it is stopped with the test (before the database flush and any
+    async test); the server too, so that its executor never picks up another test's runs."""
     from playwright.sync_api import sync_playwright
 
     executable = ensure_chromium()
     # The ORM calls of the test body are plain sync code beside Playwright's loop.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    server = AppServer().start()
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         context = chromium.new_context(viewport={"width": 1280, "height": 900})
@@ -104,11 +112,14 @@ def browser(browser_server: AppServer, monkeypatch: pytest.MonkeyPatch) -> Itera
         # The admin's login page links no icon, so Chromium asks for /favicon.ico and logs its 404 as a
         # console error; our pages declare an inline icon. Answer that one request here.
         context.route("**/favicon.ico", lambda route: route.fulfill(status=204, body=""))
-        session = Browser(base_url=browser_server.url, context=context)
-        yield session
-        context.close()
-        chromium.close()
-    assert session.errors == [], "browser console or page errors:\n" + "\n".join(session.errors)
+        session = Browser(server=server, context=context)
+        try:
+            yield session
+        finally:
+            context.close()
+            chromium.close()
+            server.stop()
+    assert session.unexpected_errors == [], "browser console or page errors:\n" + "\n".join(session.unexpected_errors)
 
 
 @pytest.fixture

@@ -150,3 +150,22 @@ def test_a_person_streams_an_answer_in_the_llm_tester_and_runs_the_connectivity_
     page.locator("#checks-summary").get_by_text("does not work").wait_for()
     assert page.locator("tr[data-check=reachable] .badge").inner_text() == "fail"
     assert page.locator("tr[data-check=json_mode] .badge").inner_text() == "skipped"
+
+
+def test_the_run_page_reconnects_after_the_server_drops_and_shows_the_run_to_its_end(browser, article, fake_llm):
+    fake_llm.control(inter_token_ms=100)
+    page = browser.new_page()
+    browser.login(page)
+    start_from_form(page, TOPIC)
+    page.wait_for_function(
+        "() => document.querySelector('#step-0 [data-field=output]')?.textContent.length > 0")
+    # While the server is down Chromium logs each refused reconnect attempt.
+    browser.allow_errors(r"WebSocket connection to 'ws://.*' failed")
+    browser.server.kill()
+    page.locator("#run-conn[data-state=reconnecting]").wait_for()
+    browser.server.start()  # same port: the run resumes there, the page reconnects and gets the state
+    page.wait_for_selector("#run-status [data-status=succeeded]", timeout=60_000)
+    assert page.locator("#run-conn").inner_text() == "finished"
+    for index in range(3):
+        assert page.locator(f"#step-{index} [data-field=status]").inner_text() == "succeeded"
+    assert page.locator("#step-2 [data-field=output]").inner_text() == expected_chain_output(TOPIC)
