@@ -1,14 +1,21 @@
 from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import status, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from workflows import services
+from workflows import portability, services
 from workflows.filters import WorkflowFilter
 from workflows.models import Workflow
 from workflows.serializers import WorkflowSerializer, WorkflowValidationSerializer
+
+
+class WorkflowImportSerializer(serializers.Serializer):
+    document = serializers.JSONField(help_text="What GET /api/workflows/{id}/export/ returned.")
+    create_missing_endpoints = serializers.BooleanField(default=False)
 
 
 class WorkflowViewSet(viewsets.ModelViewSet):
@@ -42,6 +49,27 @@ class WorkflowViewSet(viewsets.ModelViewSet):
         """Every variable no input or earlier step provides (naming step and block), and other problems."""
         problems = services.workflow_problems(self.get_object())
         return Response({"valid": not problems, "problems": problems})
+
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
+    def export(self, request: Request, pk: str | None = None) -> Response:
+        """The workflow with its payloads, blocks and endpoint references (never keys) as one JSON document."""
+        return Response(portability.workflow_export(self.get_object()))
+
+    @extend_schema(request=WorkflowImportSerializer, responses={201: OpenApiTypes.OBJECT})
+    @action(detail=False, methods=["post"], url_path="import", url_name="import")
+    def import_(self, request: Request) -> Response:
+        """Import an export: identical blocks and payloads are reused, a different one of the same name gets
+        a suffixed name, endpoints are matched by name (a missing one is a 400 unless create_missing_endpoints,
+        which creates it disabled and without a key). Answers with what was created and what was reused."""
+        if not request.user.has_perms(["workflows.add_workflow", "payloads.add_payload", "blocks.add_block"]):
+            raise PermissionDenied("Importing needs the permissions to add workflows, payloads and blocks.")
+        serializer = WorkflowImportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        report = portability.workflow_import(
+            document=serializer.validated_data["document"],
+            create_missing_endpoints=serializer.validated_data["create_missing_endpoints"])
+        return Response(report.as_dict(), status=status.HTTP_201_CREATED)
 
     def _fresh(self, workflow: Workflow) -> Workflow:
         return self.get_queryset().get(pk=workflow.pk)

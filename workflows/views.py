@@ -40,9 +40,11 @@ def workflow_builder(request: HttpRequest) -> HttpResponse:
 
 
 def _page(request: HttpRequest, *, form: WorkflowForm, workflow: Workflow | None, inputs: list[dict[str, Any]],
-          rows: list[dict[str, Any]], step_errors: list[str] | None = None, status: int = 200) -> HttpResponse:
+          rows: list[dict[str, Any]], step_errors: list[str] | None = None, input_errors: list[str] | None = None,
+          status: int = 200) -> HttpResponse:
     return render(request, "workflows/builder.html", {
         "form": form, "workflow": workflow, "inputs": inputs, "rows": rows, "step_errors": step_errors or [],
+        "input_errors": input_errors or [],
         "payloads": Payload.objects.order_by("name"),
         "can_save": request.user.has_perm("workflows.change_workflow" if workflow else "workflows.add_workflow"),
     }, status=status)
@@ -78,6 +80,7 @@ def _save(request: HttpRequest, *, workflow: Workflow | None) -> HttpResponse:
     form = WorkflowForm(request.POST)
     inputs, rows = declared_inputs(request.POST), step_rows(request.POST)
     step_errors: list[str] = []
+    input_errors: list[str] = []
     if form.is_valid() and not any(row["problems"] for row in rows):
         fields = {**form.cleaned_data, "inputs": inputs}
         try:
@@ -88,6 +91,7 @@ def _save(request: HttpRequest, *, workflow: Workflow | None) -> HttpResponse:
         except ValidationError as exc:
             problems = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
             step_errors = list(problems.pop("steps", []))
+            input_errors = list(problems.pop("inputs", []))
             form.add_service_errors(ValidationError(problems) if problems else ValidationError([]))
         else:
             messages.success(request, f"Workflow “{workflow.name}” saved.")
@@ -95,7 +99,7 @@ def _save(request: HttpRequest, *, workflow: Workflow | None) -> HttpResponse:
     if workflow is not None:
         workflow.refresh_from_db()
     return _page(request, form=form, workflow=workflow, inputs=inputs, rows=rows, step_errors=step_errors,
-                 status=400)
+                 input_errors=input_errors, status=400)
 
 
 @login_required
