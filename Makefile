@@ -40,6 +40,7 @@ run: migrate
 
 test: install-dev
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-distributed
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
@@ -51,6 +52,17 @@ bench: install-dev
 # One rep, fewer chains: for development.
 bench-quick: install-dev
 	$(PY) bench/run.py --quick
+
+# Distributed mode: the run tests again on PostgreSQL with Procrastinate worker processes and
+# Redis; the servers are started (and installed with apt-get when missing) by tests/scaleout/servers.py.
+DISTRIBUTED_TESTS_PATHS ?= tests/runs/test_runner.py tests/runs/test_cli.py tests/scaleout
+.PHONY: test-distributed soak-distributed
+test-distributed: install-dev
+	DISTRIBUTED_TESTS=1 $(PY) -m pytest $(DISTRIBUTED_TESTS_PATHS)
+
+# The long form of the crash test: 20 kill -9 at random moments (about 3 min).
+soak-distributed: install-dev
+	DISTRIBUTED_TESTS=1 SCALEOUT_KILLS=20 $(PY) -m pytest -s tests/scaleout/test_workers.py -k killed
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

@@ -115,7 +115,7 @@ _servers: Servers | None = None
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None, None, None]:
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> Generator[None, None, None]:
     global _servers
     ensure_installed()
     _servers = Servers()
@@ -127,6 +127,9 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None
     os.environ["DATABASE_URL"] = _servers.database_url
     os.environ["REDIS_URL"] = _servers.redis_url
     os.environ["RUNS_BACKEND"] = "procrastinate"
+    # The cluster is thrown away at the end: keeping the test database spares a DROP that fails
+    # while a thread's connection is still open.
+    args.append("--reuse-db")
     return (yield)
 
 
