@@ -75,6 +75,8 @@ def defer_run(run_id: int) -> None:
         advance_run.configure(queueing_lock=queueing_lock(run_id)).defer(run_id=run_id)
     except exceptions.AlreadyEnqueued:
         pass
+    except Exception:  # the run is committed: the next sweep (within 2 s) queues it
+        logger.warning("run %s: could not queue it now; the recovery sweep will", run_id, exc_info=True)
 
 
 async def defer_run_async(run_id: int) -> bool:
