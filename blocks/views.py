@@ -28,7 +28,9 @@ def _page(request: HttpRequest, *, form: BlockForm, block: Block | None, status:
                                "used_by_workflows": used_by[1], "can_save": can_save,
                                "notice": getattr(request, "builder_notice", "")}
     if request.htmx and not request.htmx.boosted:
-        response = render(request, "blocks/_editor.html", context, status=status)
+        # A fragment with errors is a normal answer for htmx (a 4xx would be logged as a console error);
+        # a whole page with errors is a 400.
+        response = render(request, "blocks/_editor.html", context)
         # The list beside the editor shows new names and variables after a save.
         if request.method == "POST" and status == 200:
             response.content += _list_html(request, oob=True, current=block)

@@ -50,3 +50,7 @@ def chain(db):  # type: ignore[no-untyped-def]
                                      {"name": "audience", "default": "everyone"}])
     return {"endpoint": endpoint, "blocks": [outline_block, system_block, summary_block],
             "payloads": [outline, summary], "workflow": workflow}
+
+
+# Headless Chromium and daphne from the run pages' browser tests: one setup for every page.
+from tests.browser.conftest import admin_user, browser  # noqa: E402,F401
