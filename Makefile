@@ -66,3 +66,7 @@ soak-distributed: install-dev
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
+
+# A PNG of each page in docs/images/ (headless Debian chromium against a seeded, throw-away server).
+screenshots: install-dev
+	$(PY) docs/screenshots.py

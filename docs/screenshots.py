@@ -1,0 +1,120 @@
+"""`make screenshots`: a PNG of each page in docs/images/, from headless Chromium against a seeded server.
+
+Everything runs on a throw-away SQLite database: the fake LLM, `seed_demo`, two runs of the demo
+workflow, then daphne; Chromium logs in and photographs each page at laptop width.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = ROOT / "docs" / "images"
+PASSWORD = "screenshots-only"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def main() -> None:
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="orch-screenshots-"))
+    llm_port, app_port = free_port(), free_port()
+    env = {**os.environ, "DEBUG": "1", "SECRET_KEY": "screenshots-only", "ADMIN_PASSWORD": PASSWORD,
+           "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}"}
+    processes = [subprocess.Popen([sys.executable, "manage.py", "fake_llm", "--port", str(llm_port),
+                                   "--inter-token-ms", "5"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)]
+    try:
+        manage(env, "migrate", "--noinput")
+        manage(env, "seed_demo", "--fake-llm-url", f"http://127.0.0.1:{llm_port}/v1")
+        wait_for(f"http://127.0.0.1:{llm_port}/health")
+        for topic in ("tidal energy", "solar sails"):
+            manage(env, "run_workflow", "Article", "--input", f"topic={topic}")
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(app_port), "orchestrator.asgi:application"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        base = f"http://127.0.0.1:{app_port}"
+        wait_for(f"{base}/healthz")
+        shoot(base)
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            process.wait(10)
+
+
+def shoot(base: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{base}/admin/login/?next=/")
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{base}/")
+
+        def snap(name: str, path: str, ready: str | None = None) -> None:
+            page.goto(base + path)
+            if ready:
+                page.wait_for_selector(ready)
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(IMAGES / f"{name}.png"), full_page=True)
+            print(f"wrote docs/images/{name}.png")
+
+        snap("runs-list", "/runs/")
+        first_run = page.locator("tr[data-run-id]").last.get_attribute("data-run-id")
+        snap("run-detail", f"/runs/{first_run}/", "#run-status [data-status=succeeded]")
+        snap("workflows", "/workflows/")
+        workflow_path = page.locator("table a[href^='/workflows/']").first.get_attribute("href")
+        snap("workflow-builder", workflow_path, "#check-status")
+        workflow_id = workflow_path.strip("/").split("/")[-1]
+        snap("run-form", f"/run/{workflow_id}/")
+        snap("blocks", "/blocks/")
+        block_path = page.locator("#block-list a").first.get_attribute("href")
+        snap("block-editor", block_path, "#template-check p")
+        snap("payloads", "/payloads/")
+        payload_path = page.locator("table a[href^='/payloads/']").first.get_attribute("href")
+        page.goto(base + payload_path)
+        page.wait_for_selector("#token-count")
+        for field in page.locator("#samples textarea").all():
+            field.fill("tidal energy")
+        page.wait_for_load_state("networkidle")
+        page.get_by_role("button", name="Try it").click()
+        page.wait_for_selector("#try-status[data-status=succeeded]")
+        page.screenshot(path=str(IMAGES / "payload-builder.png"), full_page=True)
+        print("wrote docs/images/payload-builder.png")
+        snap("llm-tester", "/llm/tester/")
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
