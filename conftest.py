@@ -23,3 +23,12 @@ def fake_llm(fake_llm_server: FakeLLM) -> Iterator[FakeLLM]:
 @pytest.fixture
 def user(django_user_model):  # type: ignore[no-untyped-def]
     return django_user_model.objects.create_superuser("admin", "admin@example.com", "pw-for-tests-only")
+
+
+@pytest.fixture(autouse=True)
+async def _close_llm_clients() -> object:
+    """Pooled LLM clients belong to the test's event loop: close them with it."""
+    yield
+    from llm import client
+
+    await client.aclose_all()

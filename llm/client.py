@@ -19,9 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
 import openai
 
 from llm import tokens
+
+# The SDK's HTTP response class (openai 3 is built on httpx2): asks `post` for the raw response.
+_RAW_RESPONSE = httpx2.Response
 
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 20.0
@@ -327,62 +331,98 @@ def _content_type(headers: Any) -> str:
     return (headers.get("content-type") or "no content type").split(";")[0].strip().lower()
 
 
-async def _call_once(client: openai.AsyncOpenAI, request: dict[str, Any], sink: _Stream, started: float) -> tuple[str, Any, str]:
-    if not request.get("stream"):
-        raw = await client.chat.completions.with_raw_response.create(**request)
-        content_type = _content_type(raw.headers)
-        if not content_type.endswith("json"):
-            raise LLMError(f"the endpoint answered HTTP {raw.status_code} with {content_type} instead of a JSON chat "
-                           f"completion: {_snippet(raw.text)!r}", retryable=False, kind="bad_response")
-        try:
-            response = raw.parse()
-        except json.JSONDecodeError as exc:
-            raise LLMError(f"the endpoint sent invalid JSON ({exc.msg} at character {exc.pos}): "
-                           f"{_snippet(raw.text)!r}", retryable=False, kind="bad_response") from exc
-        if not getattr(response, "choices", None):
-            raise LLMError("the endpoint answered with a chat completion that has no choices",
-                           retryable=False, kind="bad_response")
-        choice = response.choices[0]
-        return (choice.message.content if choice.message else None) or "", response.usage, choice.finish_reason or ""
+def _choice_text(choice: dict[str, Any], key: str) -> str | None:
+    part = choice.get(key)
+    return part.get("content") if isinstance(part, dict) else None
+
+
+def _parse_completion(raw: Any) -> tuple[str, dict[str, Any] | None, str]:
+    content_type = _content_type(raw.headers)
+    body = raw.content
+    if not content_type.endswith("json"):
+        raise LLMError(f"the endpoint answered HTTP {raw.status_code} with {content_type} instead of a JSON chat "
+                       f"completion: {_snippet(body)!r}", retryable=False, kind="bad_response")
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" ({exc.msg} at character {exc.pos})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise LLMError(f"the endpoint sent invalid JSON{where}: {_snippet(body)!r}",
+                       retryable=False, kind="bad_response") from exc
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not choices or not isinstance(choices[0], dict):
+        raise LLMError("the endpoint answered with a chat completion that has no choices",
+                       retryable=False, kind="bad_response")
+    usage = data.get("usage")
+    return _choice_text(choices[0], "message") or "", usage if isinstance(usage, dict) else None, choices[0].get("finish_reason") or ""
+
+
+async def _read_stream(raw: Any, sink: _Stream, started: float) -> tuple[str, dict[str, Any] | None, str]:
+    content_type = _content_type(raw.headers)
+    if content_type != "text/event-stream":
+        body = await raw.aread()
+        raise LLMError(f"the endpoint answered a streaming request with {content_type} instead of an event "
+                       f"stream: {_snippet(body)!r}", retryable=False, kind="bad_response")
     usage = None
     finish = ""
     chunks = 0
-    stream = await client.chat.completions.create(**request)
-    async with stream:
-        content_type = _content_type(stream.response.headers)
-        if content_type != "text/event-stream":
-            body = await stream.response.aread()
-            raise LLMError(f"the endpoint answered a streaming request with {content_type} instead of an event "
-                           f"stream: {_snippet(body)!r}", retryable=False, kind="bad_response")
-        try:
-            async for chunk in stream:
-                chunks += 1
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                if not chunk.choices:
-                    continue
-                choice = chunk.choices[0]
-                text = choice.delta.content if choice.delta is not None else None
-                if text:
-                    if sink.ttft is None:
-                        sink.ttft = time.perf_counter() - started
-                    sink.parts.append(text)
-                    if sink.on_delta is not None:
-                        sink.on_delta(text)
-                if choice.finish_reason:
-                    finish = choice.finish_reason
-        except (openai.APIConnectionError, json.JSONDecodeError) as exc:
-            if isinstance(exc, openai.APITimeoutError):
-                raise
-            if isinstance(exc, json.JSONDecodeError):
-                message = f"the stream broke after {chunks} chunks: an event was not valid JSON ({exc.msg})"
-            else:
-                message = f"the stream was cut off after {chunks} chunks: the server closed the connection"
-            raise LLMError(message, retryable=True, kind="bad_response") from exc
+    try:
+        async for line in raw.aiter_lines():
+            if not line.startswith("data:"):
+                continue  # blank separators, comments, event names
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            try:
+                chunk = json.loads(data)
+            except json.JSONDecodeError as exc:
+                raise LLMError(f"the stream broke after {chunks} chunks: an event was not valid JSON ({exc.msg})",
+                               retryable=True, kind="bad_response") from exc
+            chunks += 1
+            if not isinstance(chunk, dict):
+                continue
+            if chunk.get("error"):
+                error = chunk["error"]
+                detail = error.get("message") if isinstance(error, dict) else error
+                raise LLMError(f"the endpoint reported an error mid-stream: {detail}", retryable=True, kind="server")
+            if chunk.get("usage"):
+                usage = chunk["usage"]
+            choices = chunk.get("choices")
+            if not choices or not isinstance(choices[0], dict):
+                continue
+            text = _choice_text(choices[0], "delta")
+            if text:
+                if sink.ttft is None:
+                    sink.ttft = time.perf_counter() - started
+                sink.parts.append(text)
+                if sink.on_delta is not None:
+                    sink.on_delta(text)
+            if choices[0].get("finish_reason"):
+                finish = choices[0]["finish_reason"]
+    except (LLMError, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        if "timeout" in type(exc).__name__.lower():
+            raise LLMError("the endpoint stopped sending in the middle of the answer (read timeout)",
+                           retryable=True, kind="timeout") from exc
+        raise LLMError(f"the stream was cut off after {chunks} chunks: the server closed the connection",
+                       retryable=True, kind="bad_response") from exc
     if not finish and not sink.parts:
         raise LLMError(f"the stream ended after {chunks} chunks without any text or finish reason",
                        retryable=True, kind="bad_response")
-    return "".join(sink.parts), usage, finish
+    return "".join(sink.parts), usage if isinstance(usage, dict) else None, finish
+
+
+async def _call_once(client: openai.AsyncOpenAI, request: dict[str, Any], sink: _Stream, started: float) -> tuple[str, dict[str, Any] | None, str]:
+    # The client's low-level post with a raw response: the SDK still does auth, timeouts, pooling
+    # and error statuses, but skips its per-request TypedDict transform and pydantic models
+    # (per streamed chunk, too), which cost more CPU than the rest of a step together.
+    raw = await client.post("/chat/completions", cast_to=_RAW_RESPONSE, body=request, stream=bool(request.get("stream")))
+    if not request.get("stream"):
+        return _parse_completion(raw)
+    try:
+        return await _read_stream(raw, sink, started)
+    finally:
+        await raw.aclose()
 
 
 async def complete(
@@ -448,13 +488,13 @@ async def complete(
             continue
         latency = time.perf_counter() - started
         attempts.append({"attempt": attempt, "ok": True, "latency_ms": round(latency * 1000)})
-        estimated = usage is None or (not getattr(usage, "prompt_tokens", None) and not getattr(usage, "completion_tokens", None))
+        estimated = usage is None or (not usage.get("prompt_tokens") and not usage.get("completion_tokens"))
         if estimated:
             prompt_tokens = tokens.count_messages(messages, model)
             completion_tokens = tokens.count(text, model)
         else:
-            prompt_tokens = usage.prompt_tokens or 0
-            completion_tokens = usage.completion_tokens or 0
+            prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            completion_tokens = int(usage.get("completion_tokens") or 0)
         return Completion(
             text=text,
             prompt_tokens=prompt_tokens,

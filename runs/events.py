@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 RUNS_GROUP = "runs"
 Listener = Callable[[dict[str, Any]], None]
 _listeners: dict[int, list[Listener]] = defaultdict(list)
+_pending: set[asyncio.Future[None]] = set()
 
 
 def run_group(run_id: int) -> str:
@@ -53,7 +54,7 @@ async def send(run_id: int, kind: str, data: dict[str, Any] | None = None, *, to
         await layer.group_send(run_group(run_id), message)
         if to_list:
             await layer.group_send(RUNS_GROUP, message)
-    except Exception:  # noqa: BLE001 - a lost event must never fail a run; the page reloads state
+    except Exception:
         logger.warning("could not send %s for run %s", kind, run_id, exc_info=True)
 
 
@@ -64,7 +65,9 @@ def send_sync(run_id: int, kind: str, data: dict[str, Any] | None = None, *, to_
         async_to_sync(send)(run_id, kind, data, to_list=to_list)
         return
     # Called from sync code inside a running loop (rare): schedule instead of blocking it.
-    asyncio.ensure_future(send(run_id, kind, data, to_list=to_list))
+    task = asyncio.ensure_future(send(run_id, kind, data, to_list=to_list))
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
 
 
 def run_status(run_id: int, status: str) -> None:

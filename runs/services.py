@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -223,7 +223,7 @@ def step_claim(*, run_id: int, owner: str) -> Claim | Finished | None:
     with transaction.atomic():
         run = (Run.objects.filter(pk=run_id)
                .values("status", "next_step", "cancel_requested", "snapshot", "inputs", "started_at",
-                       "lease_owner", "lease_expires_at", "step_count")
+                       "lease_owner", "lease_expires_at", "lease_version")
                .first())
         if run is None or run["status"] not in ACTIVE_STATUSES:
             return None
@@ -236,16 +236,18 @@ def step_claim(*, run_id: int, owner: str) -> Claim | Finished | None:
         index = run["next_step"]
         if index >= len(steps):
             return _finish(run_id, RunStatus.SUCCEEDED)
+        # The compare-and-set: the row must still be as read (same version, step, no live lease).
+        lease_version = run["lease_version"] + 1
         claimed = (Run.objects
                    .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now), pk=run_id, next_step=index,
-                           cancel_requested=False, status__in=ACTIVE_STATUSES)
-                   .update(lease_owner=owner, lease_version=F("lease_version") + 1, lease_expires_at=_lease_until(),
+                           lease_version=run["lease_version"], cancel_requested=False, status__in=ACTIVE_STATUSES)
+                   .update(lease_owner=owner, lease_version=lease_version, lease_expires_at=_lease_until(),
                            status=RunStatus.RUNNING, started_at=Coalesce(F("started_at"), now)))
         if claimed != 1:
             return None
-        lease_version = Run.objects.filter(pk=run_id).values_list("lease_version", flat=True).get()
-        earlier = list(Response.objects.filter(run_id=run_id, index__lte=index)
-                       .order_by("index").values("index", "output_key", "output", "output_json"))
+        earlier = [] if index == 0 else list(
+            Response.objects.filter(run_id=run_id, index__lte=index)
+            .order_by("index").values("index", "output_key", "output", "output_json"))
         if earlier and earlier[-1]["index"] == index:
             # Already committed (a replay copy, or a commit whose dispatch was lost): just advance.
             Run.objects.filter(pk=run_id, lease_version=lease_version).update(
@@ -280,6 +282,38 @@ def step_heartbeat(*, claim: Claim) -> tuple[bool, bool]:
             lease_expires_at=_lease_until())
         return bool(renewed), bool(cancel)
     return True, bool(cancel)
+
+
+def _advance_keeping_lease(claim: Claim, result: StepResult) -> int:
+    """UPDATE that commits step k and keeps the lease for k+1, fenced on the lease and the cancel flag.
+
+    Plain SQL on the hot path: compiling the ORM query costs more than running it.
+    """
+    quote = connection.ops.quote_name
+    table = quote(Run._meta.db_table)
+    sql = (f"UPDATE {table} SET {quote('prompt_tokens')} = {quote('prompt_tokens')} + %s, "
+           f"{quote('completion_tokens')} = {quote('completion_tokens')} + %s, "
+           f"{quote('latency_ms')} = {quote('latency_ms')} + %s, "
+           f"{quote('next_step')} = %s, {quote('lease_version')} = %s, {quote('lease_expires_at')} = %s "
+           f"WHERE {quote('id')} = %s AND {quote('lease_owner')} = %s AND {quote('lease_version')} = %s "
+           f"AND {quote('next_step')} = %s AND {quote('cancel_requested')} = %s")
+    params = [result.prompt_tokens, result.completion_tokens, result.latency_ms, claim.index + 1,
+              claim.lease_version + 1, connection.ops.adapt_datetimefield_value(_lease_until()),
+              claim.run_id, claim.owner, claim.lease_version, claim.index, False]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _insert_response(response: Response) -> None:
+    """INSERT one response with plain SQL built from the model's fields (see _advance_keeping_lease)."""
+    fields = [f for f in Response._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    sql = (f"INSERT INTO {quote(Response._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+           f"VALUES ({', '.join(['%s'] * len(fields))})")
+    params = [f.get_db_prep_save(f.pre_save(response, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, Claim | None]:
@@ -321,8 +355,7 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
             advanced = 0
             if final is None:
                 # Keep the lease for the next step in the same write, unless a cancel is pending.
-                advanced = ours.filter(cancel_requested=False).update(
-                    **fields, lease_version=claim.lease_version + 1, lease_expires_at=_lease_until())
+                advanced = _advance_keeping_lease(claim, result)
                 if advanced:
                     next_index = claim.index + 1
                     output = result.output_json if result.output_json is not None else result.output
@@ -336,7 +369,7 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
                 advanced = ours.update(**fields, **released)
             if advanced != 1:
                 return False, None
-            Response.objects.create(
+            _insert_response(Response(
                 run_id=claim.run_id, index=claim.index, output_key=claim.step["output_key"],
                 payload_name=payload["name"], endpoint_name=payload.get("endpoint_name", ""), model=payload["model"],
                 messages=result.messages, request_params=payload["params"], output=result.output,
@@ -344,7 +377,7 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
                 prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
                 tokens_estimated=result.tokens_estimated, latency_ms=result.latency_ms, ttft_ms=result.ttft_ms,
                 attempts=result.attempts, status=result.status, error=result.error,
-            )
+            ))
     except IntegrityError:
         return False, None
     return (Finished(claim.run_id, final) if final else True), next_claim
