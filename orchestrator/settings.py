@@ -251,3 +251,9 @@ LLM_ENDPOINT_ALLOW_LOOPBACK = env.bool("LLM_ENDPOINT_ALLOW_LOOPBACK", default=DE
 LLM_ENDPOINT_DENIED_PORTS = env.list("LLM_ENDPOINT_DENIED_PORTS", cast=int, default=[
     22, 23, 25, 2375, 2376, 2379, 3306, 5432, 6379, 9200, 10250, 11211, 27017,
 ])
+# A body nested thousands deep is a clear 400 (the stock parser lets RecursionError become a 500).
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
+    "orchestrator.parsers.NestingSafeJSONParser",
+    "rest_framework.parsers.FormParser",
+    "rest_framework.parsers.MultiPartParser",
+]
