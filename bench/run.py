@@ -95,11 +95,11 @@ def machine() -> dict[str, Any]:
         except PackageNotFoundError:
             pass
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
 
     # The runner is being changed while we measure: say exactly what was measured.
     dirty = [line[3:] for line in git("status", "--porcelain").splitlines() if line[3:].endswith(".py")]
-    return {"git_commit": git("rev-parse", "--short", "HEAD"), "git_dirty_py_files": dirty,
+    return {"git_commit": git("rev-parse", "--short", "HEAD").strip(), "git_dirty_py_files": dirty,
             "nproc": os.cpu_count(), "cpu_model": cpu_model, "python": platform.python_version(),
             "platform": platform.platform(), "loadavg_start": os.getloadavg(), "versions": versions}
 
