@@ -37,6 +37,12 @@ const record = () => {
     const last = window.__seen.findLast((s) => s.id === id);
     if (!last || last.status !== status || last.length !== entry.length) window.__seen.push(entry);
   }
+  // When the page's WebSocket went live: steps that start after that must be seen streaming.
+  const conn = document.querySelector('.conn');
+  const lastConn = window.__seen.findLast((s) => s.id === 'conn');
+  if (conn && (!lastConn || lastConn.status !== conn.dataset.state)) {
+    window.__seen.push({id: 'conn', status: conn.dataset.state, length: 0});
+  }
 };
 document.addEventListener('DOMContentLoaded', () => {
   record();

@@ -48,14 +48,22 @@ def test_a_person_starts_the_workflow_from_its_form_and_watches_each_step_stream
     assert status.inner_text() == "succeeded"
     assert page.locator("#run-progress-label").inner_text() == "3 of 3 steps done"
 
+    everything = page.evaluate("window.__seen")
+    live_at = next(i for i, e in enumerate(everything) if e["id"] == "conn" and e["status"] == "live")
+    watched = []  # steps that started after the page was live: nothing of their stream can be missed
     for index in range(3):
+        first = next(i for i, e in enumerate(everything) if e["id"] == f"step-{index}")
         history = seen(page, f"step-{index}")
-        streaming = [e["length"] for e in history if e["status"] == "running" and e["length"] > 0]
-        # The text grew piece by piece while the step ran, before the step completed.
-        assert len(set(streaming)) >= 2, f"step {index} did not stream: {history}"
         assert history[-1]["status"] == "succeeded"
-    # Steps appeared one after another: each step was first seen after the previous one finished.
-    order = [e["id"] for e in page.evaluate("window.__seen")]
+        if first > live_at:
+            watched.append(index)
+            streaming = [e["length"] for e in history if e["status"] == "running" and e["length"] > 0]
+            # The text grew piece by piece while the step ran, before the step completed.
+            assert len(set(streaming)) >= 2, f"step {index} did not stream: {history}"
+    # A page may join step 0 late (its text then arrives whole); the later steps start while it watches.
+    assert watched[-2:] == [1, 2]
+    # Steps appeared one after another.
+    order = [e["id"] for e in everything]
     assert order.index("step-0") < order.index("step-1") < order.index("step-2")
 
     last = page.locator("#step-2")
