@@ -17,6 +17,7 @@ from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
+from llm import client as llm_client
 from runs import runner, services
 from runs.models import ACTIVE_STATUSES, Run
 
@@ -53,11 +54,13 @@ class Executor:
             self._sweeper = self.loop.create_task(self._sweep_forever(), context=contextvars.Context())
 
     async def stop(self) -> None:
+        """Stop at shutdown. Runs in flight keep their leases' steps uncommitted: they resume on start."""
         if self._sweeper:
             self._sweeper.cancel()
         for task in list(self.tasks.values()):
             task.cancel()
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await llm_client.aclose_all()
         self.loop = None
 
     def submit(self, run_id: int) -> bool:
@@ -124,6 +127,7 @@ def start_with_reactor() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
 
     def _start() -> None:
         executor.start()
@@ -131,3 +135,6 @@ def start_with_reactor() -> None:
 
     # Start-up triggers fire before the asyncio loop runs; callLater(0) runs inside it.
     reactor.callWhenRunning(reactor.callLater, 0, _start)  # type: ignore[attr-defined]
+    # Close pooled LLM connections and stop run tasks before the loop goes away.
+    reactor.addSystemEventTrigger(  # type: ignore[attr-defined]
+        "before", "shutdown", lambda: Deferred.fromFuture(asyncio.ensure_future(executor.stop())))

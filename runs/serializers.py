@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from runs.models import Response, Run
@@ -30,12 +31,28 @@ class RunListSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class RunStepSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    output_key = serializers.CharField()
+    payload = serializers.CharField()
+    stream = serializers.BooleanField()
+
+
 class RunSerializer(RunListSerializer):
+    steps = serializers.SerializerMethodField(help_text="The run's steps as the workflow was when it started.")
     responses = ResponseSerializer(many=True, read_only=True)
 
     class Meta(RunListSerializer.Meta):
-        fields = [*RunListSerializer.Meta.fields, "responses"]
+        fields = [*RunListSerializer.Meta.fields, "steps", "responses"]
         read_only_fields = fields
+
+    @extend_schema_field(RunStepSerializer(many=True))
+    def get_steps(self, run: Run) -> list[dict]:
+        return [
+            {"index": step["index"], "output_key": step["output_key"], "payload": step["payload"]["name"],
+             "stream": step["payload"]["stream"]}
+            for step in (run.snapshot or {}).get("steps", [])
+        ]
 
 
 class RunStartSerializer(serializers.Serializer):

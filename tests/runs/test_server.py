@@ -50,7 +50,7 @@ def test_runs_started_over_the_api_run_in_the_server(fake_llm, app_server, user)
     token = Token.objects.create(user=user).key
     status, body = api(f"{server.url}/api/workflows/{workflow.pk}/runs/", token, "POST", {"inputs": {"topic": "tides"}})
     assert status == 201, body
-    assert body["status"] == "queued" and body["inputs"] == {"topic": "tides"}
+    assert body["status"] in ("queued", "running") and body["inputs"] == {"topic": "tides"}
     wait_until(lambda: finished([body["id"]]))
     status, run = api(f"{server.url}/api/runs/{body['id']}/", token)
     assert run["status"] == "succeeded" and run["output"] == expected_chain_output("tides")

@@ -1,0 +1,112 @@
+"""The runs API: start, list and filter, detail, cancel, re-run and replay (with bad input)."""
+import pytest
+from asgiref.sync import async_to_sync
+from rest_framework.test import APIClient
+
+from llm import client
+from runs.models import Response, Run
+from runs.runner import execute_run
+from tests.factories import make_chain, make_endpoint
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def api(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def finish(run_id: int) -> None:
+    async def run_and_close() -> None:
+        await execute_run(run_id)
+        await client.aclose_all()
+
+    async_to_sync(run_and_close)()
+
+
+def test_start_list_filter_and_detail(api, fake_llm):
+    workflow = make_chain(make_endpoint(fake_llm.base_url))
+    created = api.post(f"/api/workflows/{workflow.pk}/runs/", {"inputs": {"topic": "tides"}}, format="json")
+    assert created.status_code == 201
+    run_id = created.json()["id"]
+    finish(run_id)
+    api.post(f"/api/workflows/{workflow.pk}/runs/", {"inputs": {"topic": "storms"}}, format="json")
+    listed = api.get("/api/runs/", {"status": "succeeded"}).json()
+    assert [r["id"] for r in listed["results"]] == [run_id]
+    assert api.get("/api/runs/", {"workflow": workflow.pk}).json()["count"] == 2
+    assert api.get("/api/runs/", {"status": "nonsense"}).status_code == 400
+    detail = api.get(f"/api/runs/{run_id}/").json()
+    assert detail["status"] == "succeeded" and detail["total_tokens"] == detail["prompt_tokens"] + 60
+    assert [(r["index"], r["output_key"], r["status"]) for r in detail["responses"]] == [
+        (0, "outline", "succeeded"), (1, "paragraph", "succeeded"), (2, "summary", "succeeded")]
+    assert {"output", "prompt_tokens", "completion_tokens", "latency_ms", "error"} <= set(detail["responses"][0])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"inputs": "tides"}, "inputs"), ({"inputs": {"topic": "x"}, "extra": 1}, "extra"),
+     ({"inputs": {"topic": "x", "other": "y"}}, "inputs")],
+)
+def test_bad_start_requests_are_400_naming_the_field_and_create_nothing(api, fake_llm, body, field):
+    workflow = make_chain(make_endpoint(fake_llm.base_url))
+    response = api.post(f"/api/workflows/{workflow.pk}/runs/", body, format="json")
+    assert response.status_code == 400 and field in response.json()
+    assert Run.objects.count() == 0
+
+
+def test_a_workflow_with_problems_cannot_be_run(api, fake_llm):
+    workflow = make_chain(make_endpoint(fake_llm.base_url))
+    workflow.steps.order_by("position").first().delete()  # step 2 now reads `previous` first
+    response = api.post(f"/api/workflows/{workflow.pk}/runs/", {"inputs": {"topic": "x"}}, format="json")
+    assert response.status_code == 400
+    assert "no previous step" in response.json()["workflow"][0]
+
+
+def test_cancel_a_queued_run_and_cancel_again(api, fake_llm):
+    workflow = make_chain(make_endpoint(fake_llm.base_url))
+    run_id = api.post(f"/api/workflows/{workflow.pk}/runs/", {"inputs": {"topic": "x"}}, format="json").json()["id"]
+    response = api.post(f"/api/runs/{run_id}/cancel/")
+    assert response.status_code == 202 and response.json()["status"] == "cancelled"
+    assert api.post(f"/api/runs/{run_id}/cancel/").json()["status"] == "cancelled"
+    assert fake_llm.stats()["chat_requests"] == 0
+
+
+def test_rerun_and_replay_from_a_step_with_edited_inputs(api, fake_llm):
+    workflow = make_chain(make_endpoint(fake_llm.base_url))
+    source = api.post(f"/api/workflows/{workflow.pk}/runs/", {"inputs": {"topic": "tides"}}, format="json").json()["id"]
+    finish(source)
+    rerun = api.post(f"/api/runs/{source}/rerun/", {}, format="json")
+    assert rerun.status_code == 201 and rerun.json()["inputs"] == {"topic": "tides"}
+    replay = api.post(f"/api/runs/{source}/rerun/", {"from_step": 2, "inputs": {"topic": "waves"}}, format="json")
+    assert replay.status_code == 201
+    body = replay.json()
+    assert body["source_run"] == source and body["replay_from_step"] == 2 and body["inputs"] == {"topic": "waves"}
+    assert [r["status"] for r in body["responses"]] == ["copied", "copied"]
+    before = fake_llm.stats()["chat_requests"]
+    finish(body["id"])
+    assert fake_llm.stats()["chat_requests"] == before + 1
+    assert Response.objects.filter(run_id=body["id"]).count() == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"from_step": 7}, "from_step"), ({"from_step": -1}, "from_step"), ({"from_step": "two"}, "from_step"),
+     ({"inputs": {"nope": "x"}}, "inputs"), ({"surprise": True}, "surprise")],
+)
+def test_bad_replays_are_400_naming_the_field(api, fake_llm, body, field):
+    workflow = make_chain(make_endpoint(fake_llm.base_url))
+    source = api.post(f"/api/workflows/{workflow.pk}/runs/", {"inputs": {"topic": "tides"}}, format="json").json()["id"]
+    finish(source)
+    response = api.post(f"/api/runs/{source}/rerun/", body, format="json")
+    assert response.status_code == 400 and field in response.json(), response.json()
+    assert Run.objects.count() == 1
+
+
+def test_replay_needs_finished_steps_before_from_step(api, fake_llm):
+    workflow = make_chain(make_endpoint(fake_llm.base_url))
+    source = api.post(f"/api/workflows/{workflow.pk}/runs/", {"inputs": {"topic": "tides"}}, format="json").json()["id"]
+    response = api.post(f"/api/runs/{source}/rerun/", {"from_step": 1}, format="json")
+    assert response.status_code == 400
+    assert "no finished response for every step before 1" in response.json()["from_step"][0]
