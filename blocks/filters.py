@@ -6,7 +6,7 @@ from blocks.models import Block
 
 class BlockFilter(django_filters.FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains", help_text="Part of the name, any case.")
-    payload = django_filters.NumberFilter(field_name="payload_blocks__payload", distinct=True,
+    payload = django_filters.NumberFilter(field_name="payload_blocks__payload", distinct=True, min_value=1, max_value=2**63 - 1,
                                           help_text="Blocks used by this payload id.")
     used = django_filters.BooleanFilter(method="filter_used", help_text="true: used by some payload; false: unused.")
 

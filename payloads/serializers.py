@@ -68,5 +68,8 @@ class PayloadPreviewSerializer(serializers.Serializer):
 
 
 class PayloadPreviewErrorSerializer(serializers.Serializer):
-    variables = serializers.ListField(child=serializers.CharField(), help_text="Why the payload cannot render.")
-    missing = serializers.ListField(child=serializers.CharField(), help_text="Variables without a value.")
+    # Not required: a body that fails validation (e.g. an unknown field) gets field errors instead.
+    variables = serializers.ListField(child=serializers.CharField(), required=False,
+                                      help_text="Why the payload cannot render.")
+    missing = serializers.ListField(child=serializers.CharField(), required=False,
+                                    help_text="Variables without a value.")
