@@ -64,6 +64,11 @@ test-distributed: install-dev
 soak-distributed: install-dev
 	DISTRIBUTED_TESTS=1 SCALEOUT_KILLS=20 $(PY) -m pytest -s tests/scaleout/test_workers.py -k killed
 
+# The long fault and load tests (docs/reliability.md): 1,000 runs under 20% LLM errors, 20 SIGKILLs,
+# schemathesis and hypothesis with many more examples. `make test` runs the same tests, shortened.
+soak: install-dev
+	SOAK=1 $(PY) -m pytest tests/reliability -q --timeout 3600
+
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
 
