@@ -170,6 +170,9 @@ SPECTACULAR_SETTINGS = {
 RUNS_BACKEND = env("RUNS_BACKEND", default="embedded")
 RUNS_MAX_CONCURRENCY = env.int("RUNS_MAX_CONCURRENCY", default=10000)
 RUNS_LEASE_SECONDS = env.float("RUNS_LEASE_SECONDS", default=30.0)
+# How often a running step checks the cancel flag and its lease. With workers on other machines a
+# cancel must reach a step within 2 s; in embedded mode a cancel also arrives in-process at once.
+RUNS_HEARTBEAT_SECONDS = env.float("RUNS_HEARTBEAT_SECONDS", default=1.0 if RUNS_BACKEND == "procrastinate" else 2.0)
 # Key for API keys at rest; defaults to one derived from SECRET_KEY.
 FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", default="")
 
@@ -189,10 +192,6 @@ if RUNS_BACKEND == "procrastinate":
         "shutdown_graceful_timeout": env.float("RUNS_WORKER_GRACE_SECONDS", default=20.0),
     }
     RUNS_WORKER_STALLED_SECONDS = PROCRASTINATE_WORKER_DEFAULTS["stalled_worker_timeout"]
-    # runs.runner reads this at import: a cancel must reach a step on another machine within 2 s.
-    import os
-
-    os.environ.setdefault("RUNS_HEARTBEAT_SECONDS", "1")
     if REDIS_URL == "":
         import warnings
 

@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import Any
 
+from django.conf import settings
 from jsonschema import Draft202012Validator
 
 from llm import client as llm
@@ -26,9 +27,8 @@ logger = logging.getLogger(__name__)
 DELTA_INTERVAL_SECONDS = 0.05
 # This often a delta carries the whole text so far, so a client that joined mid-stream catches up.
 FULL_TEXT_INTERVAL_SECONDS = 1.0
-HEARTBEAT_SECONDS = float(os.environ.get("RUNS_HEARTBEAT_SECONDS", "2"))
-
-PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}"
+# Lease owners must fit Run.lease_owner (100 chars) whatever the host name.
+PROCESS_ID = f"{socket.gethostname()[:40]}:{os.getpid()}"
 
 # Cancel signals for runs executing in this process.
 _cancel_events: dict[int, asyncio.Event] = {}
@@ -185,7 +185,7 @@ async def _run_step(claim: services.Claim, cancel: asyncio.Event) -> services.St
     lost_lease = False
     try:
         while True:
-            done, _ = await asyncio.wait({call, cancelled}, timeout=HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({call, cancelled}, timeout=settings.RUNS_HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
             if call in done or cancelled in done:
                 break
             still_ours, cancel_requested = await batching.call(services.step_heartbeat, claim=claim)
@@ -196,7 +196,10 @@ async def _run_step(claim: services.Claim, cancel: asyncio.Event) -> services.St
                 cancel.set()
     finally:
         cancelled.cancel()
-    if call.done():
+        if not call.done() and not lost_lease and not cancel.is_set():
+            # This task itself was cancelled (shutdown, a worker aborting): stop the LLM call too.
+            call.cancel()
+    if call.done() and not call.cancelled():
         result = call.result()
     else:
         # Cancelling the call closes its HTTP stream; the text streamed so far is kept.
