@@ -147,7 +147,7 @@ def render_table(rows: list[dict[str, Any]], impls: list[str], thr_ideal: float)
 
 
 def render_scale(rows: list[dict[str, Any]]) -> str:
-    scale = [r for r in rows if r["phase"] == "scale"]
+    scale = [r for r in rows if r["phase"] == "scale" and not r.get("failed")]
     if not scale:
         return ""
     lines = ["| impl | runs at once | start all runs (s) | wall (s) | ideal (s) | wall/ideal | peak RSS (MB) | errors | db locked |",
@@ -176,7 +176,7 @@ def targets(rows: list[dict[str, Any]]) -> list[tuple[str, bool | None, str]]:
     ratio_target("runner", "thr-stream", "wall_s", 0.8, "runner streamed thr wall <= 0.8x raw")
     for key, where in (("seq0", "0 ms"), ("seq50", "50 ms"), ("seq0-stream", "0 ms, streamed"), ("seq50-stream", "50 ms, streamed")):
         ratio_target("api", key, "overhead_ms_per_step", 2.0, f"api overhead/step at {where} <= 2x raw")
-    big = [r for r in rows if r["phase"] == "scale" and r["impl"] == "runner" and r["chains"] >= 5000]
+    big = [r for r in rows if r["phase"] == "scale" and r["impl"] == "runner" and not r.get("failed") and r["chains"] >= 5000]
     if big:
         r = max(big, key=lambda r: r["wall_s"])
         errors = r["errors"] + r["mismatches"] + r.get("db_locked", 0)
@@ -215,6 +215,9 @@ def render_report(result: dict[str, Any]) -> str:
     if scale:
         parts += ["", f"Scale: N runs at once, server latency {SCALE_LATENCY_MS} ms (ideal {3 * SCALE_LATENCY_MS / 1000:.0f} s), "
                   "one rep", "", scale]
+    for r in rows:
+        if r.get("failed"):
+            parts.append(f"FAILED: {r['impl']} {r.get('key')} rep {r.get('rep')}: {r['failed']}")
     parts += ["", "Targets (issue 7):", ""]
     for label, met, figures in targets(rows):
         mark = "not measured" if met is None else ("MET" if met else "MISSED")
@@ -282,7 +285,13 @@ def main() -> int:
                 args.append("--stream")
             if client_cpu is not None:
                 args += ["--server-cpu", str(client_cpu)]
-            row = run_child(args, client_cpu)
+            try:
+                row = run_child(args, client_cpu)
+            except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as exc:
+                # Keep the other rows: the run still fails at the end.
+                print(f"FAILED {impl} {key}: {exc}", file=sys.stderr, flush=True)
+                row = {"impl": impl, "phase": phase, "latency_ms": latency, "stream": stream, "failed": str(exc),
+                       "errors": 1, "mismatches": 0}
             server = _http(f"{base}/_stats")
             row.update(rep=rep, key=key, srv_requests=server["chat_requests"], srv_inflight_max=server["inflight_max"],
                        srv_connections=server["connections"], srv_errors=server["errors"])
@@ -313,7 +322,7 @@ def main() -> int:
     results_dir.mkdir(exist_ok=True)
     out = Path(a.out) if a.out else results_dir / f"bench-{datetime.datetime.now():%Y%m%d-%H%M%S}.json"
     out.write_text(json.dumps(result, indent=1))
-    full_run = not (a.quick or a.out or a.reps or a.seq_chains or a.thr_chains or a.scale or a.no_scale) and \
+    full_run = not any(r.get("failed") for r in rows) and not (a.quick or a.out or a.reps or a.seq_chains or a.thr_chains or a.scale or a.no_scale) and \
         a.impls == ",".join(IMPLS) and a.phases == ",".join(PHASES)
     if full_run:
         shutil.copyfile(out, HERE / "latest.json")
