@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from runs.models import Response, Run, RunStatus
+from runs.selectors import run_metrics
 from runs.services import run_cancel, run_replay
 
 
@@ -58,6 +59,10 @@ class ResponseInline(ReadOnlyMixin, admin.StackedInline):
 @admin.register(Run)
 class RunAdmin(ReadOnlyMixin, admin.ModelAdmin):
     inlines = [ResponseInline]
+    change_list_template = "admin/runs/run/change_list.html"
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        return super().changelist_view(request, {**(extra_context or {}), "run_metrics": run_metrics()})
     list_display = ["id", "workflow_name", "status", "progress", "total_tokens", "latency_ms", "created_by", "created_at"]
     list_display_links = ["id", "workflow_name"]
     list_filter = ["status", "workflow", "created_at"]
