@@ -74,3 +74,55 @@ class RunFilterForm(forms.Form):
     @property
     def is_filtered(self) -> bool:
         return self.is_valid() and any(self.cleaned_data.values())
+
+
+class RunCompareForm(forms.Form):
+    """Which two runs to compare: ?a=&b= from a link, or two ticked rows (?run=&run=) of the runs list."""
+
+    a = forms.IntegerField(label="First run", min_value=1, widget=forms.NumberInput(attrs={"placeholder": "Run id"}))
+    b = forms.IntegerField(label="Second run", min_value=1, widget=forms.NumberInput(attrs={"placeholder": "Run id"}))
+
+    def __init__(self, query: Any, *args: Any, **kwargs: Any) -> None:
+        self.ticked = query.getlist("run") if query is not None and hasattr(query, "getlist") else []
+        if self.ticked and not ({"a", "b"} & set(query)):
+            query = {"a": self.ticked[0], "b": self.ticked[1] if len(self.ticked) > 1 else ""}
+        super().__init__(query or None, *args, **kwargs)
+        self.runs: dict[str, Run] = {}
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if len(self.ticked) > 2:
+            raise ValidationError(f"Tick exactly two runs to compare; {len(self.ticked)} were ticked.")
+        for name in ("a", "b"):
+            if data.get(name) is None:
+                continue
+            try:
+                self.runs[name] = selectors.run_detail(data[name])
+            except Run.DoesNotExist:
+                self.add_error(name, f"There is no run #{data[name]}.")
+        if data.get("a") is not None and data.get("a") == data.get("b"):
+            self.add_error("b", "Choose a different run than the first one.")
+        return data
+
+
+class RunReplayForm(WorkflowInputsForm):
+    """Replay a run from one of its steps: the inputs (the source run's, editable) and the step."""
+
+    def __init__(self, source: Run, *args: Any, **kwargs: Any) -> None:
+        assert source.workflow is not None  # the view refuses a replay of a deleted workflow first
+        super().__init__(source.workflow, *args, **kwargs)
+        steps = (source.snapshot or {}).get("steps", [])
+        self.fields["from_step"] = forms.TypedChoiceField(
+            label="Replay from step", coerce=int,
+            choices=[(step["index"], f"Step {step['index'] + 1} · {step['output_key']}") for step in steps],
+            help_text="Earlier steps are copied from the source run; this step and the later ones run again.",
+            widget=forms.Select(attrs={"aria-describedby": "id_from_step_help"}),
+        )
+        # The step first: it decides what the inputs are for.
+        self.order_fields(["from_step"])
+        for name, value in (source.inputs or {}).items():
+            if name in self.fields:
+                self.fields[name].initial = value
+
+    def inputs(self) -> dict[str, str]:
+        return {name: self.cleaned_data.get(name) or "" for name in self.fields if name != "from_step"}

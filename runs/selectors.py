@@ -1,10 +1,16 @@
+from __future__ import annotations
+
 import datetime
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Avg, Count, Prefetch, QuerySet, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from runs.models import Response, Run, RunStatus
+from runs.diffing import Segment, WordDiff, word_diff
+from runs.models import FINAL_STATUSES, Response, Run, RunStatus
+from workflows.models import Workflow
 
 
 def run_list() -> QuerySet[Run]:
@@ -32,3 +38,156 @@ def run_metrics() -> dict[str, Any]:
                                                finished_at__gte=now - datetime.timedelta(hours=1)).count(),
         "oldest_queued_age_seconds": round((now - oldest).total_seconds()) if oldest else None,
     }
+
+
+# --- export -------------------------------------------------------------------------------------
+EXPORT_FORMAT = "llm-orchestrator/run"
+# Names that may hold a credential; removed wherever they appear (request_params come from users).
+SECRET_NAMES = ("api_key", "apikey", "api-key", "authorization", "secret", "password", "token_key")
+
+
+def _without_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_secrets(v) for k, v in value.items()
+                if not (isinstance(k, str) and any(name in k.lower() for name in SECRET_NAMES))}
+    if isinstance(value, list):
+        return [_without_secrets(item) for item in value]
+    return value
+
+
+def run_export(run: Run) -> dict[str, Any]:
+    """One JSON document of a run: the run, its inputs, snapshot and every step's response. No keys:
+    the snapshot names endpoints, never their credentials, and secret-looking names are dropped."""
+    from runs.serializers import ResponseSerializer, RunListSerializer
+
+    document = {
+        "format": EXPORT_FORMAT,
+        "version": 1,
+        "exported_at": timezone.now().isoformat(),
+        "run": {**RunListSerializer(run).data,
+                "created_by": run.created_by.get_username() if run.created_by else None},
+        "inputs": run.inputs,
+        "snapshot": run.snapshot,
+        "responses": ResponseSerializer(run.responses.order_by("index"), many=True).data,
+    }
+    return _without_secrets(document)
+
+
+# --- comparison of two runs ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class ComparedValue:
+    name: str
+    left: str
+    right: str
+    diff: WordDiff
+
+
+@dataclass(frozen=True)
+class ComparedStep:
+    index: int
+    output_key: str
+    left: Response | None
+    right: Response | None
+    prompt: WordDiff
+    output: WordDiff
+
+    @property
+    def is_same(self) -> bool:
+        return self.prompt.is_same and self.output.is_same and (self.left is None) == (self.right is None)
+
+    @property
+    def sides(self) -> list[tuple[str, Response | None, list[Segment], list[Segment]]]:
+        """(side, response, output segments, prompt segments) for the left and the right run."""
+        return [("left", self.left, self.output.left, self.prompt.left),
+                ("right", self.right, self.output.right, self.prompt.right)]
+
+    @property
+    def tokens_delta(self) -> str:
+        if self.left is None or self.right is None:
+            return ""
+        return signed(self.right.prompt_tokens + self.right.completion_tokens
+                      - self.left.prompt_tokens - self.left.completion_tokens)
+
+    @property
+    def latency_delta(self) -> str:
+        if self.left is None or self.right is None:
+            return ""
+        return signed(self.right.latency_ms - self.left.latency_ms, " ms")
+
+
+def signed(value: int, unit: str = "") -> str:
+    """The change from the first run to the second: +12, -340 ms, 0."""
+    return f"{value:+d}{unit}" if value else f"0{unit}"
+
+
+def _prompt_text(response: Response | None) -> str:
+    if response is None:
+        return ""
+    return "\n\n".join(f"[{m.get('role', '')}]\n{m.get('content', '')}" for m in response.messages or [])
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def run_comparison(left: Run, right: Run) -> dict[str, Any]:
+    """Two runs side by side: inputs, then each step's prompt and output, with word differences."""
+    names = list(dict.fromkeys([*left.inputs, *right.inputs]))
+    inputs = [ComparedValue(name, _text(left.inputs.get(name)), _text(right.inputs.get(name)),
+                            word_diff(_text(left.inputs.get(name)), _text(right.inputs.get(name))))
+              for name in names]
+    left_steps = {r.index: r for r in left.responses.all()}
+    right_steps = {r.index: r for r in right.responses.all()}
+    steps = []
+    for index in sorted({*left_steps, *right_steps}):
+        a, b = left_steps.get(index), right_steps.get(index)
+        steps.append(ComparedStep(
+            index=index, output_key=(a or b).output_key, left=a, right=b,  # type: ignore[union-attr]
+            prompt=word_diff(_prompt_text(a), _prompt_text(b)),
+            output=word_diff(a.output if a else "", b.output if b else ""),
+        ))
+    return {"inputs": inputs, "steps": steps,
+            "tokens_delta": signed(right.total_tokens - left.total_tokens),
+            "latency_delta": signed(right.latency_ms - left.latency_ms, " ms"),
+            "changed_inputs": sum(1 for i in inputs if not i.diff.is_same),
+            "changed_steps": sum(1 for s in steps if not s.is_same)}
+
+
+# --- statistics ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DayStats:
+    day: datetime.date
+    runs: int
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: int
+    avg_latency_ms: int
+    avg_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def workflow_daily_stats(workflow: Workflow, *, days: int = 30, today: datetime.date | None = None) -> list[DayStats]:
+    """Finished runs of the workflow per day (the server's time zone), oldest first; days without runs are zeros."""
+    today = today or timezone.localdate()
+    first = today - datetime.timedelta(days=days - 1)
+    start = timezone.make_aware(datetime.datetime.combine(first, datetime.time.min))
+    rows = (Run.objects.filter(workflow=workflow, status__in=FINAL_STATUSES, created_at__gte=start)
+            .annotate(day=TruncDate("created_at")).values("day")
+            .annotate(runs=Count("id"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"),
+                      latency=Sum("latency_ms"), avg_latency=Avg("latency_ms")))
+    by_day = {row["day"]: row for row in rows}
+    stats = []
+    for offset in range(days):
+        day = first + datetime.timedelta(days=offset)
+        row = by_day.get(day)
+        if row is None:
+            stats.append(DayStats(day, 0, 0, 0, 0, 0, 0))
+            continue
+        tokens = (row["prompt"] or 0) + (row["completion"] or 0)
+        stats.append(DayStats(day=day, runs=row["runs"], prompt_tokens=row["prompt"] or 0,
+                              completion_tokens=row["completion"] or 0, latency_ms=row["latency"] or 0,
+                              avg_latency_ms=round(row["avg_latency"] or 0), avg_tokens=round(tokens / row["runs"])))
+    return stats

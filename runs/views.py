@@ -1,10 +1,12 @@
-"""The run pages: list, detail (live over ws/runs/{id}/), the run form, cancel and re-run.
+"""The run pages: list, detail (live over ws/runs/{id}/), the run form, cancel and re-run,
+compare two runs, charts (per step of a run, per day of a workflow), export and replay from a step.
 
 Views only read through selectors and write through runs.services; the live updates are done by
 static/js/run-detail.js and static/js/run-list.js from the events described in docs/events.md.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import messages
@@ -13,15 +15,20 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from runs import selectors, services
-from runs.forms import RunFilterForm, WorkflowInputsForm
+from runs.charts import BarChart, bar_chart
+from runs.forms import RunCompareForm, RunFilterForm, RunReplayForm, WorkflowInputsForm
 from runs.models import ACTIVE_STATUSES, ResponseStatus, Run
 from workflows.models import Workflow
 from workflows.services import workflow_problems
 
 RUNS_PER_PAGE = 25
+STATS_DAYS = 30
+TOKEN_SERIES = ["prompt", "completion"]
 
 
 def _run_or_404(pk: int) -> Run:
@@ -74,7 +81,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     done = sum(1 for r in run.responses.all() if r.status in (ResponseStatus.SUCCEEDED, ResponseStatus.COPIED))
     return render(request, "runs/run_detail.html", {
         "run": run, "steps": _steps(run), "done_steps": done, "is_active": run.status in ACTIVE_STATUSES,
-        "can_start": request.user.has_perm("runs.add_run"),
+        "can_start": request.user.has_perm("runs.add_run"), "charts": _step_charts(run),
         "blank_step": {"index": "", "output_key": "", "payload": "", "status": "running", "response": None},
     })
 
@@ -137,3 +144,131 @@ def run_start(request: HttpRequest, workflow_id: int) -> HttpResponse:
     status = 400 if request.method == "POST" else 200
     return render(request, "runs/run_start.html", {"workflow": workflow, "form": form, "problems": problems},
                   status=status)
+
+
+# --- charts -------------------------------------------------------------------------------------
+def _ms(value: int | float) -> str:
+    value = int(value)
+    return f"{value} ms" if value < 1000 else f"{value / 1000:.2f} s"
+
+
+def _tokens(value: int | float) -> str:
+    return f"{int(value)} tokens"
+
+
+def _step_charts(run: Run) -> list[BarChart]:
+    responses = list(run.responses.all())
+    labels = [f"{r.index + 1} {r.output_key}" for r in responses]
+    return [
+        bar_chart(chart_id="chart-step-latency", title="LLM latency per step", series=["latency"],
+                  categories=labels, values=[(r.latency_ms,) for r in responses], fmt=_ms),
+        bar_chart(chart_id="chart-step-tokens", title="Tokens per step", series=TOKEN_SERIES, categories=labels,
+                  values=[(r.prompt_tokens, r.completion_tokens) for r in responses], fmt=_tokens),
+    ]
+
+
+@login_required
+@permission_required("runs.view_run", raise_exception=True)
+@require_GET
+def run_charts(request: HttpRequest, pk: int) -> HttpResponse:
+    """The per-step charts alone: the run page reloads them when its run finishes."""
+    run = _run_or_404(pk)
+    return render(request, "runs/_run_charts.html", {"run": run, "charts": _step_charts(run)})
+
+
+@login_required
+@permission_required("runs.view_run", raise_exception=True)
+@require_GET
+def run_stats(request: HttpRequest) -> HttpResponse:
+    """Per day of the last 30: runs, average and total latency and tokens of one workflow."""
+    workflows = Workflow.objects.order_by("name")
+    workflow = None
+    error = ""
+    raw = request.GET.get("workflow", "")
+    if raw:
+        workflow = workflows.filter(pk=int(raw)).first() if raw.isdigit() and len(raw) < 18 else None
+        if workflow is None:
+            error = f"There is no workflow with id {raw}."
+    context: dict[str, Any] = {"workflows": workflows, "workflow": workflow, "error": error, "days": STATS_DAYS,
+                               "time_zone": timezone.get_current_timezone_name()}
+    if workflow is not None:
+        days = selectors.workflow_daily_stats(workflow, days=STATS_DAYS)
+        labels = [day.day.strftime("%m-%d") for day in days]
+        context.update(
+            stats=list(reversed(days)),
+            total_runs=sum(d.runs for d in days),
+            total_tokens=sum(d.total_tokens for d in days),
+            total_latency=sum(d.latency_ms for d in days),
+            charts=[
+                bar_chart(chart_id="chart-day-latency", title="Average LLM latency per run, per day",
+                          series=["latency"], categories=labels, values=[(d.avg_latency_ms,) for d in days],
+                          fmt=_ms, label_every=5),
+                bar_chart(chart_id="chart-day-latency-total", title="Total LLM latency per day",
+                          series=["latency"], categories=labels, values=[(d.latency_ms,) for d in days],
+                          fmt=_ms, label_every=5),
+                bar_chart(chart_id="chart-day-tokens", title="Average tokens per run, per day",
+                          series=["tokens"], categories=labels, values=[(d.avg_tokens,) for d in days],
+                          fmt=_tokens, label_every=5),
+                bar_chart(chart_id="chart-day-tokens-total", title="Total tokens per day", series=TOKEN_SERIES,
+                          categories=labels, values=[(d.prompt_tokens, d.completion_tokens) for d in days],
+                          fmt=_tokens, label_every=5),
+            ],
+        )
+        context["total_avg_latency"] = round(context["total_latency"] / context["total_runs"]) \
+            if context["total_runs"] else 0
+        context["total_avg_tokens"] = round(context["total_tokens"] / context["total_runs"]) \
+            if context["total_runs"] else 0
+    return render(request, "runs/run_stats.html", context, status=400 if error else 200)
+
+
+# --- export -------------------------------------------------------------------------------------
+@login_required
+@permission_required("runs.view_run", raise_exception=True)
+@require_GET
+def run_export(request: HttpRequest, pk: int) -> HttpResponse:
+    run = _run_or_404(pk)
+    response = HttpResponse(json.dumps(selectors.run_export(run), indent=2, ensure_ascii=False),
+                            content_type="application/json; charset=utf-8")
+    name = slugify(run.workflow_name) or "run"
+    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-{name}.json"'
+    return response
+
+
+# --- compare ------------------------------------------------------------------------------------
+@login_required
+@permission_required("runs.view_run", raise_exception=True)
+@require_GET
+def run_compare(request: HttpRequest) -> HttpResponse:
+    asked = bool({"a", "b", "run"} & set(request.GET))
+    form = RunCompareForm(request.GET if asked else None)
+    context: dict[str, Any] = {"form": form}
+    if asked and form.is_valid():
+        left, right = form.runs["a"], form.runs["b"]
+        context.update(left=left, right=right, comparison=selectors.run_comparison(left, right))
+    return render(request, "runs/run_compare.html", context, status=400 if asked and not form.is_valid() else 200)
+
+
+# --- replay from a step -------------------------------------------------------------------------
+@login_required
+@permission_required("runs.add_run", raise_exception=True)
+def run_replay(request: HttpRequest, pk: int) -> HttpResponse:
+    """The source run's inputs to edit, and the step to replay from; then the new run's page."""
+    source = _run_or_404(pk)
+    if source.workflow is None:
+        return render(request, "runs/run_replay.html", {"source": source, "form": None}, status=400)
+    if request.method == "POST":
+        form = RunReplayForm(source, request.POST)
+        if form.is_valid():
+            try:
+                run = services.run_replay(source=source, from_step=form.cleaned_data["from_step"],
+                                          inputs=form.inputs(), user=request.user)
+            except ValidationError as exc:
+                form.add_service_errors(exc)
+            else:
+                messages.info(request, f"Replay of run #{source.pk} from step {form.cleaned_data['from_step'] + 1} "
+                                       "started; compare it with the source once it has finished.")
+                return redirect("run-detail", pk=run.pk)
+        return render(request, "runs/run_replay.html", {"source": source, "form": form}, status=400)
+    step = request.GET.get("from_step", "0")
+    form = RunReplayForm(source, initial={"from_step": int(step) if step.isdigit() and len(step) < 6 else 0})
+    return render(request, "runs/run_replay.html", {"source": source, "form": form})

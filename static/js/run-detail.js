@@ -9,6 +9,7 @@ const STEP_DONE = new Set(["succeeded", "copied"]);
 const stepsList = document.getElementById("steps");
 const template = document.getElementById("step-template");
 const canStart = root.dataset.canStart === "true";
+const canReplay = root.dataset.canReplay === "true";
 let runStatus = document.querySelector("#run-status [data-field=status]").dataset.status;
 let stepCount = Number(root.dataset.stepCount);
 
@@ -47,6 +48,7 @@ function ensureStep(index) {
   el.dataset.index = index;
   el.id = `step-${index}`;
   field(el, "number").textContent = index + 1;
+  field(el, "replay").href = `${root.dataset.replayUrl}?from_step=${index}`;
   step = { el, text: "" };
   steps.set(index, step);
   // Keep the list in step order even if events arrive for a later step first.
@@ -108,6 +110,10 @@ function setRunStatus(status, error) {
   const active = !FINAL.has(status);
   document.getElementById("cancel-form").hidden = !(active && canStart && status !== "cancelling");
   document.getElementById("rerun-form").hidden = active || !canStart;
+  // A step can be replayed once the run has ended (the replay copies the steps before it).
+  for (const link of stepsList.querySelectorAll("[data-field=replay]")) link.hidden = active || !canReplay;
+  const note = document.getElementById("compare-source-note");
+  if (note) note.hidden = !active;
   if (error !== undefined) {
     const box = document.getElementById("run-error");
     box.textContent = error || "";
@@ -133,7 +139,10 @@ function applyEvent(event) {
   switch (event.type) {
     case "run.state":
       applyState(event.run);
-      if (FINAL.has(event.run.status)) socket?.stop();
+      if (FINAL.has(event.run.status)) {
+        socket?.stop();
+        refreshCharts();
+      }
       return;
     case "run.started":
     case "run.status":
@@ -179,6 +188,17 @@ async function refreshFinalState() {
   // Run totals and the final error are not in the events: read the finished run once.
   const response = await fetch(root.dataset.apiUrl, { headers: { Accept: "application/json" } });
   if (response.ok) applyState(await response.json());
+  await refreshCharts();
+}
+
+async function refreshCharts() {
+  // The per-step charts are drawn on the server: fetch them again once every step is recorded.
+  const charts = document.getElementById("run-charts");
+  const response = await fetch(charts.dataset.url, { headers: { Accept: "text/html" } });
+  if (!response.ok) return;
+  const holder = document.createElement("div");
+  holder.innerHTML = (await response.text()).trim();
+  charts.replaceWith(holder.firstElementChild);
 }
 
 // A run that had already ended when the page was rendered has nothing more to tell.
