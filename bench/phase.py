@@ -175,6 +175,7 @@ def _django_env(db_path: str) -> dict[str, str]:
 
 
 _workdirs: list[str] = []  # removed at the end of the phase unless BENCH_KEEP=1
+_servers: list[subprocess.Popen[bytes]] = []  # stopped when this process ends, even on an error
 
 
 def _db_copy(template: str) -> str:
@@ -247,6 +248,7 @@ async def make_api(a: argparse.Namespace) -> Impl:
     server = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "orchestrator.asgi:application"],
         cwd=ROOT, env={**os.environ, **_django_env(db_path)}, stdout=log, stderr=subprocess.STDOUT)
+    _servers.append(server)
     # The server does the orchestrator's work: it shares the client's CPU (cpu0 when pinned).
     if a.server_cpu is not None:
         os.sched_setaffinity(server.pid, {a.server_cpu})
@@ -497,7 +499,13 @@ def main() -> None:
     if a.cmd == "setup-db":
         setup_db(a)
         return
-    print(json.dumps(asyncio.run(run_phase(a))), flush=True)
+    try:
+        print(json.dumps(asyncio.run(run_phase(a))), flush=True)
+    finally:
+        for server in _servers:
+            if server.poll() is None:
+                server.kill()
+                server.wait(10)
 
 
 if __name__ == "__main__":

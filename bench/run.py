@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -256,6 +257,8 @@ def main() -> int:
     unknown = sorted(set(impls) - set(IMPLS)) + sorted(set(phase_keys) - set(PHASES))
     if unknown:
         parser.error(f"unknown implementation or phase: {', '.join(unknown)}")
+    # SIGTERM ends the run through the `finally` below, which stops the fake servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     pin = not a.no_pin and len(os.sched_getaffinity(0)) >= 2
     server_cpu, client_cpu = (1, 0) if pin else (None, None)
 
