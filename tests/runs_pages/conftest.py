@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 from typing import Any
 
 import pytest
@@ -16,10 +17,11 @@ from workflows.models import Workflow
 
 PASSWORD = "pw-for-tests-only"
 PLANTED_KEY = "sk-planted-secret-0123456789"
+_user_numbers = itertools.count()
 
 
 def client_with(*perms: str, enforce_csrf_checks: bool = False) -> Client:
-    name = f"u-{'-'.join(perms)}-{enforce_csrf_checks}"[:150]
+    name = f"u{next(_user_numbers)}-{'-'.join(perms)}"[:150]
     user = get_user_model().objects.create_user(name, password=PASSWORD)
     for perm in perms:
         app_label, codename = perm.split(".")
