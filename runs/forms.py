@@ -85,7 +85,9 @@ class RunCompareForm(forms.Form):
     def __init__(self, query: Any, *args: Any, **kwargs: Any) -> None:
         self.ticked = query.getlist("run") if query is not None and hasattr(query, "getlist") else []
         if self.ticked and not ({"a", "b"} & set(query)):
-            query = {"a": self.ticked[0], "b": self.ticked[1] if len(self.ticked) > 1 else ""}
+            # The list shows the newest first; the older run goes on the left, as "before".
+            ticked = sorted(self.ticked, key=lambda value: (not value.isdigit(), len(value), value))
+            query = {"a": ticked[0], "b": ticked[1] if len(ticked) > 1 else ""}
         super().__init__(query or None, *args, **kwargs)
         self.runs: dict[str, Run] = {}
 

@@ -49,14 +49,14 @@ def test_the_comparison_highlights_a_changed_word_in_inputs_prompts_and_outputs(
 
 
 @pytest.mark.django_db
-def test_two_ticked_rows_of_the_runs_list_open_their_comparison(admin_client_, article):
+def test_two_ticked_rows_of_the_runs_list_open_their_comparison_older_run_first(admin_client_, article):
     left = finished_run(article, {"topic": "tides"}, [OUTLINE])
     right = finished_run(article, {"topic": "tides"}, [OUTLINE])
     listing = admin_client_.get("/runs/").content.decode()
     assert 'id="compare-form"' in listing and f'name="run" value="{left.pk}" form="compare-form"' in listing
     response = admin_client_.get(f"/runs/compare/?run={right.pk}&run={left.pk}")
     assert response.status_code == 200
-    assert response.context["left"].pk == right.pk and response.context["right"].pk == left.pk
+    assert response.context["left"].pk == left.pk and response.context["right"].pk == right.pk  # older on the left
     assert "0 inputs and 0 steps differ" in html.unescape(response.content.decode())
 
 
