@@ -113,6 +113,13 @@ def shoot(base: str) -> None:
         page.screenshot(path=str(IMAGES / "payload-builder.png"), full_page=True)
         print("wrote docs/images/payload-builder.png")
         snap("llm-tester", "/llm/tester/")
+        # The run extras: two runs side by side, a replay form, a workflow's runs per day.
+        page.goto(f"{base}/runs/")
+        run_ids = sorted(int(i) for i in page.locator("tr[data-run-id]").evaluate_all(
+            "rows => rows.map(r => r.dataset.runId)"))
+        snap("run-compare", f"/runs/compare/?a={run_ids[0]}&b={run_ids[1]}", "#compare-steps")
+        snap("run-replay", f"/runs/{run_ids[0]}/replay/?from_step=1", "#replay-form")
+        snap("run-stats", f"/runs/stats/?workflow={workflow_id}", "#chart-day-latency")
         browser.close()
 
 
