@@ -46,7 +46,7 @@ class EndpointViewSet(viewsets.ModelViewSet):
 
     @extend_schema(request=EndpointTestRequestSerializer, responses=ConnectivityReportSerializer)
     @action(detail=True, methods=["post"], url_path="test")
-    def connectivity_test(self, request: Request, pk: str | None = None) -> Response:
+    def connectivity_test(self, request: Request, pk: str | None = None, format: str | None = None) -> Response:
         """List the endpoint's models and send one-token completions; one entry per check."""
         endpoint = self.get_object()
         body = EndpointTestRequestSerializer(data=request.data)

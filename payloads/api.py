@@ -59,7 +59,7 @@ class PayloadViewSet(viewsets.ModelViewSet):
                    400: OpenApiResponse(PayloadPreviewErrorSerializer, description="Missing variables or a render error.")},
     )
     @action(detail=True, methods=["post"], permission_classes=[ViewPermissionToPreview])
-    def preview(self, request: Request, pk: str | None = None) -> Response:
+    def preview(self, request: Request, pk: str | None = None, format: str | None = None) -> Response:
         """The chat messages this payload sends for the given variables, and their token count."""
         payload = self.get_object()
         serializer = PayloadPreviewInputSerializer(data=request.data)

@@ -2,6 +2,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response as HttpResponse
 from rest_framework.throttling import ScopedRateThrottle
@@ -26,15 +27,25 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     def get_serializer_class(self):  # type: ignore[no-untyped-def]
         return RunListSerializer if self.action == "list" else RunSerializer
 
+    def get_throttles(self):  # type: ignore[no-untyped-def]
+        # A re-run starts a run: the same per-user limit as starting one.
+        if self.action == "rerun":
+            self.throttle_scope = "runs"
+            return [ScopedRateThrottle()]
+        return super().get_throttles()
+
     @extend_schema(request=None, responses=RunSerializer)
     @action(detail=True, methods=["post"])
-    def cancel(self, request: Request, pk: str | None = None) -> HttpResponse:
-        run = services.run_cancel(run=self.get_object())
+    def cancel(self, request: Request, pk: str | None = None, format: str | None = None) -> HttpResponse:
+        run = self.get_object()
+        if not request.user.has_perm("runs.change_run"):
+            raise PermissionDenied("Cancelling a run needs the permission to change runs.")
+        run = services.run_cancel(run=run)
         return HttpResponse(RunSerializer(selectors.run_detail(run.pk)).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=RunRerunSerializer, responses={201: RunSerializer})
     @action(detail=True, methods=["post"])
-    def rerun(self, request: Request, pk: str | None = None) -> HttpResponse:
+    def rerun(self, request: Request, pk: str | None = None, format: str | None = None) -> HttpResponse:
         serializer = RunRerunSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         run = services.run_replay(source=self.get_object(), user=request.user,

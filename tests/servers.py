@@ -14,7 +14,7 @@ from tests.fake_llm import free_port, wait_for_http, wait_for_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_database_url() -> str:
+def shared_database_url() -> str:
     db = settings.DATABASES["default"]
     if db["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{db['NAME']}"
@@ -27,7 +27,7 @@ class AppServer:
     def __init__(self, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "DATABASE_URL": test_database_url(), "DEBUG": "1", **env}
+        self.env = {**os.environ, "DATABASE_URL": shared_database_url(), "DEBUG": "1", **env}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *, wait_for_http_ready: bool = True) -> AppServer:

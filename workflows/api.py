@@ -45,20 +45,20 @@ class WorkflowViewSet(viewsets.ModelViewSet):
 
     @extend_schema(request=None, responses=WorkflowValidationSerializer)
     @action(detail=True, methods=["get"])
-    def validate(self, request: Request, pk: str | None = None) -> Response:
+    def validate(self, request: Request, pk: str | None = None, format: str | None = None) -> Response:
         """Every variable no input or earlier step provides (naming step and block), and other problems."""
         problems = services.workflow_problems(self.get_object())
         return Response({"valid": not problems, "problems": problems})
 
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])
-    def export(self, request: Request, pk: str | None = None) -> Response:
+    def export(self, request: Request, pk: str | None = None, format: str | None = None) -> Response:
         """The workflow with its payloads, blocks and endpoint references (never keys) as one JSON document."""
         return Response(portability.workflow_export(self.get_object()))
 
     @extend_schema(request=WorkflowImportSerializer, responses={201: OpenApiTypes.OBJECT})
     @action(detail=False, methods=["post"], url_path="import", url_name="import")
-    def import_(self, request: Request) -> Response:
+    def import_(self, request: Request, format: str | None = None) -> Response:
         """Import an export: identical blocks and payloads are reused, a different one of the same name gets
         a suffixed name, endpoints are matched by name (a missing one is a 400 unless create_missing_endpoints,
         which creates it disabled and without a key). Answers with what was created and what was reused."""

@@ -110,3 +110,41 @@ def test_replay_needs_finished_steps_before_from_step(api, fake_llm):
     response = api.post(f"/api/runs/{source}/rerun/", {"from_step": 1}, format="json")
     assert response.status_code == 400
     assert "no finished response for every step before 1" in response.json()["from_step"][0]
+
+
+def test_cancelling_needs_the_change_permission_not_just_add(fake_llm, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    workflow = make_chain(make_endpoint(fake_llm.base_url))
+    starter = django_user_model.objects.create_user("starter", password="pw")
+    starter.user_permissions.set(Permission.objects.filter(codename__in=["add_run", "view_run"]))
+    client = APIClient()
+    client.force_authenticate(starter)
+    run_id = client.post(f"/api/workflows/{workflow.pk}/runs/", {"inputs": {"topic": "x"}}, format="json").json()["id"]
+    assert client.post(f"/api/runs/{run_id}/cancel/").status_code == 403
+    assert Run.objects.get(pk=run_id).status == "queued"
+    starter.user_permissions.add(Permission.objects.get(codename="change_run"))
+    client = APIClient()
+    client.force_authenticate(django_user_model.objects.get(pk=starter.pk))
+    assert client.post(f"/api/runs/{run_id}/cancel/").status_code == 202
+
+
+def test_reruns_share_the_per_user_run_throttle(api, fake_llm, monkeypatch):
+    from django.core.cache import cache
+    from rest_framework.throttling import ScopedRateThrottle
+
+    monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "runs", "2/minute")
+    cache.clear()
+    workflow = make_chain(make_endpoint(fake_llm.base_url))
+    source = api.post(f"/api/workflows/{workflow.pk}/runs/", {"inputs": {"topic": "tides"}}, format="json").json()["id"]
+    assert api.post(f"/api/runs/{source}/rerun/", {}, format="json").status_code == 201
+    assert api.post(f"/api/runs/{source}/rerun/", {}, format="json").status_code == 429
+    cache.clear()
+
+
+def test_actions_answer_with_a_format_suffix(api, fake_llm):
+    workflow = make_chain(make_endpoint(fake_llm.base_url))
+    assert api.get(f"/api/workflows/{workflow.pk}/validate.json").status_code == 200
+    assert api.get(f"/api/workflows/{workflow.pk}/export.json").status_code == 200
+    run_id = api.post(f"/api/workflows/{workflow.pk}/runs/", {"inputs": {"topic": "x"}}, format="json").json()["id"]
+    assert api.post(f"/api/runs/{run_id}/cancel.json").status_code == 202

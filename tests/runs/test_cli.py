@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from tests.factories import expected_chain_output, make_chain, make_endpoint
-from tests.servers import ROOT, test_database_url
+from tests.servers import ROOT, shared_database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     import os
 
-    env = {**os.environ, "DATABASE_URL": test_database_url(), "DEBUG": "1"}
+    env = {**os.environ, "DATABASE_URL": shared_database_url(), "DEBUG": "1"}
     return subprocess.run([sys.executable, "manage.py", "run_workflow", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
