@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from rest_framework.throttling import SimpleRateThrottle
 
-LOGIN_PATHS = ("/admin/login/", "/api/auth/login/")
+LOGIN_PATHS = ("/accounts/login/", "/admin/login/", "/api/auth/login/")
 
 
 class LoginRateThrottle(SimpleRateThrottle):

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -20,6 +21,9 @@ router.register("runs", RunViewSet, basename="run")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # The product's own log-in: users need not be staff to build prompts and run workflows.
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/workflows/<int:pk>/runs/", WorkflowRunCreateView.as_view(), name="workflow-runs"),
     path("api/", include(router.urls)),
     path("api/auth/", include("rest_framework.urls")),

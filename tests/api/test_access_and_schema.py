@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 # The only pages an anonymous visitor may get a normal answer from: health and the log-in/log-out pages.
 # Everything else must refuse (401/403) or redirect to a login page.
-PUBLIC_PATHS = {"/healthz", "/admin/login/", "/admin/logout/", "/api/auth/login/", "/api/auth/logout/"}
+PUBLIC_PATHS = {"/healthz", "/accounts/login/", "/accounts/logout/", "/admin/login/", "/admin/logout/", "/api/auth/login/", "/api/auth/logout/"}
 LOGIN_PAGES = ("/admin/login/", "/api/auth/login/", settings.LOGIN_URL)
 
 # By the converter's registered name, as written in a route: <int:pk>, <drf_format_suffix:format>.

@@ -48,7 +48,7 @@ def article(db):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("path", ["/", "/runs/", "/run/", "/llm/tester/"])
 def test_anonymous_visitors_are_sent_to_log_in(path):
     response = Client().get(path)
-    assert response.status_code == 302 and response["Location"].startswith("/admin/login/?next=")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/?next=")
 
 
 @pytest.mark.django_db

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.django_db
 def test_pages_need_a_login(client):
     for url in ["/blocks/", "/blocks/new/", "/payloads/", "/payloads/new/", "/workflows/", "/workflows/new/"]:
         response = client.get(url)
-        assert response.status_code == 302 and "/admin/login/" in response["Location"], url
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"], url
 
 
 def test_list_shows_each_block_with_the_variables_it_reads(admin_client, chain):

@@ -92,7 +92,7 @@ def test_run_creation_is_throttled_per_user(monkeypatch, user, django_user_model
                                   format="json").status_code == 201
 
 
-@pytest.mark.parametrize("login_path", ["/admin/login/", "/api/auth/login/"])
+@pytest.mark.parametrize("login_path", ["/accounts/login/", "/admin/login/", "/api/auth/login/"])
 def test_failed_logins_are_throttled_then_even_the_right_password_waits(user, login_path):
     client = Client()
     for _ in range(10):
