@@ -1,8 +1,10 @@
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from rest_framework.test import APIClient
 
 from tests.fake_llm import FakeLLM
+from tests.servers import AppServer
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +25,32 @@ def fake_llm(fake_llm_server: FakeLLM) -> Iterator[FakeLLM]:
 @pytest.fixture
 def user(django_user_model):  # type: ignore[no-untyped-def]
     return django_user_model.objects.create_superuser("admin", "admin@example.com", "pw-for-tests-only")
+
+
+@pytest.fixture
+def api(user) -> APIClient:  # type: ignore[no-untyped-def]
+    """An API client authenticated as the superuser `user`."""
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def app_server() -> Iterator[Callable[..., AppServer]]:
+    """Factory: daphne on the test database with the embedded executor; all are stopped after the test.
+
+    wait_for_http_ready=False waits for the port only, so no HTTP request reaches the server.
+    """
+    started: list[AppServer] = []
+
+    def start(wait_for_http_ready: bool = True, **env: str) -> AppServer:
+        server = AppServer(**env).start(wait_for_http_ready=wait_for_http_ready)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -6,14 +6,6 @@ from tests.factories import make_block, make_endpoint, make_payload
 
 
 @pytest.fixture
-def api(user) -> APIClient:  # type: ignore[no-untyped-def]
-    """A client logged in as a superuser (the root conftest's `user`)."""
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture
 def anonymous() -> APIClient:
     return APIClient()
 

@@ -2,19 +2,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from rest_framework.test import APIClient
 
 from llm import client
 from tests.fake_llm import FakeLLM
 
 PLANTED_KEY = "sk-planted-Zq8vW3xY7kL2mN9pR4tU"
-
-
-@pytest.fixture
-def api(user: Any) -> APIClient:
-    api_client = APIClient()
-    api_client.force_authenticate(user)
-    return api_client
 
 
 @pytest.fixture

@@ -19,13 +19,6 @@ MODELS = (Endpoint, Block, Payload, Workflow, Run, Response)
 
 
 @pytest.fixture
-def api(user) -> APIClient:  # type: ignore[no-untyped-def]
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture
 def write_routes(fake_llm) -> list[tuple[str, str, dict]]:  # type: ignore[no-untyped-def]
     """(method, path, a valid body) for every write route; the bodies are valid so only the fault is tested."""
     workflow = make_chain(make_endpoint(fake_llm.base_url))

@@ -105,11 +105,11 @@ def test_server_sigkilled_at_random_points_loses_and_duplicates_no_step(fake_llm
     killed_mid_run = 0
     for kill in range(kills):
         run_ids += [run_start(workflow=workflow, inputs={"topic": f"k{kill}-{i}"}, user=None).pk for i in range(2)]
-        server = app_server()
+        server = app_server(wait_for_http_ready=False)
         time.sleep(rng.uniform(0.2, 1.2))
         server.kill()
         killed_mid_run += not all_finished(run_ids)
-    app_server()
+    app_server(wait_for_http_ready=False)
     wait_until(lambda: all_finished(run_ids))
     assert killed_mid_run >= kills // 2  # the kills did land mid-run
     lost, duplicates = steps_lost_and_duplicated(run_ids)
@@ -128,7 +128,7 @@ def test_a_database_write_that_fails_mid_step_leaves_the_run_resumable(fake_llm,
     fake_llm.control(latency_ms=1500)
     workflow = make_chain(make_endpoint(fake_llm.base_url))
     run = run_start(workflow=workflow, inputs={"topic": "locked"}, user=None)
-    server = app_server(SQLITE_BUSY_TIMEOUT="1")
+    server = app_server(wait_for_http_ready=False, SQLITE_BUSY_TIMEOUT="1")
     wait_until(lambda: fake_llm.stats()["inflight"] >= 1, timeout=60, interval=0.02)  # step 0 is at the LLM
     locker = sqlite3.connect(settings.DATABASES["default"]["NAME"], timeout=30, isolation_level=None)
     try:
@@ -140,7 +140,7 @@ def test_a_database_write_that_fails_mid_step_leaves_the_run_resumable(fake_llm,
         locker.execute("ROLLBACK")
         locker.close()
     server.kill()  # whatever state the failure left, a fresh server must finish the run
-    app_server()
+    app_server(wait_for_http_ready=False)
     wait_until(lambda: all_finished([run.pk]))
     run.refresh_from_db()
     assert run.status == "succeeded", run.error

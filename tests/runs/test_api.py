@@ -11,13 +11,6 @@ from tests.factories import make_chain, make_endpoint
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
 def finish(run_id: int) -> None:
     async def run_and_close() -> None:
         await execute_run(run_id)

@@ -15,13 +15,6 @@ def _fresh_throttles() -> Iterator[None]:
 
 
 @pytest.fixture
-def api(user) -> APIClient:  # type: ignore[no-untyped-def]
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture
 def plain_user(django_user_model):  # type: ignore[no-untyped-def]
     return django_user_model.objects.create_user("viewer", password="pw-for-tests-only")
 
