@@ -100,7 +100,9 @@ def machine() -> dict[str, Any]:
 
     # The runner is being changed while we measure: say exactly what was measured.
     dirty = [line[3:] for line in git("status", "--porcelain").splitlines() if line[3:].endswith(".py")]
-    return {"git_commit": git("rev-parse", "--short", "HEAD").strip(), "git_dirty_py_files": dirty,
+    # BENCH_GIT_COMMIT: the commit of an export (git archive) that is not a checkout.
+    return {"git_commit": os.environ.get("BENCH_GIT_COMMIT") or git("rev-parse", "--short", "HEAD").strip(),
+            "git_dirty_py_files": dirty,
             "nproc": os.cpu_count(), "cpu_model": cpu_model, "python": platform.python_version(),
             "platform": platform.platform(), "loadavg_start": os.getloadavg(), "versions": versions}
 
