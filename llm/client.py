@@ -22,7 +22,7 @@ from typing import Any
 import httpx2
 import openai
 
-from llm import tokens
+from llm import egress, tokens
 
 # The SDK's HTTP response class (openai 3 is built on httpx2): asks `post` for the raw response.
 _RAW_RESPONSE = httpx2.Response
@@ -412,6 +412,25 @@ async def _read_stream(raw: Any, sink: _Stream, started: float) -> tuple[str, di
     return "".join(sink.parts), usage if isinstance(usage, dict) else None, finish
 
 
+# Where an endpoint's host points is checked again at call time (at most this stale), so a name
+# re-pointed at a metadata service after it was saved is refused too.
+EGRESS_RECHECK_SECONDS = 60.0
+_egress_checked: dict[str, float] = {}
+
+
+async def _check_egress(config: EndpointConfig) -> None:
+    checked = _egress_checked.get(config.base_url)
+    if checked is not None and time.monotonic() - checked < EGRESS_RECHECK_SECONDS:
+        return
+    # Resolving the host name blocks: off the event loop.
+    problem = await asyncio.to_thread(egress.url_problem, config.base_url)
+    if problem:
+        _egress_checked.pop(config.base_url, None)
+        raise LLMError(f"the endpoint URL is not allowed: {problem}", retryable=False, kind="forbidden_address",
+                       attempts=[{"attempt": 0, "ok": False, "kind": "forbidden_address", "error": problem}])
+    _egress_checked[config.base_url] = time.monotonic()
+
+
 async def _call_once(client: openai.AsyncOpenAI, request: dict[str, Any], sink: _Stream, started: float) -> tuple[str, dict[str, Any] | None, str]:
     # The client's low-level post with a raw response: the SDK still does auth, timeouts, pooling
     # and error statuses, but skips its per-request TypedDict transform and pydantic models
@@ -441,6 +460,7 @@ async def complete(
     `on_delta` receives streamed text as it arrives; `on_retry` is called before a retried
     attempt, so a listener can drop the partial text of the failed one.
     """
+    await _check_egress(config)
     client = _client(config)
     attempts: list[dict[str, Any]] = []
     started_all = time.perf_counter()

@@ -95,3 +95,22 @@ def test_endpoint_api_refuses_moving_an_endpoint_to_an_admin_port(api):
     assert response.status_code == 400
     endpoint.refresh_from_db()
     assert endpoint.base_url == "http://10.0.0.5:8000/v1"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_call_to_an_endpoint_that_became_forbidden_is_refused_before_any_request(fake_llm):
+    from asgiref.sync import sync_to_async
+
+    from llm import client
+
+    config = client.EndpointConfig.from_endpoint(await sync_to_async(make_endpoint)(fake_llm.base_url))
+    messages = [{"role": "user", "content": "hi"}]
+    assert (await client.complete(config, model="gpt-4o-mini", messages=messages)).text
+    client._egress_checked.clear()  # the check is cached for a minute; expire it now
+    with override_settings(LLM_ENDPOINT_ALLOW_LOOPBACK=False):
+        with pytest.raises(client.LLMError) as refused:
+            await client.complete(config, model="gpt-4o-mini", messages=messages)
+    assert refused.value.kind == "forbidden_address" and not refused.value.retryable
+    assert "loopback" in refused.value.message
+    assert fake_llm.stats()["chat_requests"] == 1
+    client._egress_checked.clear()
