@@ -45,7 +45,7 @@ test: install-dev
 lint: install-dev
 	$(VENV)/bin/ruff check .
 
-# What the runner adds over the raw openai SDK: 3 reps, about 15 min on 2 cores (docs/performance.md).
+# What the runner adds over the raw openai SDK: 3 reps, 11-13 min on 2 cores (docs/performance.md).
 bench: install-dev
 	$(PY) bench/run.py
 
