@@ -10,7 +10,7 @@ import contextvars
 import re
 import time
 from collections.abc import Iterable, Iterator
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
@@ -146,10 +146,19 @@ def _syntax_problem(exc: Exception) -> TemplateProblem:
 
 def check_syntax(source: str) -> None:
     """Raise TemplateProblem with the parser's message and line if the template does not parse."""
+    problem = _parse_problem(source)
+    if problem is not None:
+        raise TemplateProblem(problem)
+
+
+@lru_cache(maxsize=4096)
+def _parse_problem(source: str) -> str | None:
+    # Every run start validates every step's blocks: parse each distinct text once.
     try:
         environment().parse(source)
     except (TemplateSyntaxError, RecursionError) as exc:
-        raise _syntax_problem(exc) from exc
+        return str(_syntax_problem(exc))
+    return None
 
 
 @cache

@@ -130,7 +130,11 @@ def _client(config: EndpointConfig) -> openai.AsyncOpenAI:
             max_retries=0,
             default_headers=dict(config.extra_headers) or None,
             # The SDK's aiohttp transport: its default httpx pool walks every connection per request.
-            http_client=openai.DefaultAioHttpClient(timeout=config.timeout),
+            http_client=openai.DefaultAioHttpClient(
+                timeout=config.timeout,
+                # The SDK's default caps connections at 1,000: let the endpoint's own limit decide.
+                limits=httpx2.Limits(max_connections=max(config.max_concurrency, 100),
+                                     max_keepalive_connections=max(config.max_concurrency, 100))),
         )
         pool[key] = client
     return client

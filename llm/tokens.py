@@ -3,9 +3,13 @@
 bpe-openai ships its encodings inside the wheel, so nothing is downloaded at run time (tiktoken
 would fetch them). Counts for non-OpenAI models are estimates with an OpenAI encoding.
 """
-from functools import cache
+from __future__ import annotations
 
-import bpe_openai
+from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import bpe_openai
 
 # Per chat message the OpenAI format adds a few tokens of framing (role, separators).
 TOKENS_PER_MESSAGE = 3
@@ -14,6 +18,9 @@ TOKENS_PER_REPLY = 3
 
 @cache
 def _encoding(name: str) -> bpe_openai.Encoding:
+    # Imported on first use: its tables are ~70 MB, and most servers send usage themselves.
+    import bpe_openai
+
     return bpe_openai.get_encoding(name)
 
 

@@ -81,6 +81,7 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Many runs write at once: WAL lets readers run beside the writer, IMMEDIATE takes the write
     # lock at BEGIN (no deadlocking lock upgrades), and the timeout waits instead of failing.
+    DATABASES["default"]["ENGINE"] = "orchestrator.sqlite_backend"
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": env.int("SQLITE_BUSY_TIMEOUT", default=30),

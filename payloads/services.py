@@ -20,10 +20,10 @@ class RenderProblem(Exception):
 
 def payload_block_specs(payload: Payload) -> list[dict[str, str]]:
     """The payload's blocks in order, as plain data (what a run snapshot keeps)."""
-    return [
-        {"block": pb.block.name, "role": pb.role, "content": pb.block.content}
-        for pb in payload.payload_blocks.select_related("block").order_by("position", "id")
-    ]
+    prefetched = getattr(payload, "_prefetched_objects_cache", {}).get("payload_blocks")
+    # PayloadBlock's default ordering is (position, id): a prefetched list is already in order.
+    uses = prefetched if prefetched is not None else payload.payload_blocks.select_related("block")
+    return [{"block": pb.block.name, "role": pb.role, "content": pb.block.content} for pb in uses]
 
 
 def payload_variables(payload: Payload) -> list[str]:

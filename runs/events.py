@@ -58,11 +58,27 @@ async def send(run_id: int, kind: str, data: dict[str, Any] | None = None, *, to
         logger.warning("could not send %s for run %s", kind, run_id, exc_info=True)
 
 
+# The server's event loop (daphne's), once it runs: sync code hands events to it without waiting.
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def use_loop(loop: asyncio.AbstractEventLoop) -> None:
+    global _server_loop
+    _server_loop = loop
+
+
 def send_sync(run_id: int, kind: str, data: dict[str, Any] | None = None, *, to_list: bool = False) -> None:
     try:
-        asyncio.get_running_loop()
+        running = asyncio.get_running_loop()
     except RuntimeError:
-        async_to_sync(send)(run_id, kind, data, to_list=to_list)
+        running = None
+    if running is None:
+        if _server_loop is not None and _server_loop.is_running():
+            # A request thread of the server: queue the send on its loop instead of blocking
+            # this thread (and the database work behind it) until the send is done.
+            asyncio.run_coroutine_threadsafe(send(run_id, kind, data, to_list=to_list), _server_loop)
+        else:
+            async_to_sync(send)(run_id, kind, data, to_list=to_list)
         return
     # Called from sync code inside a running loop (rare): schedule instead of blocking it.
     task = asyncio.ensure_future(send(run_id, kind, data, to_list=to_list))

@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from llm import client as llm_client
-from runs import runner, services
+from runs import events, runner, services
 from runs.models import ACTIVE_STATUSES, Run
 
 logger = logging.getLogger(__name__)
@@ -122,16 +122,16 @@ def start_with_reactor() -> None:
     Daphne has no ASGI lifespan, and while asgi.py is imported the loop is not yet running, so a
     task scheduled then never runs.
     """
-    if settings.RUNS_BACKEND != "embedded" or "twisted.internet.reactor" not in sys.modules:
-        return
-    if threading.current_thread() is not threading.main_thread():
+    if "twisted.internet.reactor" not in sys.modules or threading.current_thread() is not threading.main_thread():
         return
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred
 
     def _start() -> None:
-        executor.start()
-        logger.info("embedded run executor started")
+        events.use_loop(asyncio.get_running_loop())
+        if settings.RUNS_BACKEND == "embedded":
+            executor.start()
+            logger.info("embedded run executor started")
 
     # Start-up triggers fire before the asyncio loop runs; callLater(0) runs inside it.
     reactor.callWhenRunning(reactor.callLater, 0, _start)  # type: ignore[attr-defined]

@@ -23,8 +23,8 @@ from llm.client import EndpointConfig
 from llm.models import Endpoint
 from runs import dispatch, events
 from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus
-from workflows.models import Workflow
-from workflows.services import workflow_problems, workflow_snapshot
+from workflows.models import Step, Workflow
+from workflows.services import workflow_problems, workflow_snapshot, workflow_steps
 
 
 # --- starting runs ------------------------------------------------------------------------------
@@ -45,8 +45,8 @@ def resolve_inputs(workflow: Workflow, inputs: dict[str, Any]) -> dict[str, Any]
     return {name: inputs.get(name, item.get("default")) for name, item in declared.items()}
 
 
-def _raise_problems(workflow: Workflow) -> None:
-    problems = workflow_problems(workflow)
+def _raise_problems(workflow: Workflow, steps: list[Step]) -> None:
+    problems = workflow_problems(workflow, steps=steps)
     if problems:
         raise ValidationError({"workflow": [p["message"] if p.get("step") is None else
                                             f"Step {p['step']} ({p['output_key']}): {p['message']}" for p in problems]})
@@ -61,8 +61,9 @@ def _after_commit_dispatch(run: Run) -> None:
 def run_start(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None) -> Run:
     """Validate, snapshot and queue a run. Nothing reaches an LLM if the inputs are wrong."""
     resolved = resolve_inputs(workflow, inputs)
-    _raise_problems(workflow)
-    snapshot = workflow_snapshot(workflow)
+    steps = workflow_steps(workflow)
+    _raise_problems(workflow, steps)
+    snapshot = workflow_snapshot(workflow, steps=steps)
     run = Run.objects.create(
         workflow=workflow, workflow_name=workflow.name, inputs=resolved, snapshot=snapshot,
         step_count=len(snapshot["steps"]), created_by=user if user and user.is_authenticated else None,
@@ -79,8 +80,9 @@ def run_replay(*, source: Run, user: AbstractBaseUser | None, from_step: int = 0
     if workflow is None:
         raise ValidationError({"workflow": ["The source run's workflow was deleted."]})
     resolved = resolve_inputs(workflow, source.inputs if inputs is None else {**source.inputs, **inputs})
-    _raise_problems(workflow)
-    snapshot = workflow_snapshot(workflow)
+    steps = workflow_steps(workflow)
+    _raise_problems(workflow, steps)
+    snapshot = workflow_snapshot(workflow, steps=steps)
     steps = snapshot["steps"]
     if not 0 <= from_step < len(steps):
         raise ValidationError({"from_step": [f"Must be a step index from 0 to {len(steps) - 1}."]})

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def shared_database_url() -> str:
     db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
+    if "sqlite" in db["ENGINE"]:
         return f"sqlite:///{db['NAME']}"
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 

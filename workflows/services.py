@@ -3,23 +3,26 @@ from typing import Any, TypedDict
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Prefetch
 
 from blocks import templating
-from payloads.models import Payload
+from payloads.models import Payload, PayloadBlock
 from payloads.services import payload_block_specs
 from workflows.models import Step, Workflow
 
 
-def _steps(workflow: Workflow) -> list[Any]:
-    return list(workflow.steps.select_related("payload__endpoint").order_by("position", "id"))
+def workflow_steps(workflow: Workflow) -> list[Step]:
+    """The steps in order with their payloads, endpoints and blocks: three queries in all."""
+    blocks = Prefetch("payload__payload_blocks", queryset=PayloadBlock.objects.select_related("block"))
+    return list(workflow.steps.select_related("payload__endpoint").prefetch_related(blocks).order_by("position", "id"))
 
 
-def workflow_variable_flow(workflow: Workflow) -> list[dict[str, Any]]:
+def workflow_variable_flow(workflow: Workflow, *, steps: list[Step] | None = None) -> list[dict[str, Any]]:
     """For each step: which variables it reads, and where each one comes from (or None)."""
     inputs = set(workflow.input_names)
     earlier: list[str] = []
     flow = []
-    for index, step in enumerate(_steps(workflow)):
+    for index, step in enumerate(workflow_steps(workflow) if steps is None else steps):
         reads = []
         for spec in payload_block_specs(step.payload):
             for name in sorted(templating.variables_of(spec["content"])):
@@ -37,10 +40,10 @@ def workflow_variable_flow(workflow: Workflow) -> list[dict[str, Any]]:
     return flow
 
 
-def workflow_problems(workflow: Workflow) -> list[dict[str, Any]]:
+def workflow_problems(workflow: Workflow, *, steps: list[Step] | None = None) -> list[dict[str, Any]]:
     """Every reason the workflow cannot run, each naming its step and block. Empty: it can run."""
     problems: list[dict[str, Any]] = []
-    steps = _steps(workflow)
+    steps = workflow_steps(workflow) if steps is None else steps
     if not steps:
         problems.append({"step": None, "message": "The workflow has no steps."})
     inputs = set(workflow.input_names)
@@ -74,7 +77,7 @@ def workflow_problems(workflow: Workflow) -> list[dict[str, Any]]:
     return problems
 
 
-def workflow_snapshot(workflow: Workflow) -> dict[str, Any]:
+def workflow_snapshot(workflow: Workflow, *, steps: list[Step] | None = None) -> dict[str, Any]:
     """Everything a run needs, frozen at start: later edits to the workflow do not change a run."""
     return {
         "workflow": {"id": workflow.pk, "name": workflow.name},
@@ -96,7 +99,7 @@ def workflow_snapshot(workflow: Workflow) -> dict[str, Any]:
                 },
                 "blocks": payload_block_specs(step.payload),
             }
-            for index, step in enumerate(_steps(workflow))
+            for index, step in enumerate(workflow_steps(workflow) if steps is None else steps)
         ],
     }
 
