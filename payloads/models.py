@@ -40,6 +40,16 @@ def validate_json_schema(value: object) -> None:
         raise ValidationError(f"Not a valid JSON schema: {exc.message}") from exc
 
 
+SAMPLING_FIELDS = ("temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty")
+
+
+def request_params(fields: dict[str, Any]) -> dict[str, Any]:
+    """The sampling parameters that are set, plus the extra ones, from a payload's field values."""
+    params = {name: fields[name] for name in SAMPLING_FIELDS if fields.get(name) is not None}
+    params.update(fields.get("extra_params") or {})
+    return params
+
+
 class Role(models.TextChoices):
     SYSTEM = "system", "system"
     USER = "user", "user"
@@ -83,13 +93,7 @@ class Payload(models.Model):
 
     def request_params(self) -> dict[str, Any]:
         """The sampling parameters that are set, as the OpenAI API names them."""
-        params: dict[str, Any] = {}
-        for field in ("temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty"):
-            value = getattr(self, field)
-            if value is not None:
-                params[field] = value
-        params.update(self.extra_params or {})
-        return params
+        return request_params({name: getattr(self, name) for name in (*SAMPLING_FIELDS, "extra_params")})
 
 
 class PayloadBlock(models.Model):

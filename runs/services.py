@@ -23,8 +23,8 @@ from llm.client import EndpointConfig
 from llm.models import Endpoint
 from runs import dispatch, events
 from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus
-from workflows.models import Step, Workflow
-from workflows.services import workflow_problems, workflow_snapshot, workflow_steps
+from workflows.models import Workflow
+from workflows.services import StepData, workflow_problems, workflow_snapshot, workflow_steps
 
 
 # --- starting runs ------------------------------------------------------------------------------
@@ -45,7 +45,7 @@ def resolve_inputs(workflow: Workflow, inputs: dict[str, Any]) -> dict[str, Any]
     return {name: inputs.get(name, item.get("default")) for name, item in declared.items()}
 
 
-def _raise_problems(workflow: Workflow, steps: list[Step]) -> None:
+def _raise_problems(workflow: Workflow, steps: list[StepData]) -> None:
     problems = workflow_problems(workflow, steps=steps)
     if problems:
         raise ValidationError({"workflow": [p["message"] if p.get("step") is None else

@@ -1,30 +1,59 @@
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Prefetch
 
 from blocks import templating
-from payloads.models import Payload, PayloadBlock
-from payloads.services import payload_block_specs
+from payloads.models import SAMPLING_FIELDS, Payload, PayloadBlock, request_params
 from workflows.models import Step, Workflow
 
 
-def workflow_steps(workflow: Workflow) -> list[Step]:
-    """The steps in order with their payloads, endpoints and blocks: three queries in all."""
-    blocks = Prefetch("payload__payload_blocks", queryset=PayloadBlock.objects.select_related("block"))
-    return list(workflow.steps.select_related("payload__endpoint").prefetch_related(blocks).order_by("position", "id"))
+@dataclass(frozen=True)
+class StepData:
+    """One step with what validation and snapshots read of its payload, endpoint and blocks."""
+
+    output_key: str
+    payload: dict[str, Any]
+    endpoint: dict[str, Any]
+    blocks: list[dict[str, str]]
 
 
-def workflow_variable_flow(workflow: Workflow, *, steps: list[Step] | None = None) -> list[dict[str, Any]]:
+def workflow_steps(workflow: Workflow) -> list[StepData]:
+    """The steps in order with their payloads, endpoints and blocks, as plain data: two queries.
+
+    Every run start reads this; model instances and prefetching cost several times the queries.
+    """
+    payload_fields = ["name", "model", "stream", "json_schema", "structured_retries", "extra_params", *SAMPLING_FIELDS]
+    rows = list(workflow.steps.order_by("position", "id").values(
+        "output_key", "payload_id", "payload__endpoint_id", "payload__endpoint__name",
+        "payload__endpoint__enabled", "payload__endpoint__default_model",
+        *(f"payload__{name}" for name in payload_fields)))
+    blocks: dict[int, list[dict[str, str]]] = {row["payload_id"]: [] for row in rows}
+    for use in (PayloadBlock.objects.filter(payload_id__in=blocks).order_by("position", "id")
+                .values("payload_id", "role", "block__name", "block__content")):
+        blocks[use["payload_id"]].append({"block": use["block__name"], "role": use["role"], "content": use["block__content"]})
+    return [
+        StepData(
+            output_key=row["output_key"],
+            payload={"id": row["payload_id"], **{name: row[f"payload__{name}"] for name in payload_fields}},
+            endpoint={"id": row["payload__endpoint_id"], "name": row["payload__endpoint__name"],
+                      "enabled": row["payload__endpoint__enabled"], "default_model": row["payload__endpoint__default_model"]},
+            blocks=blocks[row["payload_id"]],
+        )
+        for row in rows
+    ]
+
+
+def workflow_variable_flow(workflow: Workflow, *, steps: list[StepData] | None = None) -> list[dict[str, Any]]:
     """For each step: which variables it reads, and where each one comes from (or None)."""
     inputs = set(workflow.input_names)
     earlier: list[str] = []
     flow = []
     for index, step in enumerate(workflow_steps(workflow) if steps is None else steps):
         reads = []
-        for spec in payload_block_specs(step.payload):
+        for spec in step.blocks:
             for name in sorted(templating.variables_of(spec["content"])):
                 if name == "previous":
                     source = f"step:{earlier[-1]}" if earlier else None
@@ -35,12 +64,12 @@ def workflow_variable_flow(workflow: Workflow, *, steps: list[Step] | None = Non
                 else:
                     source = None
                 reads.append({"variable": name, "block": spec["block"], "source": source})
-        flow.append({"index": index, "output_key": step.output_key, "payload": step.payload.name, "reads": reads})
+        flow.append({"index": index, "output_key": step.output_key, "payload": step.payload["name"], "reads": reads})
         earlier.append(step.output_key)
     return flow
 
 
-def workflow_problems(workflow: Workflow, *, steps: list[Step] | None = None) -> list[dict[str, Any]]:
+def workflow_problems(workflow: Workflow, *, steps: list[StepData] | None = None) -> list[dict[str, Any]]:
     """Every reason the workflow cannot run, each naming its step and block. Empty: it can run."""
     problems: list[dict[str, Any]] = []
     steps = workflow_steps(workflow) if steps is None else steps
@@ -49,16 +78,16 @@ def workflow_problems(workflow: Workflow, *, steps: list[Step] | None = None) ->
     inputs = set(workflow.input_names)
     seen_keys: set[str] = set()
     for index, step in enumerate(steps):
-        where = {"step": index + 1, "output_key": step.output_key, "payload": step.payload.name}
+        where = {"step": index + 1, "output_key": step.output_key, "payload": step.payload["name"]}
         if step.output_key in seen_keys:
             problems.append({**where, "message": f"Output key '{step.output_key}' is used by an earlier step."})
         if step.output_key in inputs:
             problems.append({**where, "message": f"Output key '{step.output_key}' hides the input of that name."})
-        if not step.payload.endpoint.enabled:
-            problems.append({**where, "message": f"Endpoint '{step.payload.endpoint.name}' is disabled."})
-        specs = payload_block_specs(step.payload)
+        if not step.endpoint["enabled"]:
+            problems.append({**where, "message": f"Endpoint '{step.endpoint['name']}' is disabled."})
+        specs = step.blocks
         if not specs:
-            problems.append({**where, "message": f"Payload '{step.payload.name}' has no blocks."})
+            problems.append({**where, "message": f"Payload '{step.payload['name']}' has no blocks."})
         for spec in specs:
             try:
                 templating.check_syntax(spec["content"])
@@ -77,7 +106,7 @@ def workflow_problems(workflow: Workflow, *, steps: list[Step] | None = None) ->
     return problems
 
 
-def workflow_snapshot(workflow: Workflow, *, steps: list[Step] | None = None) -> dict[str, Any]:
+def workflow_snapshot(workflow: Workflow, *, steps: list[StepData] | None = None) -> dict[str, Any]:
     """Everything a run needs, frozen at start: later edits to the workflow do not change a run."""
     return {
         "workflow": {"id": workflow.pk, "name": workflow.name},
@@ -87,17 +116,17 @@ def workflow_snapshot(workflow: Workflow, *, steps: list[Step] | None = None) ->
                 "index": index,
                 "output_key": step.output_key,
                 "payload": {
-                    "id": step.payload.pk,
-                    "name": step.payload.name,
-                    "endpoint_id": step.payload.endpoint_id,
-                    "endpoint_name": step.payload.endpoint.name,
-                    "model": step.payload.effective_model,
-                    "params": step.payload.request_params(),
-                    "stream": step.payload.stream,
-                    "json_schema": step.payload.json_schema,
-                    "structured_retries": step.payload.structured_retries,
+                    "id": step.payload["id"],
+                    "name": step.payload["name"],
+                    "endpoint_id": step.endpoint["id"],
+                    "endpoint_name": step.endpoint["name"],
+                    "model": step.payload["model"] or step.endpoint["default_model"],
+                    "params": request_params(step.payload),
+                    "stream": step.payload["stream"],
+                    "json_schema": step.payload["json_schema"],
+                    "structured_retries": step.payload["structured_retries"],
                 },
-                "blocks": payload_block_specs(step.payload),
+                "blocks": step.blocks,
             }
             for index, step in enumerate(workflow_steps(workflow) if steps is None else steps)
         ],
