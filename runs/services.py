@@ -16,7 +16,6 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from llm.client import EndpointConfig
@@ -240,12 +239,7 @@ def step_claim(*, run_id: int, owner: str) -> Claim | Finished | None:
             return _finish(run_id, RunStatus.SUCCEEDED)
         # The compare-and-set: the row must still be as read (same version, step, no live lease).
         lease_version = run["lease_version"] + 1
-        claimed = (Run.objects
-                   .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now), pk=run_id, next_step=index,
-                           lease_version=run["lease_version"], cancel_requested=False, status__in=ACTIVE_STATUSES)
-                   .update(lease_owner=owner, lease_version=lease_version, lease_expires_at=_lease_until(),
-                           status=RunStatus.RUNNING, started_at=Coalesce(F("started_at"), now)))
-        if claimed != 1:
+        if _claim_sql(run_id=run_id, index=index, version=run["lease_version"], owner=owner, now=now) != 1:
             return None
         earlier = [] if index == 0 else list(
             Response.objects.filter(run_id=run_id, index__lte=index)
@@ -284,6 +278,22 @@ def step_heartbeat(*, claim: Claim) -> tuple[bool, bool]:
             lease_expires_at=_lease_until())
         return bool(renewed), bool(cancel)
     return True, bool(cancel)
+
+
+def _claim_sql(*, run_id: int, index: int, version: int, owner: str, now: datetime.datetime) -> int:
+    """The claim's compare-and-set UPDATE (plain SQL, see _advance_keeping_lease)."""
+    q = connection.ops.quote_name
+    adapt = connection.ops.adapt_datetimefield_value
+    sql = (f"UPDATE {q(Run._meta.db_table)} SET {q('lease_owner')} = %s, {q('lease_version')} = %s, "
+           f"{q('lease_expires_at')} = %s, {q('status')} = %s, {q('started_at')} = COALESCE({q('started_at')}, %s) "
+           f"WHERE {q('id')} = %s AND {q('next_step')} = %s AND {q('lease_version')} = %s "
+           f"AND {q('cancel_requested')} = %s AND {q('status')} IN (%s, %s, %s) "
+           f"AND ({q('lease_owner')} = '' OR {q('lease_expires_at')} < %s)")
+    params = [owner, version + 1, adapt(_lease_until()), RunStatus.RUNNING.value, adapt(now),
+              run_id, index, version, False, *(status.value for status in ACTIVE_STATUSES), adapt(now)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
 
 
 def _advance_keeping_lease(claim: Claim, result: StepResult) -> int:
