@@ -111,10 +111,20 @@ _capabilities: dict[tuple[int, str], dict[str, Any]] = {}
 _closing: set[asyncio.Task[None]] = set()  # keeps close() tasks of replaced clients alive until done
 
 
+_last_loop: list[Any] = [None, None, None]  # (loop, clients, limits) of the last call: the common case
+
+
+def _pools(loop: asyncio.AbstractEventLoop) -> tuple[dict[tuple[int, str], openai.AsyncOpenAI], dict[tuple[int, int], asyncio.Semaphore]]:
+    if _last_loop[0] is not loop:
+        # A WeakKeyDictionary lookup makes a weak reference each time; most calls share one loop.
+        _last_loop[:] = [loop, _clients.setdefault(loop, {}), _limits.setdefault(loop, {})]
+    return _last_loop[1], _last_loop[2]
+
+
 def _client(config: EndpointConfig) -> openai.AsyncOpenAI:
     # Clients hold connections bound to one event loop, so each loop gets its own.
     loop = asyncio.get_running_loop()
-    pool = _clients.setdefault(loop, {})
+    pool = _pools(loop)[0]
     key = (config.id, config.version + config.base_url)
     client = pool.get(key)
     if client is None:
@@ -141,7 +151,7 @@ def _client(config: EndpointConfig) -> openai.AsyncOpenAI:
 
 
 def _limit(config: EndpointConfig) -> asyncio.Semaphore:
-    pool = _limits.setdefault(asyncio.get_running_loop(), {})
+    pool = _pools(asyncio.get_running_loop())[1]
     key = (config.id, config.max_concurrency)
     sem = pool.get(key)
     if sem is None:
@@ -163,6 +173,7 @@ def forget_capabilities(config: EndpointConfig) -> None:
 async def aclose_all() -> None:
     """Close the pooled clients of the running loop (at shutdown, or at the end of a test)."""
     loop = asyncio.get_running_loop()
+    _last_loop[:] = [None, None, None]
     for client in _clients.pop(loop, {}).values():
         await client.close()
     _limits.pop(loop, None)

@@ -12,8 +12,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from asgiref.sync import SyncToAsync, async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +51,11 @@ async def send(run_id: int, kind: str, data: dict[str, Any] | None = None, *, to
     if layer is None:
         return
     try:
-        await layer.group_send(run_group(run_id), message)
-        if to_list:
-            await layer.group_send(RUNS_GROUP, message)
+        for group in (run_group(run_id), RUNS_GROUP) if to_list else (run_group(run_id),):
+            # The in-memory layer lives in this process: a group nobody joined needs no send.
+            if isinstance(layer, InMemoryChannelLayer) and not layer.groups.get(group):
+                continue
+            await layer.group_send(group, message)
     except Exception:
         logger.warning("could not send %s for run %s", kind, run_id, exc_info=True)
 
@@ -73,10 +75,13 @@ def send_sync(run_id: int, kind: str, data: dict[str, Any] | None = None, *, to_
     except RuntimeError:
         running = None
     if running is None:
-        if _server_loop is not None and _server_loop.is_running():
-            # A request thread of the server: queue the send on its loop instead of blocking
-            # this thread (and the database work behind it) until the send is done.
-            asyncio.run_coroutine_threadsafe(send(run_id, kind, data, to_list=to_list), _server_loop)
+        # The loop this thread works for: the server's, or the one whose sync_to_async call
+        # runs this code (asgiref keeps it on the thread).
+        loop = _server_loop or getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+        if loop is not None and loop.is_running():
+            # Queue the send on that loop instead of blocking this thread (and the database
+            # work behind it) until the send is done.
+            asyncio.run_coroutine_threadsafe(send(run_id, kind, data, to_list=to_list), loop)
         else:
             async_to_sync(send)(run_id, kind, data, to_list=to_list)
         return
