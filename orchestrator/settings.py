@@ -121,11 +121,24 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 *
 REDIS_URL = env("REDIS_URL", default="")
 # A full channel drops messages silently, so the capacity is sized for bursts of many runs.
 CHANNEL_CAPACITY = env.int("CHANNEL_CAPACITY", default=5000)
+
+
+def _redis_host(url: str) -> dict[str, object]:
+    """After a Redis restart, pooled connections are dead: retry a command on a fresh one."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return {"address": url, "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 5),
+            "retry_on_error": [RedisConnectionError, RedisTimeoutError], "health_check_interval": 15}
+
+
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": CHANNEL_CAPACITY, "expiry": 60},
+            "CONFIG": {"hosts": [_redis_host(REDIS_URL)], "capacity": CHANNEL_CAPACITY, "expiry": 60},
         }
     }
 else:
