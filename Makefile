@@ -45,9 +45,16 @@ test: install-dev
 lint: install-dev
 	$(VENV)/bin/ruff check .
 
-# What the runner adds over the raw openai SDK: 3 reps, 11-13 min on 2 cores (docs/performance.md).
+# What the runner adds over the raw openai SDK: 3 reps, 11-13 min on 2 cores (docs/performance.md),
+# then the distributed phase (bench-distributed). Both run; it fails if either did.
 bench: install-dev
-	$(PY) bench/run.py
+	$(PY) bench/run.py; status=$$?; $(PY) bench/distributed.py && exit $$status
+
+# Distributed mode: real PostgreSQL, Redis and `procrastinate worker` processes; CPU per step,
+# steps/s with 1 and 2 workers, kill -9 recovery (about 2-3 min; docs/performance.md "Distributed mode").
+.PHONY: bench-distributed
+bench-distributed: install-dev
+	$(PY) bench/distributed.py
 
 # One rep, fewer chains: for development.
 bench-quick: install-dev
