@@ -185,16 +185,18 @@ class Bench:
             raise BenchFailure(f"{len(problems)} of {len(run_ids)} runs wrong: " + "; ".join(problems[:5]))
         return max(finished.timestamp() for _, _, finished in runs.values())
 
-    def analyze_jobs_table(self) -> None:
+    def vacuum_analyze(self) -> None:
         # Planner statistics taken on the near-empty table of a fresh cluster make every job fetch
-        # ~100x slower (procrastinate #1242); a deployment re-analyses it (runs.tasks), so do we.
+        # ~100x slower (procrastinate #1242), and dead rows of earlier batches make it scan more: a
+        # deployment has autovacuum and re-analyses (runs.tasks); each batch starts from that state.
         from django.db import connection
 
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE procrastinate_jobs")
+            cursor.execute("VACUUM ANALYZE procrastinate_jobs, runs_run, runs_response")
 
     # phases
     def throughput(self, worker_count: int) -> dict[str, Any]:
+        """`--reps` batches on the same workers after a warm-up; the figures are the medians."""
         a = self.args
         self.fake_llm.control(latency_ms=a.latency_ms, tokens=TOKENS)
         workers = [self.start_worker(a.concurrency) for _ in range(worker_count)]
@@ -203,32 +205,43 @@ class Bench:
             run_ids, topics, _ = self.queue_batch(a.warmup_runs)
             self.wait_until_final(run_ids, timeout=120)
             self.check_batch(run_ids, topics)
-            self.analyze_jobs_table()
-            time.sleep(0.5)
-
-            self.fake_llm.reset()
-            self.fake_llm.control(latency_ms=a.latency_ms, tokens=TOKENS)
-            before = self.cpu_snapshot(workers)
-            run_ids, topics, committed_at = self.queue_batch(a.runs)
-            queued = self.cpu_snapshot(workers)
-            queue_s = self.last_queue_s
-            self.wait_until_final(run_ids, timeout=300)
-            after = self.cpu_snapshot(workers)
-            last_finished = self.check_batch(run_ids, topics)
-            llm_calls = self.fake_llm.stats()["chat_requests"]
+            reps = [self.measured_batch(workers) for _ in range(a.reps)]
         finally:
             self.stop_workers()
+
+        def median(key: str, sub: str | None = None) -> float:
+            return round(statistics.median(r[key][sub] if sub else r[key] for r in reps), 2)
+
+        wall = statistics.median(r["wall_s"] for r in reps)
+        return {"workers": worker_count, "concurrency_per_worker": a.concurrency, "runs": a.runs,
+                "steps": 3 * a.runs, "latency_ms": a.latency_ms, "reps": a.reps, "wall_s": round(wall, 3),
+                "ideal_wall_s": -(-a.runs // (a.concurrency * worker_count)) * 3 * a.latency_ms / 1000,
+                "steps_per_s": round(3 * a.runs / wall, 1),
+                "commit_and_queue_jobs_s": median("commit_and_queue_jobs_s"),
+                "cpu_ms_per_step": {name: median("cpu_ms_per_step", name) for name in reps[0]["cpu_ms_per_step"]},
+                "run_start_cpu_ms_per_run": median("run_start_cpu_ms_per_run"), "per_rep": reps}
+
+    def measured_batch(self, workers: list[Any]) -> dict[str, Any]:
+        a = self.args
+        self.vacuum_analyze()
+        time.sleep(0.5)  # let the workers go idle
+        self.fake_llm.reset()
+        self.fake_llm.control(latency_ms=a.latency_ms, tokens=TOKENS)
+        before = self.cpu_snapshot(workers)
+        run_ids, topics, committed_at = self.queue_batch(a.runs)
+        queued = self.cpu_snapshot(workers)
+        queue_s = self.last_queue_s
+        self.wait_until_final(run_ids, timeout=300)
+        after = self.cpu_snapshot(workers)
+        last_finished = self.check_batch(run_ids, topics)
         steps = 3 * a.runs
         wall = last_finished - committed_at
-        per_step_ms = {name: round(1000 * (after[name] - before[name]) / steps, 2) for name in after
-                       if name != "queuing_process"}
-        ideal = -(-a.runs // (a.concurrency * worker_count)) * 3 * a.latency_ms / 1000
-        return {"workers": worker_count, "concurrency_per_worker": a.concurrency, "runs": a.runs, "steps": steps,
-                "latency_ms": a.latency_ms, "wall_s": round(wall, 3), "ideal_wall_s": ideal,
-                "steps_per_s": round(steps / wall, 1), "commit_and_queue_jobs_s": round(queue_s, 3), "cpu_ms_per_step": per_step_ms,
+        return {"wall_s": round(wall, 3), "commit_and_queue_jobs_s": round(queue_s, 3),
+                "cpu_ms_per_step": {name: round(1000 * (after[name] - before[name]) / steps, 2) for name in after
+                                    if name != "queuing_process"},
                 "run_start_cpu_ms_per_run": round(1000 * (queued["queuing_process"] - before["queuing_process"])
                                                   / a.runs, 2),
-                "llm_calls": llm_calls}
+                "llm_calls": self.fake_llm.stats()["chat_requests"]}
 
     def recovery(self) -> dict[str, Any]:
         from runs.models import FINAL_STATUSES, Response, Run
@@ -340,6 +353,9 @@ def render(result: dict[str, Any]) -> str:
              "|---|---:|---:|", *(f"| {a} | {b} | {c} |" for a, b, c in rows)]
     r = result["recovery"]
     lines.append("")
+    lines.append(f"medians of {one['reps']} batches of {one['runs']} runs x 3 steps, {one['latency_ms']} ms replies "
+                 f"of {TOKENS} tokens; load average {result['machine']['loadavg_start'][0]:.2f} at start, "
+                 f"{result['machine']['loadavg_end'][0]:.2f} at end")
     lines.append(f"kill -9 to resumed on another worker: median {r['resume_median_s']:.2f} s, max {r['resume_max_s']:.2f} s "
                  f"({r['runs_resumed']} runs over {r['kills']} kills; every held run resumed after a median "
                  f"{r['all_resumed_median_s']:.2f} s)")
@@ -351,7 +367,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=300, help="runs per throughput batch (3 steps each)")
     parser.add_argument("--concurrency", type=int, default=100, help="-c of each worker in the throughput phase")
     parser.add_argument("--latency-ms", type=int, default=100)
-    parser.add_argument("--warmup-runs", type=int, default=50)
+    parser.add_argument("--warmup-runs", type=int, default=100)
+    parser.add_argument("--reps", type=int, default=5, help="measured batches per worker count (medians)")
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--recovery-runs", type=int, default=30, help="runs queued before each kill")
     parser.add_argument("--recovery-concurrency", type=int, default=10)
