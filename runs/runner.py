@@ -218,11 +218,16 @@ class _LeaseLost(Exception):
     """Another worker took this step over; this one's work is dropped."""
 
 
-async def execute_run(run_id: int, *, owner: str | None = None) -> str | None:
-    """Run the steps of a run that are still to do. Returns the run's final status if it ended here."""
+async def execute_run(run_id: int, *, owner: str | None = None, max_steps: int | None = None) -> str | None:
+    """Run the steps of a run that are still to do. Returns the run's final status if it ended here.
+
+    With max_steps, it stops after that many steps, frees the run and returns "running": the
+    caller queues the rest (one task per step, in distributed mode).
+    """
     owner = owner or new_owner()
     cancel = _cancel_events.setdefault(run_id, asyncio.Event())
     claim: services.Claim | services.Finished | None = None
+    steps_done = 0
     try:
         while True:
             if claim is None:
@@ -251,6 +256,11 @@ async def execute_run(run_id: int, *, owner: str | None = None) -> str | None:
                                   {"status": outcome.status, "error": "" if outcome.status == "succeeded" else result.error},
                                   to_list=True)
                 return outcome.status
+            steps_done += 1
+            if max_steps is not None and steps_done >= max_steps:
+                if next_claim is not None:
+                    await batching.call(services.step_release, claim=next_claim)
+                return RunStatus.RUNNING
             claim = next_claim
     finally:
         if _cancel_events.get(run_id) is cancel:

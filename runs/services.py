@@ -395,6 +395,12 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
     return (Finished(claim.run_id, final) if final else True), next_claim
 
 
+def step_release(*, claim: Claim) -> bool:
+    """Give up a claimed step before starting it, so that another task can claim it."""
+    return bool(Run.objects.filter(pk=claim.run_id, lease_owner=claim.owner, lease_version=claim.lease_version)
+                .update(lease_owner="", lease_expires_at=None))
+
+
 def release_dead_leases(*, owner_prefix: str) -> int:
     """At start-up of a single embedded server: leases of earlier processes of it are dead."""
     return Run.objects.filter(status__in=ACTIVE_STATUSES, lease_owner__startswith=owner_prefix).update(

@@ -56,8 +56,12 @@ async def advance_run(context: JobContext, run_id: int) -> str | None:
     job_id = context.job.id
     assert job_id is not None
     owner = runner.new_owner(owner_prefix(job_id))
+    per_step = settings.RUNS_TASK_GRANULARITY == "step"
     try:
-        status = await runner.execute_run(run_id, owner=owner)
+        status = await runner.execute_run(run_id, owner=owner, max_steps=1 if per_step else None)
+        if status == "running":
+            # One job per step: the next step is the next job's.
+            await defer_run_async(run_id)
     except asyncio.CancelledError:
         # The worker is draining (SIGTERM past its grace period): free the step at once so
         # another worker resumes the run; the sweep queues it again.

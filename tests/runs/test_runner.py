@@ -220,3 +220,16 @@ async def test_two_executors_racing_for_one_run_produce_one_response_per_step(fa
     assert results.count("succeeded") == 1
     assert await Response.objects.filter(run_id=run.pk).acount() == 3
     assert fake_llm.stats()["chat_requests"] == 3
+
+
+async def test_max_steps_stops_after_one_step_and_frees_the_run_for_the_next_task(fake_llm):
+    run = await start_chain(fake_llm.base_url)
+    assert await execute_run(run.pk, max_steps=1) == "running"
+    stopped = await Run.objects.aget(pk=run.pk)
+    assert stopped.next_step == 1 and stopped.lease_owner == "" and stopped.status == "running"
+    assert await Response.objects.filter(run_id=run.pk).acount() == 1
+    assert await execute_run(run.pk, max_steps=1) == "running"
+    assert await execute_run(run.pk, max_steps=1) == "succeeded"
+    finished = await Run.objects.aget(pk=run.pk)
+    assert finished.output == expected_chain_output("tides")
+    assert [r.index for r in await responses_of(finished)] == [0, 1, 2]

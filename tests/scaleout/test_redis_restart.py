@@ -100,7 +100,7 @@ def test_redis_restart_mid_run_loses_no_step_and_a_reconnecting_browser_sees_the
         fake_llm, start_worker, daphne_server, user):
     redis = SessionRedis()
     fake_llm.control(latency_ms=2500)
-    worker = start_worker(concurrency=20)
+    start_worker(concurrency=20)
     run_ids = start_runs(fake_llm, 20)
     watched = run_ids[-1]
     browser = Client()

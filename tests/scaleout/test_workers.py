@@ -171,3 +171,20 @@ def test_a_run_dispatched_twice_has_one_waiting_job(fake_llm):
                                                queueing_lock__in=[tasks.queueing_lock(pk) for pk in run_ids])
                .values("queueing_lock").annotate(jobs=Count("id")))
     assert {row["queueing_lock"]: row["jobs"] for row in waiting} == {tasks.queueing_lock(pk): 1 for pk in run_ids}
+
+
+def test_one_job_per_step_also_finishes_every_run_once_per_step_through_a_kill(fake_llm, start_worker):
+    """RUNS_TASK_GRANULARITY=step: each job runs one step and queues the next (docs/performance.md)."""
+    fake_llm.control(latency_ms=300)
+    victim = start_worker(concurrency=10, RUNS_TASK_GRANULARITY="step")
+    survivor = start_worker(concurrency=10, RUNS_TASK_GRANULARITY="step")
+    run_ids = start_runs(fake_llm, 20)
+    wait_until(lambda: Run.objects.filter(pk__in=run_ids, lease_owner__contains=f":{victim.pid}:").exists(), 30,
+               "the first worker never held a step")
+    victim.signal(signal.SIGKILL)
+
+    wait_for_final(run_ids, timeout=120)
+
+    assert_every_run_succeeded_once_per_step(run_ids)
+    # One job per step: a run's three steps were three jobs (more with the killed one's retry).
+    assert jobs_started_by(survivor) >= 20
