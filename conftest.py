@@ -1,6 +1,7 @@
 from collections.abc import Callable, Iterator
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from tests.fake_llm import FakeLLM
@@ -25,6 +26,14 @@ def fake_llm(fake_llm_server: FakeLLM) -> Iterator[FakeLLM]:
 @pytest.fixture
 def user(django_user_model):  # type: ignore[no-untyped-def]
     return django_user_model.objects.create_superuser("admin", "admin@example.com", "pw-for-tests-only")
+
+
+@pytest.fixture
+def user_client(user) -> Client:  # type: ignore[no-untyped-def]
+    """A browser-like client logged in as the superuser `user`."""
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 @pytest.fixture

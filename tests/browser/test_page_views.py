@@ -29,13 +29,6 @@ def client_with(*perms: str) -> Client:
 
 
 @pytest.fixture
-def admin_client_(user) -> Client:  # type: ignore[no-untyped-def]
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def article(db):  # type: ignore[no-untyped-def]
     workflow = make_chain(make_endpoint(), name="Article")
     workflow.inputs = [{"name": "topic", "description": "What the article is about."},
@@ -63,15 +56,15 @@ def test_pages_need_their_permissions(article):
 
 
 @pytest.mark.django_db
-def test_the_run_form_has_a_field_per_declared_input_with_defaults_and_descriptions(admin_client_, article):
-    page = html.unescape(admin_client_.get(f"/run/{article.pk}/").content.decode())
+def test_the_run_form_has_a_field_per_declared_input_with_defaults_and_descriptions(user_client, article):
+    page = html.unescape(user_client.get(f"/run/{article.pk}/").content.decode())
     assert 'name="topic"' in page and 'name="tone"' in page
     assert "What the article is about." in page and "plain</textarea>" in page
 
 
 @pytest.mark.django_db
-def test_a_missing_input_is_shown_next_to_its_field_and_nothing_starts(admin_client_, article):
-    response = admin_client_.post(f"/run/{article.pk}/", {"topic": "", "tone": "dry"})
+def test_a_missing_input_is_shown_next_to_its_field_and_nothing_starts(user_client, article):
+    response = user_client.post(f"/run/{article.pk}/", {"topic": "", "tone": "dry"})
     assert response.status_code == 400
     assert response.context["form"].errors == {"topic": ["This field is required."]}
     assert 'id="id_topic_errors"' in response.content.decode()
@@ -79,27 +72,27 @@ def test_a_missing_input_is_shown_next_to_its_field_and_nothing_starts(admin_cli
 
 
 @pytest.mark.django_db
-def test_a_valid_form_starts_a_run_and_opens_its_page(admin_client_, article):
-    response = admin_client_.post(f"/run/{article.pk}/", {"topic": "tides", "tone": ""})
+def test_a_valid_form_starts_a_run_and_opens_its_page(user_client, article):
+    response = user_client.post(f"/run/{article.pk}/", {"topic": "tides", "tone": ""})
     run = Run.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/runs/{run.pk}/"
     assert run.inputs == {"topic": "tides", "tone": ""} and run.status == RunStatus.QUEUED
 
 
 @pytest.mark.django_db
-def test_a_workflow_with_problems_shows_them_and_its_form_is_disabled(admin_client_):
+def test_a_workflow_with_problems_shows_them_and_its_form_is_disabled(user_client):
     endpoint = make_endpoint()
     payload = make_payload("p", endpoint, [("user", make_block("b", "About {{ subject }}"))])
     workflow = make_workflow("broken", [("out", payload)])
-    page = html.unescape(admin_client_.get(f"/run/{workflow.pk}/").content.decode())
+    page = html.unescape(user_client.get(f"/run/{workflow.pk}/").content.decode())
     assert "'subject' is neither a workflow input nor an earlier step's output." in page
     assert "<fieldset disabled>" in page
-    assert admin_client_.post(f"/run/{workflow.pk}/", {"topic": "x"}).status_code == 400
+    assert user_client.post(f"/run/{workflow.pk}/", {"topic": "x"}).status_code == 400
     assert Run.objects.count() == 0
 
 
 @pytest.mark.django_db
-def test_the_runs_list_filters_by_status_workflow_and_search(admin_client_, article):
+def test_the_runs_list_filters_by_status_workflow_and_search(user_client, article):
     other = make_chain(make_endpoint(name="other"), name="Other")
     tides = run_start(workflow=article, inputs={"topic": "tides"}, user=None)
     wind = run_start(workflow=article, inputs={"topic": "wind"}, user=None)
@@ -107,7 +100,7 @@ def test_the_runs_list_filters_by_status_workflow_and_search(admin_client_, arti
     elsewhere = run_start(workflow=other, inputs={"topic": "tides"}, user=None)
 
     def listed(query: str, **headers: str) -> set[int]:
-        response = admin_client_.get(f"/runs/?{query}", **headers)
+        response = user_client.get(f"/runs/?{query}", **headers)
         return {run.pk for run in response.context["page"]}
 
     assert listed("") == {tides.pk, wind.pk, elsewhere.pk}
@@ -115,42 +108,42 @@ def test_the_runs_list_filters_by_status_workflow_and_search(admin_client_, arti
     assert listed(f"workflow={other.pk}") == {elsewhere.pk}
     assert listed("q=tides") == {tides.pk, elsewhere.pk}
     assert listed(f"q=tides&workflow={article.pk}") == {tides.pk}
-    htmx = admin_client_.get("/runs/?status=failed", HTTP_HX_REQUEST="true")
+    htmx = user_client.get("/runs/?status=failed", HTTP_HX_REQUEST="true")
     assert 'id="runs-table"' in htmx.content.decode() and "<html" not in htmx.content.decode()  # the table only
 
 
 @pytest.mark.django_db
-def test_the_run_page_shows_each_recorded_step_and_its_prompt_on_demand(admin_client_, article):
+def test_the_run_page_shows_each_recorded_step_and_its_prompt_on_demand(user_client, article):
     run = run_start(workflow=article, inputs={"topic": "tides"}, user=None)
     Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, next_step=1, started_at=run.created_at)
     Response.objects.create(run=run, index=0, output_key="outline", payload_name="Article-outline", status="succeeded",
                             output="An outline", prompt_tokens=7, completion_tokens=3, latency_ms=1500, ttft_ms=40,
                             messages=[{"role": "user", "content": "Write a short outline about tides."}])
-    page = admin_client_.get(f"/runs/{run.pk}/").content.decode()
+    page = user_client.get(f"/runs/{run.pk}/").content.decode()
     assert "An outline" in page and "7 in · 3 out" in page and "1.50 s" in page and "40 ms" in page
     assert 'data-index="1" data-status="running"' in page  # the step being run now is shown
-    prompt = admin_client_.get(f"/runs/{run.pk}/steps/0/prompt/").content.decode()
+    prompt = user_client.get(f"/runs/{run.pk}/steps/0/prompt/").content.decode()
     assert "Write a short outline about tides." in prompt
-    assert "shown once the step has finished" in admin_client_.get(f"/runs/{run.pk}/steps/1/prompt/").content.decode()
+    assert "shown once the step has finished" in user_client.get(f"/runs/{run.pk}/steps/1/prompt/").content.decode()
 
 
 @pytest.mark.django_db
-def test_cancel_stops_a_queued_run_and_rerun_starts_a_new_one_from_it(admin_client_, article):
+def test_cancel_stops_a_queued_run_and_rerun_starts_a_new_one_from_it(user_client, article):
     run = run_start(workflow=article, inputs={"topic": "tides"}, user=None)
-    assert admin_client_.post(f"/runs/{run.pk}/cancel/")["Location"] == f"/runs/{run.pk}/"
+    assert user_client.post(f"/runs/{run.pk}/cancel/")["Location"] == f"/runs/{run.pk}/"
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED
-    response = admin_client_.post(f"/runs/{run.pk}/rerun/")
+    response = user_client.post(f"/runs/{run.pk}/rerun/")
     replay = Run.objects.exclude(pk=run.pk).get()
     assert response["Location"] == f"/runs/{replay.pk}/"
     assert replay.source_run_id == run.pk and replay.inputs == run.inputs
-    assert admin_client_.get(f"/runs/{run.pk}/cancel/").status_code == 405
+    assert user_client.get(f"/runs/{run.pk}/cancel/").status_code == 405
 
 
 @pytest.mark.django_db
-def test_the_tester_refuses_an_empty_prompt_naming_the_field(admin_client_):
+def test_the_tester_refuses_an_empty_prompt_naming_the_field(user_client):
     endpoint = make_endpoint()
-    response = admin_client_.post("/llm/tester/stream/", {"endpoint": endpoint.pk, "model": "m", "prompt": ""})
+    response = user_client.post("/llm/tester/stream/", {"endpoint": endpoint.pk, "model": "m", "prompt": ""})
     assert response.status_code == 400
     assert response.json()["errors"]["prompt"][0]["message"] == "This field is required."
 

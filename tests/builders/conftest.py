@@ -8,13 +8,6 @@ from tests.factories import make_block, make_endpoint, make_payload, make_workfl
 
 
 @pytest.fixture
-def admin_client(user) -> Client:  # type: ignore[no-untyped-def]
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def csrf_client(user) -> Client:  # type: ignore[no-untyped-def]
     """A logged-in client that, like a browser, must send the CSRF token."""
     client = Client(enforce_csrf_checks=True)

@@ -20,14 +20,14 @@ def _form(chain, **overrides):
     return data
 
 
-def test_list_shows_payloads_with_blocks_variables_and_workflows(admin_client, chain):
-    html = admin_client.get("/payloads/").content.decode()
+def test_list_shows_payloads_with_blocks_variables_and_workflows(user_client, chain):
+    html = user_client.get("/payloads/").content.decode()
     assert "house-style, outline-prompt" in html and '<code class="chip">audience</code>' in html
     assert "article" in html
 
 
-def test_create_a_payload_with_ordered_blocks_and_roles(admin_client, chain):
-    response = admin_client.post("/payloads/new/", _form(chain))
+def test_create_a_payload_with_ordered_blocks_and_roles(user_client, chain):
+    response = user_client.post("/payloads/new/", _form(chain))
     payload = Payload.objects.get(name="fresh")
     assert response.status_code == 302 and response["Location"] == f"/payloads/{payload.pk}/"
     assert [(pb.block.name, pb.role) for pb in payload.payload_blocks.all()] == [
@@ -35,16 +35,16 @@ def test_create_a_payload_with_ordered_blocks_and_roles(admin_client, chain):
     assert payload.temperature == 0.5 and payload.max_tokens == 50 and payload.stream is True
 
 
-def test_edit_reorders_blocks_in_page_order(admin_client, chain):
+def test_edit_reorders_blocks_in_page_order(user_client, chain):
     payload = chain["payloads"][0]
     outline_block, system_block, _ = chain["blocks"]
     data = _form(chain, name="outline", block=[str(outline_block.pk), str(system_block.pk)], role=["user", "system"])
-    assert admin_client.post(f"/payloads/{payload.pk}/", data).status_code == 302
+    assert user_client.post(f"/payloads/{payload.pk}/", data).status_code == 302
     assert [pb.block.name for pb in payload.payload_blocks.all()] == ["outline-prompt", "house-style"]
 
 
-def test_form_errors_are_shown_next_to_their_field_and_the_blocks_survive(admin_client, chain):
-    response = admin_client.post("/payloads/new/", _form(chain, temperature="5", extra_params='{"model": "x"}'))
+def test_form_errors_are_shown_next_to_their_field_and_the_blocks_survive(user_client, chain):
+    response = user_client.post("/payloads/new/", _form(chain, temperature="5", extra_params='{"model": "x"}'))
     html = response.content.decode()
     assert response.status_code == 400
     assert 'id="id_temperature_errors"' in html and 'id="id_extra_params_errors"' in html
@@ -52,23 +52,23 @@ def test_form_errors_are_shown_next_to_their_field_and_the_blocks_survive(admin_
     assert not Payload.objects.filter(name="fresh").exists()
 
 
-def test_a_block_row_that_names_no_block_is_reported_at_the_blocks(admin_client, chain):
-    response = admin_client.post("/payloads/new/", _form(chain, block=["999999"], role=["user"]))
+def test_a_block_row_that_names_no_block_is_reported_at_the_blocks(user_client, chain):
+    response = user_client.post("/payloads/new/", _form(chain, block=["999999"], role=["user"]))
     assert response.status_code == 400 and "Block 1: no such block." in response.content.decode()
 
 
-def test_preview_renders_unsaved_blocks_with_sample_values_and_counts_tokens(admin_client, chain):
+def test_preview_renders_unsaved_blocks_with_sample_values_and_counts_tokens(user_client, chain):
     data = _form(chain, **{"sample-topic": "owls", "sample-audience": "kids"})
-    html = admin_client.post("/payloads/preview/", data).content.decode()
+    html = user_client.post("/payloads/preview/", data).content.decode()
     assert "You are terse." in html and "Outline owls for kids." in html
     count = int(html.split('id="token-count">')[1].split("<")[0])
-    longer = admin_client.post("/payloads/preview/", {**data, "sample-topic": "owls " * 50}).content.decode()
+    longer = user_client.post("/payloads/preview/", {**data, "sample-topic": "owls " * 50}).content.decode()
     assert int(longer.split('id="token-count">')[1].split("<")[0]) > count
     assert 'id="samples" hx-swap-oob' not in html  # same names: the sample fields are left alone
 
 
-def test_preview_shows_missing_samples_as_placeholders_and_redraws_sample_fields(admin_client, chain):
-    html = admin_client.post("/payloads/preview/", _form(chain)).content.decode()
+def test_preview_shows_missing_samples_as_placeholders_and_redraws_sample_fields(user_client, chain):
+    html = user_client.post("/payloads/preview/", _form(chain)).content.decode()
     assert "Outline {{ topic }} for {{ audience }}." in html
     assert 'id="samples" hx-swap-oob="true"' in html and 'name="sample-topic"' in html
 
@@ -111,9 +111,9 @@ async def test_try_it_streams_the_answer_from_the_endpoint(chain, fake_llm, user
     assert stats["chat_requests"] == 1 and "Outline owls for kids." in json.dumps(stats["recent"])
 
 
-def test_try_it_with_a_missing_sample_value_names_it_without_calling(admin_client, chain, fake_llm):
+def test_try_it_with_a_missing_sample_value_names_it_without_calling(user_client, chain, fake_llm):
     endpoint = make_endpoint(fake_llm.base_url, name="fake-server")
-    response = admin_client.post("/payloads/try/", _form(chain, endpoint=str(endpoint.pk)))
+    response = user_client.post("/payloads/try/", _form(chain, endpoint=str(endpoint.pk)))
     assert response.status_code == 400
     assert "missing variables: audience, topic" in response.json()["errors"]["samples"][0]["message"]
     assert fake_llm.stats()["chat_requests"] == 0

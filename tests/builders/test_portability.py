@@ -182,21 +182,21 @@ def test_the_commands_say_what_is_wrong(chain, tmp_path):
         call_command("import_workflow", str(bad))
 
 
-def test_the_builder_downloads_and_uploads_an_export(admin_client, chain):
-    response = admin_client.get(f"/workflows/{chain['workflow'].pk}/export/")
+def test_the_builder_downloads_and_uploads_an_export(user_client, chain):
+    response = user_client.get(f"/workflows/{chain['workflow'].pk}/export/")
     assert response["Content-Disposition"] == 'attachment; filename="article.workflow.json"'
     make_block("house-style-other", "x")
     Block.objects.filter(name="house-style").update(content="changed")
     upload = io.BytesIO(response.content)
     upload.name = "article.workflow.json"
-    page = admin_client.post("/workflows/import/", {"file": upload})
+    page = user_client.post("/workflows/import/", {"file": upload})
     html = page.content.decode()
     assert page.status_code == 200 and "house-style (2)" in html and 'data-action="reused"' in html
 
 
-def test_the_builder_shows_an_upload_error_next_to_the_file_field(admin_client, chain):
+def test_the_builder_shows_an_upload_error_next_to_the_file_field(user_client, chain):
     upload = io.BytesIO(b"{}")
     upload.name = "x.json"
-    html = admin_client.post("/workflows/import/", {"file": upload}).content.decode()
+    html = user_client.post("/workflows/import/", {"file": upload}).content.decode()
     assert 'id="import-errors"' in html and "Not a workflow export" in html
     make_endpoint(name="unused")

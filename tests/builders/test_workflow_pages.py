@@ -14,21 +14,21 @@ def _form(chain, **overrides):
     return data
 
 
-def test_list_shows_status_and_links_to_run_and_export(admin_client, chain):
-    html = admin_client.get("/workflows/").content.decode()
+def test_list_shows_status_and_links_to_run_and_export(user_client, chain):
+    html = user_client.get("/workflows/").content.decode()
     workflow = chain["workflow"]
     assert "ready" in html and f'href="/run/{workflow.pk}/"' in html and f"/workflows/{workflow.pk}/export/" in html
 
 
-def test_builder_run_button_opens_the_run_form(admin_client, chain):
+def test_builder_run_button_opens_the_run_form(user_client, chain):
     workflow = chain["workflow"]
-    html = admin_client.get(f"/workflows/{workflow.pk}/").content.decode()
+    html = user_client.get(f"/workflows/{workflow.pk}/").content.decode()
     assert f'id="run-workflow" href="/run/{workflow.pk}/"' in html
-    assert admin_client.get(f"/run/{workflow.pk}/").status_code == 200
+    assert user_client.get(f"/run/{workflow.pk}/").status_code == 200
 
 
-def test_create_a_workflow_with_inputs_and_ordered_steps(admin_client, chain):
-    response = admin_client.post("/workflows/new/", _form(chain))
+def test_create_a_workflow_with_inputs_and_ordered_steps(user_client, chain):
+    response = user_client.post("/workflows/new/", _form(chain))
     workflow = Workflow.objects.get(name="essay")
     assert response.status_code == 302 and response["Location"] == f"/workflows/{workflow.pk}/"
     assert workflow.inputs == [{"name": "topic"}, {"name": "audience", "default": "everyone"}]
@@ -36,8 +36,8 @@ def test_create_a_workflow_with_inputs_and_ordered_steps(admin_client, chain):
                                                                                ("summary", "summary")]
 
 
-def test_a_bad_output_name_is_shown_at_its_step_and_nothing_is_saved(admin_client, chain):
-    response = admin_client.post("/workflows/new/", _form(chain, step_output=["outline", "2bad"]))
+def test_a_bad_output_name_is_shown_at_its_step_and_nothing_is_saved(user_client, chain):
+    response = user_client.post("/workflows/new/", _form(chain, step_output=["outline", "2bad"]))
     html = response.content.decode()
     assert response.status_code == 400
     step_two = html[html.index('id="step-problems-2"'):]
@@ -45,18 +45,18 @@ def test_a_bad_output_name_is_shown_at_its_step_and_nothing_is_saved(admin_clien
     assert not Workflow.objects.filter(name="essay").exists()
 
 
-def test_a_bad_input_name_is_shown_next_to_the_inputs(admin_client, chain):
-    response = admin_client.post("/workflows/new/", _form(chain, input_name=["topic", "in puts"]))
+def test_a_bad_input_name_is_shown_next_to_the_inputs(user_client, chain):
+    response = user_client.post("/workflows/new/", _form(chain, input_name=["topic", "in puts"]))
     html = response.content.decode()
     assert response.status_code == 400
     assert "is not a valid variable name" in html.split('id="inputs-errors"')[1].split("</ul>")[0]
 
 
-def test_check_puts_each_problem_at_its_step_and_changes_nothing(admin_client, chain):
+def test_check_puts_each_problem_at_its_step_and_changes_nothing(user_client, chain):
     workflow = chain["workflow"]
     data = _form(chain, workflow_id=str(workflow.pk), input_name=["topic"], input_default=[""],
                  input_description=[""])
-    html = admin_client.post("/workflows/check/", data).content.decode()
+    html = user_client.post("/workflows/check/", data).content.decode()
     assert 'data-ready="false"' in html
     step_one = html.split('id="step-problems-1"')[1].split("</ul>")[0]
     step_two = html.split('id="step-problems-2"')[1].split("</ul>")[0]
@@ -66,25 +66,25 @@ def test_check_puts_each_problem_at_its_step_and_changes_nothing(admin_client, c
     assert workflow.input_names == ["topic", "audience"]  # the check was rolled back
 
 
-def test_check_of_a_workflow_without_problems_draws_the_chain(admin_client, chain):
-    html = admin_client.post("/workflows/check/", _form(chain)).content.decode()
+def test_check_of_a_workflow_without_problems_draws_the_chain(user_client, chain):
+    html = user_client.post("/workflows/check/", _form(chain)).content.decode()
     assert 'data-ready="true"' in html
     assert html.count('class="flow-node"') == 2 and "from step <span class=\"mono\">outline</span>" in html
     assert not Workflow.objects.filter(name__startswith="check-").exists()
 
 
-def test_check_reports_previous_in_the_first_step(admin_client, chain):
+def test_check_reports_previous_in_the_first_step(user_client, chain):
     outline, summary = chain["payloads"]
-    html = admin_client.post("/workflows/check/", _form(chain, step_payload=[str(summary.pk), str(outline.pk)],
+    html = user_client.post("/workflows/check/", _form(chain, step_payload=[str(summary.pk), str(outline.pk)],
                                                        step_output=["summary", "outline"])).content.decode()
     assert "first step, which has no previous step" in html.split('id="step-problems-1"')[1].split("</ul>")[0]
 
 
-def test_edit_replaces_the_steps_in_page_order(admin_client, chain):
+def test_edit_replaces_the_steps_in_page_order(user_client, chain):
     workflow = chain["workflow"]
     outline, _summary = chain["payloads"]
     data = _form(chain, name="article", step_payload=[str(outline.pk)], step_output=["only"])
-    assert admin_client.post(f"/workflows/{workflow.pk}/", data).status_code == 302
+    assert user_client.post(f"/workflows/{workflow.pk}/", data).status_code == 302
     assert [s.output_key for s in workflow.steps.all()] == ["only"]
 
 

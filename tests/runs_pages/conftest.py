@@ -58,13 +58,6 @@ def finished_run(workflow: Workflow, inputs: dict[str, str], outputs: list[str],
 
 
 @pytest.fixture
-def admin_client_(user) -> Client:  # type: ignore[no-untyped-def]
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def article(db) -> Workflow:  # type: ignore[no-untyped-def]
     workflow = make_chain(make_endpoint(name="Secret endpoint", api_key=PLANTED_KEY), name="Article")
     workflow.inputs = [{"name": "topic", "description": "What the article is about."},

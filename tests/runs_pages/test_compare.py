@@ -31,10 +31,10 @@ def test_word_diff_of_an_added_sentence_marks_the_new_words_only():
 
 
 @pytest.mark.django_db
-def test_the_comparison_highlights_a_changed_word_in_inputs_prompts_and_outputs(admin_client_, article):
+def test_the_comparison_highlights_a_changed_word_in_inputs_prompts_and_outputs(user_client, article):
     left = finished_run(article, {"topic": "tides"}, [OUTLINE, "Waves are pulled by the moon."], latencies=[1000, 2000])
     right = finished_run(article, {"topic": "winds"}, [OUTLINE, "Waves are pushed by the wind."], latencies=[1000, 2500])
-    response = admin_client_.get(f"/runs/compare/?a={left.pk}&b={right.pk}")
+    response = user_client.get(f"/runs/compare/?a={left.pk}&b={right.pk}")
     assert response.status_code == 200
     page = response.content.decode()
     assert "<del>tides</del>" in page and "<ins>winds</ins>" in page  # the input
@@ -49,42 +49,42 @@ def test_the_comparison_highlights_a_changed_word_in_inputs_prompts_and_outputs(
 
 
 @pytest.mark.django_db
-def test_two_ticked_rows_of_the_runs_list_open_their_comparison_older_run_first(admin_client_, article):
+def test_two_ticked_rows_of_the_runs_list_open_their_comparison_older_run_first(user_client, article):
     left = finished_run(article, {"topic": "tides"}, [OUTLINE])
     right = finished_run(article, {"topic": "tides"}, [OUTLINE])
-    listing = admin_client_.get("/runs/").content.decode()
+    listing = user_client.get("/runs/").content.decode()
     assert 'id="compare-form"' in listing and f'name="run" value="{left.pk}" form="compare-form"' in listing
-    response = admin_client_.get(f"/runs/compare/?run={right.pk}&run={left.pk}")
+    response = user_client.get(f"/runs/compare/?run={right.pk}&run={left.pk}")
     assert response.status_code == 200
     assert response.context["left"].pk == left.pk and response.context["right"].pk == right.pk  # older on the left
     assert "0 inputs and 0 steps differ" in html.unescape(response.content.decode())
 
 
 @pytest.mark.django_db
-def test_ticking_three_runs_asks_for_exactly_two(admin_client_, article):
+def test_ticking_three_runs_asks_for_exactly_two(user_client, article):
     runs = [finished_run(article, {"topic": t}, [OUTLINE]) for t in ("a", "b", "c")]
-    response = admin_client_.get("/runs/compare/?" + "&".join(f"run={r.pk}" for r in runs))
+    response = user_client.get("/runs/compare/?" + "&".join(f"run={r.pk}" for r in runs))
     assert response.status_code == 400
     assert "Tick exactly two runs to compare; 3 were ticked." in response.content.decode()
     assert "comparison" not in response.context
 
 
 @pytest.mark.django_db
-def test_an_unknown_or_repeated_run_is_named_next_to_its_field(admin_client_, article):
+def test_an_unknown_or_repeated_run_is_named_next_to_its_field(user_client, article):
     run = finished_run(article, {"topic": "tides"}, [OUTLINE])
-    missing = admin_client_.get(f"/runs/compare/?a={run.pk}&b=987654")
+    missing = user_client.get(f"/runs/compare/?a={run.pk}&b=987654")
     assert missing.status_code == 400
     assert missing.context["form"].errors == {"b": ["There is no run #987654."]}
     assert 'id="id_b_errors"' in missing.content.decode()
-    same = admin_client_.get(f"/runs/compare/?a={run.pk}&b={run.pk}")
+    same = user_client.get(f"/runs/compare/?a={run.pk}&b={run.pk}")
     assert same.status_code == 400 and same.context["form"].errors == {"b": ["Choose a different run than the first one."]}
-    words = admin_client_.get("/runs/compare/?a=x&b=")
+    words = user_client.get("/runs/compare/?a=x&b=")
     assert set(words.context["form"].errors) == {"a", "b"}
 
 
 @pytest.mark.django_db
-def test_the_compare_page_without_runs_shows_the_picker(admin_client_):
-    response = admin_client_.get("/runs/compare/")
+def test_the_compare_page_without_runs_shows_the_picker(user_client):
+    response = user_client.get("/runs/compare/")
     assert response.status_code == 200 and 'id="compare-pick"' in response.content.decode()
 
 

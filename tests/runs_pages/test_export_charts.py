@@ -12,9 +12,9 @@ from tests.runs_pages.conftest import PLANTED_KEY, client_with, finished_run
 
 
 @pytest.mark.django_db
-def test_the_export_is_a_download_with_the_run_its_steps_inputs_and_snapshot(admin_client_, article):
+def test_the_export_is_a_download_with_the_run_its_steps_inputs_and_snapshot(user_client, article):
     run = finished_run(article, {"topic": "tides"}, ["An outline", "A paragraph", "A summary"])
-    response = admin_client_.get(f"/runs/{run.pk}/export.json")
+    response = user_client.get(f"/runs/{run.pk}/export.json")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/json")
     assert response["Content-Disposition"] == f'attachment; filename="run-{run.pk}-article.json"'
@@ -25,16 +25,16 @@ def test_the_export_is_a_download_with_the_run_its_steps_inputs_and_snapshot(adm
     assert [s["output_key"] for s in document["snapshot"]["steps"]] == ["outline", "paragraph", "summary"]
     assert [r["output"] for r in document["responses"]] == ["An outline", "A paragraph", "A summary"]
     assert document["responses"][0]["messages"] == [{"role": "user", "content": "Step 0 about tides."}]
-    page = admin_client_.get(f"/runs/{run.pk}/").content.decode()
+    page = user_client.get(f"/runs/{run.pk}/").content.decode()
     assert f'href="/runs/{run.pk}/export.json" download' in page
 
 
 @pytest.mark.django_db
-def test_the_export_never_contains_an_api_key(admin_client_, article):
+def test_the_export_never_contains_an_api_key(user_client, article):
     run = finished_run(article, {"topic": "tides"}, ["An outline"])
     # Even a key someone put in a payload's extra parameters is left out.
     Response.objects.filter(run=run).update(request_params={"temperature": 0.2, "api_key": PLANTED_KEY})
-    body = admin_client_.get(f"/runs/{run.pk}/export.json").content.decode()
+    body = user_client.get(f"/runs/{run.pk}/export.json").content.decode()
     assert PLANTED_KEY not in body
     assert json.loads(body)["responses"][0]["request_params"] == {"temperature": 0.2}
 
@@ -51,15 +51,15 @@ def test_exporting_needs_the_view_permission_and_an_existing_run(article):
 
 
 @pytest.mark.django_db
-def test_the_run_page_charts_latency_and_tokens_per_step_with_text_values(admin_client_, article):
+def test_the_run_page_charts_latency_and_tokens_per_step_with_text_values(user_client, article):
     run = finished_run(article, {"topic": "tides"}, ["a", "b", "c"], latencies=[1500, 300, 2000])
-    page = admin_client_.get(f"/runs/{run.pk}/").content.decode()
+    page = user_client.get(f"/runs/{run.pk}/").content.decode()
     assert 'id="chart-step-latency"' in page and 'id="chart-step-tokens"' in page
     assert "<title>1 outline: latency 1.50 s</title>" in page
     assert "<title>2 paragraph: latency 300 ms</title>" in page
     assert "<title>3 summary: completion 7 tokens</title>" in page
     assert 'role="img" aria-labelledby="chart-step-latency-title"' in page
-    fragment = admin_client_.get(f"/runs/{run.pk}/charts/")
+    fragment = user_client.get(f"/runs/{run.pk}/charts/")
     assert fragment.status_code == 200 and "<html" not in fragment.content.decode()
     assert "1 outline: latency 1.50 s" in fragment.content.decode()
     # The tallest bar fills the plot; the others are in proportion.
@@ -69,9 +69,9 @@ def test_the_run_page_charts_latency_and_tokens_per_step_with_text_values(admin_
 
 
 @pytest.mark.django_db
-def test_a_run_without_steps_says_so_instead_of_an_empty_chart(admin_client_, article):
+def test_a_run_without_steps_says_so_instead_of_an_empty_chart(user_client, article):
     run = finished_run(article, {"topic": "tides"}, [], status=RunStatus.FAILED)
-    page = admin_client_.get(f"/runs/{run.pk}/").content.decode()
+    page = user_client.get(f"/runs/{run.pk}/").content.decode()
     assert page.count("No values yet.") == 2
 
 
@@ -93,10 +93,10 @@ def test_daily_stats_sum_and_average_finished_runs_per_day_and_fill_empty_days(a
 
 
 @pytest.mark.django_db
-def test_the_stats_page_shows_totals_averages_and_a_chart_per_day(admin_client_, article):
+def test_the_stats_page_shows_totals_averages_and_a_chart_per_day(user_client, article):
     finished_run(article, {"topic": "a"}, ["x"], latencies=[1000])
     finished_run(article, {"topic": "b"}, ["x"], latencies=[3000])
-    response = admin_client_.get(f"/runs/stats/?workflow={article.pk}")
+    response = user_client.get(f"/runs/stats/?workflow={article.pk}")
     assert response.status_code == 200
     page = response.content.decode()
     assert '<dd data-field="runs">2</dd>' in page
@@ -106,18 +106,18 @@ def test_the_stats_page_shows_totals_averages_and_a_chart_per_day(admin_client_,
         assert f'id="{chart_id}"' in page
     today = timezone.localdate().strftime("%m-%d")
     assert f"<title>{today}: latency 2.00 s</title>" in page
-    listing = admin_client_.get(f"/runs/?workflow={article.pk}").content.decode()
+    listing = user_client.get(f"/runs/?workflow={article.pk}").content.decode()
     assert f'href="/runs/stats/?workflow={article.pk}"' in listing
 
 
 @pytest.mark.django_db
-def test_an_unknown_workflow_is_named_next_to_the_workflow_field(admin_client_, article):
+def test_an_unknown_workflow_is_named_next_to_the_workflow_field(user_client, article):
     for bad in ("987654", "abc", "9" * 40):
-        response = admin_client_.get(f"/runs/stats/?workflow={bad}")
+        response = user_client.get(f"/runs/stats/?workflow={bad}")
         assert response.status_code == 400
         assert f"There is no workflow with id {bad}." in response.content.decode()
         assert 'id="id_workflow_errors"' in response.content.decode()
-    assert admin_client_.get("/runs/stats/").status_code == 200
+    assert user_client.get("/runs/stats/").status_code == 200
 
 
 @pytest.mark.django_db

@@ -11,9 +11,9 @@ OUTPUTS = ["An outline", "A paragraph", "A summary"]
 
 
 @pytest.mark.django_db
-def test_every_step_of_a_finished_run_offers_replay_from_here(admin_client_, article):
+def test_every_step_of_a_finished_run_offers_replay_from_here(user_client, article):
     run = finished_run(article, {"topic": "tides"}, OUTPUTS)
-    page = admin_client_.get(f"/runs/{run.pk}/").content.decode()
+    page = user_client.get(f"/runs/{run.pk}/").content.decode()
     for index in range(3):
         assert f'href="/runs/{run.pk}/replay/?from_step={index}">Replay from here</a>' in page
     assert " hidden>Replay from here</a>" not in page.split('id="step-template"')[0]
@@ -23,9 +23,9 @@ def test_every_step_of_a_finished_run_offers_replay_from_here(admin_client_, art
 
 
 @pytest.mark.django_db
-def test_the_replay_form_is_prefilled_with_the_source_inputs_and_the_chosen_step(admin_client_, article):
+def test_the_replay_form_is_prefilled_with_the_source_inputs_and_the_chosen_step(user_client, article):
     run = finished_run(article, {"topic": "tides", "tone": "dry"}, OUTPUTS)
-    response = admin_client_.get(f"/runs/{run.pk}/replay/?from_step=1")
+    response = user_client.get(f"/runs/{run.pk}/replay/?from_step=1")
     assert response.status_code == 200
     page = html.unescape(response.content.decode())
     assert "\ntides</textarea>" in page and "\ndry</textarea>" in page
@@ -34,26 +34,26 @@ def test_the_replay_form_is_prefilled_with_the_source_inputs_and_the_chosen_step
 
 
 @pytest.mark.django_db
-def test_replaying_from_step_two_copies_step_one_and_runs_the_rest_with_the_edited_input(admin_client_, article):
+def test_replaying_from_step_two_copies_step_one_and_runs_the_rest_with_the_edited_input(user_client, article):
     source = finished_run(article, {"topic": "tides", "tone": "plain"}, OUTPUTS)
-    response = admin_client_.post(f"/runs/{source.pk}/replay/", {"from_step": "1", "topic": "winds", "tone": "plain"})
+    response = user_client.post(f"/runs/{source.pk}/replay/", {"from_step": "1", "topic": "winds", "tone": "plain"})
     replay = Run.objects.exclude(pk=source.pk).get()
     assert response.status_code == 302 and response["Location"] == f"/runs/{replay.pk}/"
     assert replay.source_run_id == source.pk and replay.replay_from_step == 1
     assert replay.inputs == {"topic": "winds", "tone": "plain"} and replay.status == RunStatus.QUEUED
     [copied] = replay.responses.all()
     assert copied.index == 0 and copied.status == ResponseStatus.COPIED and copied.output == "An outline"
-    page = admin_client_.get(response["Location"]).content.decode()
+    page = user_client.get(response["Location"]).content.decode()
     assert f'href="/runs/compare/?a={source.pk}&amp;b={replay.pk}">Compare with source</a>' in page
     assert f"Replay of run #{source.pk} from step 2 started" in html.unescape(page)
 
 
 @pytest.mark.django_db
-def test_a_step_that_cannot_be_replayed_is_explained_next_to_the_step_field(admin_client_, article):
+def test_a_step_that_cannot_be_replayed_is_explained_next_to_the_step_field(user_client, article):
     # The source failed at step 2: step 3 has no finished step before it to copy.
     source = finished_run(article, {"topic": "tides"}, OUTPUTS[:2], status=RunStatus.FAILED)
     Response.objects.filter(run=source, index=1).update(status=ResponseStatus.FAILED, error="boom")
-    response = admin_client_.post(f"/runs/{source.pk}/replay/", {"from_step": "2", "topic": "tides", "tone": ""})
+    response = user_client.post(f"/runs/{source.pk}/replay/", {"from_step": "2", "topic": "tides", "tone": ""})
     assert response.status_code == 400
     assert response.context["form"].errors == {
         "from_step": ["The source run has no finished response for every step before 2."]}
@@ -62,9 +62,9 @@ def test_a_step_that_cannot_be_replayed_is_explained_next_to_the_step_field(admi
 
 
 @pytest.mark.django_db
-def test_a_missing_input_or_an_unknown_step_is_shown_next_to_its_field(admin_client_, article):
+def test_a_missing_input_or_an_unknown_step_is_shown_next_to_its_field(user_client, article):
     source = finished_run(article, {"topic": "tides"}, OUTPUTS)
-    response = admin_client_.post(f"/runs/{source.pk}/replay/", {"from_step": "7", "topic": "", "tone": ""})
+    response = user_client.post(f"/runs/{source.pk}/replay/", {"from_step": "7", "topic": "", "tone": ""})
     assert response.status_code == 400
     errors = response.context["form"].errors
     assert errors["topic"] == ["This field is required."]
@@ -73,11 +73,11 @@ def test_a_missing_input_or_an_unknown_step_is_shown_next_to_its_field(admin_cli
 
 
 @pytest.mark.django_db
-def test_a_run_whose_workflow_was_deleted_cannot_be_replayed(admin_client_, article):
+def test_a_run_whose_workflow_was_deleted_cannot_be_replayed(user_client, article):
     source = finished_run(article, {"topic": "tides"}, OUTPUTS)
     article.delete()
-    for response in (admin_client_.get(f"/runs/{source.pk}/replay/"),
-                     admin_client_.post(f"/runs/{source.pk}/replay/", {"from_step": "0", "topic": "x"})):
+    for response in (user_client.get(f"/runs/{source.pk}/replay/"),
+                     user_client.post(f"/runs/{source.pk}/replay/", {"from_step": "0", "topic": "x"})):
         assert response.status_code == 400
         assert "workflow was deleted" in response.content.decode()
     assert Run.objects.count() == 1
