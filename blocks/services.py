@@ -1,10 +1,10 @@
 """Every write to blocks: validated in full before it is saved."""
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from blocks.models import Block
+from orchestrator.writes import apply_changes
 
 BLOCK_UPDATABLE_FIELDS = {"name", "description", "content"}
 
@@ -20,11 +20,5 @@ def block_create(*, name: str, content: str, description: str = "") -> Block:
 @transaction.atomic
 def block_update(*, block: Block, data: dict[str, Any]) -> Block:
     """Change name, description or content. Renaming is safe: payloads refer to blocks by id."""
-    unknown = sorted(set(data) - BLOCK_UPDATABLE_FIELDS)
-    if unknown:
-        raise ValidationError({name: "Unknown field." for name in unknown})
-    for field, value in data.items():
-        setattr(block, field, value)
-    block.full_clean()
-    block.save()
+    apply_changes(block, data, allowed=BLOCK_UPDATABLE_FIELDS)
     return block

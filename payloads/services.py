@@ -1,12 +1,12 @@
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from blocks import templating
 from blocks.models import Block
 from llm.models import Endpoint
+from orchestrator.writes import apply_changes, reject_unknown, replace_ordered
 from payloads.models import Payload, PayloadBlock
 
 
@@ -73,27 +73,15 @@ PAYLOAD_SETTINGS = {
 }
 
 
-def _reject_unknown_settings(names: Iterable[str], allowed: set[str]) -> None:
-    unknown = sorted(set(names) - allowed)
-    if unknown:
-        raise ValidationError({name: "Unknown field." for name in unknown})
-
-
 def _payload_blocks_replace(*, payload: Payload, blocks: Sequence[BlockUse]) -> None:
-    """The list is replaced whole: positions follow the order given."""
-    payload.payload_blocks.all().delete()
-    for position, use in enumerate(blocks):
-        payload_block = PayloadBlock(payload=payload, block=use["block"], role=use["role"], position=position)
-        try:
-            payload_block.full_clean()
-        except ValidationError as exc:
-            raise ValidationError({"blocks": f"Block {position + 1}: {'; '.join(exc.messages)}"}) from exc
-        payload_block.save()
+    replace_ordered(payload.payload_blocks.all(),
+                    [PayloadBlock(payload=payload, block=use["block"], role=use["role"]) for use in blocks],
+                    field="blocks", label="Block")
 
 
 @transaction.atomic
 def payload_create(*, name: str, endpoint: Endpoint, blocks: Sequence[BlockUse] = (), **settings: Any) -> Payload:
-    _reject_unknown_settings(settings, PAYLOAD_SETTINGS)
+    reject_unknown(settings, PAYLOAD_SETTINGS)
     payload = Payload(name=name, endpoint=endpoint, **settings)
     payload.full_clean()
     payload.save()
@@ -104,11 +92,7 @@ def payload_create(*, name: str, endpoint: Endpoint, blocks: Sequence[BlockUse] 
 @transaction.atomic
 def payload_update(*, payload: Payload, data: dict[str, Any], blocks: Sequence[BlockUse] | None = None) -> Payload:
     """Change settings; `blocks`, when given, replaces the whole list. Renaming is safe: steps refer by id."""
-    _reject_unknown_settings(data, PAYLOAD_SETTINGS | {"name", "endpoint"})
-    for field, value in data.items():
-        setattr(payload, field, value)
-    payload.full_clean()
-    payload.save()
+    apply_changes(payload, data, allowed=PAYLOAD_SETTINGS | {"name", "endpoint"})
     if blocks is not None:
         _payload_blocks_replace(payload=payload, blocks=blocks)
     return payload

@@ -2,10 +2,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from blocks import templating
+from orchestrator.writes import apply_changes, replace_ordered
 from payloads.models import SAMPLING_FIELDS, Payload, PayloadBlock, request_params
 from workflows.models import Step, Workflow
 
@@ -146,15 +146,9 @@ WORKFLOW_UPDATABLE_FIELDS = {"name", "description", "inputs"}
 
 
 def _steps_replace(*, workflow: Workflow, steps: Sequence[StepSpec]) -> None:
-    """The list is replaced whole: positions follow the order given."""
-    workflow.steps.all().delete()
-    for position, spec in enumerate(steps):
-        step = Step(workflow=workflow, payload=spec["payload"], output_key=spec["output_key"], position=position)
-        try:
-            step.full_clean()
-        except ValidationError as exc:
-            raise ValidationError({"steps": f"Step {position + 1}: {'; '.join(exc.messages)}"}) from exc
-        step.save()
+    replace_ordered(workflow.steps.all(),
+                    [Step(workflow=workflow, payload=spec["payload"], output_key=spec["output_key"]) for spec in steps],
+                    field="steps", label="Step")
 
 
 @transaction.atomic
@@ -171,13 +165,7 @@ def workflow_create(*, name: str, description: str = "", inputs: list[dict[str, 
 @transaction.atomic
 def workflow_update(*, workflow: Workflow, data: dict[str, Any], steps: Sequence[StepSpec] | None = None) -> Workflow:
     """Change name, description or inputs; `steps`, when given, replaces the whole list."""
-    unknown = sorted(set(data) - WORKFLOW_UPDATABLE_FIELDS)
-    if unknown:
-        raise ValidationError({name: "Unknown field." for name in unknown})
-    for field, value in data.items():
-        setattr(workflow, field, value)
-    workflow.full_clean()
-    workflow.save()
+    apply_changes(workflow, data, allowed=WORKFLOW_UPDATABLE_FIELDS)
     if steps is not None:
         _steps_replace(workflow=workflow, steps=steps)
     return workflow
