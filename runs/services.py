@@ -15,11 +15,12 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from llm.client import EndpointConfig
 from llm.models import Endpoint
+from orchestrator.sql import CompiledValues, insert_instance, update_rows
 from runs import dispatch, events
 from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus
 from workflows.models import Workflow
@@ -63,10 +64,11 @@ def run_start(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseU
     steps = workflow_steps(workflow)
     _raise_problems(workflow, steps)
     snapshot = workflow_snapshot(workflow, steps=steps)
-    run = Run.objects.create(
+    run = Run(
         workflow=workflow, workflow_name=workflow.name, inputs=resolved, snapshot=snapshot,
         step_count=len(snapshot["steps"]), created_by=user if user and user.is_authenticated else None,
     )
+    insert_instance(run)
     _after_commit_dispatch(run)
     return run
 
@@ -219,13 +221,18 @@ def _finish(run_id: int, status: str, *, error: str = "") -> Finished | None:
     return Finished(run_id, status) if changed else None
 
 
+_run_for_claim = CompiledValues(lambda run_id: Run.objects.filter(pk=run_id).values(
+    "status", "next_step", "cancel_requested", "snapshot", "inputs", "started_at",
+    "lease_owner", "lease_expires_at", "lease_version")[:1])
+_earlier_responses = CompiledValues(lambda run_id, index: Response.objects.filter(run_id=run_id, index__lte=index)
+                                    .order_by("index").values("index", "output_key", "output", "output_json"))
+
+
 def step_claim(*, run_id: int, owner: str) -> Claim | Finished | None:
     """Claim the run's next step for `owner`. None: nothing to do here (finished, or held by another)."""
     with transaction.atomic():
-        run = (Run.objects.filter(pk=run_id)
-               .values("status", "next_step", "cancel_requested", "snapshot", "inputs", "started_at",
-                       "lease_owner", "lease_expires_at", "lease_version")
-               .first())
+        found = _run_for_claim.rows(run_id)
+        run = found[0] if found else None
         if run is None or run["status"] not in ACTIVE_STATUSES:
             return None
         now = timezone.now()
@@ -241,9 +248,7 @@ def step_claim(*, run_id: int, owner: str) -> Claim | Finished | None:
         lease_version = run["lease_version"] + 1
         if _claim_sql(run_id=run_id, index=index, version=run["lease_version"], owner=owner, now=now) != 1:
             return None
-        earlier = [] if index == 0 else list(
-            Response.objects.filter(run_id=run_id, index__lte=index)
-            .order_by("index").values("index", "output_key", "output", "output_json"))
+        earlier = [] if index == 0 else _earlier_responses.rows(run_id, index)
         if earlier and earlier[-1]["index"] == index:
             # Already committed (a replay copy, or a commit whose dispatch was lost): just advance.
             Run.objects.filter(pk=run_id, lease_version=lease_version).update(
@@ -296,36 +301,9 @@ def _claim_sql(*, run_id: int, index: int, version: int, owner: str, now: dateti
         return cursor.rowcount
 
 
-def _advance_keeping_lease(claim: Claim, result: StepResult) -> int:
-    """UPDATE that commits step k and keeps the lease for k+1, fenced on the lease and the cancel flag.
-
-    Plain SQL on the hot path: compiling the ORM query costs more than running it.
-    """
-    quote = connection.ops.quote_name
-    table = quote(Run._meta.db_table)
-    sql = (f"UPDATE {table} SET {quote('prompt_tokens')} = {quote('prompt_tokens')} + %s, "
-           f"{quote('completion_tokens')} = {quote('completion_tokens')} + %s, "
-           f"{quote('latency_ms')} = {quote('latency_ms')} + %s, "
-           f"{quote('next_step')} = %s, {quote('lease_version')} = %s, {quote('lease_expires_at')} = %s "
-           f"WHERE {quote('id')} = %s AND {quote('lease_owner')} = %s AND {quote('lease_version')} = %s "
-           f"AND {quote('next_step')} = %s AND {quote('cancel_requested')} = %s")
-    params = [result.prompt_tokens, result.completion_tokens, result.latency_ms, claim.index + 1,
-              claim.lease_version + 1, connection.ops.adapt_datetimefield_value(_lease_until()),
-              claim.run_id, claim.owner, claim.lease_version, claim.index, False]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
-
-
-def _insert_response(response: Response) -> None:
-    """INSERT one response with plain SQL built from the model's fields (see _advance_keeping_lease)."""
-    fields = [f for f in Response._meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    sql = (f"INSERT INTO {quote(Response._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-           f"VALUES ({', '.join(['%s'] * len(fields))})")
-    params = [f.get_db_prep_save(f.pre_save(response, True), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+def _tokens(result: StepResult) -> dict[str, int]:
+    return {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+            "latency_ms": result.latency_ms}
 
 
 def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, Claim | None]:
@@ -336,38 +314,34 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
     step): the same update that advances the run keeps the lease for the next step, unless a
     cancel was requested, in which case (True, None) leaves the run to the next claim.
     """
-    now = timezone.now()
     last = claim.index + 1 >= claim.step_count
-    fields: dict[str, Any] = {
-        "prompt_tokens": F("prompt_tokens") + result.prompt_tokens,
-        "completion_tokens": F("completion_tokens") + result.completion_tokens,
-        "latency_ms": F("latency_ms") + result.latency_ms,
-    }
-    released = {"lease_owner": "", "lease_expires_at": None}
+    ours = {"id": claim.run_id, "lease_owner": claim.owner, "lease_version": claim.lease_version,
+            "next_step": claim.index}
+    released: dict[str, Any] = {"lease_owner": "", "lease_expires_at": None}
     final: str | None = None
     if result.status == ResponseStatus.SUCCEEDED:
-        fields["next_step"] = claim.index + 1
+        released["next_step"] = claim.index + 1
         if last:
             final = RunStatus.SUCCEEDED
-            fields.update(output=result.output, output_json=result.output_json)
+            released.update(output=result.output, output_json=result.output_json)
     elif result.status == ResponseStatus.CANCELLED:
         final = RunStatus.CANCELLED
-        fields["error"] = f"Cancelled by a user during step {claim.index} ({claim.step['output_key']})."
+        released["error"] = f"Cancelled by a user during step {claim.index} ({claim.step['output_key']})."
     else:
         final = RunStatus.FAILED
-        fields["error"] = f"Step {claim.index} ({claim.step['output_key']}) failed: {result.error}"
+        released["error"] = f"Step {claim.index} ({claim.step['output_key']}) failed: {result.error}"
     if final:
-        fields.update(status=final, finished_at=now)
+        released.update(status=final, finished_at=timezone.now())
     payload = claim.step["payload"]
-    ours = Run.objects.filter(pk=claim.run_id, lease_owner=claim.owner, lease_version=claim.lease_version,
-                              next_step=claim.index)
     next_claim: Claim | None = None
     try:
         with transaction.atomic():
             advanced = 0
             if final is None:
                 # Keep the lease for the next step in the same write, unless a cancel is pending.
-                advanced = _advance_keeping_lease(claim, result)
+                advanced = update_rows(Run, where={**ours, "cancel_requested": False}, increments=_tokens(result),
+                                       values={"next_step": claim.index + 1, "lease_version": claim.lease_version + 1,
+                                               "lease_expires_at": _lease_until()})
                 if advanced:
                     next_index = claim.index + 1
                     output = result.output_json if result.output_json is not None else result.output
@@ -378,10 +352,10 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
                         endpoint=_endpoint_config(claim.steps[next_index]["payload"]["endpoint_id"]), first=False,
                     )
             if not advanced:
-                advanced = ours.update(**fields, **released)
+                advanced = update_rows(Run, where=ours, values=released, increments=_tokens(result))
             if advanced != 1:
                 return False, None
-            _insert_response(Response(
+            insert_instance(Response(
                 run_id=claim.run_id, index=claim.index, output_key=claim.step["output_key"],
                 payload_name=payload["name"], endpoint_name=payload.get("endpoint_name", ""), model=payload["model"],
                 messages=result.messages, request_params=payload["params"], output=result.output,

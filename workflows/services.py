@@ -5,6 +5,7 @@ from typing import Any, TypedDict
 from django.db import transaction
 
 from blocks import templating
+from orchestrator.sql import CompiledValues
 from orchestrator.writes import apply_changes, replace_ordered
 from payloads.models import SAMPLING_FIELDS, Payload, PayloadBlock, request_params
 from workflows.models import Step, Workflow
@@ -20,24 +21,29 @@ class StepData:
     blocks: list[dict[str, str]]
 
 
+_PAYLOAD_FIELDS = ["name", "model", "stream", "json_schema", "structured_retries", "extra_params", *SAMPLING_FIELDS]
+_steps_query = CompiledValues(lambda workflow_id: Step.objects.filter(workflow_id=workflow_id).order_by("position", "id").values(
+    "output_key", "payload_id", "payload__endpoint_id", "payload__endpoint__name",
+    "payload__endpoint__enabled", "payload__endpoint__default_model",
+    *(f"payload__{name}" for name in _PAYLOAD_FIELDS)))
+_blocks_query = CompiledValues(lambda payload_ids: PayloadBlock.objects.filter(payload_id__in=payload_ids)
+                               .order_by("position", "id").values("payload_id", "role", "block__name", "block__content"))
+
+
 def workflow_steps(workflow: Workflow) -> list[StepData]:
     """The steps in order with their payloads, endpoints and blocks, as plain data: two queries.
 
-    Every run start reads this; model instances and prefetching cost several times the queries.
+    Every run start reads this: the queries are compiled once (model instances, prefetching and
+    compiling the querysets each time cost several times running them).
     """
-    payload_fields = ["name", "model", "stream", "json_schema", "structured_retries", "extra_params", *SAMPLING_FIELDS]
-    rows = list(workflow.steps.order_by("position", "id").values(
-        "output_key", "payload_id", "payload__endpoint_id", "payload__endpoint__name",
-        "payload__endpoint__enabled", "payload__endpoint__default_model",
-        *(f"payload__{name}" for name in payload_fields)))
+    rows = _steps_query.rows(workflow.pk)
     blocks: dict[int, list[dict[str, str]]] = {row["payload_id"]: [] for row in rows}
-    for use in (PayloadBlock.objects.filter(payload_id__in=blocks).order_by("position", "id")
-                .values("payload_id", "role", "block__name", "block__content")):
+    for use in _blocks_query.rows(sorted(blocks)) if blocks else ():
         blocks[use["payload_id"]].append({"block": use["block__name"], "role": use["role"], "content": use["block__content"]})
     return [
         StepData(
             output_key=row["output_key"],
-            payload={"id": row["payload_id"], **{name: row[f"payload__{name}"] for name in payload_fields}},
+            payload={"id": row["payload_id"], **{name: row[f"payload__{name}"] for name in _PAYLOAD_FIELDS}},
             endpoint={"id": row["payload__endpoint_id"], "name": row["payload__endpoint__name"],
                       "enabled": row["payload__endpoint__enabled"], "default_model": row["payload__endpoint__default_model"]},
             blocks=blocks[row["payload_id"]],

@@ -1,0 +1,151 @@
+"""Hot-path SQL: querysets compiled once, and single-row inserts without the ORM's compiler.
+
+On SQLite, compiling a queryset costs several times what running it does. The queries that run
+on every run start and every step are written as ordinary querysets, compiled once per process,
+and then executed again with new parameters; results go through the fields' own converters.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Model, QuerySet
+
+# Placeholder arguments: odd integers that no constant of ours is, inside every integer field's
+# range (Django drops a lookup whose value lies outside it, e.g. a negative index).
+_SENTINEL_BASE = 2_147_000_113
+
+
+class CompiledValues:
+    """A `.values()` queryset compiled once; `rows(*args)` runs its SQL with other arguments.
+
+    `build` is called once with placeholder integers in place of the arguments (a list argument
+    becomes a list of placeholders of the same length) and returns the queryset. Each
+    placeholder found among the compiled parameters is replaced by the real value at run time.
+    The SQL is compiled again for each new length of a list argument.
+    """
+
+    def __init__(self, build: Callable[..., QuerySet[Any]]) -> None:
+        self.build = build
+        self._compiled: dict[tuple[Any, ...], tuple[str, list[Any], list[int | None], list[str], list[Any]]] = {}
+
+    def _compile(self, connection: Any, shape: tuple[int, ...]) -> tuple[str, list[Any], list[int | None], list[str], list[Any]]:
+        placeholders: list[Any] = []
+        flat = 0
+        for length in shape:
+            if length < 0:
+                placeholders.append(_SENTINEL_BASE + flat)
+                flat += 1
+            else:
+                placeholders.append([_SENTINEL_BASE + flat + i for i in range(length)])
+                flat += length
+        queryset = self.build(*placeholders)
+        compiler = queryset.query.get_compiler(connection=connection)
+        sql, params = compiler.as_sql()
+        names = [*queryset.query.extra_select, *queryset.query.values_select, *queryset.query.annotation_select]
+        expressions = [column[0] for column in compiler.select]
+        if len(names) != len(expressions):
+            raise TypeError("CompiledValues needs a .values() queryset with named fields")
+        # For each parameter: the index of the argument it stands for, or None for a constant.
+        # (A text field's lookup turns its placeholder into a string.)
+        where = {value: i for i in range(flat) for value in (_SENTINEL_BASE + i, str(_SENTINEL_BASE + i))}
+        slots = [where.get(param) if isinstance(param, int | str) and not isinstance(param, bool) else None
+                 for param in params]
+        found = sorted(slot for slot in slots if slot is not None)
+        if found != list(range(flat)):
+            raise TypeError("every argument of a CompiledValues query must appear once among its parameters")
+        compiled = (sql, list(params), slots, names, expressions)
+        self._compiled[(connection.vendor, *shape)] = compiled
+        return compiled
+
+    def rows(self, *args: Any, using: str = DEFAULT_DB_ALIAS) -> list[dict[str, Any]]:
+        connection = connections[using]
+        shape = tuple(len(arg) if isinstance(arg, list | tuple) else -1 for arg in args)
+        compiled = self._compiled.get((connection.vendor, *shape)) or self._compile(connection, shape)
+        sql, constants, slots, names, expressions = compiled
+        flat: list[Any] = []
+        for arg in args:
+            if isinstance(arg, list | tuple):
+                flat.extend(arg)
+            else:
+                flat.append(arg)
+        params = [constants[i] if slot is None else flat[slot] for i, slot in enumerate(slots)]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        converters = [(i, connection.ops.get_db_converters(e) + e.get_db_converters(connection), e)
+                      for i, e in enumerate(expressions)]
+        converters = [(i, found, e) for i, found, e in converters if found]
+        result = []
+        for row in rows:
+            values = list(row)
+            for i, found, expression in converters:
+                for convert in found:
+                    values[i] = convert(values[i], expression, connection)
+            result.append(dict(zip(names, values, strict=True)))
+        return result
+
+
+_insert_sql: dict[tuple[type[Model], str], tuple[str, list[Any], bool]] = {}
+
+
+def insert_instance(instance: Model, *, using: str = DEFAULT_DB_ALIAS) -> None:
+    """INSERT a new model instance with one prepared statement; sets its primary key.
+
+    What `Model.save()` does for a plain insert (field defaults, auto_now_add, the fields' own
+    value preparation), without compiling the query each time. No signals are sent: nothing in
+    this project listens to them.
+    """
+    connection = connections[using]
+    model = type(instance)
+    key = (model, connection.vendor)
+    if key not in _insert_sql:
+        fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+        quote = connection.ops.quote_name
+        returning = connection.features.can_return_columns_from_insert
+        sql = (f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+               f"VALUES ({', '.join(['%s'] * len(fields))})")
+        if returning:
+            sql += f" RETURNING {quote(model._meta.pk.column)}"
+        _insert_sql[key] = (sql, fields, returning)
+    sql, fields, returning = _insert_sql[key]
+    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        instance.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+    instance._state.adding = False
+    instance._state.db = using
+
+
+_update_sql: dict[tuple[Any, ...], tuple[str, list[Any], list[Any]]] = {}
+
+
+def update_rows(model: type[Model], *, where: dict[str, Any], values: dict[str, Any],
+                increments: dict[str, int] | None = None, using: str = DEFAULT_DB_ALIAS) -> int:
+    """`UPDATE ... SET values, field = field + n ... WHERE every field = value`; returns the row count.
+
+    The compare-and-set of the step ledger, as one prepared statement: fields' own value
+    preparation, no queryset compiled per call. `where` and `values` are keyed by attribute
+    name (`run_id`, not `run`); a `where` value of None matches NULL.
+    """
+    connection = connections[using]
+    increments = increments or {}
+    key = (model, connection.vendor, tuple(values), tuple(increments), tuple((k, where[k] is None) for k in where))
+    if key not in _update_sql:
+        by_name = {f.attname: f for f in model._meta.concrete_fields}
+        quote = connection.ops.quote_name
+        assignments = [f"{quote(by_name[name].column)} = %s" for name in values]
+        assignments += [f"{quote(by_name[name].column)} = {quote(by_name[name].column)} + %s" for name in increments]
+        conditions = [f"{quote(by_name[name].column)} IS NULL" if value is None else f"{quote(by_name[name].column)} = %s"
+                      for name, value in where.items()]
+        sql = f"UPDATE {quote(model._meta.db_table)} SET {', '.join(assignments)} WHERE {' AND '.join(conditions)}"
+        _update_sql[key] = (sql, [by_name[name] for name in values],
+                            [by_name[name] for name, value in where.items() if value is not None])
+    sql, set_fields, where_fields = _update_sql[key]
+    params = [f.get_db_prep_save(values[f.attname], connection) for f in set_fields]
+    params += increments.values()
+    params += [f.get_db_prep_value(where[f.attname], connection, prepared=False) for f in where_fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount

@@ -1,0 +1,75 @@
+"""The hot-path SQL helpers give what the ORM gives, on the real database."""
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from orchestrator.sql import CompiledValues, insert_instance, update_rows
+from runs.models import Response, Run, RunStatus
+from tests.factories import make_chain, make_endpoint
+
+pytestmark = pytest.mark.django_db
+
+_runs_of = CompiledValues(lambda workflow_id, statuses: Run.objects.filter(workflow_id=workflow_id, status__in=statuses)
+                          .order_by("id").values("id", "status", "inputs", "output_json", "cancel_requested",
+                                                 "started_at", "workflow__name"))
+
+
+def _run(workflow, **fields) -> Run:  # type: ignore[no-untyped-def]
+    return Run.objects.create(workflow=workflow, workflow_name=workflow.name, **fields)
+
+
+def test_compiled_values_match_the_orm_with_new_arguments_and_list_lengths() -> None:
+    workflow = make_chain(make_endpoint())
+    other = make_chain(make_endpoint(name="other"), name="other")
+    started = timezone.now().replace(microsecond=0)
+    a = _run(workflow, inputs={"topic": "tides"}, output_json={"n": [1, 2]}, started_at=started)
+    b = _run(workflow, status=RunStatus.RUNNING, cancel_requested=True)
+    _run(other, status=RunStatus.RUNNING)
+    orm = list(Run.objects.filter(workflow_id=workflow.pk, status__in=["queued", "running"]).order_by("id")
+               .values("id", "status", "inputs", "output_json", "cancel_requested", "started_at", "workflow__name"))
+    rows = _runs_of.rows(workflow.pk, ["queued", "running"])
+    assert rows == orm
+    # Converters ran: JSON decoded, booleans and datetimes typed as the fields say.
+    assert rows[0]["inputs"] == {"topic": "tides"} and rows[0]["output_json"] == {"n": [1, 2]}
+    assert rows[0]["started_at"] == started and rows[1]["cancel_requested"] is True
+    assert [r["id"] for r in _runs_of.rows(workflow.pk, ["running"])] == [b.pk]
+    assert [r["id"] for r in _runs_of.rows(workflow.pk, ("queued",))] == [a.pk]
+    assert _runs_of.rows(workflow.pk + 1000, ["queued", "running", "failed"]) == []
+
+
+def test_a_compiled_query_must_use_every_argument() -> None:
+    ignores_its_argument = CompiledValues(lambda run_id: Run.objects.values("id"))
+    with pytest.raises(TypeError, match="every argument"):
+        ignores_its_argument.rows(1)
+
+
+def test_insert_instance_applies_defaults_auto_now_and_json_like_save() -> None:
+    workflow = make_chain(make_endpoint())
+    before = timezone.now()
+    run = Run(workflow=workflow, workflow_name=workflow.name, inputs={"topic": "é"}, snapshot={"steps": []})
+    insert_instance(run)
+    assert run.pk is not None and not run._state.adding
+    stored = Run.objects.get(pk=run.pk)
+    assert stored.inputs == {"topic": "é"} and stored.status == RunStatus.QUEUED and stored.output_json is None
+    assert before <= stored.created_at <= timezone.now() and stored.created_at == run.created_at
+    second = Response(run=run, index=0, output_key="outline", payload_name="p", status="succeeded",
+                      output_json=[1, "two"], attempts=[{"ok": True}])
+    insert_instance(second)
+    assert Response.objects.get(pk=second.pk).output_json == [1, "two"]
+
+
+def test_update_rows_is_a_compare_and_set() -> None:
+    workflow = make_chain(make_endpoint())
+    run = _run(workflow, lease_owner="me", lease_version=3, prompt_tokens=5)
+    until = timezone.now() + datetime.timedelta(seconds=30)
+    fence = {"id": run.pk, "lease_owner": "me", "lease_version": 3, "lease_expires_at": None}
+    assert update_rows(Run, where=fence, values={"lease_expires_at": until, "output_json": {"a": 1}},
+                       increments={"prompt_tokens": 7}) == 1
+    run.refresh_from_db()
+    assert run.lease_expires_at == until and run.output_json == {"a": 1} and run.prompt_tokens == 12
+    # The row no longer matches (its lease_expires_at is set, the version differs): nothing changes.
+    assert update_rows(Run, where=fence, values={"output": "x"}) == 0
+    assert update_rows(Run, where={**fence, "lease_expires_at": until, "lease_version": 4}, values={"output": "x"}) == 0
+    assert update_rows(Run, where={**fence, "lease_expires_at": until}, values={"output": "x"}) == 1
+    assert Run.objects.get(pk=run.pk).output == "x"
