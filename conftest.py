@@ -64,8 +64,11 @@ def app_server() -> Iterator[Callable[..., AppServer]]:
 
 @pytest.fixture(autouse=True)
 async def _close_llm_clients() -> object:
-    """Pooled LLM clients belong to the test's event loop: close them with it."""
+    """Pooled LLM clients belong to the test's event loop: close them with it, and the ledger
+    thread's database connections with the test (its database may be flushed or dropped next)."""
     yield
     from llm import client
+    from runs import batching
 
     await client.aclose_all()
+    await batching.close_connections()

@@ -195,17 +195,15 @@ async def make_runner(a: argparse.Namespace) -> Impl:
     from asgiref.sync import sync_to_async
 
     from runs.models import Response, Run
-    from runs.runner import execute_run
-    from runs.services import run_start
+    from runs.runner import execute_run, start_run
     from workflows.models import Workflow
 
     counter = LockedCounter()
     logging.getLogger().addHandler(counter)
     workflow = await Workflow.objects.aget(name=workflow_name(a.latency_ms, a.stream))
 
-    @sync_to_async
-    def prepare(topic: str) -> int:
-        return run_start(workflow=workflow, inputs={"topic": topic}, user=None).pk
+    async def prepare(topic: str) -> int:
+        return (await start_run(workflow=workflow, inputs={"topic": topic}, user=None)).pk
 
     async def execute(run_id: int) -> int:
         status = await execute_run(run_id)

@@ -6,6 +6,7 @@ and then executed again with new parameters; results go through the fields' own 
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,8 @@ class CompiledValues:
     def __init__(self, build: Callable[..., QuerySet[Any]]) -> None:
         self.build = build
         self._compiled: dict[tuple[Any, ...], tuple[str, list[Any], list[int | None], list[str], list[Any]]] = {}
+        # Converters are bound to a connection: kept per connection (weakly), as long as it lives.
+        self._converters: weakref.WeakKeyDictionary[Any, list[tuple[int, list[Any], Any]]] = weakref.WeakKeyDictionary()
 
     def _compile(self, connection: Any, shape: tuple[int, ...]) -> tuple[str, list[Any], list[int | None], list[str], list[Any]]:
         placeholders: list[Any] = []
@@ -74,9 +77,11 @@ class CompiledValues:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
-        converters = [(i, connection.ops.get_db_converters(e) + e.get_db_converters(connection), e)
-                      for i, e in enumerate(expressions)]
-        converters = [(i, found, e) for i, found, e in converters if found]
+        converters = self._converters.get(connection)
+        if converters is None:
+            found = [(i, connection.ops.get_db_converters(e) + e.get_db_converters(connection), e)
+                     for i, e in enumerate(expressions)]
+            converters = self._converters[connection] = [(i, convert, e) for i, convert, e in found if convert]
         result = []
         for row in rows:
             values = list(row)

@@ -15,6 +15,8 @@ from typing import Any
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
+from runs import batching
+
 logger = logging.getLogger(__name__)
 
 RUNS_GROUP = "runs"
@@ -69,26 +71,32 @@ def use_loop(loop: asyncio.AbstractEventLoop) -> None:
     _server_loop = loop
 
 
+def _send_soon(run_id: int, kind: str, data: dict[str, Any] | None, to_list: bool) -> None:
+    """On the loop: send without waiting (the task is kept alive until it is done)."""
+    task = asyncio.ensure_future(send(run_id, kind, data, to_list=to_list))
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
 def send_sync(run_id: int, kind: str, data: dict[str, Any] | None = None, *, to_list: bool = False) -> None:
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
         running = None
-    if running is None:
-        # The loop this thread works for: the server's, or the one whose sync_to_async call
-        # runs this code (asgiref keeps it on the thread).
-        loop = _server_loop or getattr(SyncToAsync.threadlocal, "main_event_loop", None)
-        if loop is not None and loop.is_running():
-            # Queue the send on that loop instead of blocking this thread (and the database
-            # work behind it) until the send is done.
-            asyncio.run_coroutine_threadsafe(send(run_id, kind, data, to_list=to_list), loop)
-        else:
-            async_to_sync(send)(run_id, kind, data, to_list=to_list)
+    if running is not None:
+        # Called from sync code inside a running loop (rare): schedule instead of blocking it.
+        _send_soon(run_id, kind, data, to_list)
         return
-    # Called from sync code inside a running loop (rare): schedule instead of blocking it.
-    task = asyncio.ensure_future(send(run_id, kind, data, to_list=to_list))
-    _pending.add(task)
-    task.add_done_callback(_pending.discard)
+    # The loop this thread works for: the ledger batch's, the server's, or the one whose
+    # sync_to_async call runs this code (asgiref keeps it on the thread).
+    loop = batching.batch_loop() or _server_loop or getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if loop is None or not loop.is_running():
+        async_to_sync(send)(run_id, kind, data, to_list=to_list)
+        return
+    # Queue the send on that loop instead of blocking this thread (and the database work behind
+    # it); from a ledger batch it travels with the batch's results, without a wake-up of its own.
+    if not batching.defer_to_loop(loop, lambda: _send_soon(run_id, kind, data, to_list)):
+        loop.call_soon_threadsafe(_send_soon, run_id, kind, data, to_list)
 
 
 def run_status(run_id: int, status: str) -> None:

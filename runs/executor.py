@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from llm import client as llm_client
-from runs import events, runner, services
+from runs import batching, events, runner, services
 from runs.models import ACTIVE_STATUSES, Run
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class Executor:
             on_loop = False
         if on_loop:
             self._spawn(run_id)
-        else:
+        elif not batching.defer_to_loop(self.loop, lambda: self._spawn(run_id)):
             self.loop.call_soon_threadsafe(self._spawn, run_id)
         return True
 

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -35,8 +36,18 @@ _cancel_events: dict[int, asyncio.Event] = {}
 
 
 
+# Unique per execution: this process's random tag and a counter (no uuid4 syscall per run).
+_PROCESS_TAG = uuid.uuid4().hex[:8]
+_executions = itertools.count(1)
+
+
 def new_owner(prefix: str = "") -> str:
-    return f"{prefix}{PROCESS_ID}:{uuid.uuid4().hex[:8]}"
+    return f"{prefix}{PROCESS_ID}:{_PROCESS_TAG}.{next(_executions)}"
+
+
+async def start_run(*, workflow: Any, inputs: dict[str, Any], user: Any = None) -> Any:
+    """services.run_start for async code: on the ledger's database thread, batched with its writes."""
+    return await batching.call(services.run_start, workflow=workflow, inputs=inputs, user=user)
 
 
 def request_cancel(run_id: int) -> bool:

@@ -285,15 +285,21 @@ def step_heartbeat(*, claim: Claim) -> tuple[bool, bool]:
     return True, bool(cancel)
 
 
+_claim_sql_by_vendor: dict[str, str] = {}
+
+
 def _claim_sql(*, run_id: int, index: int, version: int, owner: str, now: datetime.datetime) -> int:
-    """The claim's compare-and-set UPDATE (plain SQL, see _advance_keeping_lease)."""
-    q = connection.ops.quote_name
+    """The claim's compare-and-set UPDATE: plain SQL, built once (compiling the ORM's costs more than running it)."""
+    sql = _claim_sql_by_vendor.get(connection.vendor)
+    if sql is None:
+        q = connection.ops.quote_name
+        sql = _claim_sql_by_vendor[connection.vendor] = (
+            f"UPDATE {q(Run._meta.db_table)} SET {q('lease_owner')} = %s, {q('lease_version')} = %s, "
+            f"{q('lease_expires_at')} = %s, {q('status')} = %s, {q('started_at')} = COALESCE({q('started_at')}, %s) "
+            f"WHERE {q('id')} = %s AND {q('next_step')} = %s AND {q('lease_version')} = %s "
+            f"AND {q('cancel_requested')} = %s AND {q('status')} IN (%s, %s, %s) "
+            f"AND ({q('lease_owner')} = '' OR {q('lease_expires_at')} < %s)")
     adapt = connection.ops.adapt_datetimefield_value
-    sql = (f"UPDATE {q(Run._meta.db_table)} SET {q('lease_owner')} = %s, {q('lease_version')} = %s, "
-           f"{q('lease_expires_at')} = %s, {q('status')} = %s, {q('started_at')} = COALESCE({q('started_at')}, %s) "
-           f"WHERE {q('id')} = %s AND {q('next_step')} = %s AND {q('lease_version')} = %s "
-           f"AND {q('cancel_requested')} = %s AND {q('status')} IN (%s, %s, %s) "
-           f"AND ({q('lease_owner')} = '' OR {q('lease_expires_at')} < %s)")
     params = [owner, version + 1, adapt(_lease_until()), RunStatus.RUNNING.value, adapt(now),
               run_id, index, version, False, *(status.value for status in ACTIVE_STATUSES), adapt(now)]
     with connection.cursor() as cursor:
