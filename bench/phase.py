@@ -285,32 +285,81 @@ async def make_api(a: argparse.Namespace) -> Impl:
                 raise RuntimeError(f"POST {create_url}: HTTP {response.status} {body}")
             return body["id"]
 
-    async def execute(run_id: int) -> str | None:
-        """Wait for run.completed; the last step's output comes from the state or step.completed."""
-        output = None
-        async with session.ws_connect(f"ws://127.0.0.1:{port}/ws/runs/{run_id}/", headers=ws_headers) as ws:
-            async for message in ws:
+    class Watcher:
+        """One WebSocket on ws/watch/, reused chain after chain: subscribe to the run, wait for run.completed."""
+
+        def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+            self.ws = ws
+            self.waiting: asyncio.Future[str | None] | None = None
+            self.run_id = 0
+            self.stated = False
+            self.last_output: str | None = None
+            self.reader = asyncio.create_task(self.read_events())
+
+        def settle(self, output: str | None = None, error: str = "") -> None:
+            if self.waiting is not None and not self.waiting.done():
+                if error:
+                    self.waiting.set_exception(RuntimeError(error))
+                else:
+                    self.waiting.set_result(output)
+
+        async def read_events(self) -> None:
+            """Only events of the run being waited for count, and only after its state."""
+            async for message in self.ws:
                 if message.type != aiohttp.WSMsgType.TEXT:
-                    raise RuntimeError(f"run {run_id}: WebSocket {message.type.name} {ws.close_code}")
+                    break
                 event = json.loads(message.data)
                 kind = event["type"]
-                if kind == "run.state":
+                if event.get("run_id") != self.run_id:
+                    continue
+                if kind == "error":
+                    self.settle(error=f"run {self.run_id}: {event['error']}")
+                elif kind == "run.state":
+                    self.stated = True
                     run = event["run"]
-                    if run["status"] in final:
-                        if run["status"] != "succeeded":
-                            raise RuntimeError(f"run {run_id} ended {run['status']}: {run['error']}")
-                        return run["output"]
                     done = [r for r in run["responses"] if r["index"] == len(STEPS) - 1]
-                    output = done[0]["output"] if done else output
+                    self.last_output = done[0]["output"] if done else None
+                    if run["status"] in final:
+                        self.settle(run["output"], "" if run["status"] == "succeeded"
+                                    else f"run {self.run_id} ended {run['status']}: {run['error']}")
+                elif not self.stated:
+                    continue  # queued before the subscription's state (the previous run's unsubscribe)
                 elif kind == "step.completed" and event["index"] == len(STEPS) - 1:
-                    output = event["output"]
+                    self.last_output = event["output"]
                 elif kind == "run.completed":
-                    return output
+                    self.settle(self.last_output)
                 elif kind in ("run.failed", "run.cancelled"):
-                    raise RuntimeError(f"run {run_id}: {kind} {event.get('error', '')}")
-        raise RuntimeError(f"run {run_id}: the WebSocket closed before run.completed (code {ws.close_code})")
+                    self.settle(error=f"run {self.run_id}: {kind} {event.get('error', '')}")
+            self.settle(error=f"run {self.run_id}: the WebSocket closed before run.completed (code {self.ws.close_code})")
+
+        async def watch(self, run_id: int) -> str | None:
+            self.run_id, self.stated, self.last_output = run_id, False, None
+            self.waiting = asyncio.get_running_loop().create_future()
+            await self.ws.send_json({"type": "subscribe", "run_id": run_id})
+            try:
+                return await self.waiting
+            finally:
+                await self.ws.send_json({"type": "unsubscribe", "run_id": run_id})
+
+    # A client running N chains at once holds N sockets (a consumer handles one message at a time).
+    idle: list[Watcher] = []
+    watchers: list[Watcher] = []
+
+    async def execute(run_id: int) -> str | None:
+        if idle:
+            watcher = idle.pop()
+        else:
+            watcher = Watcher(await session.ws_connect(f"ws://127.0.0.1:{port}/ws/watch/", headers=ws_headers))
+            watchers.append(watcher)
+        try:
+            return await watcher.watch(run_id)
+        finally:
+            idle.append(watcher)
 
     async def aclose() -> None:
+        for watcher in watchers:
+            await watcher.ws.close()
+            watcher.reader.cancel()
         await session.close()
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT

@@ -5,4 +5,5 @@ from runs import consumers
 websocket_urlpatterns = [
     path("ws/runs/", consumers.RunListConsumer.as_asgi()),
     path("ws/runs/<int:run_id>/", consumers.RunConsumer.as_asgi()),
+    path("ws/watch/", consumers.RunWatchConsumer.as_asgi()),
 ]

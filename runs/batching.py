@@ -135,6 +135,50 @@ def defer_to_loop(loop: asyncio.AbstractEventLoop, callback: Callable[[], Any]) 
     return _database.defer_to_loop(loop, callback)
 
 
+class _Mailbox:
+    """Callbacks for one loop from other threads: one wake-up for all that arrive before it runs."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.callbacks: list[Callable[[], Any]] = []
+
+    def put(self, callback: Callable[[], Any]) -> None:
+        with self.lock:
+            self.callbacks.append(callback)
+            if len(self.callbacks) > 1:
+                return  # a wake-up is on its way
+        self.loop.call_soon_threadsafe(self._run)
+
+    def _run(self) -> None:
+        with self.lock:
+            callbacks, self.callbacks = self.callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                logger.exception("a callback handed to the loop failed")
+
+
+_mailboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Mailbox] = weakref.WeakKeyDictionary()
+_mailboxes_lock = threading.Lock()
+
+
+def call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], Any]) -> None:
+    """Run `callback` on `loop` soon, from any thread, waking the loop as seldom as possible.
+
+    From a ledger batch it travels with the batch's results; from other threads (a request's)
+    callbacks that arrive before the loop gets to them share one wake-up.
+    """
+    if defer_to_loop(loop, callback):
+        return
+    mailbox = _mailboxes.get(loop)
+    if mailbox is None:
+        with _mailboxes_lock:
+            mailbox = _mailboxes.setdefault(loop, _Mailbox(loop))
+    mailbox.put(callback)
+
+
 class Batcher:
     def __init__(self) -> None:
         self.pending: list[_Op] = []

@@ -89,3 +89,63 @@ class RunListConsumer(AsyncJsonWebsocketConsumer):
 
     async def run_event(self, message: dict[str, Any]) -> None:
         await self.send_json(message["event"])
+
+
+class RunWatchConsumer(AsyncJsonWebsocketConsumer):
+    """Every event of the runs this socket subscribes to: one socket for many runs.
+
+    A client that starts runs one after another follows them all over one connection instead
+    of opening one per run: `{"type": "subscribe", "run_id": N}` sends run N's `run.state` and
+    then its events, as `ws/runs/N/` does; `{"type": "unsubscribe", "run_id": N}` stops them.
+    """
+
+    MAX_SUBSCRIPTIONS = 1000
+
+    async def connect(self) -> None:
+        self.subscribed: set[int] = set()
+        await self.accept()
+        refused = await sync_to_async(_allowed)(self.scope.get("user"))
+        if refused:
+            await self.close(code=refused)
+
+    async def disconnect(self, code: int) -> None:
+        for run_id in self.subscribed:
+            await self.channel_layer.group_discard(events.run_group(run_id), self.channel_name)
+
+    async def _error(self, field: str, error: str, **extra: Any) -> None:
+        await self.send_json({"type": "error", "field": field, "error": error, **extra})
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind not in ("subscribe", "unsubscribe"):
+            await self._error("type", 'Send {"type": "subscribe" or "unsubscribe", "run_id": <id>}.')
+            return
+        run_id = content.get("run_id")
+        if not isinstance(run_id, int) or isinstance(run_id, bool) or not 0 < run_id < 2**63:
+            await self._error("run_id", "run_id must be a run's id (a positive integer).")
+            return
+        group = events.run_group(run_id)
+        if kind == "unsubscribe":
+            if run_id in self.subscribed:
+                self.subscribed.discard(run_id)
+                await self.channel_layer.group_discard(group, self.channel_name)
+            return
+        if run_id not in self.subscribed and len(self.subscribed) >= self.MAX_SUBSCRIPTIONS:
+            await self._error("run_id", f"At most {self.MAX_SUBSCRIPTIONS} runs per socket: unsubscribe from "
+                                        "finished runs first.", run_id=run_id)
+            return
+        # Join before reading the state, as RunConsumer does: nothing after the state is missed.
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.subscribed.add(run_id)
+        refused, state = await _state(run_id, self.scope.get("user"))
+        if refused:
+            self.subscribed.discard(run_id)
+            await self.channel_layer.group_discard(group, self.channel_name)
+            await self._error("run_id", "No such run." if refused == NOT_FOUND else "Not allowed.", run_id=run_id)
+            return
+        await self.send_json({"type": "run.state", "run_id": run_id, "run": state})
+
+    async def run_event(self, message: dict[str, Any]) -> None:
+        # An event already queued for a run just unsubscribed from is dropped.
+        if message["event"]["run_id"] in self.subscribed:
+            await self.send_json(message["event"])

@@ -93,10 +93,8 @@ def send_sync(run_id: int, kind: str, data: dict[str, Any] | None = None, *, to_
     if loop is None or not loop.is_running():
         async_to_sync(send)(run_id, kind, data, to_list=to_list)
         return
-    # Queue the send on that loop instead of blocking this thread (and the database work behind
-    # it); from a ledger batch it travels with the batch's results, without a wake-up of its own.
-    if not batching.defer_to_loop(loop, lambda: _send_soon(run_id, kind, data, to_list)):
-        loop.call_soon_threadsafe(_send_soon, run_id, kind, data, to_list)
+    # Queue the send on that loop instead of blocking this thread (and the database work behind it).
+    batching.call_soon(loop, lambda: _send_soon(run_id, kind, data, to_list))
 
 
 def run_status(run_id: int, status: str) -> None:

@@ -74,8 +74,8 @@ class Executor:
             on_loop = False
         if on_loop:
             self._spawn(run_id)
-        elif not batching.defer_to_loop(self.loop, lambda: self._spawn(run_id)):
-            self.loop.call_soon_threadsafe(self._spawn, run_id)
+        else:
+            batching.call_soon(self.loop, lambda: self._spawn(run_id))
         return True
 
     def cancel(self, run_id: int) -> None:

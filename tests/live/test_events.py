@@ -182,3 +182,90 @@ async def test_a_burst_from_many_concurrent_runs_reaches_every_client_whole(fake
         statuses.append(await list_client.receive_json_from(timeout=10))
     assert {s["run_id"] for s in statuses if s["type"] == "run.completed"} == {run.pk for run in runs}
     await list_client.disconnect()
+
+
+async def test_one_watch_socket_follows_many_runs_with_every_event_of_each(fake_llm):
+    fake_llm.control(inter_token_ms=1)
+    first, second, unwatched = await start(fake_llm.base_url, count=3)
+    ws = await connect("/ws/watch/", await session_cookie())
+    for run in (first, second):
+        await ws.send_json_to({"type": "subscribe", "run_id": run.pk})
+        state = await ws.receive_json_from()
+        assert state["type"] == "run.state" and state["run_id"] == run.pk and state["run"]["status"] == "queued"
+    await asyncio.gather(*(execute_run(run.pk) for run in (first, second, unwatched)))
+    received = []
+    while sum(e["type"] == "run.completed" for e in received) < 2:
+        received.append(await ws.receive_json_from(timeout=10))
+    assert await ws.receive_nothing(timeout=0.3)
+    await ws.disconnect()
+    for index, run in enumerate((first, second)):
+        own = [e for e in received if e["run_id"] == run.pk]
+        kinds = [e["type"] for e in own if e["type"] != "step.delta"]
+        assert kinds == ["run.started", "step.started", "step.completed", "step.started", "step.completed",
+                         "step.started", "step.completed", "run.completed"]
+        completed = [e for e in own if e["type"] == "step.completed"]
+        assert all(apply_deltas(own, e["index"]) == e["output"] for e in completed)
+        assert completed[-1]["output"] == expected_chain_output(f"t{index}")
+    assert not [e for e in received if e["run_id"] == unwatched.pk]
+
+
+async def test_subscribing_after_the_run_ended_gives_its_final_state_and_unsubscribe_stops_events(fake_llm):
+    done, later = await start(fake_llm.base_url, count=2, stream=False)
+    await execute_run(done.pk)
+    ws = await connect("/ws/watch/", await session_cookie())
+    await ws.send_json_to({"type": "subscribe", "run_id": done.pk})
+    state = await ws.receive_json_from()
+    assert state["run"]["status"] == "succeeded" and state["run"]["output"] == expected_chain_output("t0")
+    await ws.send_json_to({"type": "subscribe", "run_id": later.pk})
+    assert (await ws.receive_json_from())["run_id"] == later.pk
+    await ws.send_json_to({"type": "unsubscribe", "run_id": later.pk})
+    await ws.send_json_to({"type": "subscribe", "run_id": 0})  # answered in order: the unsubscribe is done
+    assert (await ws.receive_json_from())["field"] == "run_id"
+    await execute_run(later.pk)
+    assert await ws.receive_nothing(timeout=0.3)
+    await ws.disconnect()
+
+
+@pytest.mark.parametrize(("message", "field"), [
+    ({"type": "subscribe", "run_id": "7"}, "run_id"),
+    ({"type": "subscribe", "run_id": True}, "run_id"),
+    ({"type": "subscribe", "run_id": 2**70}, "run_id"),
+    ({"type": "subscribe"}, "run_id"),
+    ({"type": "watch", "run_id": 1}, "type"),
+    (["subscribe", 1], "type"),
+])
+async def test_bad_subscribe_messages_get_an_error_naming_the_field(message, field):
+    ws = await connect("/ws/watch/", await session_cookie())
+    await ws.send_json_to(message)
+    answer = await ws.receive_json_from()
+    await ws.disconnect()
+    assert answer["type"] == "error" and answer["field"] == field and answer["error"]
+
+
+async def test_subscribing_to_a_missing_run_is_an_error_and_the_socket_stays_open(fake_llm):
+    [run] = await start(fake_llm.base_url, stream=False)
+    ws = await connect("/ws/watch/", await session_cookie())
+    await ws.send_json_to({"type": "subscribe", "run_id": run.pk + 1000})
+    assert await ws.receive_json_from() == {"type": "error", "field": "run_id", "run_id": run.pk + 1000,
+                                            "error": "No such run."}
+    await ws.send_json_to({"type": "subscribe", "run_id": run.pk})
+    assert (await ws.receive_json_from())["type"] == "run.state"
+    await ws.disconnect()
+
+
+async def test_a_socket_follows_at_most_max_subscriptions_runs(fake_llm, monkeypatch):
+    from runs.consumers import RunWatchConsumer
+
+    monkeypatch.setattr(RunWatchConsumer, "MAX_SUBSCRIPTIONS", 2)
+    runs = await start(fake_llm.base_url, count=3, stream=False)
+    ws = await connect("/ws/watch/", await session_cookie())
+    for run in runs[:2]:
+        await ws.send_json_to({"type": "subscribe", "run_id": run.pk})
+        assert (await ws.receive_json_from())["type"] == "run.state"
+    await ws.send_json_to({"type": "subscribe", "run_id": runs[2].pk})
+    refused = await ws.receive_json_from()
+    assert refused["type"] == "error" and "At most 2" in refused["error"]
+    await ws.send_json_to({"type": "unsubscribe", "run_id": runs[0].pk})
+    await ws.send_json_to({"type": "subscribe", "run_id": runs[2].pk})
+    assert (await ws.receive_json_from())["run_id"] == runs[2].pk
+    await ws.disconnect()
