@@ -154,3 +154,15 @@ def update_rows(model: type[Model], *, where: dict[str, Any], values: dict[str, 
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def instances(model: type[Model], rows: list[dict[str, Any]], *, using: str = DEFAULT_DB_ALIAS) -> list[Any]:
+    """Model instances from CompiledValues rows of all the model's concrete fields (Model.from_db)."""
+    if not rows:
+        return []
+    names = list(rows[0])
+    return [model.from_db(using, names, [row[name] for name in names]) for row in rows]
+
+
+def concrete_attnames(model: type[Model]) -> list[str]:
+    return [field.attname for field in model._meta.concrete_fields]

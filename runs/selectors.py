@@ -8,6 +8,7 @@ from django.db.models import Avg, Count, Prefetch, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from orchestrator.sql import CompiledValues, concrete_attnames, instances
 from runs.diffing import Segment, WordDiff, word_diff
 from runs.models import FINAL_STATUSES, Response, Run, RunStatus
 from workflows.models import Workflow
@@ -21,8 +22,27 @@ def run_detail_queryset() -> QuerySet[Run]:
     return Run.objects.prefetch_related(Prefetch("responses", queryset=Response.objects.order_by("index")))
 
 
+_run_row = CompiledValues(lambda run_id: Run.objects.filter(pk=run_id).values(*concrete_attnames(Run)))
+_response_rows = CompiledValues(lambda run_id: Response.objects.filter(run_id=run_id).order_by("index")
+                                .values(*concrete_attnames(Response)))
+
+
 def run_detail(run_id: int) -> Run:
-    return run_detail_queryset().get(pk=run_id)
+    """run_detail_queryset().get(pk=run_id) from two compiled queries: every run start over the
+    API and every live page that connects reads one."""
+    found = instances(Run, _run_row.rows(run_id))
+    if not found:
+        raise Run.DoesNotExist(f"Run {run_id} does not exist.")
+    run = found[0]
+    responses = instances(Response, _response_rows.rows(run_id))
+    for response in responses:
+        Response.run.field.set_cached_value(response, run)
+    # As prefetch_related stores them: run.responses.all() is this list, with no query.
+    prefetched = Response.objects.filter(run_id=run_id)
+    prefetched._result_cache = responses
+    prefetched._prefetch_done = True
+    run._prefetched_objects_cache = {"responses": prefetched}
+    return run
 
 
 def run_metrics() -> dict[str, Any]:

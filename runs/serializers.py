@@ -1,10 +1,11 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from orchestrator.serializers import FieldsBuiltOnceMixin
 from runs.models import Response, Run
 
 
-class ResponseSerializer(serializers.ModelSerializer):
+class ResponseSerializer(FieldsBuiltOnceMixin, serializers.ModelSerializer):
     attempt_count = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -17,7 +18,7 @@ class ResponseSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RunListSerializer(serializers.ModelSerializer):
+class RunListSerializer(FieldsBuiltOnceMixin, serializers.ModelSerializer):
     total_tokens = serializers.IntegerField(read_only=True)
 
     class Meta:
