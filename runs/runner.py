@@ -31,8 +31,23 @@ FULL_TEXT_INTERVAL_SECONDS = 1.0
 # Lease owners must fit Run.lease_owner (100 chars) whatever the host name.
 PROCESS_ID = f"{socket.gethostname()[:40]}:{os.getpid()}"
 
+
+
+class _Cancel:
+    """A run's cancel signal in this process: once set, the step running now has its call cancelled."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.call: asyncio.Future[Any] | None = None
+
+    def set(self) -> None:
+        self.requested = True
+        if self.call is not None:
+            self.call.cancel()
+
+
 # Cancel signals for runs executing in this process.
-_cancel_events: dict[int, asyncio.Event] = {}
+_cancels: dict[int, _Cancel] = {}
 
 
 
@@ -52,10 +67,10 @@ async def start_run(*, workflow: Any, inputs: dict[str, Any], user: Any = None) 
 
 def request_cancel(run_id: int) -> bool:
     """Cancel the step this process is running for the run, if any. Call on the run's loop."""
-    event = _cancel_events.get(run_id)
-    if event is None:
+    cancel = _cancels.get(run_id)
+    if cancel is None:
         return False
-    event.set()
+    cancel.set()
     return True
 
 
@@ -181,7 +196,7 @@ def _schema_problem(text: str, schema: dict[str, Any]) -> str | None:
     return f"at {where}: {error.message}"
 
 
-async def _run_step(claim: services.Claim, cancel: asyncio.Event) -> services.StepResult:
+async def _run_step(claim: services.Claim, cancel: _Cancel) -> services.StepResult:
     step = claim.step
     try:
         messages = render_messages(step["blocks"], claim.variables)
@@ -191,35 +206,56 @@ async def _run_step(claim: services.Claim, cancel: asyncio.Event) -> services.St
         return services.StepResult(status=ResponseStatus.FAILED, messages=messages,
                                    error=f"endpoint '{step['payload'].get('endpoint_name')}' is deleted or disabled")
     deltas = _Deltas(claim.run_id, claim.index) if step["payload"]["stream"] else None
+    loop = asyncio.get_running_loop()
     call = asyncio.ensure_future(_call(claim, messages, deltas))
-    cancelled = asyncio.ensure_future(cancel.wait())
-    lost_lease = False
-    try:
-        while True:
-            done, _ = await asyncio.wait({call, cancelled}, timeout=settings.RUNS_HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
-            if call in done or cancelled in done:
-                break
-            still_ours, cancel_requested = await batching.call(services.step_heartbeat, claim=claim)
-            if not still_ours:
-                lost_lease = True
-                break
-            if cancel_requested:
-                cancel.set()
-    finally:
-        cancelled.cancel()
-        if not call.done() and not lost_lease and not cancel.is_set():
-            # This task itself was cancelled (shutdown, a worker aborting): stop the LLM call too.
-            call.cancel()
-    if call.done() and not call.cancelled():
-        result = call.result()
-    else:
-        # Cancelling the call closes its HTTP stream; the text streamed so far is kept.
+    cancel.call = call
+    if cancel.requested:
         call.cancel()
-        await asyncio.gather(call, return_exceptions=True)
+    lost_lease = False
+    failure: BaseException | None = None
+    beating: asyncio.Task[None] | None = None
+
+    async def heartbeat() -> None:
+        """Keep the lease and read the cancel flag; only a step slower than the interval sends one."""
+        nonlocal lost_lease, failure, timer
+        try:
+            still_ours, cancel_requested = await batching.call(services.step_heartbeat, claim=claim)
+        except Exception as exc:  # noqa: BLE001 - raised from the step, as the call's own failure would be
+            failure = exc
+            call.cancel()
+            return
+        if not still_ours:
+            lost_lease = True
+            call.cancel()
+        elif cancel_requested:
+            cancel.set()
+        else:
+            timer = loop.call_later(settings.RUNS_HEARTBEAT_SECONDS, start_heartbeat)
+
+    def start_heartbeat() -> None:
+        nonlocal beating
+        beating = loop.create_task(heartbeat())
+
+    # A timer, not a waiting task: a step that ends before the interval costs no heartbeat at all.
+    timer = loop.call_later(settings.RUNS_HEARTBEAT_SECONDS, start_heartbeat)
+    try:
+        result = await call
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # this task was cancelled (shutdown, a worker aborting): the call went with it
+        # Cancelling the call closed its HTTP stream; the text streamed so far is kept.
         result = services.StepResult(status=ResponseStatus.CANCELLED, messages=messages, error="Cancelled by a user.",
                                      output="".join(deltas.streamed) if deltas else "")
+    finally:
+        cancel.call = None
+        timer.cancel()
+        if beating is not None and not beating.done():
+            beating.cancel()
     if deltas is not None:
         await deltas.close()
+    if failure is not None:
+        raise failure
     if lost_lease:
         raise _LeaseLost
     return result
@@ -236,7 +272,7 @@ async def execute_run(run_id: int, *, owner: str | None = None, max_steps: int |
     caller queues the rest (one task per step, in distributed mode).
     """
     owner = owner or new_owner()
-    cancel = _cancel_events.setdefault(run_id, asyncio.Event())
+    cancel = _cancels.setdefault(run_id, _Cancel())
     claim: services.Claim | services.Finished | None = None
     steps_done = 0
     try:
@@ -274,8 +310,8 @@ async def execute_run(run_id: int, *, owner: str | None = None, max_steps: int |
                 return RunStatus.RUNNING
             claim = next_claim
     finally:
-        if _cancel_events.get(run_id) is cancel:
-            del _cancel_events[run_id]
+        if _cancels.get(run_id) is cancel:
+            del _cancels[run_id]
 
 
 async def _announce(claim: services.Claim, result: services.StepResult) -> None:
