@@ -32,6 +32,13 @@ _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]
 
 
 def _run_batch(ops: list[tuple[Callable[..., Any], dict[str, Any]]]) -> list[tuple[bool, Any]]:
+    if len(ops) == 1:
+        # Alone, a write is its own transaction: no savepoint statements around it.
+        function, kwargs = ops[0]
+        try:
+            return [(True, function(**kwargs))]
+        except Exception as exc:  # noqa: BLE001 - handed to the caller that asked for this write
+            return [(False, exc)]
     outcomes: list[tuple[bool, Any]] = []
     with transaction.atomic():
         for function, kwargs in ops:
