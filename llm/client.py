@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import itertools
 import json
 import random
 import re
 import socket
 import ssl
 import time
+import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -446,11 +448,22 @@ async def _check_egress(config: EndpointConfig) -> None:
     _egress_checked[config.base_url] = time.monotonic()
 
 
+# The SDK makes an idempotency key for every POST from uuid4 (an os.urandom call each), although
+# the OpenAI client sends no idempotency header; handing it one of ours skips that.
+_KEY_TAG = uuid.uuid4().hex
+_calls = itertools.count(1)
+
+
+def _idempotency_key() -> str:
+    return f"llm-orchestrator-{_KEY_TAG}-{next(_calls)}"
+
+
 async def _call_once(client: openai.AsyncOpenAI, request: dict[str, Any], sink: _Stream, started: float) -> tuple[str, dict[str, Any] | None, str]:
     # The client's low-level post with a raw response: the SDK still does auth, timeouts, pooling
     # and error statuses, but skips its per-request TypedDict transform and pydantic models
     # (per streamed chunk, too), which cost more CPU than the rest of a step together.
-    raw = await client.post("/chat/completions", cast_to=_RAW_RESPONSE, body=request, stream=bool(request.get("stream")))
+    raw = await client.post("/chat/completions", cast_to=_RAW_RESPONSE, body=request, stream=bool(request.get("stream")),
+                            options={"idempotency_key": _idempotency_key()})
     if not request.get("stream"):
         return _parse_completion(raw)
     try:
