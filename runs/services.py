@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from llm.client import EndpointConfig
 from llm.models import Endpoint
-from orchestrator.sql import CompiledValues, insert_instance, update_rows
+from orchestrator.sql import CompiledValues, execute, insert_instance, update_rows
 from runs import dispatch, events
 from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus
 from workflows.models import Workflow
@@ -302,9 +302,7 @@ def _claim_sql(*, run_id: int, index: int, version: int, owner: str, now: dateti
     adapt = connection.ops.adapt_datetimefield_value
     params = [owner, version + 1, adapt(_lease_until()), RunStatus.RUNNING.value, adapt(now),
               run_id, index, version, False, *(status.value for status in ACTIVE_STATUSES), adapt(now)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
+    return execute(connection, sql, params, lambda cursor: cursor.rowcount)
 
 
 def _tokens(result: StepResult) -> dict[str, int]:

@@ -1,4 +1,5 @@
 """The hot-path SQL helpers give what the ORM gives, on the real database."""
+import contextlib
 import datetime
 
 import pytest
@@ -73,3 +74,23 @@ def test_update_rows_is_a_compare_and_set() -> None:
     assert update_rows(Run, where={**fence, "lease_expires_at": until, "lease_version": 4}, values={"output": "x"}) == 0
     assert update_rows(Run, where={**fence, "lease_expires_at": until}, values={"output": "x"}) == 1
     assert Run.objects.get(pk=run.pk).output == "x"
+
+
+@pytest.mark.parametrize("recorded", [False, True], ids=["driver", "django-cursor"])
+def test_both_execution_paths_write_alike_and_raise_djangos_errors(recorded: bool) -> None:
+    from django.db import IntegrityError, connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    workflow = make_chain(make_endpoint())
+    run = _run(workflow)
+    recording = CaptureQueriesContext(connection) if recorded else contextlib.nullcontext()
+    with recording:
+        assert connection.queries_logged is recorded  # which path runs
+        insert_instance(Response(run=run, index=0, output_key="a", payload_name="p", status="succeeded"))
+        assert update_rows(Run, where={"id": run.pk}, values={"output": "o"}) == 1
+        assert _runs_of.rows(workflow.pk, ["queued"])[0]["id"] == run.pk
+    if recorded:
+        assert len(recording) == 3
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_instance(Response(run=run, index=0, output_key="b", payload_name="p", status="succeeded"))
+    assert Run.objects.get(pk=run.pk).output == "o" and Response.objects.filter(run=run).count() == 1
