@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
 import queue
 import threading
 import time
@@ -129,6 +130,8 @@ def _deliver(future: asyncio.Future[Any], outcome: tuple[bool, Any], after: list
 
 
 _database = _DatabaseThread()
+# A forked child has no database thread (threads do not survive fork): it starts its own.
+os.register_at_fork(after_in_child=lambda: _database.__init__())
 
 
 def batch_loop() -> asyncio.AbstractEventLoop | None:
