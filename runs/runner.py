@@ -12,7 +12,7 @@ import os
 import socket
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from jsonschema import Draft202012Validator
@@ -22,6 +22,12 @@ from payloads.services import RenderProblem, render_messages
 from runs import batching, events, services
 from runs.models import ResponseStatus, RunStatus
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+    from runs.models import Run
+    from workflows.models import Workflow
+
 logger = logging.getLogger(__name__)
 
 # Streamed text is sent at most this often per step (about 20 messages a second).
@@ -30,7 +36,6 @@ DELTA_INTERVAL_SECONDS = 0.05
 FULL_TEXT_INTERVAL_SECONDS = 1.0
 # Lease owners must fit Run.lease_owner (100 chars) whatever the host name.
 PROCESS_ID = f"{socket.gethostname()[:40]}:{os.getpid()}"
-
 
 
 class _Cancel:
@@ -49,8 +54,6 @@ class _Cancel:
 # Cancel signals for runs executing in this process.
 _cancels: dict[int, _Cancel] = {}
 
-
-
 # Unique per execution: this process's random tag and a counter (no uuid4 syscall per run).
 _PROCESS_TAG = uuid.uuid4().hex[:8]
 _executions = itertools.count(1)
@@ -60,7 +63,7 @@ def new_owner(prefix: str = "") -> str:
     return f"{prefix}{PROCESS_ID}:{_PROCESS_TAG}.{next(_executions)}"
 
 
-async def start_run(*, workflow: Any, inputs: dict[str, Any], user: Any = None) -> Any:
+async def start_run(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None = None) -> Run:
     """services.run_start for async code: on the ledger's database thread, batched with its writes."""
     return await batching.call(services.run_start, workflow=workflow, inputs=inputs, user=user)
 
