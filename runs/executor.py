@@ -81,7 +81,7 @@ class Executor:
     def cancel(self, run_id: int) -> None:
         if self.running:
             assert self.loop is not None
-            self.loop.call_soon_threadsafe(runner.request_cancel, run_id)
+            batching.call_soon(self.loop, lambda: runner.request_cancel(run_id))
 
     def _spawn(self, run_id: int) -> None:
         if run_id in self.tasks:
