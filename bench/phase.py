@@ -195,18 +195,27 @@ async def make_runner(a: argparse.Namespace) -> Impl:
     from asgiref.sync import sync_to_async
 
     from runs.models import Response, Run
-    from runs.runner import execute_run, start_run
+    from runs.runner import execute_run, new_owner, start_claimed_run, start_run
+    from runs.services import Claim, Finished
     from workflows.models import Workflow
 
     counter = LockedCounter()
     logging.getLogger().addHandler(counter)
     workflow = await Workflow.objects.aget(name=workflow_name(a.latency_ms, a.stream))
+    # A chain starts its run and executes it, as the CLI does: the first step is claimed as the run
+    # starts. The scale phase times the execution alone, so there the claim stays in execute_run.
+    claim_on_start = a.phase != "scale"
 
-    async def prepare(topic: str) -> int:
-        return (await start_run(workflow=workflow, inputs={"topic": topic}, user=None)).pk
+    async def prepare(topic: str) -> tuple[int, str | None, Claim | Finished | None]:
+        if not claim_on_start:
+            return (await start_run(workflow=workflow, inputs={"topic": topic}, user=None)).pk, None, None
+        owner = new_owner()
+        run, claim = await start_claimed_run(workflow=workflow, inputs={"topic": topic}, owner=owner)
+        return run.pk, owner, claim
 
-    async def execute(run_id: int) -> int:
-        status = await execute_run(run_id)
+    async def execute(started: tuple[int, str | None, Claim | Finished | None]) -> int:
+        run_id, owner, claim = started
+        status = await execute_run(run_id, owner=owner, claim=claim)
         if status != "succeeded":
             raise RuntimeError(f"run {run_id} ended {status}")
         return run_id

@@ -68,6 +68,13 @@ async def start_run(*, workflow: Workflow, inputs: dict[str, Any], user: Abstrac
     return await batching.call(services.run_start, workflow=workflow, inputs=inputs, user=user)
 
 
+async def start_claimed_run(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None = None,
+                            owner: str) -> tuple[Run, services.Claim | services.Finished | None]:
+    """For a caller that executes the run itself: its first step is claimed for `owner` in the
+    start's transaction (one transaction and one hop fewer); pass both to execute_run."""
+    return await batching.call(services.run_start_claimed, workflow=workflow, inputs=inputs, user=user, owner=owner)
+
+
 def request_cancel(run_id: int) -> bool:
     """Cancel the step this process is running for the run, if any. Call on the run's loop."""
     cancel = _cancels.get(run_id)
@@ -268,15 +275,18 @@ class _LeaseLost(Exception):
     """Another worker took this step over; this one's work is dropped."""
 
 
-async def execute_run(run_id: int, *, owner: str | None = None, max_steps: int | None = None) -> str | None:
+async def execute_run(run_id: int, *, owner: str | None = None, max_steps: int | None = None,
+                      claim: services.Claim | services.Finished | None = None) -> str | None:
     """Run the steps of a run that are still to do. Returns the run's final status if it ended here.
 
     With max_steps, it stops after that many steps, frees the run and returns "running": the
-    caller queues the rest (one task per step, in distributed mode).
+    caller queues the rest (one task per step, in distributed mode). `claim` is the first step's,
+    when start_claimed_run made it for `owner`.
     """
+    if isinstance(claim, services.Claim) and claim.owner != owner:
+        raise ValueError("execute_run(claim=...) needs the owner the claim was made for")
     owner = owner or new_owner()
     cancel = _cancels.setdefault(run_id, _Cancel())
-    claim: services.Claim | services.Finished | None = None
     steps_done = 0
     try:
         while True:

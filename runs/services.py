@@ -60,6 +60,24 @@ def _after_commit_dispatch(run: Run) -> None:
 @transaction.atomic
 def run_start(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None) -> Run:
     """Validate, snapshot and queue a run. Nothing reaches an LLM if the inputs are wrong."""
+    run = _new_run(workflow=workflow, inputs=inputs, user=user)
+    _after_commit_dispatch(run)
+    return run
+
+
+@transaction.atomic
+def run_start_claimed(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None,
+                      owner: str) -> tuple[Run, Claim | Finished | None]:
+    """run_start for a caller that executes the run itself (the CLI): its first step is claimed for
+    `owner` in the same transaction, and no executor or worker is asked to run it. If the caller
+    dies, the lease expires and recovery picks the run up as it would any other."""
+    run = _new_run(workflow=workflow, inputs=inputs, user=user)
+    run_id = run.pk
+    transaction.on_commit(lambda: events.run_status(run_id, RunStatus.QUEUED))
+    return run, _claim(run_id=run_id, owner=owner)
+
+
+def _new_run(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None) -> Run:
     resolved = resolve_inputs(workflow, inputs)
     steps = workflow_steps(workflow)
     _raise_problems(workflow, steps)
@@ -69,7 +87,6 @@ def run_start(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseU
         step_count=len(snapshot["steps"]), created_by=user if user and user.is_authenticated else None,
     )
     insert_instance(run)
-    _after_commit_dispatch(run)
     return run
 
 
@@ -231,38 +248,42 @@ _earlier_responses = CompiledValues(lambda run_id, index: Response.objects.filte
 def step_claim(*, run_id: int, owner: str) -> Claim | Finished | None:
     """Claim the run's next step for `owner`. None: nothing to do here (finished, or held by another)."""
     with transaction.atomic():
-        found = _run_for_claim.rows(run_id)
-        run = found[0] if found else None
-        if run is None or run["status"] not in ACTIVE_STATUSES:
-            return None
-        now = timezone.now()
-        if run["lease_owner"] and run["lease_expires_at"] and run["lease_expires_at"] >= now:
-            return None
-        if run["cancel_requested"]:
-            return _finish(run_id, RunStatus.CANCELLED, error="Cancelled by a user.")
-        steps = run["snapshot"]["steps"]
-        index = run["next_step"]
-        if index >= len(steps):
-            return _finish(run_id, RunStatus.SUCCEEDED)
-        # The compare-and-set: the row must still be as read (same version, step, no live lease).
-        lease_version = run["lease_version"] + 1
-        if _claim_sql(run_id=run_id, index=index, version=run["lease_version"], owner=owner, now=now) != 1:
-            return None
-        earlier = [] if index == 0 else _earlier_responses.rows(run_id, index)
-        if earlier and earlier[-1]["index"] == index:
-            # Already committed (a replay copy, or a commit whose dispatch was lost): just advance.
-            Run.objects.filter(pk=run_id, lease_version=lease_version).update(
-                next_step=index + 1, lease_owner="", lease_expires_at=None)
-            return step_claim(run_id=run_id, owner=owner)
-        variables = dict(run["inputs"])
-        for response in earlier:
-            variables[response["output_key"]] = _value(response)
-        if earlier:
-            variables["previous"] = _value(earlier[-1])
-        return Claim(
-            run_id=run_id, index=index, lease_version=lease_version, owner=owner, steps=steps, variables=variables,
-            endpoint=_endpoint_config(steps[index]["payload"]["endpoint_id"]), first=run["started_at"] is None,
-        )
+        return _claim(run_id=run_id, owner=owner)
+
+
+def _claim(*, run_id: int, owner: str) -> Claim | Finished | None:
+    found = _run_for_claim.rows(run_id)
+    run = found[0] if found else None
+    if run is None or run["status"] not in ACTIVE_STATUSES:
+        return None
+    now = timezone.now()
+    if run["lease_owner"] and run["lease_expires_at"] and run["lease_expires_at"] >= now:
+        return None
+    if run["cancel_requested"]:
+        return _finish(run_id, RunStatus.CANCELLED, error="Cancelled by a user.")
+    steps = run["snapshot"]["steps"]
+    index = run["next_step"]
+    if index >= len(steps):
+        return _finish(run_id, RunStatus.SUCCEEDED)
+    # The compare-and-set: the row must still be as read (same version, step, no live lease).
+    lease_version = run["lease_version"] + 1
+    if _claim_sql(run_id=run_id, index=index, version=run["lease_version"], owner=owner, now=now) != 1:
+        return None
+    earlier = [] if index == 0 else _earlier_responses.rows(run_id, index)
+    if earlier and earlier[-1]["index"] == index:
+        # Already committed (a replay copy, or a commit whose dispatch was lost): just advance.
+        Run.objects.filter(pk=run_id, lease_version=lease_version).update(
+            next_step=index + 1, lease_owner="", lease_expires_at=None)
+        return _claim(run_id=run_id, owner=owner)
+    variables = dict(run["inputs"])
+    for response in earlier:
+        variables[response["output_key"]] = _value(response)
+    if earlier:
+        variables["previous"] = _value(earlier[-1])
+    return Claim(
+        run_id=run_id, index=index, lease_version=lease_version, owner=owner, steps=steps, variables=variables,
+        endpoint=_endpoint_config(steps[index]["payload"]["endpoint_id"]), first=run["started_at"] is None,
+    )
 
 
 def step_heartbeat(*, claim: Claim) -> tuple[bool, bool]:

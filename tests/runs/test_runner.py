@@ -3,10 +3,11 @@ import asyncio
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
 
 from runs import events
 from runs.models import Response, Run
-from runs.runner import execute_run
+from runs.runner import execute_run, start_claimed_run
 from runs.services import run_cancel, run_replay, run_start
 from tests.factories import expected_chain_output, make_block, make_chain, make_endpoint, make_payload, make_workflow
 
@@ -233,3 +234,30 @@ async def test_max_steps_stops_after_one_step_and_frees_the_run_for_the_next_tas
     finished = await Run.objects.aget(pk=run.pk)
     assert finished.output == expected_chain_output("tides")
     assert [r.index for r in await responses_of(finished)] == [0, 1, 2]
+
+
+async def test_a_run_started_claimed_is_held_by_its_starter_until_it_executes_it(fake_llm):
+    workflow = await sync_to_async(make_chain)(await sync_to_async(make_endpoint)(fake_llm.base_url))
+    run, claim = await start_claimed_run(workflow=workflow, inputs={"topic": "tides"}, owner="cli:test")
+    held = await Run.objects.aget(pk=run.pk)
+    assert held.lease_owner == "cli:test" and held.status == "running" and claim.index == 0
+    # Nobody else can take it (an executor or worker woken by mistake): the lease is live.
+    assert await execute_run(run.pk) is None
+    seen: list[dict] = []
+    unsubscribe = events.subscribe(run.pk, seen.append)
+    try:
+        assert await execute_run(run.pk, owner="cli:test", claim=claim) == "succeeded"
+    finally:
+        unsubscribe()
+    assert [e["type"] for e in seen if e["type"] in ("run.started", "run.completed")] == ["run.started", "run.completed"]
+    assert (await Run.objects.aget(pk=run.pk)).output == expected_chain_output("tides")
+    assert fake_llm.stats()["chat_requests"] == 3
+    with pytest.raises(ValueError, match="owner"):
+        await execute_run(run.pk, owner="someone-else", claim=claim)
+
+
+async def test_a_claimed_start_with_wrong_inputs_creates_nothing(fake_llm):
+    workflow = await sync_to_async(make_chain)(await sync_to_async(make_endpoint)(fake_llm.base_url))
+    with pytest.raises(ValidationError, match="Missing inputs: topic"):
+        await start_claimed_run(workflow=workflow, inputs={}, owner="cli:test")
+    assert await Run.objects.acount() == 0

@@ -8,9 +8,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from llm import client as llm
 from runs import events, selectors
-from runs.runner import execute_run
+from runs.runner import execute_run, new_owner, start_claimed_run
 from runs.serializers import RunSerializer
-from runs.services import run_start
+from runs.services import Claim, Finished
 from workflows.models import Workflow
 
 
@@ -34,13 +34,12 @@ class Command(BaseCommand):
             if not sep:
                 raise CommandError(f"--input must be NAME=VALUE, got '{item}'.")
             inputs[name] = value
+        quiet = options["json"]
         try:
-            run = run_start(workflow=workflow, inputs=inputs, user=None)
+            run_id = asyncio.run(self._start_and_execute(workflow, inputs, quiet=quiet))
         except ValidationError as exc:
             raise CommandError("; ".join(m for ms in exc.message_dict.values() for m in ms)) from exc
-        quiet = options["json"]
-        status = asyncio.run(self._execute(run.pk, quiet=quiet))
-        run = selectors.run_detail(run.pk)
+        run = selectors.run_detail(run_id)
         if quiet:
             self.stdout.write(json.dumps(RunSerializer(run).data, indent=2, default=str))
         elif run.status == "succeeded":
@@ -48,9 +47,18 @@ class Command(BaseCommand):
         if run.status != "succeeded":
             self.stderr.write(f"Run {run.pk} {run.status}: {run.error}")
             sys.exit(1)
-        del status
 
-    async def _execute(self, run_id: int, *, quiet: bool) -> str | None:
+    async def _start_and_execute(self, workflow: Workflow, inputs: dict[str, str], *, quiet: bool) -> int:
+        # This process runs the run: its first step is claimed as it starts, no executor is asked.
+        owner = new_owner("cli:")
+        try:
+            run, claim = await start_claimed_run(workflow=workflow, inputs=inputs, owner=owner)
+            await self._execute(run.pk, owner=owner, claim=claim, quiet=quiet)
+        finally:
+            await llm.aclose_all()
+        return run.pk
+
+    async def _execute(self, run_id: int, *, owner: str, claim: Claim | Finished | None, quiet: bool) -> str | None:
         def show(event: dict[str, Any]) -> None:
             if quiet:
                 return
@@ -64,7 +72,6 @@ class Command(BaseCommand):
 
         unsubscribe = events.subscribe(run_id, show)
         try:
-            return await execute_run(run_id)
+            return await execute_run(run_id, owner=owner, claim=claim)
         finally:
             unsubscribe()
-            await llm.aclose_all()
