@@ -254,8 +254,9 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
 }
 # Proxies in front of the app: the client address for throttles is taken from X-Forwarded-For.
 REST_FRAMEWORK["NUM_PROXIES"] = env.int("NUM_PROXIES", default=None)
-MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
-                  "orchestrator.login_throttle.LoginThrottleMiddleware")
+# Last, and sync-only on purpose: under ASGI every middleware above it then runs in the request's
+# one thread. (Django's own middleware, run async, costs a thread hop per hook and per request.)
+MIDDLEWARE.append("orchestrator.login_throttle.LoginThrottleMiddleware")
 
 # Where endpoint URLs may point (llm/egress.py). Hosts here skip every check; denied hosts are
 # refused even when they resolve to a public address. Loopback is allowed only with DEBUG on.
