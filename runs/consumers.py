@@ -36,7 +36,22 @@ def _state(run_id: int, user: Any) -> tuple[int | None, dict[str, Any] | None]:
         return NOT_FOUND, None
 
 
-class RunConsumer(AsyncJsonWebsocketConsumer):
+class _EventForwarder(AsyncJsonWebsocketConsumer):
+    """Channels closes stale database connections (a hop to a thread) before every message it
+    dispatches. A run event is only forwarded to the browser and reads no database, so it skips
+    that; connecting and subscribing, which read, still get it."""
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        if message["type"] == events.GROUP_MESSAGE_TYPE:
+            await self.run_event(message)
+        else:
+            await super().dispatch(message)
+
+    async def run_event(self, message: dict[str, Any]) -> None:
+        await self.send_json(message["event"])
+
+
+class RunConsumer(_EventForwarder):
     group = ""
 
     async def connect(self) -> None:
@@ -62,11 +77,8 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """Clients only listen; anything sent is ignored."""
 
-    async def run_event(self, message: dict[str, Any]) -> None:
-        await self.send_json(message["event"])
 
-
-class RunListConsumer(AsyncJsonWebsocketConsumer):
+class RunListConsumer(_EventForwarder):
     """Status changes of all runs, for the runs list page."""
 
     joined = False
@@ -87,11 +99,8 @@ class RunListConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """Clients only listen; anything sent is ignored."""
 
-    async def run_event(self, message: dict[str, Any]) -> None:
-        await self.send_json(message["event"])
 
-
-class RunWatchConsumer(AsyncJsonWebsocketConsumer):
+class RunWatchConsumer(_EventForwarder):
     """Every event of the runs this socket subscribes to: one socket for many runs.
 
     A client that starts runs one after another follows them all over one connection instead

@@ -40,8 +40,12 @@ def subscribe(run_id: int, listener: Listener) -> Callable[[], None]:
     return unsubscribe
 
 
+# The channel-layer message type of every event: consumers handle it in `run_event`.
+GROUP_MESSAGE_TYPE = "run.event"
+
+
 def _message(run_id: int, kind: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "run.event", "event": {"type": kind, "run_id": run_id, **data}}
+    return {"type": GROUP_MESSAGE_TYPE, "event": {"type": kind, "run_id": run_id, **data}}
 
 
 async def send(run_id: int, kind: str, data: dict[str, Any] | None = None, *, to_list: bool = False) -> None:

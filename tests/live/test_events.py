@@ -269,3 +269,28 @@ async def test_a_socket_follows_at_most_max_subscriptions_runs(fake_llm, monkeyp
     await ws.send_json_to({"type": "subscribe", "run_id": runs[2].pk})
     assert (await ws.receive_json_from())["run_id"] == runs[2].pk
     await ws.disconnect()
+
+
+async def test_forwarding_events_costs_no_database_housekeeping(fake_llm, monkeypatch):
+    # Channels closes stale connections (a thread hop) before each message; events read no database.
+    import channels.consumer
+
+    closings: list[str] = []
+    original = channels.consumer.aclose_old_connections
+
+    async def counting() -> None:
+        closings.append("close")
+        await original()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counting)
+    [run] = await start(fake_llm.base_url, stream=False)
+    ws = await connect("/ws/watch/", await session_cookie())
+    await ws.send_json_to({"type": "subscribe", "run_id": run.pk})
+    assert (await ws.receive_json_from())["type"] == "run.state"
+    before_events = len(closings)
+    assert before_events >= 2  # the connect and the subscribe still tidy connections before reading
+    await execute_run(run.pk)
+    received = await receive_until(ws, "run.completed")
+    assert len(received) == 8 and received[-1]["type"] == "run.completed"
+    assert len(closings) == before_events
+    await ws.disconnect()
