@@ -153,7 +153,7 @@ else:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "orchestrator.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["orchestrator.permissions.ModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": [
