@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
-from orchestrator.sql import CompiledValues, concrete_attnames
+from orchestrator.sql import CompiledValues, concrete_attnames, instances
 
 
 def _user_by_token(key: Any) -> Any:
@@ -31,8 +31,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
             raise exceptions.AuthenticationFailed(_("Invalid token."))
         row = rows[0]
         created = row.pop("auth_token__created")
-        User = get_user_model()
-        user = User.from_db("default", list(row), list(row.values()))
+        [user] = instances(get_user_model(), [row])
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
         token = Token(key=key, user=user, created=created)
