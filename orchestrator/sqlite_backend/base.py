@@ -63,8 +63,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
                         return connection
                     connection.close()
         connection = super().get_new_connection(conn_params)
-        # Opening creates a missing file: its identity is known only now.
-        self._pool_identity = None if self.is_in_memory_db() else _file_identity(name)
+        if identity is None and not self.is_in_memory_db():
+            identity = _file_identity(name)  # opening created the missing file
+        self._pool_identity = identity
         return connection
 
     def _start_transaction_under_autocommit(self) -> None:
