@@ -57,8 +57,8 @@ def ensure_chromium() -> str:
         if os.geteuid() != 0 or shutil.which("apt-get") is None:
             pytest.fail("/usr/bin/chromium is missing and cannot be installed here (needs root and apt-get)")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update"], check=True, env=env, stdout=subprocess.DEVNULL)
-        subprocess.run(["apt-get", "install", "-y", "chromium"], check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "update"], check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "chromium"], check=True, env=env, stdout=subprocess.DEVNULL)
     return str(CHROMIUM)
 
 

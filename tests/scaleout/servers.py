@@ -51,7 +51,7 @@ def ensure_installed() -> None:
         return
     if os.geteuid() != 0:
         pytest.exit("distributed tests need PostgreSQL and Redis: apt-get install -y postgresql redis-server", 2)
-    subprocess.run("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server",
+    subprocess.run("apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql redis-server",
                    shell=True, check=True, stdout=subprocess.DEVNULL)
 
 
