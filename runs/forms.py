@@ -7,12 +7,13 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
+from orchestrator.forms import RejectLoneSurrogatesMixin
 from runs import selectors
 from runs.models import Run, RunStatus
 from workflows.models import Workflow
 
 
-class WorkflowInputsForm(forms.Form):
+class WorkflowInputsForm(RejectLoneSurrogatesMixin, forms.Form):
     """One text field per declared input of the workflow: defaults prefilled, descriptions as help."""
 
     def __init__(self, workflow: Workflow, *args: Any, **kwargs: Any) -> None:
