@@ -8,8 +8,10 @@ from typing import Any
 
 from rest_framework.throttling import UserRateThrottle
 
+from orchestrator.client_address import ClientAddressMixin
 
-class RunStartThrottle(UserRateThrottle):
+
+class RunStartThrottle(ClientAddressMixin, UserRateThrottle):
     # The same cache key as ScopedRateThrottle's "runs" scope: one history per user for every route.
     scope = "runs"
 
