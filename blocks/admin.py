@@ -7,6 +7,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
 from blocks.models import Block
+from orchestrator.forms import RejectLoneSurrogatesMixin
 
 
 def variable_chips(names: list[str]) -> str:
@@ -15,7 +16,7 @@ def variable_chips(names: list[str]) -> str:
     return format_html_join(" ", '<code class="ae-var">{}</code>', ((name,) for name in names))
 
 
-class BlockForm(forms.ModelForm):
+class BlockForm(RejectLoneSurrogatesMixin, forms.ModelForm):
     class Meta:
         model = Block
         fields = ["name", "description", "content"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
+from orchestrator.forms import RejectLoneSurrogatesMixin
+
 
 class ServiceErrorsMixin:
     """Show a service's ValidationError next to the field it names (or above the form)."""
@@ -15,7 +17,7 @@ class ServiceErrorsMixin:
                 self.add_error(field if field in self.fields else None, message)  # type: ignore[attr-defined]
 
 
-class BlockForm(ServiceErrorsMixin, forms.Form):
+class BlockForm(RejectLoneSurrogatesMixin, ServiceErrorsMixin, forms.Form):
     label_suffix = ""
 
     name = forms.CharField(max_length=100)

@@ -1,10 +1,11 @@
 from django.urls import path
 
 from blocks import views
+from orchestrator import converters  # noqa: F401 (registers <id:...>)
 
 urlpatterns = [
     path("", views.block_manager, name="block-manager"),
     path("new/", views.block_new, name="block-new"),
     path("check/", views.block_check, name="block-check"),
-    path("<int:pk>/", views.block_edit, name="block-edit"),
+    path("<id:pk>/", views.block_edit, name="block-edit"),
 ]

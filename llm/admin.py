@@ -7,9 +7,10 @@ from django.http import HttpRequest
 
 from llm import diagnostics, services
 from llm.models import Endpoint
+from orchestrator.forms import RejectLoneSurrogatesMixin
 
 
-class EndpointAdminForm(forms.ModelForm):
+class EndpointAdminForm(RejectLoneSurrogatesMixin, forms.ModelForm):
     base_url = forms.URLField(max_length=500, assume_scheme="https",
                               help_text=Endpoint._meta.get_field("base_url").help_text)
     # Write-only: the stored key is never rendered back, not even masked.

@@ -6,9 +6,10 @@ from typing import Any
 from django import forms
 
 from llm.models import Endpoint
+from orchestrator.forms import RejectLoneSurrogatesMixin
 
 
-class TesterForm(forms.Form):
+class TesterForm(RejectLoneSurrogatesMixin, forms.Form):
     label_suffix = ""
 
     endpoint = forms.ModelChoiceField(queryset=Endpoint.objects.filter(enabled=True).order_by("name"),

@@ -1,10 +1,11 @@
 from django.urls import path
 
 from llm import views
+from orchestrator import converters  # noqa: F401 (registers <id:...>)
 
 urlpatterns = [
     path("", views.tester, name="llm-tester"),
-    path("endpoints/<int:pk>/models/", views.endpoint_models, name="llm-endpoint-models"),
+    path("endpoints/<id:pk>/models/", views.endpoint_models, name="llm-endpoint-models"),
     path("stream/", views.tester_stream, name="llm-tester-stream"),
     path("connectivity/", views.connectivity_test, name="llm-connectivity-test"),
 ]

@@ -252,7 +252,8 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "runs": env("RUNS_THROTTLE_RATE", default="600/minute") or None,
     "login": env("LOGIN_THROTTLE_RATE", default="10/minute") or None,
 }
-# Proxies in front of the app: the client address for throttles is taken from X-Forwarded-For.
+# How many proxies in front of the app append to X-Forwarded-For; unset, the header is ignored and
+# throttles see REMOTE_ADDR (orchestrator/client_address.py).
 REST_FRAMEWORK["NUM_PROXIES"] = env.int("NUM_PROXIES", default=None)
 # Last, and sync-only on purpose: under ASGI every middleware above it then runs in the request's
 # one thread. (Django's own middleware, run async, costs a thread hop per hook and per request.)

@@ -10,6 +10,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from blocks.admin import variable_chips
+from orchestrator.forms import RejectLoneSurrogatesMixin
 from payloads.models import Payload, PayloadBlock
 from payloads.services import RenderProblem, payload_preview, payload_variables
 
@@ -30,7 +31,7 @@ class PayloadBlockInline(SortableTabularInline):
         return variable_chips(payload_block.block.variables)
 
 
-class PayloadForm(forms.ModelForm):
+class PayloadForm(RejectLoneSurrogatesMixin, forms.ModelForm):
     class Meta:
         model = Payload
         fields = ["name", "description", "endpoint", "model", "stream", "temperature", "top_p", "max_tokens", "stop",

@@ -13,6 +13,7 @@ from django.http import QueryDict
 from blocks.forms import ServiceErrorsMixin
 from blocks.models import Block
 from llm.models import Endpoint
+from orchestrator.forms import RejectLoneSurrogatesMixin
 from payloads.models import Payload, Role
 from payloads.services import BlockUse
 
@@ -22,7 +23,7 @@ SETTING_FIELDS = ["name", "description", "endpoint", "model", "temperature", "to
 SAMPLE_PREFIX = "sample-"
 
 
-class PayloadForm(ServiceErrorsMixin, forms.Form):
+class PayloadForm(RejectLoneSurrogatesMixin, ServiceErrorsMixin, forms.Form):
     label_suffix = ""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

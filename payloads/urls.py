@@ -1,5 +1,6 @@
 from django.urls import path
 
+from orchestrator import converters  # noqa: F401 (registers <id:...>)
 from payloads import views
 
 urlpatterns = [
@@ -7,5 +8,5 @@ urlpatterns = [
     path("new/", views.payload_new, name="payload-new"),
     path("preview/", views.payload_preview, name="payload-preview"),
     path("try/", views.payload_try, name="payload-try"),
-    path("<int:pk>/", views.payload_edit, name="payload-edit"),
+    path("<id:pk>/", views.payload_edit, name="payload-edit"),
 ]

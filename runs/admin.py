@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 from runs.models import Response, Run, RunStatus
 from runs.selectors import run_metrics
 from runs.services import run_cancel, run_replay
+from runs.throttling import run_start_wait, too_many_runs
 
 
 def pretty_json(value: Any) -> str:
@@ -122,6 +123,11 @@ class RunAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def rerun_runs(self, request: HttpRequest, queryset: QuerySet[Run]) -> None:
         started = []
         for run in queryset:
+            wait = run_start_wait(request)
+            if wait is not None:
+                self.message_user(request, f"Run {run.pk} and later were not re-run: {too_many_runs(wait)}",
+                                  messages.ERROR)
+                break
             try:
                 started.append(run_replay(source=run, user=request.user).pk)
             except ValidationError as exc:

@@ -5,12 +5,12 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response as HttpResponse
-from rest_framework.throttling import ScopedRateThrottle
 
 from runs import selectors, services
 from runs.filters import RunFilter
 from runs.models import Run
 from runs.serializers import RunListSerializer, RunRerunSerializer, RunSerializer, RunStartSerializer
+from runs.throttling import RunStartThrottle
 from workflows.models import Workflow
 
 
@@ -30,8 +30,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     def get_throttles(self):  # type: ignore[no-untyped-def]
         # A re-run starts a run: the same per-user limit as starting one.
         if self.action == "rerun":
-            self.throttle_scope = "runs"
-            return [ScopedRateThrottle()]
+            return [RunStartThrottle()]
         return super().get_throttles()
 
     @extend_schema(request=None, responses=RunSerializer)
@@ -60,8 +59,7 @@ class WorkflowRunCreateView(generics.GenericAPIView):
     queryset = Run.objects.all()
     serializer_class = RunStartSerializer
     # Runs spend money at the LLM provider: RUNS_THROTTLE_RATE per user.
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "runs"
+    throttle_classes = [RunStartThrottle]
 
     @extend_schema(request=RunStartSerializer, responses={201: RunSerializer})
     def post(self, request: Request, pk: int) -> HttpResponse:

@@ -7,12 +7,14 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
+from orchestrator.converters import MAX_ID
+from orchestrator.forms import RejectLoneSurrogatesMixin
 from runs import selectors
 from runs.models import Run, RunStatus
 from workflows.models import Workflow
 
 
-class WorkflowInputsForm(forms.Form):
+class WorkflowInputsForm(RejectLoneSurrogatesMixin, forms.Form):
     """One text field per declared input of the workflow: defaults prefilled, descriptions as help."""
 
     def __init__(self, workflow: Workflow, *args: Any, **kwargs: Any) -> None:
@@ -79,8 +81,10 @@ class RunFilterForm(forms.Form):
 class RunCompareForm(forms.Form):
     """Which two runs to compare: ?a=&b= from a link, or two ticked rows (?run=&run=) of the runs list."""
 
-    a = forms.IntegerField(label="First run", min_value=1, widget=forms.NumberInput(attrs={"placeholder": "Run id"}))
-    b = forms.IntegerField(label="Second run", min_value=1, widget=forms.NumberInput(attrs={"placeholder": "Run id"}))
+    a = forms.IntegerField(label="First run", min_value=1, max_value=MAX_ID,
+                           widget=forms.NumberInput(attrs={"placeholder": "Run id"}))
+    b = forms.IntegerField(label="Second run", min_value=1, max_value=MAX_ID,
+                           widget=forms.NumberInput(attrs={"placeholder": "Run id"}))
 
     def __init__(self, query: Any, *args: Any, **kwargs: Any) -> None:
         self.ticked = query.getlist("run") if query is not None and hasattr(query, "getlist") else []

@@ -7,6 +7,7 @@ static/js/run-detail.js and static/js/run-list.js from the events described in d
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -23,6 +24,7 @@ from runs import selectors, services
 from runs.charts import BarChart, bar_chart
 from runs.forms import RunCompareForm, RunFilterForm, RunReplayForm, WorkflowInputsForm
 from runs.models import ACTIVE_STATUSES, ResponseStatus, Run
+from runs.throttling import run_start_wait, too_many_runs
 from workflows.models import Workflow
 from workflows.services import workflow_problems
 
@@ -81,7 +83,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     done = sum(1 for r in run.responses.all() if r.status in (ResponseStatus.SUCCEEDED, ResponseStatus.COPIED))
     return render(request, "runs/run_detail.html", {
         "run": run, "steps": _steps(run), "done_steps": done, "is_active": run.status in ACTIVE_STATUSES,
-        "can_start": request.user.has_perm("runs.add_run"), "charts": _step_charts(run),
+        "can_start": request.user.has_perm("runs.add_run"), "can_cancel": request.user.has_perm("runs.change_run"),
+        "charts": _step_charts(run),
         "blank_step": {"index": "", "output_key": "", "payload": "", "status": "running", "response": None},
     })
 
@@ -97,7 +100,7 @@ def run_step_prompt(request: HttpRequest, pk: int, index: int) -> HttpResponse:
 
 
 @login_required
-@permission_required("runs.add_run", raise_exception=True)
+@permission_required("runs.change_run", raise_exception=True)  # as the API and the admin ask
 @require_POST
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     run = services.run_cancel(run=get_object_or_404(Run, pk=pk))
@@ -105,11 +108,28 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("run-detail", pk=run.pk)
 
 
+def _start(request: HttpRequest, form: WorkflowInputsForm, start: Callable[[], Run]) -> tuple[Run | None, int]:
+    """The run started for a valid form, or None and the status to answer with, the reason on the form."""
+    wait = run_start_wait(request)
+    if wait is not None:
+        form.add_error(None, too_many_runs(wait))
+        return None, 429
+    try:
+        return start(), 201
+    except ValidationError as exc:
+        form.add_service_errors(exc)
+        return None, 400
+
+
 @login_required
 @permission_required("runs.add_run", raise_exception=True)
 @require_POST
 def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     source = get_object_or_404(Run, pk=pk)
+    wait = run_start_wait(request)
+    if wait is not None:
+        messages.error(request, too_many_runs(wait))
+        return redirect("run-detail", pk=source.pk)
     try:
         run = services.run_replay(source=source, user=request.user, from_step=0)
     except ValidationError as exc:
@@ -134,14 +154,12 @@ def run_start(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_object_or_404(Workflow, pk=workflow_id)
     problems = workflow_problems(workflow)
     form = WorkflowInputsForm(workflow, request.POST if request.method == "POST" else None)
-    if request.method == "POST" and not problems and form.is_valid():
-        try:
-            run = services.run_start(workflow=workflow, inputs=form.inputs(), user=request.user)
-        except ValidationError as exc:
-            form.add_service_errors(exc)
-        else:
-            return redirect("run-detail", pk=run.pk)
     status = 400 if request.method == "POST" else 200
+    if request.method == "POST" and not problems and form.is_valid():
+        run, status = _start(request, form, lambda: services.run_start(
+            workflow=workflow, inputs=form.inputs(), user=request.user))
+        if run is not None:
+            return redirect("run-detail", pk=run.pk)
     return render(request, "runs/run_start.html", {"workflow": workflow, "form": form, "problems": problems},
                   status=status)
 
@@ -258,17 +276,15 @@ def run_replay(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "runs/run_replay.html", {"source": source, "form": None}, status=400)
     if request.method == "POST":
         form = RunReplayForm(source, request.POST)
+        status = 400
         if form.is_valid():
-            try:
-                run = services.run_replay(source=source, from_step=form.cleaned_data["from_step"],
-                                          inputs=form.inputs(), user=request.user)
-            except ValidationError as exc:
-                form.add_service_errors(exc)
-            else:
+            run, status = _start(request, form, lambda: services.run_replay(
+                source=source, from_step=form.cleaned_data["from_step"], inputs=form.inputs(), user=request.user))
+            if run is not None:
                 messages.info(request, f"Replay of run #{source.pk} from step {form.cleaned_data['from_step'] + 1} "
                                        "started; compare it with the source once it has finished.")
                 return redirect("run-detail", pk=run.pk)
-        return render(request, "runs/run_replay.html", {"source": source, "form": form}, status=400)
+        return render(request, "runs/run_replay.html", {"source": source, "form": form}, status=status)
     step = request.GET.get("from_step", "0")
     form = RunReplayForm(source, initial={"from_step": int(step) if step.isdigit() and len(step) < 6 else 0})
     return render(request, "runs/run_replay.html", {"source": source, "form": form})

@@ -8,12 +8,13 @@ from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
 from blocks.forms import ServiceErrorsMixin
+from orchestrator.forms import RejectLoneSurrogatesMixin
 from payloads.models import Payload
 from workflows.models import validate_variable_name
 from workflows.services import StepSpec
 
 
-class WorkflowForm(ServiceErrorsMixin, forms.Form):
+class WorkflowForm(RejectLoneSurrogatesMixin, ServiceErrorsMixin, forms.Form):
     label_suffix = ""
 
     name = forms.CharField(max_length=100)

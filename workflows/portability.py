@@ -25,6 +25,8 @@ from blocks.models import Block
 from blocks.services import block_create
 from llm.models import Endpoint
 from llm.services import endpoint_create
+from orchestrator.surrogates import MESSAGE as SURROGATE_MESSAGE
+from orchestrator.surrogates import surrogate_path
 from payloads.models import Payload
 from payloads.services import PAYLOAD_SETTINGS, payload_create
 from workflows.models import Workflow
@@ -125,6 +127,8 @@ def _check_document(document: object) -> dict[str, Any]:
     """The document's shape, with an error naming the place that is wrong."""
     _require(isinstance(document, dict), "document", "The export must be a JSON object.")
     assert isinstance(document, dict)
+    where = surrogate_path(document)
+    _require(where is None, where or "", SURROGATE_MESSAGE)
     _require(document.get("format") == FORMAT, "format", f"Not a workflow export (expected format '{FORMAT}').")
     _require(document.get("version") == FORMAT_VERSION, "version",
              f"Export format version {document.get('version')!r} is not supported (this installation reads {FORMAT_VERSION}).")

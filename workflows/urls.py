@@ -1,5 +1,6 @@
 from django.urls import path
 
+from orchestrator import converters  # noqa: F401 (registers <id:...>)
 from workflows import views
 
 urlpatterns = [
@@ -7,6 +8,6 @@ urlpatterns = [
     path("new/", views.workflow_new, name="workflow-new"),
     path("check/", views.workflow_check, name="workflow-check"),
     path("import/", views.workflow_import, name="workflow-import"),
-    path("<int:pk>/", views.workflow_edit, name="workflow-edit"),
-    path("<int:pk>/export/", views.workflow_export, name="workflow-export"),
+    path("<id:pk>/", views.workflow_edit, name="workflow-edit"),
+    path("<id:pk>/export/", views.workflow_export, name="workflow-export"),
 ]

@@ -9,6 +9,7 @@ const STEP_DONE = new Set(["succeeded", "copied"]);
 const stepsList = document.getElementById("steps");
 const template = document.getElementById("step-template");
 const canStart = root.dataset.canStart === "true";
+const canCancel = root.dataset.canCancel === "true";
 const canReplay = root.dataset.canReplay === "true";
 let runStatus = document.querySelector("#run-status [data-field=status]").dataset.status;
 let stepCount = Number(root.dataset.stepCount);
@@ -108,7 +109,7 @@ function setRunStatus(status, error) {
   runStatus = status;
   setBadge(document.querySelector("#run-status [data-field=status]"), status);
   const active = !FINAL.has(status);
-  document.getElementById("cancel-form").hidden = !(active && canStart && status !== "cancelling");
+  document.getElementById("cancel-form").hidden = !(active && canCancel && status !== "cancelling");
   document.getElementById("rerun-form").hidden = active || !canStart;
   // A step can be replayed once the run has ended (the replay copies the steps before it).
   for (const link of stepsList.querySelectorAll("[data-field=replay]")) link.hidden = active || !canReplay;

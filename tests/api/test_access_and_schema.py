@@ -28,7 +28,7 @@ PUBLIC_PATHS = {"/healthz", "/accounts/login/", "/accounts/logout/", "/admin/log
 LOGIN_PAGES = ("/admin/login/", "/api/auth/login/", settings.LOGIN_URL)
 
 # By the converter's registered name, as written in a route: <int:pk>, <drf_format_suffix:format>.
-SAMPLE_BY_CONVERTER = {"int": "1", "str": "x", "slug": "x", "path": "x", "uuid": str(uuid.UUID(int=1)),
+SAMPLE_BY_CONVERTER = {"int": "1", "id": "1", "str": "x", "slug": "x", "path": "x", "uuid": str(uuid.UUID(int=1)),
                        "drf_format_suffix": ".json"}
 NAMED_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>(?P<body>[^)]*)\)")
 ROUTE_PARAM = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
