@@ -82,7 +82,7 @@ async def test_retries_stop_at_the_endpoint_max_and_the_run_fails(fake_llm):
     [response] = await responses_of(run)
     assert response.status == "failed" and len(response.attempts) == 3
     assert "gave up after 3 attempts" in response.error
-    assert "Step 0 (outline) failed" in run.error
+    assert "Step 1 (outline) failed" in run.error
     assert fake_llm.stats()["chat_requests"] == 3
 
 
