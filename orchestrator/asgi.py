@@ -14,15 +14,15 @@ django_asgi_app = get_asgi_application()
 # Channels code imports models: only after get_asgi_application() has set Django up.
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from orchestrator.routing import websocket_urlpatterns  # noqa: E402
+from orchestrator.websocket_origin import SameOriginValidator  # noqa: E402
 from runs.executor import start_with_reactor  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
 

@@ -121,6 +121,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 *
 REDIS_URL = env("REDIS_URL", default="")
 # A full channel drops messages silently, so the capacity is sized for bursts of many runs.
 CHANNEL_CAPACITY = env.int("CHANNEL_CAPACITY", default=5000)
+# An open WebSocket re-checks its user (session, active, view_run) this often (docs/events.md).
+WS_RECHECK_SECONDS = env.float("WS_RECHECK_SECONDS", default=5.0)
+# Every frame a socket sends stays under this (daphne drops a connection on a frame over 1 MiB) ...
+WS_MAX_FRAME_BYTES = env.int("WS_MAX_FRAME_BYTES", default=256 * 1024)
+# ... and a text field longer than this is sent cut, with a reference to the full value in the API.
+WS_FIELD_MAX_CHARS = env.int("WS_FIELD_MAX_CHARS", default=32 * 1024)
 
 
 def _redis_host(url: str) -> dict[str, object]:

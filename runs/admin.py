@@ -33,11 +33,15 @@ class ResponseInline(ReadOnlyMixin, admin.StackedInline):
     model = Response
     extra = 0
     fk_name = "run"
-    fields = [("index", "output_key", "status"), ("payload_name", "endpoint_name", "model"),
+    fields = [("step_number", "output_key", "status"), ("payload_name", "endpoint_name", "model"),
               "rendered_messages", "output", "output_json_display", "error",
               ("prompt_tokens", "completion_tokens", "tokens_estimated", "finish_reason"),
               ("latency_ms", "ttft_ms", "attempt_count"), "attempts_display", "request_params_display"]
     readonly_fields = [name for item in fields for name in (item if isinstance(item, tuple) else (item,))]
+
+    @admin.display(description="step")
+    def step_number(self, response: Response) -> int:
+        return response.index + 1
 
     @admin.display(description="messages sent")
     def rendered_messages(self, response: Response) -> str:
@@ -75,18 +79,22 @@ class RunAdmin(ReadOnlyMixin, admin.ModelAdmin):
         (None, {"fields": [("workflow", "workflow_name", "status"), "inputs_display", "output", "error",
                            ("prompt_tokens", "completion_tokens", "latency_ms"),
                            ("created_by", "created_at", "started_at", "finished_at")]}),
-        ("Replay", {"classes": ["collapse"], "fields": ["source_run", "replay_from_step"]}),
+        ("Replay", {"classes": ["collapse"], "fields": ["source_run", "replay_from_step_number"]}),
         ("Step ledger", {"classes": ["collapse"], "fields": [
             ("next_step", "step_count"), ("lease_owner", "lease_version", "lease_expires_at"), "cancel_requested"]}),
         ("Snapshot", {"classes": ["collapse"], "fields": ["snapshot_display"]}),
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Run | None = None) -> list[str]:
-        return [f.name for f in Run._meta.fields] + ["inputs_display", "snapshot_display"]
+        return [f.name for f in Run._meta.fields] + ["inputs_display", "snapshot_display", "replay_from_step_number"]
 
     @admin.display(description="steps done")
     def progress(self, run: Run) -> str:
         return f"{min(run.next_step, run.step_count)}/{run.step_count}"
+
+    @admin.display(description="replayed from step")
+    def replay_from_step_number(self, run: Run) -> int | None:
+        return None if run.replay_from_step is None else run.replay_from_step + 1
 
     @admin.display(description="tokens")
     def total_tokens(self, run: Run) -> int:

@@ -108,5 +108,10 @@ def run_status(run_id: int, status: str) -> None:
 FINISHED_EVENT = {"succeeded": "run.completed", "failed": "run.failed", "cancelled": "run.cancelled"}
 
 
+def finished_data(status: str, error: str = "") -> dict[str, Any]:
+    """A final event's fields: a failure says why; a cancellation's message is the run's `error` in the API."""
+    return {"status": status, "error": error} if status == "failed" else {"status": status}
+
+
 def run_finished(run_id: int, status: str) -> None:
     send_sync(run_id, FINISHED_EVENT[status], {"status": status}, to_list=True)

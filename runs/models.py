@@ -99,7 +99,7 @@ class Response(models.Model):
         constraints = [models.UniqueConstraint(fields=["run", "index"], name="one_response_per_step")]
 
     def __str__(self) -> str:
-        return f"{self.run_id}#{self.index} {self.output_key}"
+        return f"Run {self.run_id} step {self.index + 1} ({self.output_key})"
 
     @property
     def attempt_count(self) -> int:

@@ -305,7 +305,7 @@ async def execute_run(run_id: int, *, owner: str | None = None, max_steps: int |
             try:
                 result = await _run_step(claim, cancel)
             except _LeaseLost:
-                logger.warning("run %s step %s: lease lost, dropping this attempt", run_id, claim.index)
+                logger.warning("run %s step %s: lease lost, dropping this attempt", run_id, claim.index + 1)
                 return None
             outcome, next_claim = await batching.call(services.step_commit, claim=claim, result=result)
             if outcome is False:
@@ -313,8 +313,7 @@ async def execute_run(run_id: int, *, owner: str | None = None, max_steps: int |
             await _announce(claim, result)
             if isinstance(outcome, services.Finished):
                 await events.send(run_id, events.FINISHED_EVENT[outcome.status],
-                                  {"status": outcome.status, "error": "" if outcome.status == "succeeded" else result.error},
-                                  to_list=True)
+                                  events.finished_data(outcome.status, result.error), to_list=True)
                 return outcome.status
             steps_done += 1
             if max_steps is not None and steps_done >= max_steps:

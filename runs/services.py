@@ -107,11 +107,11 @@ def run_replay(*, source: Run, user: AbstractBaseUser | None, from_step: int = 0
     copied = list(source.responses.filter(index__lt=from_step).order_by("index"))
     done = [r for r in copied if r.status in (ResponseStatus.SUCCEEDED, ResponseStatus.COPIED)]
     if len(done) != from_step:
-        raise ValidationError({"from_step": [f"The source run has no finished response for every step before {from_step}."]})
+        raise ValidationError({"from_step": [f"The source run has no finished response for every step before step {from_step + 1}."]})
     for response in copied:
         if response.output_key != steps[response.index]["output_key"]:
             raise ValidationError({"from_step": [
-                f"Step {response.index} is now '{steps[response.index]['output_key']}', "
+                f"Step {response.index + 1} is now '{steps[response.index]['output_key']}', "
                 f"the source run's was '{response.output_key}': replay from an earlier step."]})
     run = Run.objects.create(
         workflow=workflow, workflow_name=workflow.name, inputs=resolved, snapshot=snapshot,
@@ -351,10 +351,10 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
             released.update(output=result.output, output_json=result.output_json)
     elif result.status == ResponseStatus.CANCELLED:
         final = RunStatus.CANCELLED
-        released["error"] = f"Cancelled by a user during step {claim.index} ({claim.step['output_key']})."
+        released["error"] = f"Cancelled by a user during step {claim.index + 1} ({claim.step['output_key']})."
     else:
         final = RunStatus.FAILED
-        released["error"] = f"Step {claim.index} ({claim.step['output_key']}) failed: {result.error}"
+        released["error"] = f"Step {claim.index + 1} ({claim.step['output_key']}) failed: {result.error}"
     if final:
         released.update(status=final, finished_at=timezone.now())
     payload = claim.step["payload"]

@@ -14,11 +14,37 @@ const canReplay = root.dataset.canReplay === "true";
 let runStatus = document.querySelector("#run-status [data-field=status]").dataset.status;
 let stepCount = Number(root.dataset.stepCount);
 
+// Run totals as the last state had them, plus the steps recorded since; `counted` holds the indices
+// already in them (a copied step is in no total: its tokens were spent by the source run).
+const tokensEl = document.getElementById("run-tokens");
+const totals = {
+  prompt: Number(tokensEl.dataset.prompt),
+  completion: Number(tokensEl.dataset.completion),
+  latency: Number(document.getElementById("run-latency").dataset.ms),
+};
+const counted = new Set();
+
 // index -> {el, text}
 const steps = new Map();
 for (const el of stepsList.querySelectorAll(".step")) {
   steps.set(Number(el.dataset.index), { el, text: el.querySelector("[data-field=output]").textContent });
   watchPrompt(el, Number(el.dataset.index));
+  if (STEP_FINAL.has(el.dataset.status)) counted.add(Number(el.dataset.index));
+}
+
+function showTotals() {
+  tokensEl.textContent = `${totals.prompt} in · ${totals.completion} out`;
+  document.getElementById("run-latency").textContent = totals.latency ? formatMs(totals.latency) : "—";
+}
+
+function countStep(index, data) {
+  if (counted.has(index)) return;
+  counted.add(index);
+  if (data.status === "copied") return;
+  totals.prompt += data.prompt_tokens || 0;
+  totals.completion += data.completion_tokens || 0;
+  totals.latency += data.latency_ms || 0;
+  showTotals();
 }
 
 function field(el, name) {
@@ -105,8 +131,18 @@ function updateProgress() {
   document.querySelector("#run-progress-label [data-field=done]").textContent = done;
 }
 
+function replaceStaleFlash(status) {
+  // The flash of the cancel form ("Run 7 is cancelling.") is out of date once the run has ended.
+  const runId = root.dataset.runId;
+  const stale = new RegExp(`^Run ${runId} is (queued|running|cancelling)\\.$`);
+  for (const item of document.querySelectorAll(".messages .alert")) {
+    if (stale.test(item.textContent.trim())) item.textContent = `Run ${runId} is ${status}.`;
+  }
+}
+
 function setRunStatus(status, error) {
   runStatus = status;
+  if (FINAL.has(status)) replaceStaleFlash(status);
   setBadge(document.querySelector("#run-status [data-field=status]"), status);
   const active = !FINAL.has(status);
   document.getElementById("cancel-form").hidden = !(active && canCancel && status !== "cancelling");
@@ -125,8 +161,10 @@ function setRunStatus(status, error) {
 function applyState(run) {
   stepCount = run.step_count;
   setRunStatus(run.status, run.error);
-  document.getElementById("run-tokens").textContent = `${run.prompt_tokens} in · ${run.completion_tokens} out`;
-  document.getElementById("run-latency").textContent = formatMs(run.latency_ms);
+  Object.assign(totals, { prompt: run.prompt_tokens, completion: run.completion_tokens, latency: run.latency_ms || 0 });
+  counted.clear();
+  for (const response of run.responses) counted.add(response.index);
+  showTotals();
   for (const response of run.responses) setStepResult(ensureStep(response.index), response);
   const recorded = new Set(run.responses.map((r) => r.index));
   if (run.status === "running" && run.started_at && run.next_step < run.step_count && !recorded.has(run.next_step)) {
@@ -137,6 +175,12 @@ function applyState(run) {
 }
 
 function applyEvent(event) {
+  applyOne(event);
+  // Big fields (inputs, prompts, outputs) arrive cut: the full values are read from the API.
+  if (event.truncated) loadFullState();
+}
+
+function applyOne(event) {
   switch (event.type) {
     case "run.state":
       applyState(event.run);
@@ -173,6 +217,7 @@ function applyEvent(event) {
     case "step.completed":
     case "step.failed":
       setStepResult(ensureStep(event.index), event);
+      countStep(event.index, event);
       return;
     case "run.completed":
     case "run.failed":
@@ -185,10 +230,22 @@ function applyEvent(event) {
   }
 }
 
-async function refreshFinalState() {
-  // Run totals and the final error are not in the events: read the finished run once.
+async function readState() {
   const response = await fetch(root.dataset.apiUrl, { headers: { Accept: "application/json" } });
   if (response.ok) applyState(await response.json());
+}
+
+let fullState = null; // the read in flight, if any: cut fields of many events need one read
+function loadFullState() {
+  fullState ??= readState().finally(() => {
+    fullState = null;
+  });
+  return fullState;
+}
+
+async function refreshFinalState() {
+  // The final error of a cancelled run is not in its event: read the finished run once.
+  await readState();
   await refreshCharts();
 }
 
@@ -206,6 +263,7 @@ async function refreshCharts() {
 const indicator = document.getElementById("run-conn");
 let socket = null;
 if (FINAL.has(runStatus)) {
+  replaceStaleFlash(runStatus);
   indicator.dataset.state = "closed";
   indicator.textContent = "finished";
 } else {

@@ -15,6 +15,7 @@ from tests.factories import expected_chain_output, make_chain, make_endpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://127.0.0.1")
+HOST = (b"host", b"127.0.0.1")
 
 
 @sync_to_async
@@ -34,7 +35,7 @@ def start(base_url: str, count: int = 1, stream: bool = True) -> list[Run]:
 
 
 async def connect(path: str, cookie: bytes | None, origin: tuple[bytes, bytes] = ORIGIN) -> WebsocketCommunicator:
-    headers = [origin] + ([(b"cookie", cookie)] if cookie else [])
+    headers = [HOST, origin] + ([(b"cookie", cookie)] if cookie else [])
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, _ = await communicator.connect()
     assert connected
@@ -137,7 +138,7 @@ async def test_users_without_the_view_permission_are_closed_with_4403():
 
 
 async def test_a_wrong_origin_is_refused_before_anything_else():
-    communicator = WebsocketCommunicator(application, "/ws/runs/", headers=[(b"origin", b"http://evil.example")])
+    communicator = WebsocketCommunicator(application, "/ws/runs/", headers=[HOST, (b"origin", b"http://evil.example")])
     connected, _ = await communicator.connect()
     assert not connected
 

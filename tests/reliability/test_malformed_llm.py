@@ -48,7 +48,7 @@ async def test_a_malformed_answer_fails_its_step_and_run_and_nothing_else(fake_l
 
     run = await Run.objects.aget(pk=broken_id)
     assert run.status == "failed" and run.finished_at is not None
-    assert expected in run.error and "Step 0 (outline) failed" in run.error
+    assert expected in run.error and "Step 1 (outline) failed" in run.error
     [step] = [r async for r in Response.objects.filter(run_id=broken_id)]
     assert step.index == 0 and step.status == "failed" and expected in step.error
     assert len(step.attempts) == 1 and not step.attempts[0]["ok"]

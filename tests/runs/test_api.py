@@ -102,7 +102,7 @@ def test_replay_needs_finished_steps_before_from_step(api, fake_llm):
     source = api.post(f"/api/workflows/{workflow.pk}/runs/", {"inputs": {"topic": "tides"}}, format="json").json()["id"]
     response = api.post(f"/api/runs/{source}/rerun/", {"from_step": 1}, format="json")
     assert response.status_code == 400
-    assert "no finished response for every step before 1" in response.json()["from_step"][0]
+    assert "no finished response for every step before step 2" in response.json()["from_step"][0]
 
 
 def test_cancelling_needs_the_change_permission_not_just_add(fake_llm, django_user_model):

@@ -82,7 +82,7 @@ async def test_retries_stop_at_the_endpoint_max_and_the_run_fails(fake_llm):
     [response] = await responses_of(run)
     assert response.status == "failed" and len(response.attempts) == 3
     assert "gave up after 3 attempts" in response.error
-    assert "Step 0 (outline) failed" in run.error
+    assert "Step 1 (outline) failed" in run.error
     assert fake_llm.stats()["chat_requests"] == 3
 
 
@@ -117,7 +117,9 @@ async def test_cancel_mid_stream_keeps_the_partial_response(fake_llm):
     fake_llm.control(inter_token_ms=100)
     run = await start_chain(fake_llm.base_url, stream=True)
     first_delta = asyncio.Event()
-    unsubscribe = events.subscribe(run.pk, lambda e: e["type"] == "step.delta" and first_delta.set())
+    finals: list[dict] = []
+    unsubscribe = events.subscribe(run.pk, lambda e: (e["type"] == "step.delta" and first_delta.set(),
+                                                      e["type"].startswith("run.") and finals.append(e)))
     task = asyncio.create_task(execute_run(run.pk))
     try:
         await asyncio.wait_for(first_delta.wait(), 10)
@@ -127,6 +129,9 @@ async def test_cancel_mid_stream_keeps_the_partial_response(fake_llm):
         unsubscribe()
     run = await Run.objects.aget(pk=run.pk)
     assert run.status == "cancelled" and run.finished_at is not None
+    # People count steps from 1; the event says what docs/events.md says (the reason is in the run).
+    assert run.error == "Cancelled by a user during step 1 (outline)."
+    assert finals[-1] == {"type": "run.cancelled", "run_id": run.pk, "status": "cancelled"}
     [response] = await responses_of(run)
     assert response.status == "cancelled"
     assert response.output and len(response.output.split()) < 20

@@ -56,7 +56,7 @@ def test_a_step_that_cannot_be_replayed_is_explained_next_to_the_step_field(user
     response = user_client.post(f"/runs/{source.pk}/replay/", {"from_step": "2", "topic": "tides", "tone": ""})
     assert response.status_code == 400
     assert response.context["form"].errors == {
-        "from_step": ["The source run has no finished response for every step before 2."]}
+        "from_step": ["The source run has no finished response for every step before step 3."]}
     assert 'id="id_from_step_errors"' in response.content.decode()
     assert Run.objects.count() == 1
 

@@ -117,7 +117,7 @@ def test_a_planted_key_is_never_shown_anywhere(fake_llm, user, every_log_line):
 
     async def websocket_state() -> str:
         communicator = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/", headers=[
-            (b"origin", b"http://localhost"), (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())])
+            (b"host", b"localhost"), (b"origin", b"http://localhost"), (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())])
         assert (await communicator.connect())[0]
         message = await communicator.receive_from(timeout=5)
         await communicator.disconnect()

@@ -15,6 +15,7 @@ from tests.factories import make_chain, make_endpoint
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = (b"origin", b"http://localhost")
+HOST = (b"host", b"localhost")  # what a browser on http://localhost sends
 ROUTE_PARAM = re.compile(r"<(?:\w+:)?\w+>")
 
 
@@ -36,7 +37,7 @@ def session_cookie(user) -> tuple[bytes, bytes]:  # type: ignore[no-untyped-def]
 
 async def first_answer(path: str, headers: list[tuple[bytes, bytes]]) -> tuple[bool, object]:
     """(accepted, first message or close code) for a connection to `path` through the real ASGI app."""
-    communicator = WebsocketCommunicator(application, path, headers=headers)
+    communicator = WebsocketCommunicator(application, path, headers=[HOST, *headers])
     connected, code = await communicator.connect()
     if not connected:
         return False, code
@@ -86,3 +87,42 @@ async def test_a_foreign_or_missing_origin_is_refused_even_for_a_superuser(user,
     # The same user from an allowed origin is let in: the refusal above is the origin check's.
     accepted, message = await first_answer(f"/ws/runs/{run_id}/", [ORIGIN, await session_cookie(user)])
     assert accepted and '"run.state"' in message["text"]
+
+
+async def origin_accepted(host: bytes, origin: bytes, *extra: tuple[bytes, bytes]) -> bool:
+    communicator = WebsocketCommunicator(application, "/ws/runs/", headers=[(b"host", host), (b"origin", origin), *extra])
+    connected, _ = await communicator.connect()
+    if connected:
+        await communicator.disconnect()
+    return connected
+
+
+@pytest.mark.parametrize(("host", "own", "foreign"), [
+    (b"localhost:8000", b"http://localhost:8000", b"http://localhost:8001"),  # another port of the same host
+    (b"localhost:8000", b"http://localhost:8000", b"http://localhost"),
+    (b"LocalHost", b"http://localhost:80", b"http://localhost:8080"),
+    (b"localhost:8000", b"http://localhost:8000", b"https://localhost:8000"),  # another scheme
+    (b"localhost", b"http://localhost", b"https://localhost"),
+    (b"localhost", b"http://localhost", b"http://127.0.0.1"),  # another allowed host than the page's
+    (b"localhost", b"http://localhost", b"http://localhost/path"),
+    (b"[::1]:8000", b"http://[::1]:8000", b"http://user@[::1]:8000"),
+])
+async def test_only_the_pages_own_scheme_host_and_port_are_accepted(host, own, foreign):
+    assert not await origin_accepted(host, foreign)
+    assert await origin_accepted(host, own)
+
+
+async def test_behind_a_tls_proxy_the_https_origin_is_the_pages(settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    forwarded = (b"x-forwarded-proto", b"https")
+    assert await origin_accepted(b"localhost", b"https://localhost", forwarded)
+    assert not await origin_accepted(b"localhost", b"http://localhost", forwarded)
+
+
+async def test_csrf_trusted_origins_are_accepted_with_their_exact_port(settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://app.example.com", "https://*.example.org:8443"]
+    assert await origin_accepted(b"localhost", b"https://app.example.com")
+    assert await origin_accepted(b"localhost", b"https://a.example.org:8443")
+    assert not await origin_accepted(b"localhost", b"https://app.example.com:8443")
+    assert not await origin_accepted(b"localhost", b"http://app.example.com")
+    assert not await origin_accepted(b"localhost", b"https://a.example.org")
