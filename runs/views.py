@@ -60,6 +60,8 @@ def run_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("page", None)
     context = {"filters": filters, "page": page, "query": query.urlencode()}
+    if not page.paginator.count and not filters.is_filtered:
+        context["suggested_workflow"] = selectors.workflow_to_suggest()
     # htmx swaps only the table when the filters change.
     template = "runs/_run_table.html" if request.htmx else "runs/run_list.html"
     return render(request, template, context)
