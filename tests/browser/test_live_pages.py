@@ -87,7 +87,7 @@ def test_the_runs_list_shows_a_new_run_and_its_status_changes_live(browser, arti
     watcher = browser.new_page()
     browser.login(watcher)
     watcher.locator("#runs-conn[data-state=live]").wait_for()
-    assert watcher.get_by_text("No runs yet.").is_visible()
+    assert watcher.get_by_text("No runs yet: run the Article workflow").is_visible()
 
     starter = browser.new_page()  # same session, another tab
     starter.goto(browser.base_url + "/")
