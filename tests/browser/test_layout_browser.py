@@ -49,6 +49,7 @@ def test_a_person_finds_every_page_through_the_grouped_navigation(browser, artic
     current = nav.locator(".navgroup.is-current")
     assert current.count() == 1 and current.locator("summary").inner_text().startswith("Run")
     assert not nav.get_by_role("link", name="Blocks").is_visible()  # groups start closed
+    assert not page.get_by_role("button", name="Menu").is_visible()  # the Menu button is for phones only
 
     nav.get_by_text("Build", exact=True).click()
     assert nav.get_by_role("link").filter(visible=True).all_inner_texts() == ["Blocks", "Payloads", "Workflows"]
