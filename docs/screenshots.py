@@ -1,7 +1,8 @@
 """`make screenshots`: a PNG of each page in docs/images/, from headless Chromium against a seeded server.
 
 Everything runs on a throw-away SQLite database: the fake LLM, `seed_demo`, two runs of the demo
-workflow, then daphne; Chromium logs in and photographs each page at laptop width.
+workflow, then daphne; Chromium logs in and photographs each page at laptop width, and the runs list at
+phone width.
 """
 from __future__ import annotations
 
@@ -120,6 +121,18 @@ def shoot(base: str) -> None:
         snap("run-compare", f"/runs/compare/?a={run_ids[0]}&b={run_ids[1]}", "#compare-steps")
         snap("run-replay", f"/runs/{run_ids[0]}/replay/?from_step=1", "#replay-form")
         snap("run-stats", f"/runs/stats/?workflow={workflow_id}", "#chart-day-latency")
+        # The grouped navigation opened on a builder page, and the runs list at phone width with its menu open.
+        page.goto(base + workflow_path)
+        page.get_by_role("navigation", name="Main").get_by_text("Build", exact=True).click()
+        page.screenshot(path=str(IMAGES / "navigation.png"), clip={"x": 0, "y": 0, "width": 1280, "height": 360})
+        print("wrote docs/images/navigation.png")
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(f"{base}/runs/")
+        page.get_by_role("button", name="Menu").click()
+        page.get_by_role("navigation", name="Main").get_by_text("Run", exact=True).click()
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(IMAGES / "runs-list-phone.png"))
+        print("wrote docs/images/runs-list-phone.png")
         browser.close()
 
 

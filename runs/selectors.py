@@ -18,6 +18,11 @@ def run_list() -> QuerySet[Run]:
     return Run.objects.defer("snapshot").all()
 
 
+def workflow_to_suggest() -> Workflow | None:
+    """The workflow an empty runs list offers to run: the first by name."""
+    return Workflow.objects.order_by("name").first()
+
+
 def run_detail_queryset() -> QuerySet[Run]:
     return Run.objects.prefetch_related(Prefetch("responses", queryset=Response.objects.order_by("index")))
 

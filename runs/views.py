@@ -62,6 +62,8 @@ def run_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("page", None)
     context = {"filters": filters, "page": page, "query": query.urlencode()}
+    if not page.paginator.count and not filters.is_filtered:
+        context["suggested_workflow"] = selectors.workflow_to_suggest()
     # htmx swaps only the table when the filters change.
     template = "runs/_run_table.html" if request.htmx else "runs/run_list.html"
     return render(request, template, context)
@@ -179,9 +181,9 @@ def _step_charts(run: Run) -> list[BarChart]:
     labels = [f"{r.index + 1} {r.output_key}" for r in responses]
     return [
         bar_chart(chart_id="chart-step-latency", title="LLM latency per step", series=["latency"],
-                  categories=labels, values=[(r.latency_ms,) for r in responses], fmt=_ms),
+                  categories=labels, values=[(r.latency_ms,) for r in responses], fmt=_ms, unit="ms"),
         bar_chart(chart_id="chart-step-tokens", title="Tokens per step", series=TOKEN_SERIES, categories=labels,
-                  values=[(r.prompt_tokens, r.completion_tokens) for r in responses], fmt=_tokens),
+                  values=[(r.prompt_tokens, r.completion_tokens) for r in responses], fmt=_tokens, unit="tokens"),
     ]
 
 
@@ -220,16 +222,16 @@ def run_stats(request: HttpRequest) -> HttpResponse:
             charts=[
                 bar_chart(chart_id="chart-day-latency", title="Average LLM latency per run, per day",
                           series=["latency"], categories=labels, values=[(d.avg_latency_ms,) for d in days],
-                          fmt=_ms, label_every=5),
+                          fmt=_ms, unit="ms", label_every=5),
                 bar_chart(chart_id="chart-day-latency-total", title="Total LLM latency per day",
                           series=["latency"], categories=labels, values=[(d.latency_ms,) for d in days],
-                          fmt=_ms, label_every=5),
+                          fmt=_ms, unit="ms", label_every=5),
                 bar_chart(chart_id="chart-day-tokens", title="Average tokens per run, per day",
                           series=["tokens"], categories=labels, values=[(d.avg_tokens,) for d in days],
-                          fmt=_tokens, label_every=5),
+                          fmt=_tokens, unit="tokens", label_every=5),
                 bar_chart(chart_id="chart-day-tokens-total", title="Total tokens per day", series=TOKEN_SERIES,
                           categories=labels, values=[(d.prompt_tokens, d.completion_tokens) for d in days],
-                          fmt=_tokens, label_every=5),
+                          fmt=_tokens, unit="tokens", label_every=5),
             ],
         )
         context["total_avg_latency"] = round(context["total_latency"] / context["total_runs"]) \

@@ -87,7 +87,7 @@ def test_the_runs_list_shows_a_new_run_and_its_status_changes_live(browser, arti
     watcher = browser.new_page()
     browser.login(watcher)
     watcher.locator("#runs-conn[data-state=live]").wait_for()
-    assert watcher.get_by_text("No runs yet.").is_visible()
+    assert watcher.get_by_text("No runs yet: run the Article workflow").is_visible()
 
     starter = browser.new_page()  # same session, another tab
     starter.goto(browser.base_url + "/")
@@ -127,6 +127,7 @@ def test_a_person_streams_an_answer_in_the_llm_tester_and_runs_the_connectivity_
     fake_llm.control(inter_token_ms=40)
     page = browser.new_page()
     browser.login(page)
+    page.get_by_role("navigation", name="Main").get_by_text("Settings", exact=True).click()  # the group's menu
     page.get_by_role("link", name="LLM Tester").click()
 
     page.get_by_label("Endpoint").select_option(label="Local mock LLM")
