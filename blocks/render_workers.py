@@ -22,8 +22,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from django.conf import settings
 
 from blocks import templating
 
@@ -35,17 +38,14 @@ _QUEUE_FACTOR = 10
 _STARTUP_SECONDS = 5.0
 
 
-def _setting(name: str, default: Any) -> Any:
-    from django.conf import settings
-    return getattr(settings, name, default)
-
-
 def limits() -> templating.Limits:
-    """The render budget from the settings (the module's defaults where a setting is absent)."""
-    defaults = templating.Limits.defaults()
-    return templating.Limits(max_chars=_setting("TEMPLATE_MAX_CHARS", defaults.max_chars),
-                             max_total_chars=_setting("TEMPLATE_MAX_TOTAL_CHARS", defaults.max_total_chars),
-                             max_seconds=_setting("TEMPLATE_MAX_SECONDS", defaults.max_seconds))
+    """The render budget from the settings."""
+    return _limits(settings.TEMPLATE_MAX_CHARS, settings.TEMPLATE_MAX_TOTAL_CHARS, settings.TEMPLATE_MAX_SECONDS)
+
+
+@lru_cache(maxsize=8)
+def _limits(max_chars: int, max_total_chars: int, max_seconds: float) -> templating.Limits:
+    return templating.Limits(max_chars=max_chars, max_total_chars=max_total_chars, max_seconds=max_seconds)
 
 
 class _Worker:
@@ -95,7 +95,7 @@ class _Pool:
     def _slots(self) -> threading.Semaphore:
         with self.lock:
             if self.slots is None:
-                self.slots = threading.BoundedSemaphore(_setting("TEMPLATE_WORKERS", 2))
+                self.slots = threading.BoundedSemaphore(settings.TEMPLATE_WORKERS)
             return self.slots
 
     def render(self, sources: list[str], variables: dict[str, Any], budget: templating.Limits) -> list[str]:
@@ -111,7 +111,7 @@ class _Pool:
         with self.lock:
             worker = self.idle.pop() if self.idle else None
         if worker is None or worker.process.poll() is not None:
-            worker = _Worker(_setting("TEMPLATE_MAX_MEMORY_MB", 512))
+            worker = _Worker(settings.TEMPLATE_MAX_MEMORY_MB)
         timeout = budget.max_seconds + _KILL_GRACE_SECONDS + (_STARTUP_SECONDS if worker.fresh else 0.0)
         worker.fresh = False
         answer = worker.ask({"sources": sources, "variables": variables, "limits": asdict(budget)}, timeout)
