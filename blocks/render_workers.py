@@ -153,7 +153,7 @@ def _serve(memory_mb: int) -> None:
     """The worker's loop: one job per line on stdin, one answer per line on stdout, until EOF."""
     import resource
 
-    os.nice(10)  # the server's own requests and event loop come first on a busy machine
+    os.nice(19)  # the server's own requests and event loop come first on a busy machine
     limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     for line in sys.stdin.buffer:

@@ -127,6 +127,7 @@ def test_ten_hostile_templates_at_once_leave_healthz_fast(app_server, user):
     assert runs.count() == 5 and {run.status for run in runs} == {"failed"}
     assert all("TEMPLATE_MAX_SECONDS" in response.error for response in Response.objects.all())
     # p99, not the maximum: the moment the ten requests themselves are parsed is not the templates'.
-    latencies.sort()
-    p99 = latencies[int(len(latencies) * 0.99)]
-    assert len(latencies) >= 100 and p99 < 200, f"healthz p99 {p99:.0f} ms over {len(latencies)} requests: {[round(x) for x in latencies]}"
+    slowest = sorted(latencies)[-5:]
+    p99 = sorted(latencies)[int(len(latencies) * 0.99)]
+    assert len(latencies) >= 100 and p99 < 200, f"healthz p99 {p99:.0f} ms over {len(latencies)} requests: " + \
+        f"slowest {[(latencies.index(x), round(x)) for x in slowest]}"
