@@ -199,6 +199,13 @@ RUNS_TASK_GRANULARITY = env.str("RUNS_TASK_GRANULARITY", default="run")
 RUNS_HEARTBEAT_SECONDS = env.float("RUNS_HEARTBEAT_SECONDS", default=1.0 if RUNS_BACKEND == "procrastinate" else 2.0)
 # Key for API keys at rest; defaults to one derived from SECRET_KEY.
 FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", default="")
+# Template sandbox (blocks/templating.py, docs/security.md): the budget of one render (a step, a
+# preview), and the worker processes that render templates which are more than text and variables.
+TEMPLATE_MAX_CHARS = env.int("TEMPLATE_MAX_CHARS", default=1_000_000)
+TEMPLATE_MAX_TOTAL_CHARS = env.int("TEMPLATE_MAX_TOTAL_CHARS", default=20_000_000)
+TEMPLATE_MAX_SECONDS = env.float("TEMPLATE_MAX_SECONDS", default=2.0)
+TEMPLATE_MAX_MEMORY_MB = env.int("TEMPLATE_MAX_MEMORY_MB", default=512)
+TEMPLATE_WORKERS = env.int("TEMPLATE_WORKERS", default=2)
 
 # --- Distributed mode: Procrastinate workers on PostgreSQL (RUNS_BACKEND=procrastinate) -----
 # Nothing here is active by default; docs/deploy.md describes every variable.

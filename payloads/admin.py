@@ -12,7 +12,7 @@ from django.utils.safestring import mark_safe
 from blocks.admin import variable_chips
 from orchestrator.forms import RejectLoneSurrogatesMixin
 from payloads.models import Payload, PayloadBlock
-from payloads.services import RenderProblem, payload_preview, payload_variables
+from payloads.services import RenderProblem, payload_preview, payload_variables, sample_variables
 
 # Sample values are read from GET parameters named with this prefix, e.g. ?preview=1&var-topic=tides.
 PREVIEW_PREFIX = "var-"
@@ -56,7 +56,7 @@ def preview_context(request: HttpRequest, payload: Payload) -> dict[str, Any]:
     }
     if submitted:
         try:
-            preview["messages"] = payload_preview(payload=payload, variables={k: v for k, v in values.items() if v})
+            preview["messages"] = payload_preview(payload=payload, variables=sample_variables(values))
         except RenderProblem as exc:
             preview["error"] = str(exc)
             preview["missing"] = exc.missing

@@ -3,7 +3,7 @@ from typing import Any, TypedDict
 
 from django.db import transaction
 
-from blocks import templating
+from blocks import render_workers, templating
 from blocks.models import Block
 from llm.models import Endpoint
 from orchestrator.writes import apply_changes, reject_unknown, replace_ordered
@@ -33,24 +33,62 @@ def payload_variables(payload: Payload) -> list[str]:
     return sorted(names)
 
 
-def render_messages(block_specs: list[dict[str, str]], variables: dict[str, Any]) -> list[dict[str, str]]:
-    """Render each block; consecutive blocks of one role join into one message (blank line between)."""
+def _reject_missing(block_specs: list[dict[str, str]], variables: dict[str, Any]) -> None:
     missing = sorted(
         {name for spec in block_specs for name in templating.variables_of(spec["content"])} - set(variables)
     )
     if missing:
         raise RenderProblem(f"missing variables: {', '.join(missing)}", missing=missing)
+
+
+def _messages(block_specs: list[dict[str, str]], texts: list[str]) -> list[dict[str, str]]:
+    """Consecutive blocks of one role join into one message (blank line between)."""
     messages: list[dict[str, str]] = []
-    for spec in block_specs:
-        try:
-            text = templating.render(spec["content"], variables)
-        except templating.TemplateProblem as exc:
-            raise RenderProblem(f"block '{spec['block']}': {exc}") from exc
+    for spec, text in zip(block_specs, texts, strict=True):
         if messages and messages[-1]["role"] == spec["role"]:
             messages[-1]["content"] += "\n\n" + text
         else:
             messages.append({"role": spec["role"], "content": text})
     return messages
+
+
+def _block_problem(block_specs: list[dict[str, str]], exc: templating.TemplateProblem) -> RenderProblem:
+    return RenderProblem(f"block '{block_specs[exc.index]['block']}': {exc}")
+
+
+def render_messages(block_specs: list[dict[str, str]], variables: dict[str, Any]) -> list[dict[str, str]]:
+    """Render the blocks into chat messages under one template budget (blocks.render_workers)."""
+    _reject_missing(block_specs, variables)
+    try:
+        texts = render_workers.render_blocks([spec["content"] for spec in block_specs], variables)
+    except templating.TemplateProblem as exc:
+        raise _block_problem(block_specs, exc) from exc
+    return _messages(block_specs, texts)
+
+
+async def arender_messages(block_specs: list[dict[str, str]], variables: dict[str, Any]) -> list[dict[str, str]]:
+    """render_messages for the runner: a template that is more than text never runs on the event loop."""
+    _reject_missing(block_specs, variables)
+    try:
+        texts = await render_workers.arender_blocks([spec["content"] for spec in block_specs], variables)
+    except templating.TemplateProblem as exc:
+        raise _block_problem(block_specs, exc) from exc
+    return _messages(block_specs, texts)
+
+
+def sample_variables(samples: dict[str, str]) -> dict[str, str]:
+    """Sample values as template variables: a blank sample is a missing variable, not an empty text."""
+    return {name: value for name, value in samples.items() if value.strip()}
+
+
+def payload_sample_preview(*, block_specs: list[dict[str, str]],
+                           samples: dict[str, str]) -> tuple[list[dict[str, str]], list[str]]:
+    """The messages with the sample values, and the variables without one (shown as {{ name }})."""
+    variables = sample_variables(samples)
+    names = {name for spec in block_specs for name in templating.variables_of(spec["content"])}
+    missing = sorted(names - set(variables))
+    placeholders = {name: "{{ " + name + " }}" for name in missing}
+    return render_messages(block_specs, {**variables, **placeholders}), missing
 
 
 def payload_preview(*, payload: Payload, variables: dict[str, Any]) -> list[dict[str, str]]:

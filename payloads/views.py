@@ -130,15 +130,15 @@ def payload_preview(request: HttpRequest) -> HttpResponse:
                                "samples": [(name, samples.get(name, "")) for name in variables],
                                # The sample fields are redrawn only when the set of names changes (keeps focus).
                                "samples_changed": set(variables) != set(samples)}
-    # A variable without a sample value shows as itself, so the preview always has something to show.
-    values = {name: samples.get(name) or "{{ " + name + " }}" for name in variables}
     try:
-        preview = render_messages([{"block": u["block"].name, "role": u["role"], "content": u["block"].content}
-                                   for u in uses], values)
+        preview, missing = services.payload_sample_preview(
+            block_specs=[{"block": u["block"].name, "role": u["role"], "content": u["block"].content} for u in uses],
+            samples=samples)
     except RenderProblem as exc:
         context["problem"] = str(exc)
     else:
-        context.update(messages=preview, token_count=tokens.count_messages(preview, model), model=model)
+        context.update(messages=preview, token_count=tokens.count_messages(preview, model), model=model,
+                       missing=missing)
     return render(request, "payloads/_preview.html", context)
 
 
@@ -164,7 +164,7 @@ def _try_call(request: HttpRequest) -> dict[str, Any]:
     samples = sample_values(request.POST)
     try:
         chat = render_messages([{"block": u["block"].name, "role": u["role"], "content": u["block"].content}
-                                for u in uses], samples)
+                                for u in uses], services.sample_variables(samples))
     except RenderProblem as exc:
         return {"errors": {"samples": [{"message": str(exc)}]}}
     settings = {k: v for k, v in form.cleaned_data.items() if k not in ("name", "description")}

@@ -18,7 +18,7 @@ from django.conf import settings
 from jsonschema import Draft202012Validator
 
 from llm import client as llm
-from payloads.services import RenderProblem, render_messages
+from payloads.services import RenderProblem, arender_messages
 from runs import batching, events, services
 from runs.models import ResponseStatus, RunStatus
 
@@ -209,7 +209,7 @@ def _schema_problem(text: str, schema: dict[str, Any]) -> str | None:
 async def _run_step(claim: services.Claim, cancel: _Cancel) -> services.StepResult:
     step = claim.step
     try:
-        messages = render_messages(step["blocks"], claim.variables)
+        messages = await arender_messages(step["blocks"], claim.variables)
     except RenderProblem as exc:
         return services.StepResult(status=ResponseStatus.FAILED, error=str(exc))
     if claim.endpoint is None:

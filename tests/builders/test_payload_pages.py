@@ -117,3 +117,19 @@ def test_try_it_with_a_missing_sample_value_names_it_without_calling(user_client
     assert response.status_code == 400
     assert "missing variables: audience, topic" in response.json()["errors"]["samples"][0]["message"]
     assert fake_llm.stats()["chat_requests"] == 0
+
+
+def test_preview_marks_a_blank_sample_value_missing_instead_of_rendering_it_empty(user_client, chain):
+    html = user_client.post("/payloads/preview/", _form(chain, **{"sample-topic": "  ", "sample-audience": "kids"}))
+    html = html.content.decode()
+    assert "Outline {{ topic }} for kids." in html
+    assert 'data-missing>No sample value for: <code class="chip">topic</code>' in html
+
+
+def test_try_it_refuses_a_blank_sample_value_as_missing_without_calling(user_client, chain, fake_llm):
+    endpoint = make_endpoint(fake_llm.base_url, name="fake-server")
+    data = _form(chain, endpoint=str(endpoint.pk), **{"sample-topic": "", "sample-audience": "kids"})
+    response = user_client.post("/payloads/try/", data)
+    assert response.status_code == 400
+    assert response.json()["errors"]["samples"][0]["message"] == "missing variables: topic"
+    assert fake_llm.stats()["chat_requests"] == 0
