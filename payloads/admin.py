@@ -10,6 +10,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from blocks.admin import variable_chips
+from payloads.forms import OPTIONAL_JSON_FIELDS
 from payloads.models import Payload, PayloadBlock
 from payloads.services import RenderProblem, payload_preview, payload_variables
 
@@ -35,6 +36,7 @@ class PayloadForm(forms.ModelForm):
         model = Payload
         fields = ["name", "description", "endpoint", "model", "stream", "temperature", "top_p", "max_tokens", "stop",
                   "seed", "presence_penalty", "frequency_penalty", "json_schema", "structured_retries", "extra_params"]
+        field_classes = OPTIONAL_JSON_FIELDS
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "stop": forms.Textarea(attrs={"rows": 2, "class": "ae-code"}),
