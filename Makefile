@@ -35,7 +35,7 @@ migrate: install .env
 # daphne listens, so it comes after the servers' start-up logs instead of scrolling away above them.
 run: migrate
 	@login="$$($(PY) manage.py seed_demo --fake-llm-url http://127.0.0.1:$(FAKE_LLM_PORT)/v1 --site-url http://$(HOST):$(PORT)/)" || exit 1; \
-	$(PY) manage.py fake_llm --port $(FAKE_LLM_PORT) --inter-token-ms 30 & fake=$$!; \
+	$(PY) manage.py fake_llm --port $(FAKE_LLM_PORT) --inter-token-ms 30 --tokens 60 & fake=$$!; \
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) orchestrator.asgi:application & web=$$!; \
 	trap 'kill $$fake $$web 2>/dev/null' EXIT INT TERM; \
 	until $(PY) -c 'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1)' $(HOST) $(PORT) 2>/dev/null; do \
