@@ -30,13 +30,19 @@ install-dev: $(VENV)/.installed-dev
 migrate: install .env
 	$(PY) manage.py migrate --noinput
 
-# Migrate, seed the demo, start the mock LLM on $(FAKE_LLM_PORT) and serve on $(PORT).
+# Migrate, seed the demo, start the mock LLM on $(FAKE_LLM_PORT) and serve on $(PORT). seed_demo's
+# output ends with the log-in block (URL, user, password or how to reset it); it is printed once
+# daphne listens, so it comes after the servers' start-up logs instead of scrolling away above them.
 run: migrate
-	$(PY) manage.py seed_demo --fake-llm-url http://127.0.0.1:$(FAKE_LLM_PORT)/v1
-	@echo "Serving at http://$(HOST):$(PORT)/  (mock LLM at http://127.0.0.1:$(FAKE_LLM_PORT)/v1)"
-	@$(PY) manage.py fake_llm --port $(FAKE_LLM_PORT) --inter-token-ms 30 & fake=$$!; \
-	trap "kill $$fake 2>/dev/null" EXIT INT TERM; \
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) orchestrator.asgi:application
+	@login="$$($(PY) manage.py seed_demo --fake-llm-url http://127.0.0.1:$(FAKE_LLM_PORT)/v1 --site-url http://$(HOST):$(PORT)/)" || exit 1; \
+	$(PY) manage.py fake_llm --port $(FAKE_LLM_PORT) --inter-token-ms 30 --tokens 60 & fake=$$!; \
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) orchestrator.asgi:application & web=$$!; \
+	trap 'kill $$fake $$web 2>/dev/null' EXIT INT TERM; \
+	until $(PY) -c 'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1)' $(HOST) $(PORT) 2>/dev/null; do \
+		kill -0 $$web 2>/dev/null || exit 1; sleep 0.3; \
+	done; \
+	printf '\n%s\n\n' "$$login"; \
+	wait $$web
 
 test: install-dev
 	$(PY) -m pytest

@@ -1,9 +1,12 @@
 """A deterministic OpenAI-compatible server for development, tests and the benchmark.
 
-`python manage.py fake_llm --port 8001` serves it. Replies echo the last user message:
-    "echo:<first 40 chars> #<sha1[:10]>" padded with "w4 w5 ..." to `tokens` words
-(one word = one streamed chunk), the same text as ../shared/bench/fake_llm.py, so
-`reply_text()` predicts a whole chain's output.
+`python manage.py fake_llm --port 8001` serves it. Two kinds of reply, both deterministic:
+- `readable` (the command's default, what `make run` shows): sentences, an outline or a summary
+  made from the prompt's words (llm/fake_replies.py); JSON valid against the request's schema.
+- `echo` (Settings' default; tests/fake_llm.py and the benchmark): the last user message as
+  "echo:<first 40 chars> #<sha1[:10]>" padded with "w4 w5 ..." to `tokens` words, the same text as
+  ../shared/bench/fake_llm.py, so `reply_text()` predicts a whole chain's output.
+One word is one streamed chunk in both.
 
 Tests steer it over HTTP: `POST /_control` changes settings or queues faults for the next
 requests, `GET /_stats` counts requests and keeps the last request bodies, `POST /_reset` clears.
@@ -20,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from llm.fake_replies import readable_pieces, readable_text
 
 ECHO_CHARS = 40
 DEFAULT_MODELS = ("gpt-4o-mini", "fake-model")
@@ -78,6 +83,8 @@ class Settings:
     reject_response_format: bool = False
     # Like OpenAI: a 401 that quotes the rejected key, partly masked ("sk-ab***...wxyz").
     echo_key_on_401: bool = False
+    # "echo" (tests and the benchmark predict it with reply_text) or "readable" (the demo's sentences).
+    replies: str = "echo"
 
 
 @dataclass
@@ -179,29 +186,18 @@ def build_app(settings: Settings | None = None) -> web.Application:
             return web.json_response({"id": "x", "object": "chat.completion", "created": 0, "model": model, "choices": []})
 
         messages = body.get("messages") or []
-        prompt = last_user_message(messages)
-        tokens = s.tokens
-        cap = body.get("max_completion_tokens") or body.get("max_tokens")
-        if isinstance(cap, int) and cap > 0:
-            tokens = min(tokens, cap)
-        if "content" in fault:
-            words = str(fault["content"]).split(" ")
-        elif body.get("response_format"):
-            words = [_json_reply(body["response_format"], reply_text(prompt, tokens))]
-        else:
-            words = reply_words(prompt, tokens)
+        pieces, finish = reply_pieces(body, s, fault)
         prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in messages)
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(words), "total_tokens": prompt_tokens + len(words)}
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(pieces), "total_tokens": prompt_tokens + len(pieces)}
         cid = f"chatcmpl-fake{state.requests}"
         created = int(time.time())
-        finish = "length" if cap and len(words) >= cap and tokens < s.tokens else "stop"
 
         if not body.get("stream"):
             if latency:
                 await asyncio.sleep(latency)
             return web.json_response({
                 "id": cid, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": " ".join(words), "refusal": None},
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(pieces), "refusal": None},
                              "logprobs": None, "finish_reason": finish}],
                 "usage": usage,
             })
@@ -234,14 +230,14 @@ def build_app(settings: Settings | None = None) -> web.Application:
             await response.write_eof()
             return response
         await response.write(chunk({"role": "assistant", "content": ""}))
-        for i, word in enumerate(words):
+        for i, piece in enumerate(pieces):
             if cut_after is not None and i >= cut_after:
                 # Drop the connection mid-stream, as a crashed upstream would.
                 request.transport.close()
                 return response
             if inter_token and i:
                 await asyncio.sleep(inter_token)
-            await response.write(chunk({"content": word if i == 0 else " " + word}))
+            await response.write(chunk({"content": piece}))
         await response.write(chunk({}, finish_reason=finish))
         if include_usage:
             await response.write(chunk(None, use=usage, choices=False))
@@ -308,6 +304,37 @@ async def _until_disconnected(request: web.Request, limit_seconds: float) -> Non
         if request.transport is None or request.transport.is_closing():
             return
         await asyncio.sleep(0.05)
+
+
+def reply_pieces(body: dict[str, Any], settings: Settings, fault: dict[str, Any]) -> tuple[list[str], str]:
+    """The answer as streamed chunks (joined, the whole text) and its finish reason."""
+    prompt = last_user_message(body.get("messages") or [])
+    tokens = settings.tokens
+    cap = body.get("max_completion_tokens") or body.get("max_tokens")
+    if not (isinstance(cap, int) and cap > 0):
+        cap = None
+    if settings.replies == "readable" and "content" not in fault:
+        return _readable_pieces(body, prompt, tokens, cap)
+    if cap:
+        tokens = min(tokens, cap)
+    if "content" in fault:
+        words = str(fault["content"]).split(" ")
+    elif body.get("response_format"):
+        words = [_json_reply(body["response_format"], reply_text(prompt, tokens))]
+    else:
+        words = reply_words(prompt, tokens)
+    finish = "length" if cap and len(words) >= cap and tokens < settings.tokens else "stop"
+    return [words[0], *(" " + word for word in words[1:])], finish
+
+
+def _readable_pieces(body: dict[str, Any], prompt: str, tokens: int, cap: int | None) -> tuple[list[str], str]:
+    text = readable_text(prompt, tokens)
+    if body.get("response_format"):
+        return [_json_reply(body["response_format"], text)], "stop"
+    pieces = readable_pieces(text)
+    if cap and len(pieces) > cap:
+        return pieces[:cap], "length"
+    return pieces, "stop"
 
 
 def _json_reply(response_format: dict[str, Any], text: str) -> str:

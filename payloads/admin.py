@@ -11,6 +11,7 @@ from django.utils.safestring import mark_safe
 
 from blocks.admin import variable_chips
 from orchestrator.forms import RejectLoneSurrogatesMixin
+from payloads.forms import OPTIONAL_JSON_FIELDS
 from payloads.models import Payload, PayloadBlock
 from payloads.services import RenderProblem, payload_preview, payload_variables, sample_variables
 
@@ -36,6 +37,7 @@ class PayloadForm(RejectLoneSurrogatesMixin, forms.ModelForm):
         model = Payload
         fields = ["name", "description", "endpoint", "model", "stream", "temperature", "top_p", "max_tokens", "stop",
                   "seed", "presence_penalty", "frequency_penalty", "json_schema", "structured_retries", "extra_params"]
+        field_classes = OPTIONAL_JSON_FIELDS
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "stop": forms.Textarea(attrs={"rows": 2, "class": "ae-code"}),

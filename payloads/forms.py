@@ -23,12 +23,23 @@ SETTING_FIELDS = ["name", "description", "endpoint", "model", "temperature", "to
 SAMPLE_PREFIX = "sample-"
 
 
+class OptionalJSONField(forms.JSONField):
+    """A nullable JSON field shown empty when unset (not `null`); an empty field saves as unset."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return "" if value is None else super().prepare_value(value)
+
+
+# The model's nullable JSON fields; the admin's form and the builder's use the same field class.
+OPTIONAL_JSON_FIELDS = {"stop": OptionalJSONField, "json_schema": OptionalJSONField}
+
+
 class PayloadForm(RejectLoneSurrogatesMixin, ServiceErrorsMixin, forms.Form):
     label_suffix = ""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields.update(forms.fields_for_model(Payload, fields=SETTING_FIELDS))
+        self.fields.update(forms.fields_for_model(Payload, fields=SETTING_FIELDS, field_classes=OPTIONAL_JSON_FIELDS))
         self.fields["endpoint"].queryset = Endpoint.objects.order_by("name")
         self.fields["endpoint"].empty_label = None
         self.fields["model"].widget.attrs.update({"list": "model-options", "autocomplete": "off"})

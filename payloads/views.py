@@ -64,7 +64,7 @@ def payload_builder(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def payload_new(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        return _page(request, form=PayloadForm(initial={"stream": True}), payload=None, uses=[])
+        return _page(request, form=PayloadForm(), payload=None, uses=[])
     if not request.user.has_perm("payloads.add_payload"):
         return HttpResponse("You may not create payloads.", status=403)
     form = PayloadForm(request.POST)

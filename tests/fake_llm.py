@@ -55,7 +55,8 @@ class FakeLLM:
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = f"{self.url}/v1"
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "fake_llm", "--port", str(self.port), *args],
+            # Echo replies, which reply_text() predicts; a later "--replies readable" in args wins.
+            [sys.executable, "manage.py", "fake_llm", "--port", str(self.port), "--replies", "echo", *args],
             cwd=ROOT, env={**os.environ}, stdout=subprocess.DEVNULL,
         )
         wait_for_http(f"{self.url}/health")

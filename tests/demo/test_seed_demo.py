@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
@@ -27,8 +29,8 @@ def test_seeding_twice_creates_nothing_new_and_prints_the_password_once(seed_dem
     second = seed_demo()
     assert counts() == after_first
     assert after_first["User"] == 1 and after_first["Workflow"] == 1 and after_first["Step"] == 3
-    assert "password:" in first
-    assert "password" not in second and "created" not in second
+    password = re.search(r"password: (\S+)", first).group(1)
+    assert password not in second and "created" not in second
 
 
 @pytest.mark.django_db
@@ -50,7 +52,36 @@ def test_existing_admin_user_keeps_its_password(seed_demo, django_user_model, mo
     django_user_model.objects.create_user("admin", password="mine-already")
     out = seed_demo()
     assert django_user_model.objects.get(username="admin").check_password("mine-already")
-    assert "password" not in out
+    assert "created admin" not in out and "mine-already" not in out
+
+
+def login_block(out: str) -> list[str]:
+    """The lines between the last two rules, which must end the output."""
+    lines = out.rstrip("\n").splitlines()
+    assert set(lines[-1]) == {"="}, "the log-in block is not the last thing printed"
+    start = max(i for i, line in enumerate(lines[:-1]) if set(line) == {"="})
+    return lines[start + 1:-1]
+
+
+@pytest.mark.django_db
+def test_the_login_block_comes_last_with_the_url_the_user_and_a_password_that_works(seed_demo, monkeypatch):
+    monkeypatch.delenv("ADMIN_PASSWORD", raising=False)
+    block = "\n".join(login_block(seed_demo("--site-url", "http://127.0.0.1:9000/")))
+    assert "http://127.0.0.1:9000/accounts/login/" in block and "http://127.0.0.1:9000/admin/" in block
+    assert "user: admin" in block
+    password = re.search(r"password: (\S+)", block).group(1)
+    assert get_user_model().objects.get(username="admin").check_password(password)
+    assert "manage.py changepassword admin" in block
+
+
+@pytest.mark.django_db
+def test_later_starts_end_with_how_to_reset_the_password_instead_of_a_password(seed_demo, monkeypatch):
+    monkeypatch.delenv("ADMIN_PASSWORD", raising=False)
+    first = seed_demo()
+    password = re.search(r"password: (\S+)", first).group(1)
+    block = "\n".join(login_block(seed_demo("--site-url", "http://127.0.0.1:9000/")))
+    assert password not in block and "user: admin" in block
+    assert ".venv/bin/python manage.py changepassword admin" in block
 
 
 @pytest.mark.django_db

@@ -15,7 +15,9 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8001)
         parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before the answer (first token when streaming)")
         parser.add_argument("--inter-token-ms", type=float, default=0.0, help="gap between streamed tokens")
-        parser.add_argument("--tokens", type=int, default=20, help="words per reply")
+        parser.add_argument("--tokens", type=int, default=20, help="words per reply (readable: about as many)")
+        parser.add_argument("--replies", choices=["readable", "echo"], default="readable",
+                            help="readable sentences made from the prompt, or the tests' predictable echo")
         parser.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests answered 429 or 500")
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--api-key", default="", help="require this bearer key (default: any)")
@@ -25,7 +27,7 @@ class Command(BaseCommand):
         settings = Settings(
             latency_ms=options["latency_ms"], inter_token_ms=options["inter_token_ms"], tokens=options["tokens"],
             error_rate=options["error_rate"], seed=options["seed"], api_key=options["api_key"],
-            models=tuple(m.strip() for m in options["models"].split(",") if m.strip()),
+            models=tuple(m.strip() for m in options["models"].split(",") if m.strip()), replies=options["replies"],
         )
         self.stdout.write(f"Fake LLM (mock) serving at http://{options['host']}:{options['port']}/v1")
         serve(options["host"], options["port"], settings)

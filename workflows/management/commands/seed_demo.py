@@ -2,6 +2,8 @@
 
 Idempotent: everything is looked up by its unique name and only created when missing, so
 `make run` can call it on every start. Objects a user has since edited are left as they are.
+It ends with one block saying where to log in, with the admin's password the first time and how
+to reset it afterwards; `make run` prints its output once the servers listen, below their logs.
 """
 import os
 import secrets
@@ -21,6 +23,7 @@ OPENAI_ENDPOINT_NAME = "OpenAI"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
 DEMO_WORKFLOW_NAME = "Article"
+RESET_PASSWORD = ".venv/bin/python manage.py changepassword admin"
 
 DEMO_BLOCKS: dict[str, tuple[str, str]] = {
     # name: (description, content)
@@ -53,31 +56,49 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--fake-llm-url", default="http://127.0.0.1:8001/v1",
                             help="base URL of the mock LLM (manage.py fake_llm)")
+        parser.add_argument("--site-url", default="http://127.0.0.1:8000/",
+                            help="where the app is served, for the log-in line printed last")
 
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
-            self._admin_user()
+            password = self._admin_user()
             endpoint = self._mock_endpoint(options["fake_llm_url"])
             self._openai_endpoint()
             blocks = self._blocks()
             payloads = self._payloads(endpoint, blocks)
             self._workflow(payloads)
+        self._login_block(options["site_url"], options["fake_llm_url"], password)
+
+    def _login_block(self, site_url: str, fake_llm_url: str, password: str | None) -> None:
+        """Printed last, so the log-in line is the one a person sees."""
+        site = site_url.rstrip("/")
+        if password is None:
+            secret = f"password: the one printed at the first start; forgot it? {RESET_PASSWORD}"
+        elif password == "":
+            secret = "password: the one in ADMIN_PASSWORD"
+        else:
+            secret = f"password: {password}   (shown only this once; to change it: {RESET_PASSWORD})"
+        rule = "=" * 78
+        self.stdout.write("\n".join([
+            rule, f"LLM Orchestrator at {site}/   (mock LLM at {fake_llm_url})",
+            f"Log in at {site}/accounts/login/ or {site}/admin/",
+            "  user: admin", f"  {secret}", rule,
+        ]))
 
     def _say(self, created: bool, what: str) -> None:
         if created:
             self.stdout.write(self.style.SUCCESS(f"created {what}"))
 
-    def _admin_user(self) -> None:
+    def _admin_user(self) -> str | None:
+        """The new admin's generated password, "" if it came from ADMIN_PASSWORD, None if the user existed."""
         users = get_user_model()
         if users.objects.filter(username="admin").exists():
-            return  # never reset an existing user's password
-        password = os.environ.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-        users.objects.create_superuser("admin", "admin@example.com", password)
-        if os.environ.get("ADMIN_PASSWORD"):
-            self.stdout.write(self.style.SUCCESS("created admin user 'admin' with the password in ADMIN_PASSWORD"))
-        else:
-            # Printed once: the next run finds the user and prints nothing.
-            self.stdout.write(self.style.SUCCESS(f"created admin user 'admin' with password: {password}"))
+            return None  # never reset an existing user's password
+        chosen = os.environ.get("ADMIN_PASSWORD", "")
+        generated = "" if chosen else secrets.token_urlsafe(12)
+        users.objects.create_superuser("admin", "admin@example.com", chosen or generated)
+        self.stdout.write(self.style.SUCCESS("created admin user 'admin'"))
+        return generated
 
     def _mock_endpoint(self, base_url: str) -> Endpoint:
         endpoint, created = Endpoint.objects.get_or_create(
