@@ -1,6 +1,7 @@
 """The LLM Tester's form: which endpoint and model, and what to send."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -40,6 +41,10 @@ class ConnectivityForm(forms.Form):
     model = forms.CharField(max_length=200, required=False)
 
 
+# What is shown of a line typed into the headers field: the name, up to a colon or a space.
+HEADER_NAME_PART = re.compile(r"[:\s]")
+
+
 class HeadersField(forms.CharField):
     """Extra headers as "Name: value" lines. Values are never rendered: a stored header shows as "Name:",
     and a blank value keeps its stored value."""
@@ -51,7 +56,7 @@ class HeadersField(forms.CharField):
             return "\n".join(f"{name}:" for name in value)
         # A form shown again after an error: the names only, never a value typed into it.
         lines = str(value or "").splitlines()
-        return "\n".join(f"{line.partition(':')[0].strip()}:" for line in lines if line.strip())
+        return "\n".join(HEADER_NAME_PART.split(line.strip())[0] + ":" for line in lines if line.strip())
 
     def to_python(self, value: Any) -> dict[str, str | None]:
         headers: dict[str, str | None] = {}

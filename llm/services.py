@@ -42,11 +42,13 @@ def endpoint_moves(*, endpoint: Endpoint, base_url: str | None) -> bool:
     return stored is not None and endpoint_origin(base_url) != endpoint_origin(stored)
 
 
-def _headers(stored: dict[str, str], changes: HeaderChanges) -> dict[str, str]:
+def _headers(stored: dict[str, str], changes: HeaderChanges, *, moves: bool = False) -> dict[str, str]:
     kept = {name.lower(): value for name, value in stored.items()}
     headers: dict[str, str] = {}
     for name, value in changes.items():
         if value is None:
+            if moves:
+                continue  # its value belonged to the old server: cleared, like the key
             if name.lower() not in kept:
                 raise ValidationError({"extra_headers": f"Header {name!r} has no stored value: give its value."})
             value = kept[name.lower()]
@@ -80,8 +82,8 @@ def endpoint_update(*, endpoint: Endpoint, api_key: str | None = None, **fields:
     _check_fields(fields, "endpoint_update")
     moves = endpoint_moves(endpoint=endpoint, base_url=fields.get("base_url"))
     if "extra_headers" in fields:
-        stored = {} if moves else dict(endpoint.extra_headers or {})
-        endpoint.extra_headers = _headers(stored, fields.pop("extra_headers") or {})
+        endpoint.extra_headers = _headers(dict(endpoint.extra_headers or {}), fields.pop("extra_headers") or {},
+                                          moves=moves)
     elif moves:
         endpoint.extra_headers = {}
     for name, value in fields.items():
