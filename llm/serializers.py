@@ -1,5 +1,6 @@
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from llm.models import Endpoint
@@ -17,6 +18,7 @@ class StrictFieldsMixin:
         return super().to_internal_value(data)  # type: ignore[misc]
 
 
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "string", "nullable": True}})
 class WriteOnlyValuesField(serializers.Field):
     """Header names are shown, values never: read as null. Writing null keeps a stored value."""
 
