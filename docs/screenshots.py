@@ -114,6 +114,9 @@ def shoot(base: str) -> None:
         page.screenshot(path=str(IMAGES / "payload-builder.png"), full_page=True)
         print("wrote docs/images/payload-builder.png")
         snap("llm-tester", "/llm/tester/")
+        snap("endpoints", "/endpoints/")
+        endpoint_path = page.locator("#endpoint-table td a[href^='/endpoints/']").first.get_attribute("href")
+        snap("endpoint-edit", endpoint_path, "#endpoint-form")
         # The run extras: two runs side by side, a replay form, a workflow's runs per day.
         page.goto(f"{base}/runs/")
         run_ids = sorted(int(i) for i in page.locator("tr[data-run-id]").evaluate_all(

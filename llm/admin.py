@@ -1,46 +1,16 @@
-from typing import Any
-
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from llm import diagnostics, services
+from llm.forms import EndpointForm
 from llm.models import Endpoint
-from orchestrator.forms import RejectLoneSurrogatesMixin
-
-
-class EndpointAdminForm(RejectLoneSurrogatesMixin, forms.ModelForm):
-    base_url = forms.URLField(max_length=500, assume_scheme="https",
-                              help_text=Endpoint._meta.get_field("base_url").help_text)
-    # Write-only: the stored key is never rendered back, not even masked.
-    api_key = forms.CharField(
-        required=False, strip=True, label="API key",
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Write-only. Leave blank to keep the stored key.",
-    )
-    clear_api_key = forms.BooleanField(required=False, label="Clear the stored API key")
-
-    class Meta:
-        model = Endpoint
-        fields = list(services.EDITABLE_FIELDS)
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        if cleaned.get("clear_api_key") and cleaned.get("api_key"):
-            self.add_error("clear_api_key", "Either type a new key or clear the stored one, not both.")
-        return cleaned
-
-    def api_key_change(self) -> str | None:
-        """None keeps the stored key, "" clears it, anything else replaces it."""
-        if self.cleaned_data.get("clear_api_key"):
-            return ""
-        return self.cleaned_data.get("api_key") or None
 
 
 @admin.register(Endpoint)
 class EndpointAdmin(admin.ModelAdmin):
-    form = EndpointAdminForm
+    form = EndpointForm
     list_display = ["name", "base_url", "default_model", "api_key_status", "enabled", "is_mock",
                     "max_concurrency", "timeout_seconds", "max_retries", "updated_at"]
     list_filter = ["enabled", "is_mock"]
@@ -49,7 +19,7 @@ class EndpointAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "base_url", "default_model", "enabled", "is_mock"]}),
         ("API key", {"fields": ["api_key_status", "api_key", "clear_api_key"]}),
-        ("Limits", {"fields": ["timeout_seconds", "max_retries", "max_concurrency", "extra_headers"]}),
+        ("Limits and headers", {"fields": ["timeout_seconds", "max_retries", "max_concurrency", "headers"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
     actions = ["run_connectivity_test"]
@@ -59,8 +29,8 @@ class EndpointAdmin(admin.ModelAdmin):
         return "set" if endpoint.has_api_key else "not set"
 
     def save_model(self, request: HttpRequest, obj: Endpoint, form: forms.Form, change: bool) -> None:
-        assert isinstance(form, EndpointAdminForm)
-        fields = {name: form.cleaned_data[name] for name in services.EDITABLE_FIELDS if name in form.cleaned_data}
+        assert isinstance(form, EndpointForm)
+        fields = form.endpoint_fields()
         if change:
             services.endpoint_update(endpoint=obj, api_key=form.api_key_change(), **fields)
             return

@@ -21,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import httpx2
 import openai
+from openai._vendor.httpx_aiohttp import AiohttpTransport
 
 from llm import egress, tokens
 
@@ -141,15 +143,28 @@ def _client(config: EndpointConfig) -> openai.AsyncOpenAI:
             timeout=config.timeout,
             max_retries=0,
             default_headers=dict(config.extra_headers) or None,
-            # The SDK's aiohttp transport: its default httpx pool walks every connection per request.
-            http_client=openai.DefaultAioHttpClient(
-                timeout=config.timeout,
-                # The SDK's default caps connections at 1,000: let the endpoint's own limit decide.
-                limits=httpx2.Limits(max_connections=max(config.max_concurrency, 100),
-                                     max_keepalive_connections=max(config.max_concurrency, 100))),
+            http_client=_http_client(config),
         )
         pool[key] = client
     return client
+
+
+def _aiohttp_session(limit: int) -> aiohttp.ClientSession:
+    # Every connection's host is resolved and checked by the egress rules, and the checked addresses
+    # are the ones connected to: a name re-pointed between the check and the call gains nothing.
+    connector = aiohttp.TCPConnector(limit=limit, keepalive_timeout=5.0, ssl=httpx2.create_ssl_context(),
+                                     resolver=egress.CheckedResolver())
+    return aiohttp.ClientSession(connector=connector)
+
+
+def _http_client(config: EndpointConfig) -> httpx2.AsyncClient:
+    # The SDK's default caps connections at 1,000: let the endpoint's own limit decide.
+    limit = max(config.max_concurrency, 100)
+    # The SDK's aiohttp transport: its default httpx pool walks every connection per request.
+    transport = AiohttpTransport(client=lambda: _aiohttp_session(limit))
+    # Redirects are not followed: a hop could lead anywhere, with the key and extra headers.
+    return openai.DefaultAioHttpClient(timeout=config.timeout, transport=transport, follow_redirects=False,
+                                       limits=httpx2.Limits(max_connections=limit, max_keepalive_connections=limit))
 
 
 def _limit(config: EndpointConfig) -> asyncio.Semaphore:
@@ -242,6 +257,15 @@ def _server_message(exc: openai.APIStatusError) -> str:
     return text[:300] or exc.message
 
 
+def _egress_refusal(exc: BaseException) -> egress.EgressRefused | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, egress.EgressRefused):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _connection_kind(exc: BaseException) -> tuple[str, str] | None:
     seen: BaseException | None = exc
     while seen is not None:
@@ -266,6 +290,9 @@ def classify(exc: BaseException, *, model: str, timeout: float) -> LLMError:
     """Turn an SDK or transport exception into an LLMError a person understands."""
     if isinstance(exc, LLMError):
         return exc
+    refused = _egress_refusal(exc)
+    if refused is not None:
+        return LLMError(f"the endpoint URL is not allowed: {refused}", retryable=False, kind="forbidden_address")
     if isinstance(exc, openai.APIConnectionError):
         # The aiohttp transport reports refused connections and DNS failures as connect *timeouts*,
         # so the cause chain decides before the exception's class does.
@@ -279,6 +306,11 @@ def classify(exc: BaseException, *, model: str, timeout: float) -> LLMError:
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         detail = _server_message(exc)
+        if 300 <= status < 400:
+            target = exc.response.headers.get("location", "") if exc.response is not None else ""
+            return LLMError(f"the endpoint answered HTTP {status}, a redirect to {target[:200] or 'elsewhere'}; "
+                            "redirects are not followed: set the base URL to where the API answers",
+                            retryable=False, kind="redirect", http_status=status)
         if status in (401, 403):
             return LLMError(f"the endpoint refused the API key (HTTP {status}: {detail})",
                             retryable=False, kind="auth", http_status=status)
@@ -302,6 +334,16 @@ def _backoff(attempt: int, retry_after: float | None) -> float:
     # Exponential with full jitter between half and all of the step.
     step = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
     return step * (0.5 + random.random() / 2)
+
+
+# Errors a run waits out (a server restarting, DNS catching up) but a person at a page should see now.
+FINAL_WHEN_INTERACTIVE = frozenset({"refused", "dns", "tls", "auth", "model_not_found", "forbidden_address", "redirect"})
+
+
+def _gives_up(error: LLMError, attempt: int, config: EndpointConfig, *, interactive: bool) -> bool:
+    if not error.retryable or attempt > config.max_retries:
+        return True
+    return interactive and error.kind in FINAL_WHEN_INTERACTIVE
 
 
 # --- the call -----------------------------------------------------------------------------------
@@ -482,11 +524,13 @@ async def complete(
     json_schema: dict[str, Any] | None = None,
     on_delta: Callable[[str], None] | None = None,
     on_retry: Callable[[], None] | None = None,
+    interactive: bool = False,
 ) -> Completion:
     """One chat completion, retried on 429, 5xx, timeouts and connection errors.
 
     `on_delta` receives streamed text as it arrives; `on_retry` is called before a retried
-    attempt, so a listener can drop the partial text of the failed one.
+    attempt, so a listener can drop the partial text of the failed one. `interactive` calls (a
+    person waits at a page) give up at once on errors a retry within seconds cannot fix.
     """
     await _check_egress(config)
     client = _client(config)
@@ -520,7 +564,7 @@ async def complete(
             if adapted:
                 record["adapted"] = True
             attempts.append(record)
-            if not adapted and (not error.retryable or attempt > config.max_retries):
+            if not adapted and _gives_up(error, attempt, config, interactive=interactive):
                 if error.retryable and attempt > 1:
                     error.message = f"{error.message} (gave up after {attempt} attempts)"
                     error.args = (error.message,)

@@ -1,8 +1,14 @@
+import re
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from llm import crypto, egress
+
+# A header name is an HTTP token; a value holds no line break (it would start a header of its own).
+HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+HEADER_VALUE_FORBIDDEN = re.compile(r"[\r\n\x00]")
 
 
 def validate_headers(value: object) -> None:
@@ -10,10 +16,16 @@ def validate_headers(value: object) -> None:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise ValidationError('Extra headers must be a JSON object of strings, e.g. {"X-Team": "ml"}.')
+    for name, header_value in value.items():
+        if not HEADER_NAME.match(name):
+            raise ValidationError(f"Header name {name!r} is not valid: use letters, digits and - _ . only, "
+                                  "no spaces, colons or line breaks.")
+        if HEADER_VALUE_FORBIDDEN.search(header_value):
+            raise ValidationError(f"The value of header {name!r} contains a line break or NUL, which is not allowed.")
 
 
 class Endpoint(models.Model):
-    """An OpenAI-compatible API. The API key is write-only: stored encrypted, never shown."""
+    """An OpenAI-compatible API. The API key and extra header values are write-only: never shown."""
 
     name = models.CharField(max_length=100, unique=True)
     base_url = models.URLField(max_length=500, help_text="e.g. https://api.openai.com/v1 or http://127.0.0.1:8001/v1")

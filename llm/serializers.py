@@ -1,5 +1,6 @@
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from llm.models import Endpoint
@@ -17,14 +18,35 @@ class StrictFieldsMixin:
         return super().to_internal_value(data)  # type: ignore[misc]
 
 
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "string", "nullable": True}})
+class WriteOnlyValuesField(serializers.Field):
+    """Header names are shown, values never: read as null. Writing null keeps a stored value."""
+
+    def to_representation(self, value: Any) -> dict[str, None]:
+        return dict.fromkeys(value or {})
+
+    def to_internal_value(self, data: Any) -> dict[str, str | None]:
+        if not isinstance(data, dict) or not all(
+                isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in data.items()):
+            raise serializers.ValidationError(
+                'Must be a JSON object of strings (or null to keep a stored value), e.g. {"X-Team": "ml"}.')
+        return data
+
+
 class EndpointSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     # Write-only: accepted, never returned. Blank clears the key; omitted keeps it.
     api_key = serializers.CharField(
         write_only=True, required=False, allow_blank=True, trim_whitespace=True,
         style={"input_type": "password"}, max_length=1000,
-        help_text="Write-only. Omit to keep the stored key, send an empty string to clear it.",
+        help_text="Write-only. Omit to keep the stored key, send an empty string to clear it. Changing "
+                  "base_url's scheme, host or port clears the key unless the same request sends one.",
     )
     has_api_key = serializers.BooleanField(read_only=True)
+    extra_headers = WriteOnlyValuesField(
+        required=False,
+        help_text="Header values are write-only (they may hold keys): read back as null. Send null as a value "
+                  "to keep the stored one. Changing the URL's host, scheme or port clears values not sent again.",
+    )
 
     class Meta:
         model = Endpoint
@@ -33,11 +55,6 @@ class EndpointSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             "max_retries", "max_concurrency", "extra_headers", "enabled", "is_mock", "created_at", "updated_at",
         ]
         read_only_fields = ["id", "has_api_key", "created_at", "updated_at"]
-
-    def validate_extra_headers(self, value: Any) -> Any:
-        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            raise serializers.ValidationError('Must be a JSON object of strings, e.g. {"X-Team": "ml"}.')
-        return value
 
 
 class EndpointTestRequestSerializer(StrictFieldsMixin, serializers.Serializer):

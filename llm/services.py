@@ -1,10 +1,17 @@
-"""Every write to LLM endpoints. The API key is set through here so it is encrypted, never echoed."""
+"""Every write to LLM endpoints. The API key is set through here so it is encrypted, never echoed.
+
+Secrets belong to the server they were given for: moving an endpoint to another scheme, host or
+port clears its API key and extra header values, unless the same change supplies them again.
+"""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from llm.egress import DEFAULT_PORTS
 from llm.models import Endpoint
 
 # Fields a caller may set directly; the API key goes through set_api_key().
@@ -12,13 +19,53 @@ EDITABLE_FIELDS = (
     "name", "base_url", "default_model", "timeout_seconds", "max_retries", "max_concurrency",
     "extra_headers", "enabled", "is_mock",
 )
+# Extra headers as given by a caller: a value of None keeps the stored value of that header.
+HeaderChanges = dict[str, str | None]
+
+
+def endpoint_origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL: where its secrets are sent."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower().rstrip("."), port
+
+
+def endpoint_moves(*, endpoint: Endpoint, base_url: str | None) -> bool:
+    """True when saving `base_url` would send the endpoint's secrets to another server."""
+    if endpoint.pk is None or base_url is None:
+        return False
+    # The stored URL, not the instance's: a model form has already put the new URL on the instance.
+    stored = Endpoint.objects.filter(pk=endpoint.pk).values_list("base_url", flat=True).first()
+    return stored is not None and endpoint_origin(base_url) != endpoint_origin(stored)
+
+
+def _headers(stored: dict[str, str], changes: HeaderChanges, *, moves: bool = False) -> dict[str, str]:
+    kept = {name.lower(): value for name, value in stored.items()}
+    headers: dict[str, str] = {}
+    for name, value in changes.items():
+        if value is None:
+            if moves:
+                continue  # its value belonged to the old server: cleared, like the key
+            if name.lower() not in kept:
+                raise ValidationError({"extra_headers": f"Header {name!r} has no stored value: give its value."})
+            value = kept[name.lower()]
+        headers[name] = value
+    return headers
+
+
+def _check_fields(fields: dict[str, Any], caller: str) -> None:
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"{caller}() got unknown fields: {', '.join(sorted(unknown))}")
 
 
 @transaction.atomic
 def endpoint_create(*, api_key: str = "", **fields: Any) -> Endpoint:
-    unknown = set(fields) - set(EDITABLE_FIELDS)
-    if unknown:
-        raise TypeError(f"endpoint_create() got unknown fields: {', '.join(sorted(unknown))}")
+    _check_fields(fields, "endpoint_create")
+    fields["extra_headers"] = _headers({}, fields.get("extra_headers") or {})
     endpoint = Endpoint(**fields)
     endpoint.set_api_key(api_key)
     endpoint.full_clean()
@@ -28,14 +75,23 @@ def endpoint_create(*, api_key: str = "", **fields: Any) -> Endpoint:
 
 @transaction.atomic
 def endpoint_update(*, endpoint: Endpoint, api_key: str | None = None, **fields: Any) -> Endpoint:
-    """Change the given fields. `api_key=None` keeps the stored key; `""` clears it."""
-    unknown = set(fields) - set(EDITABLE_FIELDS)
-    if unknown:
-        raise TypeError(f"endpoint_update() got unknown fields: {', '.join(sorted(unknown))}")
+    """Change the given fields. `api_key=None` keeps the stored key, `""` clears it.
+
+    `extra_headers` replaces the headers; a value of None keeps that header's stored value.
+    """
+    _check_fields(fields, "endpoint_update")
+    moves = endpoint_moves(endpoint=endpoint, base_url=fields.get("base_url"))
+    if "extra_headers" in fields:
+        endpoint.extra_headers = _headers(dict(endpoint.extra_headers or {}), fields.pop("extra_headers") or {},
+                                          moves=moves)
+    elif moves:
+        endpoint.extra_headers = {}
     for name, value in fields.items():
         setattr(endpoint, name, value)
     if api_key is not None:
         endpoint.set_api_key(api_key)
+    elif moves:
+        endpoint.set_api_key("")
     endpoint.full_clean()
     endpoint.save()
     return endpoint

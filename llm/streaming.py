@@ -27,7 +27,7 @@ async def stream_completion(config: client.EndpointConfig, *, model: str, messag
             completion = await client.complete(
                 config, model=model, messages=messages, params=params, stream=True,
                 on_delta=lambda text: queue.put_nowait(("delta", {"text": text})),
-                on_retry=lambda: queue.put_nowait(("reset", {})),
+                on_retry=lambda: queue.put_nowait(("reset", {})), interactive=True,
             )
         except client.LLMError as exc:
             queue.put_nowait(("error", {"message": exc.message, "kind": exc.kind, "retryable": exc.retryable}))

@@ -279,6 +279,10 @@ LLM_ENDPOINT_DENIED_HOSTS = env.list("LLM_ENDPOINT_DENIED_HOSTS", default=[
     "169.254.169.254", "fd00:ec2::254", "100.100.100.200", "metadata.google.internal", "metadata",
 ])
 LLM_ENDPOINT_ALLOW_LOOPBACK = env.bool("LLM_ENDPOINT_ALLOW_LOOPBACK", default=DEBUG)
+# Private networks (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7, ...) only with DEBUG on, or
+# the networks (CIDR) and host names listed here, e.g. "10.20.0.0/16,llm.internal.example".
+LLM_ENDPOINT_ALLOW_PRIVATE = env.bool("LLM_ENDPOINT_ALLOW_PRIVATE", default=DEBUG)
+LLM_ENDPOINT_ALLOWED_NETWORKS = env.list("LLM_ENDPOINT_ALLOWED_NETWORKS", default=[])
 # Ports of databases, caches and admin daemons: never an LLM API.
 LLM_ENDPOINT_DENIED_PORTS = env.list("LLM_ENDPOINT_DENIED_PORTS", cast=int, default=[
     22, 23, 25, 2375, 2376, 2379, 3306, 5432, 6379, 9200, 10250, 11211, 27017,

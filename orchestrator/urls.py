@@ -31,6 +31,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", health.healthz, name="healthz"),
     path("llm/tester/", include("llm.urls")),
+    path("endpoints/", include("llm.endpoint_urls")),
     path("blocks/", include("blocks.urls")),
     path("payloads/", include("payloads.urls")),
     path("workflows/", include("workflows.urls")),

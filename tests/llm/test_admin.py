@@ -13,7 +13,7 @@ from tests.llm.conftest import PLANTED_KEY
 pytestmark = pytest.mark.django_db
 
 FORM = {"name": "local", "base_url": "http://127.0.0.1:8001/v1", "default_model": "gpt-4o-mini", "enabled": "on",
-        "timeout_seconds": "60", "max_retries": "3", "max_concurrency": "64", "extra_headers": "{}"}
+        "timeout_seconds": "60", "max_retries": "3", "max_concurrency": "64"}
 
 
 def test_the_changelist_shows_whether_a_key_is_set_never_the_key(admin_client: Any) -> None:
@@ -42,7 +42,7 @@ def test_adding_an_endpoint_stores_the_key(admin_client: Any) -> None:
 
 
 def test_saving_without_a_key_keeps_it_and_clearing_removes_it(admin_client: Any) -> None:
-    endpoint = make_endpoint(name="local", api_key=PLANTED_KEY)
+    endpoint = make_endpoint(FORM["base_url"], name="local", api_key=PLANTED_KEY)
     url = reverse("admin:llm_endpoint_change", args=[endpoint.pk])
     assert admin_client.post(url, {**FORM, "default_model": "fake-model"}).status_code == 302
     endpoint.refresh_from_db()
@@ -55,10 +55,10 @@ def test_saving_without_a_key_keeps_it_and_clearing_removes_it(admin_client: Any
 def test_bad_values_are_shown_on_the_form_and_change_nothing(admin_client: Any) -> None:
     endpoint = make_endpoint(name="local")
     url = reverse("admin:llm_endpoint_change", args=[endpoint.pk])
-    response = admin_client.post(url, {**FORM, "max_concurrency": "0", "extra_headers": '{"X": 1}'})
+    response = admin_client.post(url, {**FORM, "max_concurrency": "0", "headers": "X Team ml"})
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
-    assert "max_concurrency" in errors and "extra_headers" in errors
+    assert "max_concurrency" in errors and "headers" in errors
     endpoint.refresh_from_db()
     assert endpoint.max_concurrency == 64
 

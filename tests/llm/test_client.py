@@ -272,3 +272,26 @@ def test_the_tokenizer_counts_with_no_network() -> None:
                             env={"PATH": "", "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["2", "2", "o200k_base", "cl100k_base"]
+
+
+async def test_an_interactive_call_gives_up_at_once_when_the_connection_is_refused(config_for: Config) -> None:
+    """The LLM Tester and "Try it" stream through stream_completion: no backoff a person has to sit through."""
+    from llm.streaming import stream_completion
+
+    config = config_for(base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=3)
+    started = asyncio.get_running_loop().time()
+    items = [item async for item in stream_completion(config, model="m", messages=MESSAGES)]
+    assert [kind for kind, _ in items] == ["error"]  # no "reset": nothing was retried
+    assert items[0][1]["kind"] == "refused"
+    assert asyncio.get_running_loop().time() - started < 0.5
+
+
+async def test_a_run_still_retries_a_refused_connection(config_for: Config) -> None:
+    error = await fails(config_for(base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=1))
+    assert error.kind == "refused" and len(error.attempts) == 2
+
+
+async def test_an_interactive_call_still_retries_a_server_error(fake_llm: FakeLLM, config_for: Config) -> None:
+    fake_llm.fail_next({"status": 500, "retry_after_ms": 1})
+    answer = await ask(config_for(max_retries=2), interactive=True)
+    assert [a["ok"] for a in answer.attempts] == [False, True]

@@ -1,4 +1,5 @@
 """The endpoint API: the API key is write-only; writes validate; deleting a used endpoint is a 409."""
+import json
 from typing import Any
 
 import pytest
@@ -146,3 +147,98 @@ def test_anonymous_requests_are_refused(client: Any) -> None:
     endpoint = make_endpoint()
     assert client.get("/api/endpoints/").status_code in (401, 403)
     assert client.post(f"/api/endpoints/{endpoint.pk}/test/").status_code in (401, 403)
+
+
+# --- secrets stay with the server they were given for -------------------------------------------------
+class _Recorder:
+    """A real HTTP listener on 127.0.0.1 that records each request's headers and answers 401."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        seen = self.headers = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                seen.append(dict(self.headers))
+                self.send_response(401)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"error": {"message": "who are you"}}')
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def recorder() -> Any:
+    listener = _Recorder()
+    yield listener
+    listener.server.shutdown()
+    listener.server.server_close()
+
+
+def test_repointing_an_endpoint_clears_its_key_and_header_values_so_a_listener_gets_nothing(api: APIClient, recorder: Any) -> None:
+    endpoint_id = create(api, extra_headers={"api-key": "azure-secret-value", "X-Team": "ml"}).data["id"]
+    response = api.patch(f"/api/endpoints/{endpoint_id}/", {"base_url": recorder.url}, format="json")
+    assert response.status_code == 200, response.data
+    assert response.data["has_api_key"] is False and response.data["extra_headers"] == {}
+    assert api.post(f"/api/endpoints/{endpoint_id}/test/", {}, format="json").status_code == 200
+    assert recorder.headers, "the connectivity test reached the listener"
+    sent = json.dumps(recorder.headers)
+    assert "sk-abc123secret" not in sent and "azure-secret-value" not in sent
+
+
+@pytest.mark.parametrize("url", ["https://127.0.0.1:8001/v1", "http://localhost:8001/v1", "http://127.0.0.1:8002/v1"])
+def test_another_scheme_host_or_port_clears_the_key(api: APIClient, url: str) -> None:
+    endpoint_id = create(api).data["id"]
+    assert api.patch(f"/api/endpoints/{endpoint_id}/", {"base_url": url}, format="json").status_code == 200
+    assert Endpoint.objects.get(pk=endpoint_id).api_key == ""
+    # A key sent with the move is the new server's key: kept.
+    body = {"base_url": "https://api.example.com/v1", "api_key": "sk-for-the-new-host"}
+    assert api.patch(f"/api/endpoints/{endpoint_id}/", body, format="json").status_code == 200
+    assert Endpoint.objects.get(pk=endpoint_id).api_key == "sk-for-the-new-host"
+
+
+def test_header_values_are_write_only_and_null_keeps_a_stored_value(api: APIClient) -> None:
+    response = create(api, extra_headers={"api-key": "azure-secret-value", "X-Team": "ml"})
+    assert response.data["extra_headers"] == {"api-key": None, "X-Team": None}
+    endpoint_id = response.data["id"]
+    for url in ("/api/endpoints/", f"/api/endpoints/{endpoint_id}/"):
+        assert "azure-secret-value" not in api.get(url).content.decode()
+    body = {**api.get(f"/api/endpoints/{endpoint_id}/").data}
+    body = {k: body[k] for k in ("name", "base_url", "default_model", "extra_headers")}
+    body["extra_headers"]["X-Team"] = "research"
+    assert api.put(f"/api/endpoints/{endpoint_id}/", body, format="json").status_code == 200
+    assert Endpoint.objects.get(pk=endpoint_id).extra_headers == {"api-key": "azure-secret-value", "X-Team": "research"}
+    # Another path on the same server keeps the secrets.
+    for url in ("http://127.0.0.1:8001/v2", "HTTP://127.0.0.1:8001/other/"):
+        assert api.patch(f"/api/endpoints/{endpoint_id}/", {"base_url": url}, format="json").status_code == 200
+    endpoint = Endpoint.objects.get(pk=endpoint_id)
+    assert endpoint.api_key == "sk-abc123secret" and endpoint.extra_headers["api-key"] == "azure-secret-value"
+
+
+def test_null_for_a_header_that_has_no_stored_value_is_a_400(api: APIClient) -> None:
+    response = create(api, extra_headers={"api-key": None})
+    assert response.status_code == 400
+    assert "api-key" in str(response.json()["extra_headers"])
+    assert not Endpoint.objects.exists()
+
+
+@pytest.mark.parametrize("headers", [{"X-Team": "ml\r\nX-Injected: 1"}, {"X-Team": "ml\nmore"},
+                                     {"X-Team\r\nX-Injected": "1"}, {"Bad Name": "1"}])
+def test_line_breaks_in_header_names_or_values_are_a_400_naming_the_field(api: APIClient, headers: dict) -> None:
+    response = create(api, extra_headers=headers)
+    assert response.status_code == 400
+    assert "extra_headers" in response.json()
+    assert not Endpoint.objects.exists()
+    endpoint_id = create(api, name="ok").data["id"]
+    assert api.patch(f"/api/endpoints/{endpoint_id}/", {"extra_headers": headers}, format="json").status_code == 400
+    assert Endpoint.objects.get(pk=endpoint_id).extra_headers == {}

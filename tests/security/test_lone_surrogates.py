@@ -10,6 +10,7 @@ from blocks.models import Block
 from llm.models import Endpoint
 from payloads.models import Payload
 from runs.models import Run
+from tests.admin.test_builders import inline_post_data
 from tests.factories import make_chain, make_endpoint
 from workflows.models import Workflow
 from workflows.portability import workflow_export
@@ -86,14 +87,19 @@ def test_payload_page_refuses_a_surrogate_in_its_json_fields(user_client):
 
 
 def test_admin_forms_refuse_surrogates(user_client):
-    endpoint = make_endpoint()
-    data = {"name": endpoint.name, "base_url": endpoint.base_url, "default_model": endpoint.default_model,
-            "timeout_seconds": "30", "max_retries": "0", "max_concurrency": "4", "enabled": "on",
-            "extra_headers": '{"X-Team": "\\udfff"}', "api_key": ""}
-    response = user_client.post(f"/admin/llm/endpoint/{endpoint.pk}/change/", data)
-    assert response.status_code == 200 and "extra_headers.X-Team" in response.content.decode()
-    endpoint.refresh_from_db()
-    assert not endpoint.extra_headers
+    # The endpoint admin edits headers as "Name: value" lines now; the payload admin still takes JSON.
+    workflow = make_chain(make_endpoint())
+    payload = Payload.objects.get(name=workflow.steps.first().payload.name)
+    uses = list(payload.payload_blocks.order_by("position"))
+    data = {"name": payload.name, "description": "", "endpoint": payload.endpoint_id, "model": "",
+            "structured_retries": 2, "extra_params": "{}", "stop": '["\\udfff"]', "json_schema": "",
+            **inline_post_data("payload_blocks", [
+                {"id": u.pk, "payload": payload.pk, "block": u.block_id, "role": u.role, "position": u.position}
+                for u in uses], initial=len(uses))}
+    response = user_client.post(f"/admin/payloads/payload/{payload.pk}/change/", data)
+    assert response.status_code == 200 and "stop[0]" in response.content.decode()
+    payload.refresh_from_db()
+    assert not payload.stop
 
 
 def _export_with_surrogate() -> dict:

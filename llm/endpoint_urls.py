@@ -1,0 +1,12 @@
+from django.urls import path
+
+from llm import endpoint_views
+from orchestrator import converters  # noqa: F401 (registers <id:...>)
+
+urlpatterns = [
+    path("", endpoint_views.endpoint_list, name="endpoint-list"),
+    path("new/", endpoint_views.endpoint_new, name="endpoint-new"),
+    path("<id:pk>/", endpoint_views.endpoint_edit, name="endpoint-edit"),
+    path("<id:pk>/delete/", endpoint_views.endpoint_delete, name="endpoint-delete"),
+    path("<id:pk>/test/", endpoint_views.endpoint_test, name="endpoint-test"),
+]
