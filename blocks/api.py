@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
@@ -35,6 +37,10 @@ class BlockViewSet(viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         block = services.block_update(block=serializer.instance, data=serializer.validated_data)
         return Response(self.get_serializer(self._fresh(block)).data)
+
+    def browsable_example(self) -> dict[str, Any]:
+        """The first content of the browsable API's raw JSON form."""
+        return {"name": "greeting", "description": "Opens a conversation.", "content": "Say hello to {{ name }}."}
 
     def _fresh(self, block: Block) -> Block:
         return self.get_queryset().get(pk=block.pk)

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
@@ -5,7 +7,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from blocks.models import Block
 from llm import tokens
+from llm.models import Endpoint
 from orchestrator.permissions import ModelPermissions
 from payloads import services
 from payloads.filters import PayloadFilter
@@ -70,6 +74,14 @@ class PayloadViewSet(viewsets.ModelViewSet):
             return Response({"variables": [str(exc)], "missing": exc.missing}, status=status.HTTP_400_BAD_REQUEST)
         model = payload.effective_model
         return Response({"messages": messages, "token_count": tokens.count_messages(messages, model), "model": model})
+
+    def browsable_example(self) -> dict[str, Any]:
+        """The first content of the browsable API's raw JSON form, naming an endpoint and blocks that exist."""
+        endpoint = Endpoint.objects.order_by("pk").values_list("pk", flat=True).first()
+        blocks = list(Block.objects.order_by("pk").values_list("pk", flat=True)[:2]) or [1]
+        roles = ["system", "user"] if len(blocks) == 2 else ["user"]
+        return {"name": "new-payload", "description": "", "endpoint": endpoint or 1, "model": "", "temperature": 0.7,
+                "max_tokens": 500, "blocks": [{"block": pk, "role": role} for pk, role in zip(blocks, roles, strict=True)]}
 
     def _fresh(self, payload: Payload) -> Payload:
         return self.get_queryset().get(pk=payload.pk)
