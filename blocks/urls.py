@@ -7,4 +7,5 @@ urlpatterns = [
     path("new/", views.block_new, name="block-new"),
     path("check/", views.block_check, name="block-check"),
     path("<int:pk>/", views.block_edit, name="block-edit"),
+    path("<int:pk>/delete/", views.block_delete, name="block-delete"),
 ]

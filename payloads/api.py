@@ -29,7 +29,7 @@ class ViewPermissionToPreview(ModelPermissions):
 
 
 @extend_schema_view(destroy=extend_schema(responses={
-    204: None, 409: OpenApiResponse(description="Not deleted: a workflow uses the payload; the message lists its users."),
+    204: None, 409: OpenApiResponse(description="Not deleted: a workflow uses the payload; `used_by` names the workflow steps."),
 }))
 class PayloadViewSet(viewsets.ModelViewSet):
     """Blocks plus LLM settings for one chat completion. A payload used by a workflow cannot be deleted (409)."""
@@ -82,6 +82,9 @@ class PayloadViewSet(viewsets.ModelViewSet):
         roles = ["system", "user"] if len(blocks) == 2 else ["user"]
         return {"name": "new-payload", "description": "", "endpoint": endpoint or 1, "model": "", "temperature": 0.7,
                 "max_tokens": 500, "blocks": [{"block": pk, "role": role} for pk, role in zip(blocks, roles, strict=True)]}
+
+    def perform_destroy(self, instance: Payload) -> None:
+        services.payload_delete(payload=instance)
 
     def _fresh(self, payload: Payload) -> Payload:
         return self.get_queryset().get(pk=payload.pk)

@@ -8,4 +8,5 @@ urlpatterns = [
     path("preview/", views.payload_preview, name="payload-preview"),
     path("try/", views.payload_try, name="payload-try"),
     path("<int:pk>/", views.payload_edit, name="payload-edit"),
+    path("<int:pk>/delete/", views.payload_delete, name="payload-delete"),
 ]

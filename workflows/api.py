@@ -81,5 +81,8 @@ class WorkflowViewSet(viewsets.ModelViewSet):
                 "inputs": [{"name": "topic", "default": "tides", "description": "What the text is about."}],
                 "steps": [{"payload": pk, "output_key": f"step_{n}"} for n, pk in enumerate(payloads, start=1)]}
 
+    def perform_destroy(self, instance: Workflow) -> None:
+        services.workflow_delete(workflow=instance)
+
     def _fresh(self, workflow: Workflow) -> Workflow:
         return self.get_queryset().get(pk=workflow.pk)

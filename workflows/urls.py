@@ -8,5 +8,6 @@ urlpatterns = [
     path("check/", views.workflow_check, name="workflow-check"),
     path("import/", views.workflow_import, name="workflow-import"),
     path("<int:pk>/", views.workflow_edit, name="workflow-edit"),
+    path("<int:pk>/delete/", views.workflow_delete, name="workflow-delete"),
     path("<int:pk>/export/", views.workflow_export, name="workflow-export"),
 ]
