@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
@@ -11,7 +13,7 @@ from blocks.serializers import BlockSerializer
 
 
 @extend_schema_view(destroy=extend_schema(responses={
-    204: None, 409: OpenApiResponse(description="Not deleted: a payload uses the block; the message lists its users."),
+    204: None, 409: OpenApiResponse(description="Not deleted: a payload uses the block; `used_by` names the payloads and workflow steps."),
 }))
 class BlockViewSet(viewsets.ModelViewSet):
     """Reusable prompt templates. A block used by a payload cannot be deleted (409); renaming is safe."""
@@ -35,6 +37,13 @@ class BlockViewSet(viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         block = services.block_update(block=serializer.instance, data=serializer.validated_data)
         return Response(self.get_serializer(self._fresh(block)).data)
+
+    def browsable_example(self) -> dict[str, Any]:
+        """The first content of the browsable API's raw JSON form."""
+        return {"name": "greeting", "description": "Opens a conversation.", "content": "Say hello to {{ name }}."}
+
+    def perform_destroy(self, instance: Block) -> None:
+        services.block_delete(block=instance)
 
     def _fresh(self, block: Block) -> Block:
         return self.get_queryset().get(pk=block.pk)

@@ -1,11 +1,12 @@
 """Reads of the Block Manager."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 from django.db.models import Q, QuerySet
 
 from blocks.models import Block
-from payloads.models import Payload
-from workflows.models import Workflow
 
 
 def block_list(*, search: str = "") -> QuerySet[Block]:
@@ -17,8 +18,50 @@ def block_list(*, search: str = "") -> QuerySet[Block]:
     return blocks
 
 
-def block_used_by(block: Block) -> tuple[list[Payload], list[Workflow]]:
-    """The payloads that contain the block, and the workflows with a step running one of them."""
-    payloads = list(Payload.objects.filter(payload_blocks__block=block).distinct().order_by("name"))
-    workflows = list(Workflow.objects.filter(steps__payload__in=payloads).distinct().order_by("name"))
-    return payloads, workflows
+@dataclass(frozen=True)
+class UsedBy:
+    """What uses a block or payload: payloads that contain it and workflow steps that run them.
+
+    Read through reverse relations (block.payload_blocks, payload.steps), so blocks imports no app above it.
+    """
+
+    payloads: list[Any] = field(default_factory=list)
+    steps: list[Any] = field(default_factory=list)  # each with .workflow and .payload loaded
+
+    def __bool__(self) -> bool:
+        return bool(self.payloads or self.steps)
+
+    @property
+    def workflows(self) -> list[Any]:
+        unique = {step.workflow.pk: step.workflow for step in self.steps}
+        return sorted(unique.values(), key=lambda workflow: workflow.name)
+
+    def as_dict(self) -> dict[str, list[dict[str, Any]]]:
+        return {
+            "payloads": [{"id": payload.pk, "name": payload.name} for payload in self.payloads],
+            "workflows": [{"id": workflow.pk, "name": workflow.name} for workflow in self.workflows],
+            "steps": [{"workflow": step.workflow.pk, "workflow_name": step.workflow.name,
+                       "output_key": step.output_key, "payload": step.payload.name} for step in self.steps],
+        }
+
+    def describe(self) -> str:
+        """One sentence naming every user, for an API error or a log line."""
+        parts = []
+        if self.payloads:
+            parts.append("payloads " + ", ".join(f"“{payload.name}”" for payload in self.payloads))
+        if self.steps:
+            parts.append("workflow steps " + ", ".join(f"“{step.output_key}” of “{step.workflow.name}”"
+                                                       for step in self.steps))
+        return " and ".join(parts)
+
+
+def _steps_running(payloads: list[Any]) -> list[Any]:
+    steps = [step for payload in payloads for step in payload.steps.all()]
+    return sorted(steps, key=lambda step: (step.workflow.name, step.position, step.pk))
+
+
+def block_used_by(block: Block) -> UsedBy:
+    """The payloads that contain the block, and the workflow steps running one of them."""
+    uses = block.payload_blocks.select_related("payload").prefetch_related("payload__steps__workflow")
+    payloads = sorted({use.payload.pk: use.payload for use in uses}.values(), key=lambda payload: payload.name)
+    return UsedBy(payloads=payloads, steps=_steps_running(payloads))

@@ -2,6 +2,7 @@
 from typing import Any
 
 from django.db import models
+from django.http import QueryDict
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -15,9 +16,12 @@ class RejectUnknownFieldsMixin:
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))  # type: ignore[attr-defined]
+            unknown = set(data) - set(self.fields)  # type: ignore[attr-defined]
+            if isinstance(data, QueryDict):
+                # A form-encoded body (the browsable API's HTML form) carries Django's CSRF token.
+                unknown.discard("csrfmiddlewaretoken")
             if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+                raise serializers.ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
         return super().to_internal_value(data)  # type: ignore[misc]
 
 

@@ -4,9 +4,18 @@ from typing import Any
 from django.db import transaction
 
 from blocks.models import Block
+from blocks.selectors import UsedBy, block_used_by
 from orchestrator.writes import apply_changes
 
 BLOCK_UPDATABLE_FIELDS = {"name", "description", "content"}
+
+
+class InUse(Exception):
+    """Not deleted: something still uses it. `used_by` names the payloads and workflow steps."""
+
+    def __init__(self, thing: object, used_by: UsedBy) -> None:
+        super().__init__(f"“{thing}” is still used by {used_by.describe()}. Remove those uses first.")
+        self.used_by = used_by
 
 
 @transaction.atomic
@@ -22,3 +31,11 @@ def block_update(*, block: Block, data: dict[str, Any]) -> Block:
     """Change name, description or content. Renaming is safe: payloads refer to blocks by id."""
     apply_changes(block, data, allowed=BLOCK_UPDATABLE_FIELDS)
     return block
+
+
+@transaction.atomic
+def block_delete(*, block: Block) -> None:
+    used_by = block_used_by(block)
+    if used_by:
+        raise InUse(block, used_by)
+    block.delete()

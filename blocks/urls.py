@@ -8,4 +8,5 @@ urlpatterns = [
     path("new/", views.block_new, name="block-new"),
     path("check/", views.block_check, name="block-check"),
     path("<id:pk>/", views.block_edit, name="block-edit"),
+    path("<id:pk>/delete/", views.block_delete, name="block-delete"),
 ]

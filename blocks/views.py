@@ -16,16 +16,18 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from blocks import selectors, services, templating
+from blocks.confirm_delete import confirm_delete
 from blocks.forms import BlockForm, BlockSearchForm
 from blocks.models import Block
 
 
 def _page(request: HttpRequest, *, form: BlockForm, block: Block | None, status: int = 200) -> HttpResponse:
     """The whole page (list + editor), or only the editor when htmx asks for it."""
-    used_by = selectors.block_used_by(block) if block else ([], [])
+    used_by = selectors.block_used_by(block) if block else selectors.UsedBy()
     can_save = request.user.has_perm("blocks.change_block" if block else "blocks.add_block")
-    context: dict[str, Any] = {"form": form, "edited": block, "used_by_payloads": used_by[0],
-                               "used_by_workflows": used_by[1], "can_save": can_save,
+    context: dict[str, Any] = {"form": form, "edited": block, "used_by_payloads": used_by.payloads,
+                               "used_by_workflows": used_by.workflows, "can_save": can_save,
+                               "can_delete": request.user.has_perm("blocks.delete_block"),
                                "notice": getattr(request, "builder_notice", "")}
     if request.htmx and not request.htmx.boosted:
         # A fragment with errors is a normal answer for htmx (a 4xx would be logged as a console error);
@@ -114,6 +116,16 @@ def _saved(request: HttpRequest, block: Block) -> HttpResponse:
         response["HX-Push-Url"] = reverse("block-edit", args=[block.pk])
         return response
     return redirect("block-edit", pk=block.pk)
+
+
+@login_required
+@permission_required(["blocks.view_block", "blocks.delete_block"], raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def block_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    block = get_object_or_404(Block, pk=pk)
+    return confirm_delete(request, thing=block, kind="block", used_by=selectors.block_used_by(block),
+                          delete=lambda: services.block_delete(block=block),
+                          cancel_url=reverse("block-edit", args=[block.pk]), done_url=reverse("block-manager"))
 
 
 @login_required

@@ -10,11 +10,15 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from blocks.services import InUse
+
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = ValidationError(detail=detail)
+    if isinstance(exc, InUse):
+        return Response({"detail": str(exc), "used_by": exc.used_by.as_dict()}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, ProtectedError):
         users = sorted({str(obj) for obj in exc.protected_objects})
         return Response(

@@ -2,33 +2,37 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from blocks.api import BlockViewSet
 from llm.api import EndpointViewSet
 from orchestrator import health
 from payloads.api import PayloadViewSet
-from runs.api import RunViewSet, WorkflowRunCreateView
+from runs.api import RunViewSet, WorkflowRunsView
 from workflows.api import WorkflowViewSet
 
+# URL names of the API all start with "api-": the pages' names ("run-list", "run-detail",
+# "payload-preview", "workflow-export") would otherwise clash with the router's, and reverse()
+# then finds whichever came last (the API root linked "runs" to the HTML page).
 router = DefaultRouter()
-router.register("endpoints", EndpointViewSet, basename="endpoint")
-router.register("blocks", BlockViewSet, basename="block")
-router.register("payloads", PayloadViewSet, basename="payload")
-router.register("workflows", WorkflowViewSet, basename="workflow")
-router.register("runs", RunViewSet, basename="run")
+router.register("endpoints", EndpointViewSet, basename="api-endpoint")
+router.register("blocks", BlockViewSet, basename="api-block")
+router.register("payloads", PayloadViewSet, basename="api-payload")
+router.register("workflows", WorkflowViewSet, basename="api-workflow")
+router.register("runs", RunViewSet, basename="api-run")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     # The product's own log-in: users need not be staff to build prompts and run workflows.
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("api/workflows/<int:pk>/runs/", WorkflowRunCreateView.as_view(), name="workflow-runs"),
+    path("api/workflows/<int:pk>/runs/", WorkflowRunsView.as_view(), name="api-workflow-runs"),
     path("api/", include(router.urls)),
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"), name="redoc"),
     path("healthz", health.healthz, name="healthz"),
     path("llm/tester/", include("llm.urls")),
     path("endpoints/", include("llm.endpoint_urls")),

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
@@ -5,7 +7,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from blocks.models import Block
 from llm import tokens
+from llm.models import Endpoint
 from orchestrator.permissions import ModelPermissions
 from payloads import services
 from payloads.filters import PayloadFilter
@@ -25,7 +29,7 @@ class ViewPermissionToPreview(ModelPermissions):
 
 
 @extend_schema_view(destroy=extend_schema(responses={
-    204: None, 409: OpenApiResponse(description="Not deleted: a workflow uses the payload; the message lists its users."),
+    204: None, 409: OpenApiResponse(description="Not deleted: a workflow uses the payload; `used_by` names the workflow steps."),
 }))
 class PayloadViewSet(viewsets.ModelViewSet):
     """Blocks plus LLM settings for one chat completion. A payload used by a workflow cannot be deleted (409)."""
@@ -70,6 +74,17 @@ class PayloadViewSet(viewsets.ModelViewSet):
             return Response({"variables": [str(exc)], "missing": exc.missing}, status=status.HTTP_400_BAD_REQUEST)
         model = payload.effective_model
         return Response({"messages": messages, "token_count": tokens.count_messages(messages, model), "model": model})
+
+    def browsable_example(self) -> dict[str, Any]:
+        """The first content of the browsable API's raw JSON form, naming an endpoint and blocks that exist."""
+        endpoint = Endpoint.objects.order_by("pk").values_list("pk", flat=True).first()
+        blocks = list(Block.objects.order_by("pk").values_list("pk", flat=True)[:2]) or [1]
+        roles = ["system", "user"] if len(blocks) == 2 else ["user"]
+        return {"name": "new-payload", "description": "", "endpoint": endpoint or 1, "model": "", "temperature": 0.7,
+                "max_tokens": 500, "blocks": [{"block": pk, "role": role} for pk, role in zip(blocks, roles, strict=True)]}
+
+    def perform_destroy(self, instance: Payload) -> None:
+        services.payload_delete(payload=instance)
 
     def _fresh(self, payload: Payload) -> Payload:
         return self.get_queryset().get(pk=payload.pk)

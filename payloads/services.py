@@ -5,9 +5,11 @@ from django.db import transaction
 
 from blocks import render_workers, templating
 from blocks.models import Block
+from blocks.services import InUse
 from llm.models import Endpoint
 from orchestrator.writes import apply_changes, reject_unknown, replace_ordered
 from payloads.models import Payload, PayloadBlock
+from payloads.selectors import payload_used_by
 
 
 class RenderProblem(Exception):
@@ -134,3 +136,11 @@ def payload_update(*, payload: Payload, data: dict[str, Any], blocks: Sequence[B
     if blocks is not None:
         _payload_blocks_replace(payload=payload, blocks=blocks)
     return payload
+
+
+@transaction.atomic
+def payload_delete(*, payload: Payload) -> None:
+    used_by = payload_used_by(payload)
+    if used_by:
+        raise InUse(payload, used_by)
+    payload.delete()

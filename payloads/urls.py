@@ -9,4 +9,5 @@ urlpatterns = [
     path("preview/", views.payload_preview, name="payload-preview"),
     path("try/", views.payload_try, name="payload-try"),
     path("<id:pk>/", views.payload_edit, name="payload-edit"),
+    path("<id:pk>/delete/", views.payload_delete, name="payload-delete"),
 ]

@@ -15,18 +15,19 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from blocks import templating
+from blocks.confirm_delete import confirm_delete
 from blocks.models import Block
 from llm import client, tokens
 from llm.models import Endpoint
 from llm.streaming import stream_completion
-from payloads import services
+from payloads import selectors, services
 from payloads.forms import PayloadForm, block_uses, sample_values
 from payloads.models import Payload, Role
 from payloads.services import BlockUse, RenderProblem, render_messages
-from workflows.models import Workflow
 
 
 def _variables_of(uses: list[BlockUse]) -> list[str]:
@@ -41,7 +42,8 @@ def _page(request: HttpRequest, *, form: PayloadForm, payload: Payload | None, u
         "form": form, "payload": payload, "uses": uses, "block_errors": block_errors or [],
         "all_blocks": Block.objects.order_by("name"), "roles": Role.values,
         "samples": [(name, samples.get(name, "")) for name in _variables_of(uses)],
-        "used_by": Workflow.objects.filter(steps__payload=payload).distinct().order_by("name") if payload else [],
+        "used_by": selectors.payload_used_by(payload).workflows if payload else [],
+        "can_delete": request.user.has_perm("payloads.delete_payload"),
         "can_save": request.user.has_perm("payloads.change_payload" if payload else "payloads.add_payload"),
         "can_try": request.user.has_perm("payloads.change_payload"),
     }, status=status)
@@ -108,6 +110,16 @@ def payload_edit(request: HttpRequest, pk: int) -> HttpResponse:
     payload.refresh_from_db()
     return _page(request, form=form, payload=payload, uses=uses, block_errors=block_errors,
                  samples=sample_values(request.POST), status=400)
+
+
+@login_required
+@permission_required(["payloads.view_payload", "payloads.delete_payload"], raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def payload_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    payload = get_object_or_404(Payload, pk=pk)
+    return confirm_delete(request, thing=payload, kind="payload", used_by=selectors.payload_used_by(payload),
+                          delete=lambda: services.payload_delete(payload=payload),
+                          cancel_url=reverse("payload-edit", args=[payload.pk]), done_url=reverse("payload-builder"))
 
 
 def _split_block_errors(form: PayloadForm, error: ValidationError) -> list[str]:

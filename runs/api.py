@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status, viewsets
@@ -8,7 +10,6 @@ from rest_framework.response import Response as HttpResponse
 
 from runs import selectors, services
 from runs.filters import RunFilter
-from runs.models import Run
 from runs.serializers import RunListSerializer, RunRerunSerializer, RunSerializer, RunStartSerializer
 from runs.throttling import RunStartThrottle
 from workflows.models import Workflow
@@ -53,18 +54,44 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         return HttpResponse(RunSerializer(selectors.run_detail(run.pk)).data, status=status.HTTP_201_CREATED)
 
 
-class WorkflowRunCreateView(generics.GenericAPIView):
-    """Start a run of the workflow with the given inputs."""
+class WorkflowRunsView(generics.ListCreateAPIView):
+    """The workflow's runs, newest first (GET), or start a run of it with the given inputs (POST)."""
 
-    queryset = Run.objects.all()
-    serializer_class = RunStartSerializer
-    # Runs spend money at the LLM provider: RUNS_THROTTLE_RATE per user.
-    throttle_classes = [RunStartThrottle]
+    filterset_class = RunFilter
+    search_fields = RunViewSet.search_fields
+    ordering_fields = RunViewSet.ordering_fields
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        # By id, without a 404: the permission check reads the queryset before the view runs.
+        # The schema generator calls this without URL arguments.
+        return selectors.run_list().filter(workflow_id=self.kwargs.get("pk"))
+
+    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+        return RunStartSerializer if self.request.method == "POST" else RunListSerializer
+
+    def get_throttles(self):  # type: ignore[no-untyped-def]
+        # Runs spend money at the LLM provider: RUNS_THROTTLE_RATE per user for starting one.
+        if self.request.method == "POST":
+            return [RunStartThrottle()]
+        return super().get_throttles()
+
+    def browsable_example(self) -> dict[str, Any]:
+        """The raw JSON form's first content: every declared input, with its default."""
+        workflow = Workflow.objects.filter(pk=self.kwargs["pk"]).first()
+        inputs = workflow.inputs if workflow else []
+        return {"inputs": {item["name"]: item.get("default") or "" for item in inputs}}
+
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        self._workflow()  # an unknown workflow is a 404, not an empty list
+        return self.list(request)
 
     @extend_schema(request=RunStartSerializer, responses={201: RunSerializer})
     def post(self, request: Request, pk: int) -> HttpResponse:
-        workflow = get_object_or_404(Workflow, pk=pk)
+        workflow = self._workflow()
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         run = services.run_start(workflow=workflow, inputs=serializer.validated_data["inputs"], user=request.user)
         return HttpResponse(RunSerializer(selectors.run_detail(run.pk)).data, status=status.HTTP_201_CREATED)
+
+    def _workflow(self) -> Workflow:
+        return get_object_or_404(Workflow, pk=self.kwargs["pk"])

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -7,6 +9,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from payloads.models import Payload
 from workflows import portability, services
 from workflows.filters import WorkflowFilter
 from workflows.models import Workflow
@@ -70,6 +73,16 @@ class WorkflowViewSet(viewsets.ModelViewSet):
             document=serializer.validated_data["document"],
             create_missing_endpoints=serializer.validated_data["create_missing_endpoints"])
         return Response(report.as_dict(), status=status.HTTP_201_CREATED)
+
+    def browsable_example(self) -> dict[str, Any]:
+        """The first content of the browsable API's raw JSON form, naming payloads that exist."""
+        payloads = list(Payload.objects.order_by("pk").values_list("pk", flat=True)[:2]) or [1]
+        return {"name": "new-workflow", "description": "",
+                "inputs": [{"name": "topic", "default": "tides", "description": "What the text is about."}],
+                "steps": [{"payload": pk, "output_key": f"step_{n}"} for n, pk in enumerate(payloads, start=1)]}
+
+    def perform_destroy(self, instance: Workflow) -> None:
+        services.workflow_delete(workflow=instance)
 
     def _fresh(self, workflow: Workflow) -> Workflow:
         return self.get_queryset().get(pk=workflow.pk)

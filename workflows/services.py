@@ -175,3 +175,9 @@ def workflow_update(*, workflow: Workflow, data: dict[str, Any], steps: Sequence
     if steps is not None:
         _steps_replace(workflow=workflow, steps=steps)
     return workflow
+
+
+@transaction.atomic
+def workflow_delete(*, workflow: Workflow) -> None:
+    """Its runs stay, with the workflow's name (Run.workflow is SET_NULL)."""
+    workflow.delete()

@@ -9,5 +9,6 @@ urlpatterns = [
     path("check/", views.workflow_check, name="workflow-check"),
     path("import/", views.workflow_import, name="workflow-import"),
     path("<id:pk>/", views.workflow_edit, name="workflow-edit"),
+    path("<id:pk>/delete/", views.workflow_delete, name="workflow-delete"),
     path("<id:pk>/export/", views.workflow_export, name="workflow-export"),
 ]

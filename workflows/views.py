@@ -17,9 +17,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from blocks.confirm_delete import confirm_delete
+from blocks.selectors import UsedBy
 from payloads.models import Payload
 from workflows import portability, services
 from workflows.forms import WorkflowForm, declared_inputs, step_rows, step_specs
@@ -47,7 +50,20 @@ def _page(request: HttpRequest, *, form: WorkflowForm, workflow: Workflow | None
         "input_errors": input_errors or [],
         "payloads": Payload.objects.order_by("name"),
         "can_save": request.user.has_perm("workflows.change_workflow" if workflow else "workflows.add_workflow"),
+        "can_delete": request.user.has_perm("workflows.delete_workflow"),
     }, status=status)
+
+
+@login_required
+@permission_required(["workflows.view_workflow", "workflows.delete_workflow"], raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def workflow_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    workflow = get_object_or_404(Workflow, pk=pk)
+    # Nothing uses a workflow: its runs keep their record and the workflow's name.
+    return confirm_delete(request, thing=workflow, kind="workflow", used_by=UsedBy(),
+                          delete=lambda: services.workflow_delete(workflow=workflow),
+                          cancel_url=reverse("workflow-edit", args=[workflow.pk]), done_url=reverse("workflow-builder"),
+                          note="Its runs stay in the run list.")
 
 
 @login_required

@@ -7,3 +7,12 @@ document.addEventListener("keydown", (event) => {
     form.requestSubmit();
   }
 });
+
+// The live check replaces a save's parse error: once the template parses, the error under the field is stale.
+document.body.addEventListener("htmx:afterSwap", (event) => {
+  const check = event.detail.target;
+  if (check.id !== "template-check" || !check.querySelector("[data-check=ok]")) return;
+  const field = check.closest(".field");
+  field?.querySelector("#id_content_errors")?.remove();
+  field?.classList.remove("has-error");
+});
