@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.urls import reverse
 
 # Past the field limits tried one after the other, lists (a run's responses) are left out as well.
 SHRINK_STEPS = 4
@@ -16,7 +17,7 @@ SMALLEST_FIELD = 256
 
 
 def run_url(run_id: int) -> str:
-    return f"/api/runs/{run_id}/"
+    return reverse("api-run-detail", args=[run_id])
 
 
 def _shrink(value: Any, path: str, limit: int, keep_lists: bool, cut: list[str]) -> Any:
