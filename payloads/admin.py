@@ -9,10 +9,12 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from blocks.admin import variable_chips
+from blocks.admin import UsedByDeleteMixin, variable_chips
+from blocks.selectors import UsedBy
 from orchestrator.forms import RejectLoneSurrogatesMixin
 from payloads.forms import OPTIONAL_JSON_FIELDS
 from payloads.models import Payload, PayloadBlock
+from payloads.selectors import payload_used_by
 from payloads.services import RenderProblem, payload_preview, payload_variables, sample_variables
 
 # Sample values are read from GET parameters named with this prefix, e.g. ?preview=1&var-topic=tides.
@@ -66,7 +68,7 @@ def preview_context(request: HttpRequest, payload: Payload) -> dict[str, Any]:
 
 
 @admin.register(Payload)
-class PayloadAdmin(SortableAdminBase, admin.ModelAdmin):
+class PayloadAdmin(UsedByDeleteMixin, SortableAdminBase, admin.ModelAdmin):
     form = PayloadForm
     inlines = [PayloadBlockInline]
     list_display = ["name", "endpoint", "model_used", "stream", "block_count", "variables_used", "used_in", "updated_at"]
@@ -82,6 +84,9 @@ class PayloadAdmin(SortableAdminBase, admin.ModelAdmin):
             "classes": ["collapse"], "fields": ["json_schema", "structured_retries", "extra_params"]}),
         ("History", {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
     ]
+
+    def used_by(self, obj: Payload) -> UsedBy:  # type: ignore[override]
+        return payload_used_by(obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Payload]:
         return (super().get_queryset(request).annotate(block_total=Count("payload_blocks", distinct=True))

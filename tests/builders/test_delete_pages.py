@@ -94,3 +94,10 @@ def test_the_admin_delete_page_names_the_payloads_and_steps(user_client, chain):
     assert f'Payload <a href="/admin/payloads/payload/{outline.pk}/change/">outline</a>' in page
     assert f'Workflow <a href="/admin/workflows/workflow/{workflow.pk}/change/">article</a>, step “outline”' in page
     assert "user: outline-prompt" not in page
+
+
+def test_the_admin_payload_delete_page_names_the_workflow_steps(user_client, chain):
+    outline, workflow = chain["payloads"][0], chain["workflow"]
+    page = user_client.get(f"/admin/payloads/payload/{outline.pk}/delete/").content.decode()
+    assert f'Workflow <a href="/admin/workflows/workflow/{workflow.pk}/change/">article</a>, step “outline”' in page
+    assert "outline (outline)" not in page  # the Step row the default admin would list
