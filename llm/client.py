@@ -2,7 +2,7 @@
 
 The rest of the code sees `complete()`, `Completion` and `LLMError`. We do our own retries (the
 SDK's are off) so that every attempt is recorded and `Retry-After` is honoured, and we remember
-per endpoint what a server does not support (stream_options, response_format) instead of failing.
+per endpoint and model what its server accepts (llm/capabilities.py) instead of failing.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import ssl
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ import openai
 from openai._vendor.httpx_aiohttp import AiohttpTransport
 
 from llm import egress, tokens
+from llm.capabilities import STANDARD, Capabilities, adapt, shape_request, split_think_tags
 
 # The SDK's HTTP response class (openai 3 is built on httpx2): asks `post` for the raw response.
 _RAW_RESPONSE = httpx2.Response
@@ -49,9 +50,13 @@ class EndpointConfig:
     max_concurrency: int = 64
     extra_headers: tuple[tuple[str, str], ...] = ()
     version: str = ""
+    # Model name -> what its server accepts (llm.selectors.endpoint_config loads them), and when.
+    capabilities: Mapping[str, Capabilities] = field(default_factory=dict, compare=False, repr=False)
+    loaded_at: float = field(default=0.0, compare=False)
 
     @classmethod
-    def from_endpoint(cls, endpoint: Any) -> EndpointConfig:
+    def from_endpoint(cls, endpoint: Any, *, capabilities: Mapping[str, Capabilities] | None = None,
+                      loaded_at: float = 0.0) -> EndpointConfig:
         return cls(
             id=endpoint.pk,
             name=endpoint.name,
@@ -62,6 +67,7 @@ class EndpointConfig:
             max_concurrency=endpoint.max_concurrency,
             extra_headers=tuple(sorted((endpoint.extra_headers or {}).items())),
             version=str(endpoint.updated_at.timestamp()) if endpoint.updated_at else "",
+            capabilities=capabilities or {}, loaded_at=loaded_at,
         )
 
 
@@ -75,6 +81,12 @@ class Completion:
     latency_ms: int
     ttft_ms: int | None
     attempts: list[dict[str, Any]]
+    reasoning: str = ""
+    reasoning_tokens: int | None = None  # of completion_tokens, when the server says
+    cached_tokens: int | None = None  # of prompt_tokens, when the server says
+    # What this call found out about the server (llm.capabilities.FIELDS -> value), and what it said.
+    learned: dict[str, Any] = field(default_factory=dict)
+    learned_evidence: dict[str, str] = field(default_factory=dict)
 
 
 class LLMError(Exception):
@@ -110,8 +122,8 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, s
 _limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, int], asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary()
 )
-# (endpoint id, base url) -> {"stream_options": bool, "response_format": "json_schema" | "json_object" | "none"}
-_capabilities: dict[tuple[int, str], dict[str, Any]] = {}
+# (endpoint id, model) -> (when, capabilities) learned by this process since its config was loaded.
+_learned: dict[tuple[int, str], tuple[float, Capabilities]] = {}
 _closing: set[asyncio.Task[None]] = set()  # keeps close() tasks of replaced clients alive until done
 
 
@@ -176,15 +188,24 @@ def _limit(config: EndpointConfig) -> asyncio.Semaphore:
     return sem
 
 
-def capabilities(config: EndpointConfig) -> dict[str, Any]:
-    return _capabilities.setdefault(
-        (config.id, config.base_url), {"stream_options": True, "response_format": "json_schema"}
-    )
+def capabilities(config: EndpointConfig, model: str) -> Capabilities:
+    """What the model's server accepts: learned here since `config` was loaded, else as loaded."""
+    learned = _learned.get((config.id, model))
+    if learned is not None and learned[0] >= config.loaded_at:
+        return learned[1]
+    return config.capabilities.get(model, STANDARD)
 
 
-def forget_capabilities(config: EndpointConfig) -> None:
-    """Learn again what the server supports (the connectivity test starts from scratch)."""
-    _capabilities.pop((config.id, config.base_url), None)
+def forget_capabilities(config: EndpointConfig, model: str | None = None) -> None:
+    """Drop what this process learned about the model (None: every model of the endpoint)."""
+    for key in [key for key in _learned if key[0] == config.id and model in (None, key[1])]:
+        del _learned[key]
+
+
+def _remember(config: EndpointConfig, model: str, caps: Capabilities) -> None:
+    """Use `caps` from now on in this process; the caller stores them (llm.services.capability_learn)
+    for every other process, in its own transaction (the run engine: with the step's commit)."""
+    _learned[(config.id, model)] = (time.time(), caps)
 
 
 async def aclose_all() -> None:
@@ -351,33 +372,45 @@ def _gives_up(error: LLMError, attempt: int, config: EndpointConfig, *, interact
 class _Stream:
     on_delta: Callable[[str], None] | None
     parts: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    reasoning_field: str = ""
     ttft: float | None = None
 
 
-def _response_format(config: EndpointConfig, json_schema: dict[str, Any] | None) -> dict[str, Any] | None:
-    if json_schema is None:
-        return None
-    mode = capabilities(config)["response_format"]
-    if mode == "json_schema":
-        return {"type": "json_schema", "json_schema": {"name": "output", "schema": json_schema}}
-    if mode == "json_object":
-        return {"type": "json_object"}
-    return None
+@dataclass
+class _Answer:
+    text: str
+    usage: dict[str, Any] | None
+    finish: str
+    reasoning: str = ""
+    reasoning_field: str = ""  # where the server put the reasoning (llm.capabilities.REASONING_FIELDS)
 
 
-def _rejected_option(error: LLMError, request: dict[str, Any], config: EndpointConfig) -> bool:
-    """A 400 that names an option we sent: stop sending it to this endpoint, say True to retry."""
-    if error.kind != "bad_request":
-        return False
-    text = error.message.lower()
-    caps = capabilities(config)
-    if "stream_options" in request and "stream_options" in text:
-        caps["stream_options"] = False
-        return True
-    if "response_format" in request and ("response_format" in text or "json_schema" in text or "json" in text):
-        caps["response_format"] = "json_object" if caps["response_format"] == "json_schema" else "none"
-        return True
-    return False
+# Where servers put a model's reasoning beside the answer: vLLM, llama.cpp and DeepSeek send
+# reasoning_content, Ollama and newer vLLM reasoning.
+_REASONING_KEYS = ("reasoning_content", "reasoning")
+
+
+def _reasoning_of(part: dict[str, Any]) -> tuple[str, str]:
+    for key in _REASONING_KEYS:
+        value = part.get(key)
+        if isinstance(value, str) and value:
+            return value, key
+    return "", ""
+
+
+def _answer(text: str, usage: Any, finish: str, reasoning: str, field_name: str) -> _Answer:
+    if not reasoning:
+        # Servers that leave the reasoning in the answer wrap it in <think> tags.
+        reasoning, text = split_think_tags(text) if text.lstrip().startswith("<think>") else ("", text)
+        field_name = "think_tags" if reasoning else ""
+    return _Answer(text, usage if isinstance(usage, dict) else None, finish, reasoning, field_name)
+
+
+def _usage_detail(usage: dict[str, Any] | None, details: str, name: str) -> int | None:
+    part = usage.get(details) if usage else None
+    value = part.get(name) if isinstance(part, dict) else None
+    return value if isinstance(value, int) and value >= 0 else None
 
 
 def _snippet(body: bytes | str, limit: int = 120) -> str:
@@ -395,7 +428,7 @@ def _choice_text(choice: dict[str, Any], key: str) -> str | None:
     return part.get("content") if isinstance(part, dict) else None
 
 
-def _parse_completion(raw: Any) -> tuple[str, dict[str, Any] | None, str]:
+def _parse_completion(raw: Any) -> _Answer:
     content_type = _content_type(raw.headers)
     body = raw.content
     if not content_type.endswith("json"):
@@ -411,11 +444,13 @@ def _parse_completion(raw: Any) -> tuple[str, dict[str, Any] | None, str]:
     if not choices or not isinstance(choices[0], dict):
         raise LLMError("the endpoint answered with a chat completion that has no choices",
                        retryable=False, kind="bad_response")
-    usage = data.get("usage")
-    return _choice_text(choices[0], "message") or "", usage if isinstance(usage, dict) else None, choices[0].get("finish_reason") or ""
+    message = choices[0].get("message")
+    reasoning, field_name = _reasoning_of(message) if isinstance(message, dict) else ("", "")
+    return _answer(_choice_text(choices[0], "message") or "", data.get("usage"), choices[0].get("finish_reason") or "",
+                   reasoning, field_name)
 
 
-async def _read_stream(raw: Any, sink: _Stream, started: float) -> tuple[str, dict[str, Any] | None, str]:
+async def _read_stream(raw: Any, sink: _Stream, started: float) -> _Answer:
     content_type = _content_type(raw.headers)
     if content_type != "text/event-stream":
         body = await raw.aread()
@@ -448,6 +483,9 @@ async def _read_stream(raw: Any, sink: _Stream, started: float) -> tuple[str, di
             choices = chunk.get("choices")
             if not choices or not isinstance(choices[0], dict):
                 continue
+            delta = choices[0].get("delta")
+            if isinstance(delta, dict):
+                _reasoning_delta(delta, sink)
             text = _choice_text(choices[0], "delta")
             if text:
                 if sink.ttft is None:
@@ -465,10 +503,17 @@ async def _read_stream(raw: Any, sink: _Stream, started: float) -> tuple[str, di
                            retryable=True, kind="timeout") from exc
         raise LLMError(f"the stream was cut off after {chunks} chunks: the server closed the connection",
                        retryable=True, kind="bad_response") from exc
-    if not finish and not sink.parts:
+    if not finish and not sink.parts and not sink.reasoning:
         raise LLMError(f"the stream ended after {chunks} chunks without any text or finish reason",
                        retryable=True, kind="bad_response")
-    return "".join(sink.parts), usage if isinstance(usage, dict) else None, finish
+    return _answer("".join(sink.parts), usage, finish, "".join(sink.reasoning), sink.reasoning_field)
+
+
+def _reasoning_delta(delta: dict[str, Any], sink: _Stream) -> None:
+    reasoning, field_name = _reasoning_of(delta)
+    if reasoning:
+        sink.reasoning.append(reasoning)
+        sink.reasoning_field = field_name
 
 
 # Where an endpoint's host points is checked again at call time (at most this stale), so a name
@@ -500,7 +545,7 @@ def _idempotency_key() -> str:
     return f"llm-orchestrator-{_KEY_TAG}-{next(_calls)}"
 
 
-async def _call_once(client: openai.AsyncOpenAI, request: dict[str, Any], sink: _Stream, started: float) -> tuple[str, dict[str, Any] | None, str]:
+async def _call_once(client: openai.AsyncOpenAI, request: dict[str, Any], sink: _Stream, started: float) -> _Answer:
     # The client's low-level post with a raw response: the SDK still does auth, timeouts, pooling
     # and error statuses, but skips its per-request TypedDict transform and pydantic models
     # (per streamed chunk, too), which cost more CPU than the rest of a step together.
@@ -512,6 +557,97 @@ async def _call_once(client: openai.AsyncOpenAI, request: dict[str, Any], sink: 
         return await _read_stream(raw, sink, started)
     finally:
         await raw.aclose()
+
+
+@dataclass
+class _Learning:
+    """What one call found out about the server, stored once the call succeeds."""
+
+    caps: Capabilities
+    changes: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, str] = field(default_factory=dict)
+    adaptations: int = 0
+
+    def adapt(self, error: LLMError, request: dict[str, Any]) -> dict[str, Any] | None:
+        """The change to retry with when the server rejected an option we sent, or None."""
+        if self.adaptations >= MAX_ADAPTATIONS:
+            return None
+        change = adapt(status=error.http_status, message=error.message, request=request, caps=self.caps)
+        if change:
+            self.adaptations += 1
+            self.learn(change, error.message)
+        return change
+
+    def learn(self, change: dict[str, Any], said: str) -> None:
+        self.caps = self.caps.changed(**change)
+        self.changes.update(change)
+        self.evidence.update(dict.fromkeys(change, said))
+
+    def observe(self, answer: _Answer, request: dict[str, Any]) -> None:
+        """What a successful answer shows: usage missing from streams, where reasoning comes."""
+        if "stream_options" in request and answer.usage is None and self.caps.stream_usage:
+            self.learn({"stream_usage": False}, "a stream with stream_options.include_usage ended without usage")
+        if answer.reasoning_field and answer.reasoning_field != self.caps.reasoning_field:
+            self.learn({"reasoning_field": answer.reasoning_field}, f"an answer carried {answer.reasoning_field}")
+
+
+# Rejections adapted to in one call: one per option at most, and the four structured dialects.
+MAX_ADAPTATIONS = 6
+
+
+def _sent_as(caps: Capabilities, json_schema: dict[str, Any] | None) -> dict[str, Any]:
+    """How the request differed from the standard dialect, for the attempt's record."""
+    sent: dict[str, Any] = {}
+    if json_schema is not None and caps.structured_output != STANDARD.structured_output:
+        sent["structured_output"] = caps.structured_output
+    for name in ("stream_options", "token_limit_param", "temperature"):
+        if getattr(caps, name) != getattr(STANDARD, name):
+            sent[name] = getattr(caps, name)
+    return sent
+
+
+def _completion(answer: _Answer, messages: list[dict[str, str]], model: str, sink: _Stream, started_all: float,
+                attempts: list[dict[str, Any]], learning: _Learning) -> Completion:
+    usage = answer.usage
+    estimated = usage is None or (not usage.get("prompt_tokens") and not usage.get("completion_tokens"))
+    if estimated:
+        prompt_tokens = tokens.count_messages(messages, model)
+        completion_tokens = tokens.count(answer.text, model) + (tokens.count(answer.reasoning, model) if answer.reasoning else 0)
+    else:
+        prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        completion_tokens = int(usage.get("completion_tokens") or 0)
+    return Completion(
+        text=answer.text,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        finish_reason=answer.finish,
+        tokens_estimated=estimated,
+        latency_ms=round((time.perf_counter() - started_all) * 1000),
+        ttft_ms=round(sink.ttft * 1000) if sink.ttft is not None else None,
+        attempts=attempts,
+        reasoning=answer.reasoning,
+        reasoning_tokens=_usage_detail(usage, "completion_tokens_details", "reasoning_tokens"),
+        cached_tokens=_usage_detail(usage, "prompt_tokens_details", "cached_tokens"),
+        learned=learning.changes, learned_evidence=learning.evidence,
+    )
+
+
+def _failure(exc: BaseException, config: EndpointConfig, model: str, attempt: int, started: float) -> tuple[LLMError, dict[str, Any]]:
+    error = classify(exc, model=model, timeout=config.timeout)
+    error.message = redact(error.message, config.api_key)
+    error.args = (error.message,)
+    record = {"attempt": attempt, "ok": False, "kind": error.kind, "http_status": error.http_status,
+              "error": error.message, "latency_ms": round((time.perf_counter() - started) * 1000)}
+    return error, record
+
+
+def _final(error: LLMError, attempt: int, attempts: list[dict[str, Any]], sink: _Stream) -> LLMError:
+    if error.retryable and attempt > 1:
+        error.message = f"{error.message} (gave up after {attempt} attempts)"
+        error.args = (error.message,)
+    error.attempts = attempts
+    error.partial_text = "".join(sink.parts)
+    return error
 
 
 async def complete(
@@ -528,49 +664,37 @@ async def complete(
 ) -> Completion:
     """One chat completion, retried on 429, 5xx, timeouts and connection errors.
 
-    `on_delta` receives streamed text as it arrives; `on_retry` is called before a retried
-    attempt, so a listener can drop the partial text of the failed one. `interactive` calls (a
-    person waits at a page) give up at once on errors a retry within seconds cannot fix.
+    The request is shaped for what the server accepts (llm/capabilities.py); a rejection of an
+    option we sent is retried at once in the next dialect, and what worked is stored. `on_delta`
+    receives streamed text as it arrives; `on_retry` is called before a retried attempt, so a
+    listener can drop the partial text of the failed one. `interactive` calls (a person waits at
+    a page) give up at once on errors a retry within seconds cannot fix.
     """
     await _check_egress(config)
     client = _client(config)
+    learning = _Learning(capabilities(config, model))
     attempts: list[dict[str, Any]] = []
     started_all = time.perf_counter()
     attempt = 0
     while True:
         attempt += 1
-        request: dict[str, Any] = {"model": model, "messages": messages, **(params or {})}
-        if stream:
-            request["stream"] = True
-            if capabilities(config)["stream_options"]:
-                request["stream_options"] = {"include_usage": True}
-        response_format = _response_format(config, json_schema)
-        if response_format is not None:
-            request["response_format"] = response_format
+        request = shape_request({"model": model, "messages": messages, **(params or {})}, learning.caps, json_schema,
+                                stream=stream)
         sink = _Stream(on_delta=on_delta)
         started = time.perf_counter()
         try:
             async with _limit(config):
-                text, usage, finish = await _call_once(client, request, sink, started)
+                answer = await _call_once(client, request, sink, started)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every failure is classified and recorded below
-            error = classify(exc, model=model, timeout=config.timeout)
-            error.message = redact(error.message, config.api_key)
-            error.args = (error.message,)
-            record = {"attempt": attempt, "ok": False, "kind": error.kind, "http_status": error.http_status,
-                      "error": error.message, "latency_ms": round((time.perf_counter() - started) * 1000)}
-            adapted = _rejected_option(error, request, config)
+            error, record = _failure(exc, config, model, attempt, started)
+            adapted = learning.adapt(error, request)
             if adapted:
-                record["adapted"] = True
+                record["adapted"] = adapted
             attempts.append(record)
             if not adapted and _gives_up(error, attempt, config, interactive=interactive):
-                if error.retryable and attempt > 1:
-                    error.message = f"{error.message} (gave up after {attempt} attempts)"
-                    error.args = (error.message,)
-                error.attempts = attempts
-                error.partial_text = "".join(sink.parts)
-                raise error from exc
+                raise _final(error, attempt, attempts, sink) from exc
             if on_retry is not None:
                 on_retry()
             if not adapted:
@@ -578,22 +702,12 @@ async def complete(
                 record["retry_in_ms"] = round(delay * 1000)
                 await asyncio.sleep(delay)
             continue
-        latency = time.perf_counter() - started
-        attempts.append({"attempt": attempt, "ok": True, "latency_ms": round(latency * 1000)})
-        estimated = usage is None or (not usage.get("prompt_tokens") and not usage.get("completion_tokens"))
-        if estimated:
-            prompt_tokens = tokens.count_messages(messages, model)
-            completion_tokens = tokens.count(text, model)
-        else:
-            prompt_tokens = int(usage.get("prompt_tokens") or 0)
-            completion_tokens = int(usage.get("completion_tokens") or 0)
-        return Completion(
-            text=text,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            finish_reason=finish,
-            tokens_estimated=estimated,
-            latency_ms=round((time.perf_counter() - started_all) * 1000),
-            ttft_ms=round(sink.ttft * 1000) if sink.ttft is not None else None,
-            attempts=attempts,
-        )
+        success: dict[str, Any] = {"attempt": attempt, "ok": True, "latency_ms": round((time.perf_counter() - started) * 1000)}
+        sent_as = _sent_as(learning.caps, json_schema)
+        if sent_as:
+            success["sent_as"] = sent_as
+        attempts.append(success)
+        learning.observe(answer, request)
+        if learning.changes:
+            _remember(config, model, learning.caps)
+        return _completion(answer, messages, model, sink, started_all, attempts, learning)

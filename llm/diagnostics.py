@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import SyncToAsync, async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync, sync_to_async
+from jsonschema import Draft202012Validator
 
-from llm import client
+from llm import client, selectors, services
+from llm.capabilities import STANDARD, STRUCTURED_LABELS
 from llm.models import Endpoint
 
 # The kinds a person is shown; the client's finer kinds map onto these.
@@ -24,6 +27,7 @@ ERROR_KINDS = {
 }
 PROBE_MESSAGES = [{"role": "user", "content": "Reply with the single word: ok"}]
 PROBE_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+STRUCTURED_MESSAGES = [{"role": "user", "content": 'Reply with the JSON object {"ok": true}'}]
 
 
 @dataclass
@@ -42,17 +46,24 @@ class ConnectivityReport:
     checks: list[Check] = field(default_factory=list)
     error_kind: str | None = None
     error: str | None = None
+    # Required when a payload on the endpoint asks for JSON valid against a schema.
+    structured_required: bool = False
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    # What the probes found out (capability -> value, and what the server said): the caller stores it.
+    learned: dict[str, Any] = field(default_factory=dict)
+    learned_evidence: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        required = {"reachable", "completion"}
+        required = {"reachable", "completion", *(("structured_output",) if self.structured_required else ())}
         return all(check.ok for check in self.checks if check.name in required) and self.error is None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "endpoint": self.endpoint, "base_url": self.base_url, "model": self.model, "ok": self.ok,
-            "error_kind": self.error_kind, "error": self.error,
-            "checks": [dataclasses.asdict(check) for check in self.checks],
+            "error_kind": self.error_kind, "error": self.error, "structured_required": self.structured_required,
+            "checks": [dataclasses.asdict(check) for check in self.checks], "capabilities": self.capabilities,
+            "learned": self.learned,
         }
 
     def fail(self, error: client.LLMError) -> None:
@@ -65,11 +76,46 @@ def _ms(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)
 
 
-async def connectivity_test(config: client.EndpointConfig, *, model: str) -> ConnectivityReport:
-    report = ConnectivityReport(endpoint=config.name, base_url=config.base_url, model=model)
+async def connectivity_test(config: client.EndpointConfig, *, model: str,
+                            structured_required: bool = False) -> ConnectivityReport:
+    """Probe the endpoint as runs use it; what the server turns out to accept for `model` is in
+    `report.learned`. Give it a config loaded after learned values were forgotten (see relearn)."""
+    report = ConnectivityReport(endpoint=config.name, base_url=config.base_url, model=model,
+                                structured_required=structured_required)
+    client.forget_capabilities(config, model)
     # One attempt per probe: the test reports what the server does, it does not wait out backoffs.
     probe = dataclasses.replace(config, max_retries=0)
-    client.forget_capabilities(probe)
+    await _probe(probe, model, report)
+    caps = client.capabilities(probe, model)
+    report.capabilities = dataclasses.asdict(caps)
+    standard = config.capabilities.get(model, STANDARD)
+    report.learned = {name: value for name, value in report.capabilities.items() if getattr(standard, name) != value}
+    return report
+
+
+def _store(report: ConnectivityReport, endpoint: Endpoint) -> None:
+    if report.learned:
+        services.capability_learn(endpoint_id=endpoint.pk, model=report.model, changes=report.learned,
+                                  evidence=report.learned_evidence)
+
+
+def _relearn_config(endpoint: Endpoint, model: str) -> client.EndpointConfig:
+    """The endpoint's config with what was learned about `model` forgotten (a person's settings kept)."""
+    services.capability_forget_learned(endpoint_id=endpoint.pk, model=model)
+    return selectors.endpoint_config(endpoint)
+
+
+async def aconnectivity_test(endpoint: Endpoint, *, model: str | None = None) -> ConnectivityReport:
+    """For async views: re-learn, probe, and store what was learned."""
+    chosen = model or endpoint.default_model
+    config = await sync_to_async(_relearn_config)(endpoint, chosen)
+    structured = await sync_to_async(selectors.endpoint_needs_structured_output)(endpoint.pk)
+    report = await connectivity_test(config, model=chosen, structured_required=structured)
+    await sync_to_async(_store)(report, endpoint)
+    return report
+
+
+async def _probe(probe: client.EndpointConfig, model: str, report: ConnectivityReport) -> None:
 
     started = time.perf_counter()
     try:
@@ -78,9 +124,9 @@ async def connectivity_test(config: client.EndpointConfig, *, model: str) -> Con
         if exc.kind in ("dns", "refused", "tls", "connection", "timeout", "auth"):
             report.checks.append(Check("reachable", False, exc.message, _ms(started)))
             report.fail(exc)
-            for name in ("model", "completion", "streaming", "stream_usage", "json_mode"):
+            for name in ("model", "completion", "streaming", "stream_usage", "structured_output"):
                 report.checks.append(Check(name, None, "skipped: the endpoint is not reachable"))
-            return report
+            return
         # Some servers answer chat completions but have no models list.
         models = None
         report.checks.append(Check("reachable", True, f"the server answered, but listing models failed: {exc.message}",
@@ -102,9 +148,10 @@ async def connectivity_test(config: client.EndpointConfig, *, model: str) -> Con
     except client.LLMError as exc:
         report.checks.append(Check("completion", False, exc.message, _ms(started)))
         report.fail(exc)
-        for name in ("streaming", "stream_usage", "json_mode"):
+        for name in ("streaming", "stream_usage", "structured_output"):
             report.checks.append(Check(name, None, "skipped: a plain completion failed"))
-        return report
+        return
+    report.learned_evidence.update(answer.learned_evidence)
     report.checks.append(Check("completion", True, f"answered {answer.text[:40]!r} (finish: {answer.finish_reason or 'none'})",
                                _ms(started)))
 
@@ -116,37 +163,46 @@ async def connectivity_test(config: client.EndpointConfig, *, model: str) -> Con
         report.checks.append(Check("stream_usage", None, "skipped: streaming failed"))
         report.fail(exc)
     else:
+        report.learned_evidence.update(streamed.learned_evidence)
         ttft = f", first token after {streamed.ttft_ms} ms" if streamed.ttft_ms is not None else ""
         report.checks.append(Check("streaming", True, f"streamed {streamed.text[:40]!r}{ttft}", _ms(started)))
-        caps = client.capabilities(probe)
+        caps = client.capabilities(probe, model)
         if not streamed.tokens_estimated:
             report.checks.append(Check("stream_usage", True, "usage comes back when streaming"))
-        elif not caps["stream_options"]:
+        elif not caps.stream_options:
             report.checks.append(Check("stream_usage", False, "the server rejects stream_options; tokens of "
                                        "streamed answers will be counted locally (marked estimated)"))
         else:
             report.checks.append(Check("stream_usage", False, "no usage when streaming; tokens of streamed "
                                        "answers will be counted locally (marked estimated)"))
 
+    report.checks.append(await _structured_check(probe, model, report))
+
+
+async def _structured_check(probe: client.EndpointConfig, model: str, report: ConnectivityReport) -> Check:
+    """Structured output in the best dialect the server accepts, and whether the answer fits the schema."""
     started = time.perf_counter()
     try:
-        await client.complete(probe, model=model, messages=PROBE_MESSAGES, params={"max_tokens": 1}, json_schema=PROBE_SCHEMA)
+        answer = await client.complete(probe, model=model, messages=STRUCTURED_MESSAGES, params={"max_tokens": 50},
+                                       json_schema=PROBE_SCHEMA)
     except client.LLMError as exc:
-        report.checks.append(Check("json_mode", False, exc.message, _ms(started)))
-    else:
-        mode = client.capabilities(probe)["response_format"]
-        detail = {
-            "json_schema": "response_format with a JSON schema is accepted",
-            "json_object": "only response_format json_object is accepted (no schema); outputs are still validated",
-            "none": "response_format is rejected; structured output relies on the prompt and validation",
-        }[mode]
-        report.checks.append(Check("json_mode", mode != "none", detail, _ms(started)))
-    return report
-
-
-async def _test_on_temporary_loop(config: client.EndpointConfig, model: str) -> ConnectivityReport:
+        return Check("structured_output", False, exc.message, _ms(started))
+    report.learned_evidence.update(answer.learned_evidence)
+    dialect = client.capabilities(probe, model).structured_output
+    found = STRUCTURED_LABELS[dialect]
     try:
-        return await connectivity_test(config, model=model)
+        problem = next((e.message for e in Draft202012Validator(PROBE_SCHEMA).iter_errors(json.loads(answer.text))), None)
+    except json.JSONDecodeError as exc:
+        problem = f"the answer is not JSON ({exc.msg})"
+    if problem:
+        return Check("structured_output", False, f"{found}; but the answer does not fit the schema: {problem}",
+                     _ms(started))
+    return Check("structured_output", True, f"{found}; the answer fits the schema", _ms(started))
+
+
+async def _test_on_temporary_loop(config: client.EndpointConfig, model: str, structured_required: bool) -> ConnectivityReport:
+    try:
+        return await connectivity_test(config, model=model, structured_required=structured_required)
     finally:
         await client.aclose_all()  # this loop ends with the call: close its pooled client
 
@@ -161,16 +217,21 @@ def connectivity_test_sync(endpoint: Endpoint, *, model: str | None = None) -> C
     """For sync callers (the API view, the admin action)."""
     chosen = model or endpoint.default_model
     try:
-        config = client.EndpointConfig.from_endpoint(endpoint)
+        config = _relearn_config(endpoint, chosen)
     except ValueError as exc:  # the stored key was encrypted with a key this server no longer has
         report = ConnectivityReport(endpoint=endpoint.name, base_url=endpoint.base_url, model=chosen,
                                     error_kind="auth", error=f"{exc}; set the API key again")
         report.checks.append(Check("reachable", None, "skipped: the API key cannot be used"))
         return report
+    structured = selectors.endpoint_needs_structured_output(endpoint.pk)
     if _in_server_thread():
-        return async_to_sync(connectivity_test)(config, model=chosen)
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(_test_on_temporary_loop(config, chosen))
-    return async_to_sync(_test_on_temporary_loop)(config, chosen)
+        report = async_to_sync(connectivity_test)(config, model=chosen, structured_required=structured)
+    else:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            report = asyncio.run(_test_on_temporary_loop(config, chosen, structured))
+        else:
+            report = async_to_sync(_test_on_temporary_loop)(config, chosen, structured)
+    _store(report, endpoint)
+    return report

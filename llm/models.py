@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from llm import crypto, egress
+from llm import capabilities, crypto, egress
 
 # A header name is an HTTP token; a value holds no line break (it would start a header of its own).
 HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -66,3 +66,47 @@ class Endpoint(models.Model):
     @property
     def has_api_key(self) -> bool:
         return bool(self.api_key_encrypted)
+
+
+class Capability(models.Model):
+    """What one model on an endpoint accepts: learned from the server's answers or set by a person.
+
+    Shared by every process and worker (llm/capabilities.py says what each value changes in a
+    request). A field named in `overridden` was set by a person and is never changed by learning.
+    """
+
+    STRUCTURED_CHOICES = [(value, label) for value, label in capabilities.STRUCTURED_LABELS.items()]
+    TOKEN_LIMIT_CHOICES = [(value, value) for value in capabilities.TOKEN_LIMIT_PARAMS]
+    REASONING_CHOICES = [(value, label) for value, label in capabilities.REASONING_LABELS.items()]
+
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="capabilities")
+    model = models.CharField(max_length=200)
+    structured_output = models.CharField(
+        max_length=20, choices=STRUCTURED_CHOICES, default="json_schema",
+        help_text="How a JSON schema is sent; each choice falls back to the next when the server rejects it.")
+    stream_options = models.BooleanField(default=True, help_text="Send stream_options.include_usage when streaming.")
+    stream_usage = models.BooleanField(
+        default=True, help_text="The server reports token usage in streams (else tokens are counted locally).")
+    token_limit_param = models.CharField(
+        max_length=30, choices=TOKEN_LIMIT_CHOICES, default="max_tokens",
+        help_text="The name the server wants for the answer's token limit (OpenAI reasoning models: max_completion_tokens).")
+    temperature = models.BooleanField(
+        default=True, help_text="The model accepts a temperature (OpenAI reasoning models only allow the default).")
+    reasoning_field = models.CharField(max_length=20, choices=REASONING_CHOICES, blank=True, default="",
+                                       help_text="Where the server puts the model's reasoning.")
+    overridden = models.JSONField(default=list, blank=True, help_text="Fields set by a person: learning leaves them.")
+    evidence = models.JSONField(default=dict, blank=True, help_text="Per field: what the server said when it was learned.")
+    learned_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["endpoint", "model"]
+        constraints = [models.UniqueConstraint(fields=["endpoint", "model"], name="one_capability_per_endpoint_model")]
+        verbose_name = "endpoint capability"
+        verbose_name_plural = "endpoint capabilities"
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} · {self.model}"
+
+    def as_capabilities(self) -> capabilities.Capabilities:
+        return capabilities.Capabilities(**{name: getattr(self, name) for name in capabilities.FIELDS})

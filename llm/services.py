@@ -8,11 +8,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from llm import capabilities
 from llm.egress import DEFAULT_PORTS
-from llm.models import Endpoint
+from llm.models import Capability, Endpoint
 
 # Fields a caller may set directly; the API key goes through set_api_key().
 EDITABLE_FIELDS = (
@@ -101,3 +104,87 @@ def endpoint_update(*, endpoint: Endpoint, api_key: str | None = None, **fields:
 def endpoint_delete(*, endpoint: Endpoint) -> None:
     # Payloads PROTECT their endpoint: a ProtectedError here becomes a 409 in the API.
     endpoint.delete()
+
+
+# --- what servers accept (llm.Capability) -------------------------------------------------------
+def _capability_row(endpoint_id: int, model: str) -> Capability:
+    try:
+        with transaction.atomic():
+            return Capability.objects.get_or_create(endpoint_id=endpoint_id, model=model)[0]
+    except IntegrityError:  # another worker created it between our read and our insert
+        return Capability.objects.get(endpoint_id=endpoint_id, model=model)
+
+
+@transaction.atomic
+def capability_learn(*, endpoint_id: int, model: str, changes: dict[str, Any], evidence: dict[str, str]) -> None:
+    """Store what a call found out about the server; fields a person set are left alone.
+
+    Called by llm.client after an adapted request succeeded, so a value is only stored once the
+    server has accepted the request made with it.
+    """
+    if not Endpoint.objects.filter(pk=endpoint_id).exists():
+        return  # deleted meanwhile, or a probe of an unsaved endpoint
+    row = _capability_row(endpoint_id, model)
+    now = timezone.now()
+    for name, value in changes.items():
+        if name in row.overridden or capabilities.field_problem(name, value):
+            continue
+        setattr(row, name, value)
+        row.evidence[name] = {"said": evidence.get(name, "")[:500], "at": now.isoformat()}
+    row.learned_at = now
+    row.save()
+
+
+acapability_learn = sync_to_async(capability_learn)
+
+
+@transaction.atomic
+def capability_set(*, endpoint: Endpoint, model: str, values: dict[str, Any]) -> Capability:
+    """A person's word on what the server accepts. A value of None hands the field back to learning."""
+    problems = {name: problem for name, value in values.items()
+                if value is not None and (problem := capabilities.field_problem(name, value))}
+    if not model or len(model) > 200:
+        problems["model"] = "give the model name (at most 200 characters)"
+    if problems:
+        raise ValidationError(problems)
+    row = _capability_row(endpoint.pk, model)
+    overridden = set(row.overridden)
+    standard = capabilities.STANDARD
+    for name, value in values.items():
+        if value is None:
+            overridden.discard(name)
+            setattr(row, name, getattr(standard, name))
+            row.evidence.pop(name, None)
+        else:
+            overridden.add(name)
+            setattr(row, name, value)
+    row.overridden = sorted(overridden)
+    row.save()
+    return row
+
+
+@transaction.atomic
+def capability_reset(*, endpoint: Endpoint, model: str | None = None) -> int:
+    """Forget what was learned and set about the endpoint (or one model): the next call learns again."""
+    rows = Capability.objects.filter(endpoint=endpoint)
+    if model is not None:
+        rows = rows.filter(model=model)
+    return rows.delete()[0]
+
+
+@transaction.atomic
+def capability_forget_learned(*, endpoint_id: int, model: str) -> None:
+    """Before the connectivity test re-learns: learned values go back to the standard, a person's stay."""
+    row = Capability.objects.filter(endpoint_id=endpoint_id, model=model).first()
+    if row is None:
+        return
+    standard = capabilities.STANDARD
+    for name in capabilities.FIELDS:
+        if name not in row.overridden:
+            setattr(row, name, getattr(standard, name))
+            row.evidence.pop(name, None)
+    row.learned_at = None
+    row.save()
+
+
+acapability_forget_learned = sync_to_async(capability_forget_learned)

@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from llm import client
+from llm import client, services
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +36,16 @@ async def stream_completion(config: client.EndpointConfig, *, model: str, messag
             queue.put_nowait(("error", {"message": "Unexpected error; see the server log.", "kind": "error",
                                         "retryable": False}))
         else:
+            if completion.learned:  # stored for every process, as a run's step would
+                await services.acapability_learn(endpoint_id=config.id, model=model, changes=completion.learned,
+                                                 evidence=completion.learned_evidence)
             queue.put_nowait(("done", {
                 "text": completion.text, "prompt_tokens": completion.prompt_tokens,
                 "completion_tokens": completion.completion_tokens, "tokens_estimated": completion.tokens_estimated,
                 "finish_reason": completion.finish_reason, "latency_ms": completion.latency_ms,
                 "ttft_ms": completion.ttft_ms, "attempts": len(completion.attempts),
+                "reasoning": completion.reasoning, "reasoning_tokens": completion.reasoning_tokens,
+                "cached_tokens": completion.cached_tokens,
             }))
 
     task = asyncio.create_task(call())

@@ -15,7 +15,7 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
-from llm import client, diagnostics
+from llm import client, diagnostics, selectors
 from llm.forms import ConnectivityForm, TesterForm
 from llm.models import Endpoint
 from llm.streaming import stream_completion
@@ -23,7 +23,7 @@ from llm.streaming import stream_completion
 # What each check of llm.diagnostics is called on the page.
 CHECK_LABELS = {
     "reachable": "Reachable", "model": "Model exists", "completion": "Completion", "streaming": "Streaming",
-    "stream_usage": "Usage while streaming", "json_mode": "JSON mode",
+    "stream_usage": "Usage while streaming", "structured_output": "Structured output",
 }
 
 
@@ -46,7 +46,7 @@ async def endpoint_models(request: HttpRequest, pk: int) -> JsonResponse:
     if endpoint is None:
         return JsonResponse({"error": "No such enabled endpoint."}, status=404)
     try:
-        models = await client.list_models(client.EndpointConfig.from_endpoint(endpoint))
+        models = await client.list_models(await selectors.aendpoint_config(endpoint))
     except client.LLMError as exc:
         return JsonResponse({"models": [endpoint.default_model], "default_model": endpoint.default_model,
                              "error": exc.message})
@@ -65,7 +65,7 @@ async def tester_stream(request: HttpRequest) -> HttpResponse:
     form = TesterForm(request.POST)
     if not await sync_to_async(form.is_valid)():
         return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
-    config = client.EndpointConfig.from_endpoint(form.cleaned_data["endpoint"])
+    config = await selectors.aendpoint_config(form.cleaned_data["endpoint"])
     items = stream_completion(config, model=form.cleaned_data["model"], messages=form.messages(),
                               params=form.params())
 
@@ -86,8 +86,7 @@ async def connectivity_test(request: HttpRequest) -> HttpResponse:
     if not await sync_to_async(form.is_valid)():
         return HttpResponse(render_to_string("llm/_checks.html", {"form_errors": form.errors}), status=400)
     endpoint = form.cleaned_data["endpoint"]
-    config = client.EndpointConfig.from_endpoint(endpoint)
-    report = (await diagnostics.connectivity_test(config, model=form.cleaned_data["model"] or endpoint.default_model)).as_dict()
+    report = (await diagnostics.aconnectivity_test(endpoint, model=form.cleaned_data["model"] or None)).as_dict()
     for check in report["checks"]:
         check["label"] = CHECK_LABELS.get(check["name"], check["name"])
     return HttpResponse(render_to_string("llm/_checks.html", {"report": report}))

@@ -281,6 +281,10 @@ REST_FRAMEWORK["NUM_PROXIES"] = env.int("NUM_PROXIES", default=None)
 # one thread. (Django's own middleware, run async, costs a thread hop per hook and per request.)
 MIDDLEWARE.append("orchestrator.login_throttle.LoginThrottleMiddleware")
 
+# What a server was found not to accept (llm.Capability) is tried again after this long, so a
+# server upgraded since is used at its best; the connectivity test re-learns at once.
+LLM_CAPABILITY_RELEARN_SECONDS = env.float("LLM_CAPABILITY_RELEARN_SECONDS", default=7 * 24 * 3600.0)
+
 # Where endpoint URLs may point (llm/egress.py). Hosts here skip every check; denied hosts are
 # refused even when they resolve to a public address. Loopback is allowed only with DEBUG on.
 LLM_ENDPOINT_ALLOWED_HOSTS = env.list("LLM_ENDPOINT_ALLOWED_HOSTS", default=[])

@@ -38,7 +38,8 @@ class PayloadForm(RejectLoneSurrogatesMixin, forms.ModelForm):
     class Meta:
         model = Payload
         fields = ["name", "description", "endpoint", "model", "stream", "temperature", "top_p", "max_tokens", "stop",
-                  "seed", "presence_penalty", "frequency_penalty", "json_schema", "structured_retries", "extra_params"]
+                  "seed", "presence_penalty", "frequency_penalty", "json_schema", "structured_retries", "pass_reasoning",
+                  "extra_params"]
         field_classes = OPTIONAL_JSON_FIELDS
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
@@ -81,7 +82,7 @@ class PayloadAdmin(UsedByDeleteMixin, SortableAdminBase, admin.ModelAdmin):
         ("Sampling", {"fields": ["temperature", "top_p", "max_tokens", "stop", "seed",
                                  "presence_penalty", "frequency_penalty"]}),
         ("Structured output and extra parameters", {
-            "classes": ["collapse"], "fields": ["json_schema", "structured_retries", "extra_params"]}),
+            "classes": ["collapse"], "fields": ["json_schema", "structured_retries", "pass_reasoning", "extra_params"]}),
         ("History", {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
     ]
 

@@ -18,7 +18,7 @@ from payloads.models import Payload, Role
 from payloads.services import BlockUse
 
 SETTING_FIELDS = ["name", "description", "endpoint", "model", "temperature", "top_p", "max_tokens", "stop", "seed",
-                  "presence_penalty", "frequency_penalty", "stream", "json_schema", "structured_retries",
+                  "presence_penalty", "frequency_penalty", "stream", "json_schema", "structured_retries", "pass_reasoning",
                   "extra_params"]
 SAMPLE_PREFIX = "sample-"
 

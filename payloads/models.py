@@ -78,6 +78,9 @@ class Payload(models.Model):
         help_text="With a JSON schema: how many times an invalid answer is asked again.",
     )
     extra_params = models.JSONField(default=dict, blank=True, validators=[validate_extra_params])
+    pass_reasoning = models.BooleanField(
+        default=False, help_text="Give later steps the model's reasoning too, in <think> tags before the answer. "
+                                 "Off: later steps see the answer only; the reasoning is still recorded.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -32,7 +32,7 @@ class PayloadSerializer(StrictModelSerializer):
         model = Payload
         fields = [
             "id", "name", "description", "endpoint", "model", "temperature", "top_p", "max_tokens", "stop", "seed",
-            "presence_penalty", "frequency_penalty", "stream", "json_schema", "structured_retries", "extra_params",
+            "presence_penalty", "frequency_penalty", "stream", "json_schema", "structured_retries", "pass_reasoning", "extra_params",
             "blocks", "variables", "used_by", "created_at", "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]

@@ -109,7 +109,7 @@ class BlockUse(TypedDict):
 # Everything a caller may set on a payload besides its name, endpoint and blocks.
 PAYLOAD_SETTINGS = {
     "description", "model", "temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty",
-    "frequency_penalty", "stream", "json_schema", "structured_retries", "extra_params",
+    "frequency_penalty", "stream", "json_schema", "structured_retries", "pass_reasoning", "extra_params",
 }
 
 

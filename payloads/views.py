@@ -21,8 +21,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from blocks import templating
 from blocks.confirm_delete import confirm_delete
 from blocks.models import Block
-from llm import client, tokens
+from llm import tokens
 from llm.models import Endpoint
+from llm.selectors import endpoint_config
 from llm.streaming import stream_completion
 from payloads import selectors, services
 from payloads.forms import PayloadForm, block_uses, sample_values
@@ -181,7 +182,7 @@ def _try_call(request: HttpRequest) -> dict[str, Any]:
         return {"errors": {"samples": [{"message": str(exc)}]}}
     settings = {k: v for k, v in form.cleaned_data.items() if k not in ("name", "description")}
     draft = Payload(**{**settings, "extra_params": settings.get("extra_params") or {}})
-    return {"config": client.EndpointConfig.from_endpoint(endpoint), "model": draft.effective_model,
+    return {"config": endpoint_config(endpoint), "model": draft.effective_model,
             "messages": chat, "params": draft.request_params()}
 
 

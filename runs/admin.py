@@ -34,8 +34,9 @@ class ResponseInline(ReadOnlyMixin, admin.StackedInline):
     extra = 0
     fk_name = "run"
     fields = [("step_number", "output_key", "status"), ("payload_name", "endpoint_name", "model"),
-              "rendered_messages", "output", "output_json_display", "error",
+              "rendered_messages", "output", "output_json_display", "reasoning", "error",
               ("prompt_tokens", "completion_tokens", "tokens_estimated", "finish_reason"),
+              ("reasoning_tokens", "cached_tokens"),
               ("latency_ms", "ttft_ms", "attempt_count"), "attempts_display", "request_params_display"]
     readonly_fields = [name for item in fields for name in (item if isinstance(item, tuple) else (item,))]
 

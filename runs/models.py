@@ -82,10 +82,16 @@ class Response(models.Model):
     request_params = models.JSONField(default=dict)
     output = models.TextField(blank=True, default="")
     output_json = models.JSONField(null=True, blank=True)
+    reasoning = models.TextField(blank=True, default="",
+                                 help_text="The model's reasoning, apart from the answer (reasoning_content and the like).")
     finish_reason = models.CharField(max_length=40, blank=True, default="")
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     tokens_estimated = models.BooleanField(default=False, help_text="The server sent no usage; counted locally.")
+    reasoning_tokens = models.PositiveIntegerField(null=True, blank=True,
+                                                   help_text="Of the completion tokens, those spent reasoning (when reported).")
+    cached_tokens = models.PositiveIntegerField(null=True, blank=True,
+                                                help_text="Of the prompt tokens, those read from the server's cache (when reported).")
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token (streamed).")
     attempts = models.JSONField(default=list, help_text="Every attempt: status, error, latency.")

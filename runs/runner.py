@@ -176,7 +176,9 @@ async def _call(claim: services.Claim, messages: list[dict[str, str]], deltas: _
             status=ResponseStatus.SUCCEEDED, messages=messages, output=completion.text,
             finish_reason=completion.finish_reason, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
             tokens_estimated=completion.tokens_estimated, latency_ms=round((time.perf_counter() - started) * 1000),
-            ttft_ms=completion.ttft_ms, attempts=attempts,
+            ttft_ms=completion.ttft_ms, attempts=attempts, reasoning=completion.reasoning,
+            reasoning_tokens=completion.reasoning_tokens, cached_tokens=completion.cached_tokens,
+            learned=(completion.learned, completion.learned_evidence) if completion.learned else None,
         )
         if not schema:
             return result
@@ -333,6 +335,11 @@ async def _announce(claim: services.Claim, result: services.StepResult) -> None:
         "tokens_estimated": result.tokens_estimated, "latency_ms": result.latency_ms, "ttft_ms": result.ttft_ms,
         "attempts": len(result.attempts), "output": result.output,
     }
+    if result.reasoning:
+        data["reasoning"] = result.reasoning
+    for name in ("reasoning_tokens", "cached_tokens"):
+        if getattr(result, name) is not None:
+            data[name] = getattr(result, name)
     if result.status == ResponseStatus.SUCCEEDED:
         await events.send(claim.run_id, "step.completed", data)
     else:

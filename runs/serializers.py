@@ -12,8 +12,8 @@ class ResponseSerializer(FieldsBuiltOnceMixin, serializers.ModelSerializer):
         model = Response
         fields = [
             "id", "index", "output_key", "payload_name", "endpoint_name", "model", "messages", "request_params",
-            "output", "output_json", "finish_reason", "prompt_tokens", "completion_tokens", "tokens_estimated",
-            "latency_ms", "ttft_ms", "attempts", "attempt_count", "status", "error", "copied_from", "created_at",
+            "output", "output_json", "reasoning", "finish_reason", "prompt_tokens", "completion_tokens",
+            "tokens_estimated", "reasoning_tokens", "cached_tokens", "latency_ms", "ttft_ms", "attempts", "attempt_count", "status", "error", "copied_from", "created_at",
         ]
         read_only_fields = fields
 

@@ -20,6 +20,8 @@ from django.utils import timezone
 
 from llm.client import EndpointConfig
 from llm.models import Endpoint
+from llm.selectors import endpoint_config
+from llm.services import capability_learn
 from orchestrator.sql import CompiledValues, execute, insert_instance, update_rows
 from runs import dispatch, events
 from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus
@@ -122,8 +124,8 @@ def run_replay(*, source: Run, user: AbstractBaseUser | None, from_step: int = 0
         Response(
             run=run, index=r.index, output_key=r.output_key, payload_name=r.payload_name,
             endpoint_name=r.endpoint_name, model=r.model, messages=r.messages, request_params=r.request_params,
-            output=r.output, output_json=r.output_json, finish_reason=r.finish_reason,
-            prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
+            output=r.output, output_json=r.output_json, reasoning=r.reasoning, finish_reason=r.finish_reason,
+            reasoning_tokens=r.reasoning_tokens, cached_tokens=r.cached_tokens, prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
             tokens_estimated=r.tokens_estimated, latency_ms=r.latency_ms, ttft_ms=r.ttft_ms,
             attempts=[], status=ResponseStatus.COPIED, copied_from=r.copied_from or r,
         )
@@ -189,6 +191,11 @@ class StepResult:
     messages: list[dict[str, str]] = field(default_factory=list)
     output: str = ""
     output_json: Any = None
+    reasoning: str = ""
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
+    # What the call found out about the server (changes, evidence): stored with the step.
+    learned: tuple[dict[str, Any], dict[str, str]] | None = None
     finish_reason: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -210,7 +217,7 @@ def _endpoint_config(endpoint_id: int) -> EndpointConfig | None:
     if cached is not None and now - cached[0] < ENDPOINT_CACHE_SECONDS:
         return cached[1]
     endpoint = Endpoint.objects.filter(pk=endpoint_id, enabled=True).first()
-    config = EndpointConfig.from_endpoint(endpoint) if endpoint is not None else None
+    config = endpoint_config(endpoint) if endpoint is not None else None
     _endpoint_cache[endpoint_id] = (now, config)
     return config
 
@@ -219,8 +226,13 @@ def _lease_until() -> datetime.datetime:
     return timezone.now() + datetime.timedelta(seconds=settings.RUNS_LEASE_SECONDS)
 
 
-def _value(response: dict[str, Any]) -> Any:
-    return response["output_json"] if response["output_json"] is not None else response["output"]
+def _value(response: dict[str, Any], step: dict[str, Any]) -> Any:
+    """What later steps see of a step's answer: its JSON, or its text (with the reasoning, if the payload asks)."""
+    if response["output_json"] is not None:
+        return response["output_json"]
+    if response["reasoning"] and step["payload"].get("pass_reasoning"):
+        return f"<think>{response['reasoning']}</think>\n{response['output']}"
+    return response["output"]
 
 
 def _finish(run_id: int, status: str, *, error: str = "") -> Finished | None:
@@ -242,7 +254,7 @@ _run_for_claim = CompiledValues(lambda run_id: Run.objects.filter(pk=run_id).val
     "status", "next_step", "cancel_requested", "snapshot", "inputs", "started_at",
     "lease_owner", "lease_expires_at", "lease_version")[:1])
 _earlier_responses = CompiledValues(lambda run_id, index: Response.objects.filter(run_id=run_id, index__lte=index)
-                                    .order_by("index").values("index", "output_key", "output", "output_json"))
+                                    .order_by("index").values("index", "output_key", "output", "output_json", "reasoning"))
 
 
 def step_claim(*, run_id: int, owner: str) -> Claim | Finished | None:
@@ -277,9 +289,9 @@ def _claim(*, run_id: int, owner: str) -> Claim | Finished | None:
         return _claim(run_id=run_id, owner=owner)
     variables = dict(run["inputs"])
     for response in earlier:
-        variables[response["output_key"]] = _value(response)
+        variables[response["output_key"]] = _value(response, steps[response["index"]])
     if earlier:
-        variables["previous"] = _value(earlier[-1])
+        variables["previous"] = _value(earlier[-1], steps[earlier[-1]["index"]])
     return Claim(
         run_id=run_id, index=index, lease_version=lease_version, owner=owner, steps=steps, variables=variables,
         endpoint=_endpoint_config(steps[index]["payload"]["endpoint_id"]), first=run["started_at"] is None,
@@ -369,7 +381,8 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
                                                "lease_expires_at": _lease_until()})
                 if advanced:
                     next_index = claim.index + 1
-                    output = result.output_json if result.output_json is not None else result.output
+                    output = _value({"output": result.output, "output_json": result.output_json,
+                                     "reasoning": result.reasoning}, claim.step)
                     variables = {**claim.variables, claim.step["output_key"]: output, "previous": output}
                     next_claim = Claim(
                         run_id=claim.run_id, index=next_index, lease_version=claim.lease_version + 1,
@@ -387,8 +400,12 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
                 output_json=result.output_json, finish_reason=result.finish_reason,
                 prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
                 tokens_estimated=result.tokens_estimated, latency_ms=result.latency_ms, ttft_ms=result.ttft_ms,
-                attempts=result.attempts, status=result.status, error=result.error,
+                attempts=result.attempts, status=result.status, error=result.error, reasoning=result.reasoning,
+                reasoning_tokens=result.reasoning_tokens, cached_tokens=result.cached_tokens,
             ))
+            if result.learned and claim.endpoint is not None:
+                capability_learn(endpoint_id=claim.endpoint.id, model=payload["model"], changes=result.learned[0],
+                                 evidence=result.learned[1])
     except IntegrityError:
         return False, None
     return (Finished(claim.run_id, final) if final else True), next_claim

@@ -21,7 +21,8 @@ class StepData:
     blocks: list[dict[str, str]]
 
 
-_PAYLOAD_FIELDS = ["name", "model", "stream", "json_schema", "structured_retries", "extra_params", *SAMPLING_FIELDS]
+_PAYLOAD_FIELDS = ["name", "model", "stream", "json_schema", "structured_retries", "pass_reasoning", "extra_params",
+                   *SAMPLING_FIELDS]
 _steps_query = CompiledValues(lambda workflow_id: Step.objects.filter(workflow_id=workflow_id).order_by("position", "id").values(
     "output_key", "payload_id", "payload__endpoint_id", "payload__endpoint__name",
     "payload__endpoint__enabled", "payload__endpoint__default_model",
@@ -131,6 +132,7 @@ def workflow_snapshot(workflow: Workflow, *, steps: list[StepData] | None = None
                     "stream": step.payload["stream"],
                     "json_schema": step.payload["json_schema"],
                     "structured_retries": step.payload["structured_retries"],
+                    "pass_reasoning": step.payload["pass_reasoning"],
                 },
                 "blocks": step.blocks,
             }

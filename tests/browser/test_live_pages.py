@@ -158,7 +158,7 @@ def test_a_person_streams_an_answer_in_the_llm_tester_and_runs_the_connectivity_
     page.get_by_role("button", name="Run connectivity test").click()
     page.locator("#checks-summary").get_by_text("does not work").wait_for()
     assert page.locator("tr[data-check=reachable] .badge").inner_text() == "fail"
-    assert page.locator("tr[data-check=json_mode] .badge").inner_text() == "skipped"
+    assert page.locator("tr[data-check=structured_output] .badge").inner_text() == "skipped"
 
 
 def test_the_run_page_reconnects_after_the_server_drops_and_shows_the_run_to_its_end(browser, article, fake_llm):

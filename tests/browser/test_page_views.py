@@ -194,7 +194,7 @@ async def test_the_connectivity_test_shows_every_check_with_its_result(fake_llm,
     client = AsyncClient()
     await client.aforce_login(user)
     page = (await client.post("/llm/tester/connectivity/", {"endpoint": endpoint.pk})).content.decode()
-    for check in ["reachable", "model", "completion", "streaming", "stream_usage", "json_mode"]:
+    for check in ["reachable", "model", "completion", "streaming", "stream_usage", "structured_output"]:
         assert f'data-check="{check}"' in page
     assert page.count('data-status="pass"') == 7  # six checks and the summary
     models = await client.get(f"/llm/tester/endpoints/{endpoint.pk}/models/")

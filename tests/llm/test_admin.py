@@ -71,7 +71,7 @@ def test_the_connectivity_action_reports_each_check(admin_client: Any, fake_llm:
         str(m) for m in response.context["messages"]]
     text = "\n".join(shown)
     assert "local (gpt-4o-mini): connectivity test passed" in text
-    for check in ("reachable", "model", "completion", "streaming", "stream_usage", "json_mode"):
+    for check in ("reachable", "model", "completion", "streaming", "stream_usage", "structured_output"):
         assert f"local · {check}: ok" in text
     assert PLANTED_KEY not in response.content.decode()
 

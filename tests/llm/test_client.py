@@ -169,7 +169,7 @@ async def test_a_server_that_rejects_stream_options_is_adapted_to(fake_llm: Fake
     config = config_for()
     first = await ask(config, stream=True)
     assert first.text == reply_text("Tell me about tides", 20)
-    assert first.attempts[0].get("adapted") is True
+    assert first.attempts[0].get("adapted") == {"stream_options": False}
     assert first.tokens_estimated is True
     second = await ask(config, stream=True)
     assert len(second.attempts) == 1  # learned: no stream_options any more
@@ -182,10 +182,17 @@ async def test_a_server_that_rejects_response_format_is_adapted_to(fake_llm: Fak
     schema = {"type": "object", "properties": {"title": {"type": "string"}}}
     answer = await ask(config, json_schema=schema)
     assert answer.text == reply_text("Tell me about tides", 20)  # plain text: validation is the caller's job
-    assert [a.get("adapted") for a in answer.attempts] == [True, True, None]
-    sent = [body.get("response_format", {}).get("type") for body in fake_llm.stats()["recent"]]
-    assert sent == ["json_schema", "json_object", None]
-    assert client.capabilities(config)["response_format"] == "none"
+    assert [a.get("adapted") for a in answer.attempts] == [
+        {"structured_output": "json_object_schema"}, {"structured_output": "json_object"},
+        {"structured_output": "prompt"}, None]
+    assert answer.attempts[-1]["sent_as"] == {"structured_output": "prompt"}
+    recent = fake_llm.stats()["recent"]
+    sent = [body.get("response_format", {}).get("type") for body in recent]
+    assert sent == ["json_schema", "json_object", "json_object", None]
+    assert recent[1]["response_format"]["schema"] == schema
+    # Without a response_format the schema travels in a system message.
+    assert recent[-1]["messages"][-1]["role"] == "system" and '"title"' in recent[-1]["messages"][-1]["content"]
+    assert client.capabilities(config, "gpt-4o-mini").structured_output == "prompt"
 
 
 async def test_json_schema_is_sent_as_response_format(fake_llm: FakeLLM, config_for: Config) -> None:

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from tests.factories import make_endpoint
+from tests.factories import make_endpoint, make_payload
 from tests.fake_llm import FakeLLM, free_port
 from tests.llm.conftest import PLANTED_KEY
 
@@ -24,13 +24,15 @@ def test_a_healthy_endpoint_passes_every_check(api: APIClient, fake_llm: FakeLLM
     assert report["ok"] is True
     assert report["error"] is None
     checks = checks_of(report)
-    assert list(checks) == ["reachable", "model", "completion", "streaming", "stream_usage", "json_mode"]
+    assert list(checks) == ["reachable", "model", "completion", "streaming", "stream_usage", "structured_output"]
     assert all(check["ok"] for check in checks.values()), checks
     for check in report["checks"]:
         assert set(check) == {"name", "ok", "detail", "latency_ms"}
     assert isinstance(checks["reachable"]["latency_ms"], int)
-    # One token asked for, on each completion probe.
-    assert all(body.get("max_tokens") == 1 for body in fake_llm.stats()["recent"])
+    # One token asked for on each plain probe; the structured one needs room for its JSON.
+    assert [body.get("max_tokens") for body in fake_llm.stats()["recent"]] == [1, 1, 50]
+    assert checks["structured_output"]["detail"] == "json_schema: the server enforces the schema; the answer fits the schema"
+    assert report["learned"] == {}
 
 
 def test_a_model_the_endpoint_does_not_list_is_reported(api: APIClient, fake_llm: FakeLLM) -> None:
@@ -104,8 +106,22 @@ def test_missing_stream_usage_and_rejected_options_are_reported_not_fatal(api: A
     assert checks["streaming"]["ok"] is True
     assert checks["stream_usage"]["ok"] is False
     assert "stream_options" in checks["stream_usage"]["detail"]
-    assert checks["json_mode"]["ok"] is False
-    assert "rejected" in checks["json_mode"]["detail"]
+    # Every response_format is refused: the schema goes in the prompt, and the fake's echo is no JSON.
+    assert checks["structured_output"]["ok"] is False
+    assert checks["structured_output"]["detail"].startswith("instructions in the prompt")
+    assert report["learned"] == {"stream_options": False, "structured_output": "prompt"}
+
+
+def test_structured_output_is_required_once_a_payload_on_the_endpoint_uses_a_schema(
+    api: APIClient, fake_llm: FakeLLM
+) -> None:
+    fake_llm.control(reject_response_format=True)
+    endpoint = make_endpoint(fake_llm.base_url)
+    assert api.post(f"/api/endpoints/{endpoint.pk}/test/").data["ok"] is True
+    make_payload("structured", endpoint, [], json_schema={"type": "object"})
+    report = api.post(f"/api/endpoints/{endpoint.pk}/test/").data
+    assert report["structured_required"] is True
+    assert report["ok"] is False
 
 
 def test_a_server_without_stream_usage_is_reported(api: APIClient, fake_llm: FakeLLM) -> None:
@@ -117,12 +133,16 @@ def test_a_server_without_stream_usage_is_reported(api: APIClient, fake_llm: Fak
 
 
 def test_json_object_only_servers_are_reported(api: APIClient, fake_llm: FakeLLM) -> None:
-    # A server that takes json_object but not json_schema: the third probe (JSON mode) gets a 400 naming json_schema.
+    # A server that takes json_object but not json_schema: the structured probe gets a 400 naming json_schema.
     endpoint = make_endpoint(fake_llm.base_url)
     fake_llm.fail_next({}, {}, {"status": 400, "message": "json_schema is not supported, use json_object"})
-    checks = checks_of(api.post(f"/api/endpoints/{endpoint.pk}/test/").data)
-    assert checks["json_mode"]["ok"] is True
-    assert "json_object" in checks["json_mode"]["detail"]
+    report = api.post(f"/api/endpoints/{endpoint.pk}/test/").data
+    checks = checks_of(report)
+    assert checks["structured_output"]["detail"].startswith("json_object with schema: grammar-constrained")
+    assert report["learned"] == {"structured_output": "json_object_schema"}
+    stored = endpoint.capabilities.get(model=endpoint.default_model)
+    assert stored.structured_output == "json_object_schema"
+    assert "json_schema is not supported" in stored.evidence["structured_output"]["said"]
 
 
 def test_the_api_key_never_appears_in_responses_reports_or_logs(
