@@ -10,7 +10,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import override_settings
 
-from llm import egress
+from llm import egress, pool
 from llm.models import Endpoint
 from tests.factories import make_endpoint
 
@@ -113,14 +113,14 @@ async def test_a_call_to_an_endpoint_that_became_forbidden_is_refused_before_any
     config = client.EndpointConfig.from_endpoint(await sync_to_async(make_endpoint)(fake_llm.base_url))
     messages = [{"role": "user", "content": "hi"}]
     assert (await client.complete(config, model="gpt-4o-mini", messages=messages)).text
-    client._egress_checked.clear()  # the check is cached for a minute; expire it now
+    pool._egress_checked.clear()  # the check is cached for a minute; expire it now
     with override_settings(LLM_ENDPOINT_ALLOW_LOOPBACK=False):
         with pytest.raises(client.LLMError) as refused:
             await client.complete(config, model="gpt-4o-mini", messages=messages)
     assert refused.value.kind == "forbidden_address" and not refused.value.retryable
     assert "loopback" in refused.value.message
     assert fake_llm.stats()["chat_requests"] == 1
-    client._egress_checked.clear()
+    pool._egress_checked.clear()
 
 
 # --- private networks ------------------------------------------------------------------------------
@@ -264,13 +264,13 @@ async def test_a_name_that_resolves_to_a_forbidden_address_at_connect_time_is_no
     monkeypatch.setattr(egress.socket, "getaddrinfo", resolver)
     base_url = fake_llm.base_url.replace("127.0.0.1", "rebind.example")
     config = client.EndpointConfig(id=90_200, name="rebind", base_url=base_url, api_key="sk-rebind", max_retries=2)
-    client._egress_checked[base_url] = time.monotonic()  # the check at save/call time saw a public address
+    pool._egress_checked[base_url] = time.monotonic()  # the check at save/call time saw a public address
     try:
         with override_settings(LLM_ENDPOINT_ALLOW_LOOPBACK=False):
             with pytest.raises(client.LLMError) as caught:
                 await client.complete(config, model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     finally:
-        client._egress_checked.clear()
+        pool._egress_checked.clear()
         await client.aclose_all()
     assert caught.value.kind == "forbidden_address" and not caught.value.retryable
     assert "rebind.example resolves to 127.0.0.1" in caught.value.message
