@@ -2,6 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from llm.fake_dialects import DIALECTS
 from llm.fake_server import DEFAULT_MODELS, Settings, serve
 
 
@@ -22,12 +23,15 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--api-key", default="", help="require this bearer key (default: any)")
         parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated; '*' accepts any")
+        parser.add_argument("--dialect", choices=list(DIALECTS), default="openai",
+                            help="answer as this server does (see docs/compatibility.md)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         settings = Settings(
             latency_ms=options["latency_ms"], inter_token_ms=options["inter_token_ms"], tokens=options["tokens"],
             error_rate=options["error_rate"], seed=options["seed"], api_key=options["api_key"],
             models=tuple(m.strip() for m in options["models"].split(",") if m.strip()), replies=options["replies"],
+            dialect=options["dialect"],
         )
-        self.stdout.write(f"Fake LLM (mock) serving at http://{options['host']}:{options['port']}/v1")
+        self.stdout.write(f"Fake LLM (mock, {options['dialect']} dialect) serving at http://{options['host']}:{options['port']}/v1")
         serve(options["host"], options["port"], settings)
