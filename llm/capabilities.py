@@ -91,13 +91,12 @@ def shape_request(request: dict[str, Any], caps: Capabilities, json_schema: dict
     if dialect == "json_schema":
         request["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": json_schema}}
         return request
+    # Unless the server enforces the schema itself, the prompt says which JSON to write (servers
+    # that ignore a json_object's schema need it; OpenAI's json_object wants the word JSON).
+    request["messages"] = [*request["messages"], schema_instruction(json_schema)]
     if dialect == "json_object_schema":
         request["response_format"] = {"type": "json_object", "schema": json_schema}
-        return request
-    # Without a schema the server only knows "JSON"; the prompt says which (OpenAI's json_object
-    # also requires the word JSON in the messages).
-    request["messages"] = [*request["messages"], schema_instruction(json_schema)]
-    if dialect == "json_object":
+    elif dialect == "json_object":
         request["response_format"] = {"type": "json_object"}
     return request
 
@@ -145,6 +144,11 @@ def _structured_fallback(text: str, status: int, request: dict[str, Any], caps: 
         return None
     if status < 500 and not _names(text, "response_format", "json", "schema", "format", "grammar"):
         return None
+    return next_structured_dialect(caps)
+
+
+def next_structured_dialect(caps: Capabilities) -> dict[str, Any] | None:
+    """The fallback of the structured-output dialect in use, or None after the last."""
     position = STRUCTURED_DIALECTS.index(caps.structured_output)
     if position + 1 >= len(STRUCTURED_DIALECTS):
         return None

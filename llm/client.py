@@ -19,7 +19,7 @@ import httpx2
 import openai
 
 from llm import tokens
-from llm.capabilities import STANDARD, Capabilities, adapt, shape_request
+from llm.capabilities import STANDARD, Capabilities, adapt, next_structured_dialect, shape_request
 from llm.config import EndpointConfig
 from llm.errors import LLMError, classify, redact
 from llm.parsing import Answer, StreamSink, parse_completion, read_stream, usage_detail
@@ -140,6 +140,19 @@ class _Learning:
         self.changes.update(change)
         self.evidence.update(dict.fromkeys(change, said))
 
+    def ignored_format(self, answer: Answer, request: dict[str, Any]) -> dict[str, Any] | None:
+        """The next dialect when a server answered a response_format with prose (older Ollama ignores
+        json_schema); None when the answer is JSON, was cut short, or nothing is left to try."""
+        if "response_format" not in request or answer.finish == "length" or self.adaptations >= MAX_ADAPTATIONS:
+            return None
+        if answer.text.lstrip()[:1] in ("{", "[", ""):
+            return None  # JSON, or JSON-like: whether it fits the schema is the caller's check
+        change = next_structured_dialect(self.caps)
+        if change:
+            self.adaptations += 1
+            self.learn(change, f"a {request['response_format'].get('type')} request was answered with text, not JSON")
+        return change
+
     def observe(self, answer: Answer, request: dict[str, Any]) -> None:
         """What a successful answer shows: usage missing from streams, where reasoning comes."""
         if "stream_options" in request and answer.usage is None and self.caps.stream_usage:
@@ -207,6 +220,34 @@ def _final(error: LLMError, attempt: int, attempts: list[dict[str, Any]], sink: 
     return error
 
 
+def _nothing() -> None:
+    pass
+
+
+async def _wait_before_retry(record: dict[str, Any], attempt: int, error: LLMError) -> None:
+    delay = backoff(attempt, error.retry_after)
+    record["retry_in_ms"] = round(delay * 1000)
+    await asyncio.sleep(delay)
+
+
+def _ignored_format(learning: _Learning, answer: Answer, request: dict[str, Any], attempts: list[dict[str, Any]],
+                    attempt: int, latency_ms: int) -> bool:
+    """True (and the attempt recorded) when the server answered prose to a response_format: try the next dialect."""
+    ignored = learning.ignored_format(answer, request)
+    if ignored:
+        attempts.append({"attempt": attempt, "ok": False, "kind": "ignored_option", "latency_ms": latency_ms,
+                         "error": "the server ignored response_format: the answer is not JSON", "adapted": ignored})
+    return bool(ignored)
+
+
+def _success(attempt: int, latency_ms: int, caps: Capabilities, json_schema: dict[str, Any] | None) -> dict[str, Any]:
+    record: dict[str, Any] = {"attempt": attempt, "ok": True, "latency_ms": latency_ms}
+    sent_as = _sent_as(caps, json_schema)
+    if sent_as:
+        record["sent_as"] = sent_as
+    return record
+
+
 async def complete(
     config: EndpointConfig,
     *,
@@ -230,6 +271,7 @@ async def complete(
     await check_egress(config)
     client = client_for(config)
     learning = _Learning(capabilities(config, model))
+    restart = on_retry or _nothing
     attempts: list[dict[str, Any]] = []
     started_all = time.perf_counter()
     attempt = 0
@@ -252,18 +294,15 @@ async def complete(
             attempts.append(record)
             if not adapted and gives_up(error, attempt, config, interactive=interactive):
                 raise _final(error, attempt, attempts, sink) from exc
-            if on_retry is not None:
-                on_retry()
+            restart()
             if not adapted:
-                delay = backoff(attempt, error.retry_after)
-                record["retry_in_ms"] = round(delay * 1000)
-                await asyncio.sleep(delay)
+                await _wait_before_retry(record, attempt, error)
             continue
-        success: dict[str, Any] = {"attempt": attempt, "ok": True, "latency_ms": round((time.perf_counter() - started) * 1000)}
-        sent_as = _sent_as(learning.caps, json_schema)
-        if sent_as:
-            success["sent_as"] = sent_as
-        attempts.append(success)
+        latency_ms = round((time.perf_counter() - started) * 1000)
+        if json_schema is not None and _ignored_format(learning, answer, request, attempts, attempt, latency_ms):
+            restart()
+            continue
+        attempts.append(_success(attempt, latency_ms, learning.caps, json_schema))
         learning.observe(answer, request)
         if learning.changes:
             _remember(config, model, learning.caps)

@@ -145,7 +145,32 @@ def _schema_param(body: dict[str, Any], param: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def instructed_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """A schema asked for in a system message ("... JSON schema:\n{...}"), as a model that follows
+    instructions would honour it; the client sends one when the server cannot enforce a schema."""
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if message.get("role") != "system" or not isinstance(content, str) or "JSON schema:\n" not in content:
+            continue
+        try:
+            schema = json.loads(content.split("JSON schema:\n", 1)[1])
+        except json.JSONDecodeError:
+            continue
+        if isinstance(schema, dict):
+            return schema
+    return None
+
+
 def requested_output(dialect: Dialect, body: dict[str, Any]) -> Output:
+    output = _requested_output(dialect, body)
+    if output.kind != "schema":
+        schema = instructed_schema(body)
+        if schema is not None:
+            return Output("schema", schema)
+    return output
+
+
+def _requested_output(dialect: Dialect, body: dict[str, Any]) -> Output:
     for param in dialect.schema_params:
         schema = _schema_param(body, param)
         if schema is not None:

@@ -24,7 +24,7 @@ def test_the_standard_dialect_sends_the_openai_request_unchanged() -> None:
 
 
 @pytest.mark.parametrize(("dialect", "response_format", "instructed"), [
-    ("json_object_schema", {"type": "json_object", "schema": SCHEMA}, False),
+    ("json_object_schema", {"type": "json_object", "schema": SCHEMA}, True),
     ("json_object", {"type": "json_object"}, True),
     ("prompt", None, True),
 ])
