@@ -1,4 +1,4 @@
-"""The project's fake OpenAI server (llm.fake_server) as a standalone process, without Django.
+"""The project's fake OpenAI server (fakellm.server) as a standalone process, without Django.
 
     python bench/fake_server.py --port 8001 --latency-ms 50 --tokens 20 [--inter-token-ms 0]
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from llm.fake_server import Settings, serve
+from fakellm.server import Settings, serve
 
 
 def main() -> None:

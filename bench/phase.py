@@ -11,7 +11,7 @@ Phases (the method of ../shared/bench/baselines.py, whose run_phase this follows
     thr    5 warm-up chains, then N chains at concurrency C (asyncio.Semaphore)
     scale  N chains all at once; `runner` first starts all N runs (run_start), then gathers execute_run
 
-Every chain's final output is compared with llm.fake_server.reply_text applied three times, after
+Every chain's final output is compared with fakellm.server.reply_text applied three times, after
 the timed part (runner and api read the outputs back from the database or the WebSocket).
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ def workflow_name(latency_ms: float, stream: bool) -> str:
 
 
 def expected_output(topic: str, tokens: int) -> str:
-    from llm.fake_server import reply_text
+    from fakellm.server import reply_text
 
     text = reply_text(STEPS[0].replace("{{ topic }}", topic), tokens)
     for prompt in STEPS[1:]:

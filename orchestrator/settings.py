@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "payloads",
     "workflows",
     "runs",
+    "fakellm",  # manage.py fake_llm: the mock server of the demo and the tests
 ]
 
 MIDDLEWARE = [

@@ -54,7 +54,7 @@ def make_chain(endpoint: Endpoint, *, stream: bool = False, name: str = "article
 
 
 def expected_chain_output(topic: str, tokens: int = 20) -> str:
-    from llm.fake_server import reply_text
+    from fakellm.server import reply_text
 
     text = reply_text(CHAIN_PROMPTS[0].replace("{{ topic }}", topic), tokens)
     for prompt in CHAIN_PROMPTS[1:]:

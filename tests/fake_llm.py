@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from llm.fake_server import reply_text
+from fakellm.server import reply_text
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from fakellm.server import reply_text
 from llm import client, tokens
-from llm.fake_server import reply_text
 from tests.fake_llm import ROOT, FakeLLM, free_port
 
 pytestmark = pytest.mark.usefixtures("close_llm_clients")

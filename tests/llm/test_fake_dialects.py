@@ -8,7 +8,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from llm.fake_server import reply_text
+from fakellm.server import reply_text
 from tests.fake_llm import FakeLLM
 
 PROMPT = "Tell me about tides"

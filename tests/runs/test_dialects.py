@@ -1,4 +1,4 @@
-"""Each server dialect of the fake (llm/fake_dialects.py, docs/compatibility.md) runs a structured,
+"""Each server dialect of the fake (fakellm/dialects.py, docs/compatibility.md) runs a structured,
 a streamed and a reasoning workflow to success, with what the client had to adapt stored."""
 from typing import Any
 

@@ -2,8 +2,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from llm.fake_dialects import DIALECTS
-from llm.fake_server import DEFAULT_MODELS, Settings, serve
+from fakellm.dialects import DIALECTS
+from fakellm.server import DEFAULT_MODELS, Settings, serve
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""How the fake server (llm/fake_server.py) imitates real OpenAI-compatible servers: one row per dialect.
+"""How the fake server (fakellm/server.py) imitates real OpenAI-compatible servers: one row per dialect.
 
 What each row copies, and where it was checked (links in docs/compatibility.md):
 

@@ -2,7 +2,7 @@
 
 `python manage.py fake_llm --port 8001` serves it. Two kinds of reply, both deterministic:
 - `readable` (the command's default, what `make run` shows): sentences, an outline or a summary
-  made from the prompt's words (llm/fake_replies.py); JSON valid against the request's schema.
+  made from the prompt's words (fakellm/replies.py); JSON valid against the request's schema.
 - `echo` (Settings' default; tests/fake_llm.py and the benchmark): the last user message as
   "echo:<first 40 chars> #<sha1[:10]>" padded with "w4 w5 ..." to `tokens` words, the same text as
   ../shared/bench/fake_llm.py, so `reply_text()` predicts a whole chain's output.
@@ -10,7 +10,7 @@ One word is one streamed chunk in both.
 
 `Settings.dialect` (`--dialect`, or `/_control`) makes it answer as a real server does: OpenAI (the
 default), vLLM, Ollama, llama-server, LM Studio or a strict FastAPI server; the table of what each
-copies is in llm/fake_dialects.py, the sources in docs/compatibility.md.
+copies is in fakellm/dialects.py, the sources in docs/compatibility.md.
 
 Tests steer it over HTTP: `POST /_control` changes settings or queues faults for the next
 requests, `GET /_stats` counts requests and keeps the last request bodies, `POST /_reset` clears.
@@ -28,8 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
-from llm.fake_dialects import DIALECTS, Dialect, Output, dialect_refusal, reasoning_text, requested_output
-from llm.fake_replies import readable_pieces, readable_text
+from fakellm.dialects import DIALECTS, Dialect, Output, dialect_refusal, reasoning_text, requested_output
+from fakellm.replies import readable_pieces, readable_text
 
 ECHO_CHARS = 40
 DEFAULT_MODELS = ("gpt-4o-mini", "fake-model")
@@ -91,7 +91,7 @@ class Settings:
     echo_key_on_401: bool = False
     # "echo" (tests and the benchmark predict it with reply_text) or "readable" (the demo's sentences).
     replies: str = "echo"
-    # Which real server to imitate: a key of llm.fake_dialects.DIALECTS.
+    # Which real server to imitate: a key of fakellm.dialects.DIALECTS.
     dialect: str = "openai"
     # Models that reason (and are served besides `models`); None: the dialect's own list.
     reasoning_models: tuple[str, ...] | None = None
