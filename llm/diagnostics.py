@@ -116,7 +116,22 @@ async def aconnectivity_test(endpoint: Endpoint, *, model: str | None = None) ->
 
 
 async def _probe(probe: client.EndpointConfig, model: str, report: ConnectivityReport) -> None:
+    """Each check in turn; a failure that makes the later ones meaningless marks them skipped."""
+    reachable, models = await _reachable(probe, report)
+    if not reachable:
+        return
+    report.checks.append(_model_check(model, models))
+    if not await _completion_check(probe, model, report):
+        return
+    await _streaming_checks(probe, model, report)
+    report.checks.append(await _structured_check(probe, model, report))
 
+
+def _skip(report: ConnectivityReport, names: tuple[str, ...], why: str) -> None:
+    report.checks.extend(Check(name, None, f"skipped: {why}") for name in names)
+
+
+async def _reachable(probe: client.EndpointConfig, report: ConnectivityReport) -> tuple[bool, list[str] | None]:
     started = time.perf_counter()
     try:
         models = await client.list_models(probe)
@@ -124,37 +139,42 @@ async def _probe(probe: client.EndpointConfig, model: str, report: ConnectivityR
         if exc.kind in ("dns", "refused", "tls", "connection", "timeout", "auth"):
             report.checks.append(Check("reachable", False, exc.message, _ms(started)))
             report.fail(exc)
-            for name in ("model", "completion", "streaming", "stream_usage", "structured_output"):
-                report.checks.append(Check(name, None, "skipped: the endpoint is not reachable"))
-            return
+            _skip(report, ("model", "completion", "streaming", "stream_usage", "structured_output"),
+                  "the endpoint is not reachable")
+            return False, None
         # Some servers answer chat completions but have no models list.
-        models = None
         report.checks.append(Check("reachable", True, f"the server answered, but listing models failed: {exc.message}",
                                    _ms(started)))
-    else:
-        report.checks.append(Check("reachable", True, f"listed {len(models)} models", _ms(started)))
+        return True, None
+    report.checks.append(Check("reachable", True, f"listed {len(models)} models", _ms(started)))
+    return True, models
 
+
+def _model_check(model: str, models: list[str] | None) -> Check:
     if models is None:
-        report.checks.append(Check("model", None, "unknown: the models list is not available; see the completion check"))
-    elif model in models:
-        report.checks.append(Check("model", True, f"'{model}' is listed"))
-    else:
-        shown = ", ".join(models[:10]) + (", ..." if len(models) > 10 else "")
-        report.checks.append(Check("model", False, f"model '{model}' is not listed by this endpoint (it lists: {shown or 'nothing'})"))
+        return Check("model", None, "unknown: the models list is not available; see the completion check")
+    if model in models:
+        return Check("model", True, f"'{model}' is listed")
+    shown = ", ".join(models[:10]) + (", ..." if len(models) > 10 else "")
+    return Check("model", False, f"model '{model}' is not listed by this endpoint (it lists: {shown or 'nothing'})")
 
+
+async def _completion_check(probe: client.EndpointConfig, model: str, report: ConnectivityReport) -> bool:
     started = time.perf_counter()
     try:
         answer = await client.complete(probe, model=model, messages=PROBE_MESSAGES, params={"max_tokens": 1})
     except client.LLMError as exc:
         report.checks.append(Check("completion", False, exc.message, _ms(started)))
         report.fail(exc)
-        for name in ("streaming", "stream_usage", "structured_output"):
-            report.checks.append(Check(name, None, "skipped: a plain completion failed"))
-        return
+        _skip(report, ("streaming", "stream_usage", "structured_output"), "a plain completion failed")
+        return False
     report.learned_evidence.update(answer.learned_evidence)
     report.checks.append(Check("completion", True, f"answered {answer.text[:40]!r} (finish: {answer.finish_reason or 'none'})",
                                _ms(started)))
+    return True
 
+
+async def _streaming_checks(probe: client.EndpointConfig, model: str, report: ConnectivityReport) -> None:
     started = time.perf_counter()
     try:
         streamed = await client.complete(probe, model=model, messages=PROBE_MESSAGES, params={"max_tokens": 1}, stream=True)
@@ -162,21 +182,18 @@ async def _probe(probe: client.EndpointConfig, model: str, report: ConnectivityR
         report.checks.append(Check("streaming", False, exc.message, _ms(started)))
         report.checks.append(Check("stream_usage", None, "skipped: streaming failed"))
         report.fail(exc)
+        return
+    report.learned_evidence.update(streamed.learned_evidence)
+    ttft = f", first token after {streamed.ttft_ms} ms" if streamed.ttft_ms is not None else ""
+    report.checks.append(Check("streaming", True, f"streamed {streamed.text[:40]!r}{ttft}", _ms(started)))
+    if not streamed.tokens_estimated:
+        report.checks.append(Check("stream_usage", True, "usage comes back when streaming"))
+    elif not client.capabilities(probe, model).stream_options:
+        report.checks.append(Check("stream_usage", False, "the server rejects stream_options; tokens of "
+                                   "streamed answers will be counted locally (marked estimated)"))
     else:
-        report.learned_evidence.update(streamed.learned_evidence)
-        ttft = f", first token after {streamed.ttft_ms} ms" if streamed.ttft_ms is not None else ""
-        report.checks.append(Check("streaming", True, f"streamed {streamed.text[:40]!r}{ttft}", _ms(started)))
-        caps = client.capabilities(probe, model)
-        if not streamed.tokens_estimated:
-            report.checks.append(Check("stream_usage", True, "usage comes back when streaming"))
-        elif not caps.stream_options:
-            report.checks.append(Check("stream_usage", False, "the server rejects stream_options; tokens of "
-                                       "streamed answers will be counted locally (marked estimated)"))
-        else:
-            report.checks.append(Check("stream_usage", False, "no usage when streaming; tokens of streamed "
-                                       "answers will be counted locally (marked estimated)"))
-
-    report.checks.append(await _structured_check(probe, model, report))
+        report.checks.append(Check("stream_usage", False, "no usage when streaming; tokens of streamed "
+                                   "answers will be counted locally (marked estimated)"))
 
 
 async def _structured_check(probe: client.EndpointConfig, model: str, report: ConnectivityReport) -> Check:

@@ -106,9 +106,10 @@ def test_missing_stream_usage_and_rejected_options_are_reported_not_fatal(api: A
     assert checks["streaming"]["ok"] is True
     assert checks["stream_usage"]["ok"] is False
     assert "stream_options" in checks["stream_usage"]["detail"]
-    # Every response_format is refused: the schema goes in the prompt, and the fake's echo is no JSON.
-    assert checks["structured_output"]["ok"] is False
-    assert checks["structured_output"]["detail"].startswith("instructions in the prompt")
+    # Every response_format is refused: the schema goes in the prompt, which the fake follows.
+    assert checks["structured_output"]["ok"] is True
+    assert checks["structured_output"]["detail"] == ("instructions in the prompt: checked against the schema here, "
+                                                     "retried; the answer fits the schema")
     assert report["learned"] == {"stream_options": False, "structured_output": "prompt"}
 
 
@@ -119,7 +120,9 @@ def test_structured_output_is_required_once_a_payload_on_the_endpoint_uses_a_sch
     endpoint = make_endpoint(fake_llm.base_url)
     assert api.post(f"/api/endpoints/{endpoint.pk}/test/").data["ok"] is True
     make_payload("structured", endpoint, [], json_schema={"type": "object"})
+    fake_llm.fail_next({}, {}, {"content": "Sure! Here is your JSON."})  # the third probe is the structured one
     report = api.post(f"/api/endpoints/{endpoint.pk}/test/").data
+    assert "the answer does not fit the schema" in checks_of(report)["structured_output"]["detail"]
     assert report["structured_required"] is True
     assert report["ok"] is False
 
