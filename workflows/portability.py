@@ -173,35 +173,54 @@ def _payload_is(payload: Payload, *, endpoint: Endpoint, settings: dict[str, Any
             and all(getattr(payload, name) == settings.get(name, defaults[name]) for name in PAYLOAD_EXPORTED_SETTINGS))
 
 
+ReportItems = list[tuple[str, str, models.Model, str]]
+
+
 @transaction.atomic
 def workflow_import(*, document: object, create_missing_endpoints: bool = False) -> ImportReport:
     """Create what the installation lacks, reuse what it has; all or nothing."""
     doc = _check_document(document)
+    report_items: ReportItems = []
+    endpoints = _import_endpoints(doc["endpoints"], create_missing_endpoints, report_items)
+    blocks = _import_blocks(doc["blocks"], report_items)
+    payloads = _import_payloads(doc["payloads"], endpoints, blocks, report_items)
+    spec = doc["workflow"]
+    workflow, action = _import_workflow(spec, payloads)
+    report = ImportReport(workflow=workflow)
+    for kind, exported_name, obj, item_action in report_items:
+        report.add(kind, exported_name, obj, item_action)
+    report.add("workflow", spec["name"], workflow, action)
+    return report
+
+
+def _import_endpoints(items: list[dict[str, Any]], create_missing: bool, report_items: ReportItems) -> dict[str, Endpoint]:
     endpoints: dict[str, Endpoint] = {}
     missing = []
-    for item in doc["endpoints"]:
+    for item in items:
         endpoint = Endpoint.objects.filter(name=item["name"]).first()
         if endpoint is None:
             missing.append(item)
         else:
             endpoints[item["name"]] = endpoint
-    if missing and not create_missing_endpoints:
+    if missing and not create_missing:
         names = ", ".join(f"'{item['name']}'" for item in missing)
         raise ValidationError({"endpoints": f"No endpoint named {names} on this installation. Create it (with its "
                                             "API key) and import again, or import with create_missing_endpoints "
                                             "to create it disabled and without a key."})
-    report_items: list[tuple[str, str, models.Model, str]] = []
     for item in missing:
         endpoint = endpoint_create(name=item["name"], base_url=item.get("base_url") or "http://127.0.0.1/v1",
                                    default_model=item.get("default_model") or "unknown", enabled=False)
         endpoints[item["name"]] = endpoint
         report_items.append(("endpoint", item["name"], endpoint, "created disabled, without a key"))
-    for item in doc["endpoints"]:
+    for item in items:
         if item not in missing:
             report_items.append(("endpoint", item["name"], endpoints[item["name"]], "reused"))
+    return endpoints
 
+
+def _import_blocks(items: list[dict[str, Any]], report_items: ReportItems) -> dict[str, Block]:
     blocks: dict[str, Block] = {}
-    for item in doc["blocks"]:
+    for item in items:
         content, description = item.get("content", ""), item.get("description", "")
         block, action = _reconcile(
             Block, item["name"],
@@ -209,9 +228,13 @@ def workflow_import(*, document: object, create_missing_endpoints: bool = False)
             create=lambda name, c=content, d=description: block_create(name=name, content=c, description=d))
         blocks[item["name"]] = block
         report_items.append(("block", item["name"], block, action))
+    return blocks
 
+
+def _import_payloads(items: list[dict[str, Any]], endpoints: dict[str, Endpoint], blocks: dict[str, Block],
+                     report_items: ReportItems) -> dict[str, Payload]:
     payloads: dict[str, Payload] = {}
-    for item in doc["payloads"]:
+    for item in items:
         endpoint = endpoints[item["endpoint"]]
         settings = _payload_settings(item)
         uses = [{"block": blocks[u["block"]], "role": u.get("role", "user")} for u in item["blocks"]]
@@ -222,8 +245,10 @@ def workflow_import(*, document: object, create_missing_endpoints: bool = False)
             create=lambda name, e=endpoint, s=settings, u=uses: payload_create(name=name, endpoint=e, blocks=u, **s))
         payloads[item["name"]] = payload
         report_items.append(("payload", item["name"], payload, action))
+    return payloads
 
-    spec = doc["workflow"]
+
+def _import_workflow(spec: dict[str, Any], payloads: dict[str, Payload]) -> tuple[Workflow, str]:
     steps = [{"payload": payloads[s["payload"]], "output_key": s["output_key"]} for s in spec["steps"]]
     inputs = spec.get("inputs") or []
     description = spec.get("description", "")
@@ -233,11 +258,6 @@ def workflow_import(*, document: object, create_missing_endpoints: bool = False)
         return (workflow.description == description and workflow.inputs == inputs
                 and current == [(s["payload"].pk, s["output_key"]) for s in steps])
 
-    workflow, action = _reconcile(
+    return _reconcile(
         Workflow, spec["name"], same=same_workflow,
         create=lambda name: workflow_create(name=name, description=description, inputs=inputs, steps=steps))
-    report = ImportReport(workflow=workflow)
-    for kind, exported_name, obj, item_action in report_items:
-        report.add(kind, exported_name, obj, item_action)
-    report.add("workflow", spec["name"], workflow, action)
-    return report

@@ -85,31 +85,42 @@ def workflow_problems(workflow: Workflow, *, steps: list[StepData] | None = None
     inputs = set(workflow.input_names)
     seen_keys: set[str] = set()
     for index, step in enumerate(steps):
-        where = {"step": index + 1, "output_key": step.output_key, "payload": step.payload["name"]}
-        if step.output_key in seen_keys:
-            problems.append({**where, "message": f"Output key '{step.output_key}' is used by an earlier step."})
-        if step.output_key in inputs:
-            problems.append({**where, "message": f"Output key '{step.output_key}' hides the input of that name."})
-        if not step.endpoint["enabled"]:
-            problems.append({**where, "message": f"Endpoint '{step.endpoint['name']}' is disabled."})
-        specs = step.blocks
-        if not specs:
-            problems.append({**where, "message": f"Payload '{step.payload['name']}' has no blocks."})
-        for spec in specs:
-            try:
-                templating.check_syntax(spec["content"])
-            except templating.TemplateProblem as exc:
-                problems.append({**where, "block": spec["block"], "message": f"Template error: {exc}"})
-                continue
-            for name in sorted(templating.variables_of(spec["content"])):
-                if name == "previous":
-                    if index == 0:
-                        problems.append({**where, "block": spec["block"], "variable": name,
-                                         "message": "'previous' is used in the first step, which has no previous step."})
-                elif name not in inputs and name not in seen_keys:
-                    problems.append({**where, "block": spec["block"], "variable": name,
-                                     "message": f"'{name}' is neither a workflow input nor an earlier step's output."})
+        problems += _step_problems(step, index, inputs, seen_keys)
         seen_keys.add(step.output_key)
+    return problems
+
+
+def _step_problems(step: StepData, index: int, inputs: set[str], earlier: set[str]) -> list[dict[str, Any]]:
+    where = {"step": index + 1, "output_key": step.output_key, "payload": step.payload["name"]}
+    problems: list[dict[str, Any]] = []
+    if step.output_key in earlier:
+        problems.append({**where, "message": f"Output key '{step.output_key}' is used by an earlier step."})
+    if step.output_key in inputs:
+        problems.append({**where, "message": f"Output key '{step.output_key}' hides the input of that name."})
+    if not step.endpoint["enabled"]:
+        problems.append({**where, "message": f"Endpoint '{step.endpoint['name']}' is disabled."})
+    if not step.blocks:
+        problems.append({**where, "message": f"Payload '{step.payload['name']}' has no blocks."})
+    for spec in step.blocks:
+        problems += _block_problems(spec, {**where, "block": spec["block"]}, index, inputs, earlier)
+    return problems
+
+
+def _block_problems(spec: dict[str, str], where: dict[str, Any], index: int, inputs: set[str],
+                    earlier: set[str]) -> list[dict[str, Any]]:
+    try:
+        templating.check_syntax(spec["content"])
+    except templating.TemplateProblem as exc:
+        return [{**where, "message": f"Template error: {exc}"}]
+    problems = []
+    for name in sorted(templating.variables_of(spec["content"])):
+        if name == "previous":
+            if index == 0:
+                problems.append({**where, "variable": name,
+                                 "message": "'previous' is used in the first step, which has no previous step."})
+        elif name not in inputs and name not in earlier:
+            problems.append({**where, "variable": name,
+                             "message": f"'{name}' is neither a workflow input nor an earlier step's output."})
     return problems
 
 
