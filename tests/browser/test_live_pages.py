@@ -72,7 +72,7 @@ def test_a_person_starts_the_workflow_from_its_form_and_watches_each_step_stream
     assert re.fullmatch(r"\d+ ms|\d+\.\d\d s", last.locator("[data-field=ttft]").inner_text())
     assert re.fullmatch(r"\d+ ms|\d+\.\d\d s", last.locator("[data-field=latency]").inner_text())
 
-    page.locator("#step-0 summary").click()
+    page.locator("#step-0 details.prompt summary").click()
     prompt = page.locator("#step-0 [data-field=prompt]")
     prompt.get_by_text(f"Write a short outline about {TOPIC}.").wait_for()
 
