@@ -6,7 +6,9 @@ phone width.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -17,6 +19,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "docs" / "images"
 PASSWORD = "screenshots-only"
+REASONED_OUTLINE = (
+    "<think>The reader wants an outline about tidal energy. Start with where the energy comes from, "
+    "then how it is captured, then what holds it back. Five points are enough; keep each to one line.</think>"
+    "1. Tides: the moon's pull lifts the sea twice a day.\n2. Barrages and lagoons hold water back and "
+    "release it through turbines.\n3. Stream turbines sit in fast currents, like wind turbines under water.\n"
+    "4. Tides are predictable years ahead, unlike wind and sun.\n5. Costs, few good sites and marine life hold it back."
+)
+PHONE = {"width": 390, "height": 844}
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -40,6 +50,13 @@ def wait_for(url: str, seconds: float = 30) -> None:
             time.sleep(0.2)
 
 
+def control(fake_llm: str, settings: dict[str, object]) -> None:
+    """Queue faults on the fake LLM (llm/fake_server.py): a scripted answer, a rejection."""
+    request = urllib.request.Request(f"{fake_llm}/_control", data=json.dumps(settings).encode(),
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=5).close()
+
+
 def manage(env: dict[str, str], *args: str) -> str:
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
                           capture_output=True, text=True).stdout
@@ -57,6 +74,9 @@ def main() -> None:
         manage(env, "migrate", "--noinput")
         manage(env, "seed_demo", "--fake-llm-url", f"http://127.0.0.1:{llm_port}/v1")
         wait_for(f"http://127.0.0.1:{llm_port}/health")
+        fake_llm = f"http://127.0.0.1:{llm_port}"
+        # The first step of the first run thinks aloud, as reasoning models do: the run page folds it away.
+        control(fake_llm, {"faults": [{"content": REASONED_OUTLINE}]})
         for topic in ("tidal energy", "solar sails"):
             manage(env, "run_workflow", "Article", "--input", f"topic={topic}")
         processes.append(subprocess.Popen(
@@ -64,14 +84,14 @@ def main() -> None:
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         base = f"http://127.0.0.1:{app_port}"
         wait_for(f"{base}/healthz")
-        shoot(base)
+        shoot(base, fake_llm)
     finally:
         for process in reversed(processes):
             process.terminate()
             process.wait(10)
 
 
-def shoot(base: str) -> None:
+def shoot(base: str, fake_llm: str) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -94,6 +114,16 @@ def shoot(base: str) -> None:
         snap("runs-list", "/runs/")
         first_run = page.locator("tr[data-run-id]").last.get_attribute("data-run-id")
         snap("run-detail", f"/runs/{first_run}/", "#run-status [data-status=succeeded]")
+        # The first step's reasoning unfolded, at laptop and phone width.
+        for name, size in (("run-detail-reasoning", {"width": 1280, "height": 900}),
+                           ("run-detail-reasoning-phone", PHONE)):
+            page.set_viewport_size(size)
+            page.goto(f"{base}/runs/{first_run}/")
+            page.locator("#step-0 details.reasoning summary").click()
+            page.wait_for_load_state("networkidle")
+            page.locator("#step-0").screenshot(path=str(IMAGES / f"{name}.png"))
+            print(f"wrote docs/images/{name}.png")
+        page.set_viewport_size({"width": 1280, "height": 900})
         snap("workflows", "/workflows/")
         workflow_path = page.locator("table a[href^='/workflows/']").first.get_attribute("href")
         snap("workflow-builder", workflow_path, "#check-status")
@@ -114,6 +144,7 @@ def shoot(base: str) -> None:
         page.screenshot(path=str(IMAGES / "payload-builder.png"), full_page=True)
         print("wrote docs/images/payload-builder.png")
         snap("llm-tester", "/llm/tester/")
+        tester_answer_and_checks(page, base, fake_llm)
         snap("endpoints", "/endpoints/")
         endpoint_path = page.locator("#endpoint-table td a[href^='/endpoints/']").first.get_attribute("href")
         snap("endpoint-edit", endpoint_path, "#endpoint-form")
@@ -137,6 +168,29 @@ def shoot(base: str) -> None:
         page.screenshot(path=str(IMAGES / "runs-list-phone.png"))
         print("wrote docs/images/runs-list-phone.png")
         browser.close()
+
+
+def tester_answer_and_checks(page, base: str, fake_llm: str) -> None:  # type: ignore[no-untyped-def]
+    """The LLM Tester after an answer that reasoned and a connectivity test that learned a dialect."""
+    for name, size in (("llm-tester-checks", {"width": 1280, "height": 900}), ("llm-tester-checks-phone", PHONE)):
+        page.set_viewport_size(size)
+        page.goto(f"{base}/llm/tester/")
+        page.get_by_text("models listed by this endpoint").wait_for()
+        control(fake_llm, {"faults": [{"content": "<think>Tides: the moon and the sun. One sentence, for a child."
+                                                  "</think>The moon pulls the sea towards it, so the water rises and "
+                                                  "falls twice a day."}]})
+        page.get_by_label(re.compile(r"^Prompt")).fill("Explain tides to a child in one sentence.")
+        page.get_by_role("button", name="Send").click()
+        page.wait_for_selector("#answer-status[data-status=succeeded]")
+        page.locator("details.reasoning summary").click()
+        # A server that refuses stream_options, as some older ones do: the test learns not to send them.
+        control(fake_llm, {"reject_stream_options": True})
+        page.get_by_role("button", name="Run connectivity test").click()
+        page.wait_for_selector("#checks-accepts")
+        control(fake_llm, {"reject_stream_options": False})
+        page.screenshot(path=str(IMAGES / f"{name}.png"), full_page=True)
+        print(f"wrote docs/images/{name}.png")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
 
 if __name__ == "__main__":

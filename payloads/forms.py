@@ -48,6 +48,7 @@ class PayloadForm(RejectLoneSurrogatesMixin, ServiceErrorsMixin, forms.Form):
             self.fields[name].widget.attrs.update({"rows": 2, "class": "code-editor", "spellcheck": "false"})
         self.fields["stop"].help_text = 'Up to 4 strings as JSON, e.g. ["\\n\\n"].'
         self.fields["extra_params"].help_text = 'More request parameters as JSON, e.g. {"logprobs": true}.'
+        self.fields["pass_reasoning"].label = "Pass reasoning to later steps"
         for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
             self.fields[name].widget.attrs["step"] = "0.1"
 

@@ -1,6 +1,7 @@
 // LLM Tester: pick an endpoint and model, stream an answer (server-sent events over a POST), and run
 // the connectivity test. The event names are in docs/events.md ("LLM Tester stream").
 import { csrfToken, formatMs } from "./live-socket.js";
+import { showPart, showReasoning } from "./reasoning.js";
 
 const form = document.getElementById("tester-form");
 
@@ -13,6 +14,7 @@ if (form) {
   const answerStatus = document.getElementById("answer-status");
   const answerError = document.getElementById("answer-error");
   const metrics = document.getElementById("answer-metrics");
+  const reasoning = answer.parentElement.querySelector("[data-field=reasoning_box]");
   const sendButton = document.getElementById("send");
   const stopButton = document.getElementById("stop");
   const testButton = document.getElementById("connectivity");
@@ -77,6 +79,9 @@ if (form) {
   function showMetrics(data) {
     metrics.querySelector("[data-field=tokens]").textContent = `${data.prompt_tokens} in · ${data.completion_tokens} out`;
     metrics.querySelector("[data-field=estimated]").hidden = !data.tokens_estimated;
+    const part = (name) => metrics.querySelector(`[data-field=${name}]`);
+    showPart(part("reasoning_tokens_item"), part("reasoning_tokens"), data.reasoning_tokens, data.completion_tokens, "out");
+    showPart(part("cached_tokens_item"), part("cached_tokens"), data.cached_tokens, data.prompt_tokens, "in");
     metrics.querySelector("[data-field=latency]").textContent = formatMs(data.latency_ms);
     metrics.querySelector("[data-field=ttft]").textContent = formatMs(data.ttft_ms);
     metrics.querySelector("[data-field=finish]").textContent = data.finish_reason || "—";
@@ -91,7 +96,8 @@ if (form) {
     } else if (kind === "reset") {
       answer.textContent = ""; // a retried attempt starts the answer again
     } else if (kind === "done") {
-      answer.textContent = data.text;
+      answer.textContent = data.text; // the answer alone: a leading <think> block was split off as reasoning
+      showReasoning(reasoning, data.reasoning, data.reasoning_tokens);
       showMetrics(data);
       setStatus("succeeded");
     } else if (kind === "error") {
@@ -129,6 +135,7 @@ if (form) {
     running?.abort();
     running = new AbortController();
     answer.textContent = "";
+    showReasoning(reasoning, "", null);
     metrics.hidden = true;
     setStatus("waiting");
     sendButton.disabled = true;

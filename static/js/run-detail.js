@@ -1,6 +1,7 @@
 // Run detail page: applies the events of ws/runs/{id}/ (docs/events.md) to the server-rendered page.
 // Events may repeat what the state already shows, so everything is applied by step index, idempotently.
 import { liveSocket, formatMs } from "./live-socket.js";
+import { showPart, showReasoning } from "./reasoning.js";
 
 const root = document.getElementById("run");
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
@@ -112,6 +113,12 @@ function setStepResult(step, data) {
   setText(step, data.output || "");
   field(step.el, "tokens").textContent = `${data.prompt_tokens} in · ${data.completion_tokens} out`;
   field(step.el, "estimated").hidden = !data.tokens_estimated;
+  // The events carry reasoning and its counts only when the server reported them (docs/events.md).
+  showReasoning(field(step.el, "reasoning_box"), data.reasoning, data.reasoning_tokens);
+  showPart(field(step.el, "reasoning_tokens_item"), field(step.el, "reasoning_tokens"), data.reasoning_tokens,
+    data.completion_tokens, "out");
+  showPart(field(step.el, "cached_tokens_item"), field(step.el, "cached_tokens"), data.cached_tokens,
+    data.prompt_tokens, "in");
   field(step.el, "latency").textContent = formatMs(data.latency_ms);
   field(step.el, "ttft").textContent = formatMs(data.ttft_ms);
   const attempts = Array.isArray(data.attempts) ? data.attempts.length : data.attempts;

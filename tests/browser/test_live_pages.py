@@ -72,7 +72,7 @@ def test_a_person_starts_the_workflow_from_its_form_and_watches_each_step_stream
     assert re.fullmatch(r"\d+ ms|\d+\.\d\d s", last.locator("[data-field=ttft]").inner_text())
     assert re.fullmatch(r"\d+ ms|\d+\.\d\d s", last.locator("[data-field=latency]").inner_text())
 
-    page.locator("#step-0 summary").click()
+    page.locator("#step-0 details.prompt summary").click()
     prompt = page.locator("#step-0 [data-field=prompt]")
     prompt.get_by_text(f"Write a short outline about {TOPIC}.").wait_for()
 
@@ -147,7 +147,7 @@ def test_a_person_streams_an_answer_in_the_llm_tester_and_runs_the_connectivity_
     page.get_by_role("button", name="Run connectivity test").click()
     table = page.locator("#checks-table")
     table.wait_for()
-    for label in ["Reachable", "Model exists", "Completion", "Streaming", "Usage while streaming", "JSON mode"]:
+    for label in ["Reachable", "Model exists", "Completion", "Streaming", "Usage while streaming", "Structured output"]:
         row = table.locator("tr", has=page.get_by_role("cell", name=label, exact=True))
         assert row.locator(".badge").inner_text() == "pass", label
     assert re.fullmatch(r"\d+ ms", table.locator("tr[data-check=reachable] td.num").inner_text())

@@ -1,0 +1,42 @@
+"""What the connectivity test's report (llm.diagnostics) shows beyond its checks: the dialect the server
+accepts, one line per capability, marked where this test learned it. Used by templates/llm/_checks.html,
+which both the LLM Tester and the Endpoints page render."""
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from llm.capabilities import REASONING_LABELS, STRUCTURED_LABELS
+
+register = template.Library()
+
+
+def _yes_no(value: Any) -> str:
+    return "yes" if value else "no"
+
+
+# (capability, label, how its value reads), in the order they are shown.
+CAPABILITY_ROWS = (
+    ("structured_output", "Structured output", lambda value: STRUCTURED_LABELS.get(value, str(value))),
+    ("stream_options", "Stream options sent", _yes_no),
+    ("stream_usage", "Usage in streams", _yes_no),
+    ("token_limit_param", "Token limit sent as", str),
+    ("temperature", "Temperature allowed", _yes_no),
+    ("reasoning_field", "Reasoning field", lambda value: REASONING_LABELS.get(value, str(value))),
+)
+
+
+@register.simple_tag
+def capability_summary(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of "What the server accepts"; none unless a completion got through (else nothing was probed)."""
+    answered = any(check["name"] == "completion" and check["ok"] for check in report.get("checks", []))
+    capabilities = report.get("capabilities") or {}
+    if not answered or not capabilities:
+        return []
+    learned = report.get("learned") or {}
+    return [
+        {"name": name, "label": label, "value": show(capabilities[name]), "learned": name in learned,
+         "code": name == "token_limit_param"}
+        for name, label, show in CAPABILITY_ROWS if name in capabilities
+    ]
