@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm.capabilities import split_think_tags
+from llm.capabilities import THINK_CLOSE, THINK_OPEN, split_think_tags
 from llm.errors import LLMError
 
 
@@ -26,6 +26,9 @@ class StreamSink:
     usage: Any = None
     finish: str = ""
     chunks: int = 0
+    # Inside a leading <think> block: its text is reasoning, so listeners do not see it as the answer.
+    thinking: bool = False
+    held: str = ""
 
 
 @dataclass
@@ -160,10 +163,27 @@ def _read_delta(delta: dict[str, Any], sink: StreamSink, started: float) -> None
     if text:
         if sink.ttft is None:
             sink.ttft = time.perf_counter() - started
+        first = not sink.parts
         sink.parts.append(text)
         if sink.on_delta is not None:
-            sink.on_delta(text)
+            _pass_on(sink, text, first)
     _reasoning_delta(delta, sink)
+
+
+def _pass_on(sink: StreamSink, text: str, first: bool) -> None:
+    """Send streamed answer text to the listener, holding back a leading <think> block."""
+    if first and text.lstrip().startswith(THINK_OPEN):
+        sink.thinking = True
+    if sink.thinking:
+        sink.held += text
+        end = sink.held.find(THINK_CLOSE)
+        if end < 0:
+            return
+        sink.thinking = False
+        text = sink.held[end + len(THINK_CLOSE):].lstrip()
+        sink.held = ""
+    if text:
+        sink.on_delta(text)
 
 
 def _reasoning_delta(delta: dict[str, Any], sink: StreamSink) -> None:

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from llm import client, selectors
 from llm.models import Capability
-from runs import services
+from runs import events, services
 from runs.models import Response, Run
 from runs.runner import execute_run
 from runs.services import run_start
@@ -26,11 +26,12 @@ def forget_this_process() -> None:
 
 
 @sync_to_async
-def start(base_url: str, *, schema: dict | None = None, pass_reasoning: bool = False, endpoint=None) -> Run:
+def start(base_url: str, *, schema: dict | None = None, pass_reasoning: bool = False, endpoint=None,
+          stream: bool = False) -> Run:
     endpoint = endpoint or make_endpoint(base_url)
     n = Run.objects.count()
     first = make_payload(f"first{n}", endpoint, [("user", make_block(f"f{n}", "Think about {{ topic }}"))],
-                         json_schema=schema, pass_reasoning=pass_reasoning)
+                         json_schema=schema, pass_reasoning=pass_reasoning, stream=stream)
     second = make_payload(f"second{n}", endpoint, [("user", make_block(f"s{n}", "Use: {{ first }}"))])
     workflow = make_workflow(f"wf{n}", [("first", first), ("second", second)])
     return run_start(workflow=workflow, inputs={"topic": "tides"}, user=None)
@@ -106,3 +107,18 @@ async def test_a_learned_downgrade_is_tried_afresh_after_the_relearn_time_but_a_
     await row.asave()
     caps = (await selectors.aendpoint_capabilities(row.endpoint_id))["m"]
     assert (caps.structured_output, caps.temperature) == ("json_schema", False)
+
+
+async def test_a_streamed_think_block_never_reaches_the_live_answer(fake_llm):
+    fake_llm.fail_next({"content": "<think>I considered tides</think>The answer is here"})
+    run = await start(fake_llm.base_url, stream=True)
+    seen: list[dict] = []
+    unsubscribe = events.subscribe(run.pk, seen.append)
+    try:
+        assert await execute_run(run.pk) == "succeeded"
+    finally:
+        unsubscribe()
+    first, _ = await responses_of(run)
+    assert (first.output, first.reasoning) == ("The answer is here", "I considered tides")
+    streamed = "".join(e["text"] for e in seen if e["type"] == "step.delta" and e["index"] == 0)
+    assert streamed == "The answer is here"
