@@ -1,11 +1,48 @@
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from llm import diagnostics, services
+from llm import capabilities, diagnostics, services
 from llm.forms import EndpointForm
-from llm.models import Endpoint
+from llm.models import Capability, Endpoint
+from orchestrator.forms import RejectLoneSurrogatesMixin
+
+
+class EndpointPermissionsMixin:
+    """Capabilities follow their endpoint's permissions: view_endpoint to look, change_endpoint to set or forget."""
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("llm.view_endpoint") or self.has_change_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("llm.change_endpoint")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("llm.change_endpoint")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("llm.change_endpoint")
+
+
+class CapabilityInline(EndpointPermissionsMixin, admin.TabularInline):
+    """Read-only here: a row is set through the capability admin, so the service decides what a person set."""
+
+    model = Capability
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ["model", *capabilities.FIELDS, "overridden", "learned_at"]
+    readonly_fields = fields
+    verbose_name_plural = "What the server accepts (per model)"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Endpoint)
@@ -22,7 +59,8 @@ class EndpointAdmin(admin.ModelAdmin):
         ("Limits and headers", {"fields": ["timeout_seconds", "max_retries", "max_concurrency", "headers"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
-    actions = ["run_connectivity_test"]
+    actions = ["run_connectivity_test", "relearn_capabilities"]
+    inlines = [CapabilityInline]
 
     @admin.display(description="API key")
     def api_key_status(self, endpoint: Endpoint) -> str:
@@ -54,3 +92,70 @@ class EndpointAdmin(admin.ModelAdmin):
                 verdict = {True: "ok", False: "failed", None: "not run"}[check.ok]
                 latency = f" [{check.latency_ms} ms]" if check.latency_ms is not None else ""
                 self.message_user(request, f"{endpoint.name} · {check.name}: {verdict}: {check.detail}{latency}", level)
+
+    @admin.action(description="Reset and re-learn capabilities", permissions=["change"])
+    def relearn_capabilities(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
+        """Forget what was learned and set about each endpoint, then learn its default model again."""
+        for endpoint in queryset:
+            deleted = services.capability_reset(endpoint=endpoint)
+            report = diagnostics.connectivity_test_sync(endpoint)
+            learned = ", ".join(f"{name} = {value!r}" for name, value in report.learned.items()) or "the standard"
+            verdict = "passed" if report.ok else f"failed ({report.error_kind}): {report.error}"
+            self.message_user(request, f"{endpoint.name}: forgot {deleted} model(s); {report.model} re-learned, "
+                                       f"connectivity test {verdict}; it accepts {learned}.",
+                              messages.SUCCESS if report.ok else messages.WARNING)
+
+
+class CapabilityAdminForm(RejectLoneSurrogatesMixin, forms.ModelForm):
+    relearn = forms.MultipleChoiceField(
+        required=False, label="Hand back to learning", widget=forms.CheckboxSelectMultiple,
+        choices=[(name, name.replace("_", " ")) for name in capabilities.FIELDS],
+        help_text="Ticked fields are no longer set by a person: the server's answers decide them again.")
+
+    class Meta:
+        model = Capability
+        fields = ["endpoint", "model", *capabilities.FIELDS]
+
+    def values(self) -> dict[str, Any]:
+        """For llm.services.capability_set: the fields changed here become a person's; None for the ones
+        handed back to learning."""
+        values: dict[str, Any] = {name: self.cleaned_data[name] for name in capabilities.FIELDS
+                                  if name in self.changed_data}
+        return {**values, **dict.fromkeys(self.cleaned_data.get("relearn") or [])}
+
+
+@admin.register(Capability)
+class CapabilityAdmin(EndpointPermissionsMixin, admin.ModelAdmin):
+    """Saving goes through llm.services.capability_set: the fields changed become a person's; deleting forgets the model."""
+
+    form = CapabilityAdminForm
+    list_display = ["endpoint", "model", *capabilities.FIELDS, "overridden_fields", "learned_at"]
+    list_filter = ["endpoint"]
+    search_fields = ["model", "endpoint__name"]
+    readonly_fields = ["overridden", "evidence", "learned_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["endpoint", "model"]}),
+        ("What the server accepts", {"fields": [*capabilities.FIELDS, "relearn"]}),
+        ("Where it came from", {"fields": ["overridden", "evidence", "learned_at", "updated_at"]}),
+    ]
+
+    @admin.display(description="set by a person")
+    def overridden_fields(self, row: Capability) -> str:
+        return ", ".join(row.overridden) or "—"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Capability | None = None) -> list[str]:
+        # A row belongs to one endpoint and model: another model is another row.
+        return [*self.readonly_fields, *(["endpoint", "model"] if obj is not None else [])]
+
+    def save_model(self, request: HttpRequest, obj: Capability, form: forms.Form, change: bool) -> None:
+        assert isinstance(form, CapabilityAdminForm)
+        saved = services.capability_set(endpoint=obj.endpoint, model=obj.model, values=form.values())
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+    def delete_model(self, request: HttpRequest, obj: Capability) -> None:
+        services.capability_reset(endpoint=obj.endpoint, model=obj.model)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Capability]) -> None:
+        for row in queryset.select_related("endpoint"):
+            services.capability_reset(endpoint=row.endpoint, model=row.model)
