@@ -4,8 +4,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
-from llm import capabilities, diagnostics, services
+from llm import capabilities, diagnostics, selectors, services
 from llm.forms import EndpointForm
 from llm.models import Capability, Endpoint
 from orchestrator.forms import RejectLoneSurrogatesMixin
@@ -27,24 +29,6 @@ class EndpointPermissionsMixin:
         return request.user.has_perm("llm.change_endpoint")
 
 
-class CapabilityInline(EndpointPermissionsMixin, admin.TabularInline):
-    """Read-only here: a row is set through the capability admin, so the service decides what a person set."""
-
-    model = Capability
-    extra = 0
-    can_delete = False
-    show_change_link = True
-    fields = ["model", *capabilities.FIELDS, "overridden", "learned_at"]
-    readonly_fields = fields
-    verbose_name_plural = "What the server accepts (per model)"
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(Endpoint)
 class EndpointAdmin(admin.ModelAdmin):
     form = EndpointForm
@@ -52,19 +36,32 @@ class EndpointAdmin(admin.ModelAdmin):
                     "max_concurrency", "timeout_seconds", "max_retries", "updated_at"]
     list_filter = ["enabled", "is_mock"]
     search_fields = ["name", "base_url", "default_model"]
-    readonly_fields = ["api_key_status", "created_at", "updated_at"]
+    readonly_fields = ["api_key_status", "capability_summary", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "base_url", "default_model", "enabled", "is_mock"]}),
         ("API key", {"fields": ["api_key_status", "api_key", "clear_api_key"]}),
         ("Limits and headers", {"fields": ["timeout_seconds", "max_retries", "max_concurrency", "headers"]}),
+        ("What the server accepts", {"fields": ["capability_summary"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
     actions = ["run_connectivity_test", "relearn_capabilities"]
-    inlines = [CapabilityInline]
 
     @admin.display(description="API key")
     def api_key_status(self, endpoint: Endpoint) -> str:
         return "set" if endpoint.has_api_key else "not set"
+
+    @admin.display(description="Per model")
+    def capability_summary(self, endpoint: Endpoint) -> str:
+        """Read-only here (no formset to send back): each row links to its capability admin page."""
+        if endpoint.pk is None:
+            return "—"
+        rows = [(reverse("admin:llm_capability_change", args=[entry["row"].pk]), entry["row"].model,
+                 format_html_join("; ", "{}: {} ({})", [(field["name"], field["shown"], field["source"])
+                                                        for field in entry["fields"]]))
+                for entry in selectors.capability_table(endpoint)]
+        if not rows:
+            return "Nothing learned or set yet: every model gets the standard request."
+        return format_html("<ul>{}</ul>", format_html_join("", '<li><a href="{}">{}</a>: {}</li>', rows))
 
     def save_model(self, request: HttpRequest, obj: Endpoint, form: forms.Form, change: bool) -> None:
         assert isinstance(form, EndpointForm)
