@@ -160,7 +160,8 @@ class CapabilityForm(RejectLoneSurrogatesMixin, forms.Form):
         self.row, self.new = row, new
         for name in capabilities.FIELDS:
             label = Capability._meta.get_field(name).verbose_name.replace("_", " ")
-            self.fields[name] = forms.ChoiceField(choices=_capability_choices(name), label=label.capitalize())
+            self.fields[name] = forms.ChoiceField(choices=_capability_choices(name), label=label.capitalize(),
+                                                  required=False)
             overridden = row is not None and name in row.overridden
             self.fields[name].initial = _choice_of(getattr(row, name)) if overridden else LEARN
         if row is not None and not new:
@@ -182,7 +183,7 @@ class CapabilityForm(RejectLoneSurrogatesMixin, forms.Form):
         overridden = set(self.row.overridden) if self.row is not None else set()
         values: dict[str, Any] = {}
         for name in capabilities.FIELDS:
-            choice = self.cleaned_data[name]
+            choice = self.cleaned_data[name] or LEARN
             if choice == LEARN:
                 if name in overridden:
                     values[name] = None

@@ -163,7 +163,7 @@ def test_a_bad_value_is_shown_at_its_field_and_the_other_choices_are_kept(client
     page = response.content.decode()
     section = page.split('data-model="gpt-4o-mini"')[1].split("</form>")[0]
     row_html = section.split('data-field="structured_output"')[1].split("</tr>")[0]
-    assert 'class="has-error"' in row_html and "Select a valid choice" in row_html
+    assert 'class="capability-choice has-error"' in row_html and "Select a valid choice" in row_html
     temperature = section.split('data-field="temperature"')[1].split("</tr>")[0]
     assert '<option value="false" selected>no</option>' in temperature
     row = Capability.objects.get()
@@ -197,6 +197,7 @@ def test_reset_and_relearn_forgets_every_model_and_learns_the_default_one_again(
     assert (row.model, row.structured_output, row.overridden) == ("gpt-4o-mini", "prompt", [])
     assert "response_format" in row.evidence["structured_output"]["said"]
     assert 'data-field="structured_output" data-source="learned"' in page
+    assert "<code class=\"chip\">structured_output = &#x27;prompt&#x27;</code>" in page
 
 
 def test_reset_and_relearn_shows_a_failing_server_and_still_forgets(
