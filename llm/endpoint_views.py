@@ -1,4 +1,4 @@
-"""The Endpoints page: list, create, edit, delete and test LLM endpoints.
+"""The Endpoints page: list, create, edit, delete and test LLM endpoints, and set what their servers accept.
 
 Every write goes through llm.services; the API key and extra header values are write-only here too.
 """

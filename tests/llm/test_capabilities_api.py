@@ -177,3 +177,12 @@ def test_after_a_reset_the_connectivity_test_learns_again(api: APIClient, fake_l
     row = api.get(base(endpoint) + "gpt-4o-mini/").json()
     assert row["stream_options"] is False and row["overridden"] == []
     assert "stream_options" in row["evidence"]["stream_options"]["said"], (row, report)
+
+
+def test_the_browsable_api_renders_the_capability_routes(api: APIClient) -> None:
+    endpoint = make_endpoint()
+    learned(endpoint)
+    for path in ("", "gpt-4o-mini/", "reset/"):
+        response = api.get(base(endpoint) + path, HTTP_ACCEPT="text/html")
+        assert response.status_code == (404 if path == "reset/" else 200), path
+        assert "text/html" in response["Content-Type"]
