@@ -30,6 +30,21 @@ PHONE = {"width": 390, "height": 844}
 CHROMIUM = "/usr/bin/chromium"
 
 
+# What the endpoint page shows under "What the server accepts": one model learned, one set by a person.
+CAPABILITIES = """
+from llm import services
+from llm.models import Endpoint
+endpoint = Endpoint.objects.order_by("name").first()
+services.capability_learn(
+    endpoint_id=endpoint.pk, model=endpoint.default_model,
+    changes={"structured_output": "json_object", "stream_options": False},
+    evidence={"structured_output": "400: response_format type 'json_schema' is not supported; use 'json_object'",
+              "stream_options": "Unrecognized request argument supplied: stream_options"})
+services.capability_set(endpoint=endpoint, model="meta-llama/Llama-3.1-8B:q4",
+                        values={"temperature": False, "token_limit_param": "max_completion_tokens"})
+"""
+
+
 def free_port() -> int:
     import socket
 
@@ -79,6 +94,7 @@ def main() -> None:
         control(fake_llm, {"faults": [{"content": REASONED_OUTLINE}]})
         for topic in ("tidal energy", "solar sails"):
             manage(env, "run_workflow", "Article", "--input", f"topic={topic}")
+        manage(env, "shell", "-c", CAPABILITIES)
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(app_port), "orchestrator.asgi:application"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

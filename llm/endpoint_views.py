@@ -1,4 +1,4 @@
-"""The Endpoints page: list, create, edit, delete and test LLM endpoints.
+"""The Endpoints page: list, create, edit, delete and test LLM endpoints, and set what their servers accept.
 
 Every write goes through llm.services; the API key and extra header values are write-only here too.
 """
@@ -12,11 +12,12 @@ from django.core.exceptions import ValidationError
 from django.db.models import ProtectedError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from llm import diagnostics, services
-from llm.forms import EndpointForm
-from llm.models import Endpoint
+from llm import diagnostics, selectors, services
+from llm.forms import CapabilityForm, EndpointForm
+from llm.models import Capability, Endpoint
 from llm.views import CHECK_LABELS
 
 
@@ -36,15 +37,40 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
     return _list(request)
 
 
-def _form_page(request: HttpRequest, form: EndpointForm, endpoint: Endpoint | None, status: int = 200) -> HttpResponse:
-    return render(request, "llm/endpoint_form.html", {
+def _form_page(request: HttpRequest, form: EndpointForm, endpoint: Endpoint | None, status: int = 200, *,
+               capability_form: CapabilityForm | None = None, report: dict[str, Any] | None = None) -> HttpResponse:
+    context: dict[str, Any] = {
         "form": form, "endpoint": endpoint,
         "used_by": list(endpoint.payloads.order_by("name")) if endpoint else [],
         "can_save": request.user.has_perm("llm.change_endpoint" if endpoint else "llm.add_endpoint"),
-    }, status=status)
+        "report": report,
+    }
+    if endpoint is not None:
+        context["capability_models"], context["capability_new"] = _capability_sections(endpoint, capability_form)
+    return render(request, "llm/endpoint_form.html", context, status=status)
 
 
-def _service_errors(form: EndpointForm, error: ValidationError) -> None:
+def _capability_form_id(row: Capability | None) -> str:
+    return f"id_cap{row.pk}_%s" if row is not None else "id_capnew_%s"
+
+
+def _capability_sections(endpoint: Endpoint, bound: CapabilityForm | None) -> tuple[list[dict[str, Any]], CapabilityForm]:
+    """Per model: its table (value, source, evidence) with a choice per field; and the form for another model.
+    A form sent back with errors takes the place of its blank one, so nothing typed is lost."""
+    sections = []
+    for entry in selectors.capability_table(endpoint):
+        row = entry["row"]
+        if bound is not None and not bound.new and bound.row is not None and bound.row.pk == row.pk:
+            form = bound
+        else:
+            form = CapabilityForm(row=row, auto_id=_capability_form_id(row))
+        sections.append({"row": row, "form": form,
+                         "fields": [{**field, "choice": form[field["name"]]} for field in entry["fields"]]})
+    new = bound if bound is not None and bound.new else CapabilityForm(new=True, auto_id=_capability_form_id(None))
+    return sections, new
+
+
+def _service_errors(form: EndpointForm | CapabilityForm, error: ValidationError) -> None:
     problems = error.message_dict if hasattr(error, "error_dict") else {None: error.messages}
     for field, errors in problems.items():
         name = "headers" if field == "extra_headers" else field
@@ -121,7 +147,46 @@ def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
     """Run llm.diagnostics on one endpoint and show its checks on the list page."""
     endpoint = get_object_or_404(Endpoint, pk=pk)
-    report = diagnostics.connectivity_test_sync(endpoint).as_dict()
+    report = _check_labels(diagnostics.connectivity_test_sync(endpoint).as_dict())
+    return _list(request, report=report, tested=endpoint.pk)
+
+
+def _check_labels(report: dict[str, Any]) -> dict[str, Any]:
     for check in report["checks"]:
         check["label"] = CHECK_LABELS.get(check["name"], check["name"])
-    return _list(request, report=report, tested=endpoint.pk)
+    return report
+
+
+@login_required
+@permission_required("llm.change_endpoint", raise_exception=True)
+@require_POST
+def endpoint_capability_set(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set what one model accepts, or hand fields back to learning; errors are shown on the edit page."""
+    endpoint = get_object_or_404(Endpoint, pk=pk)
+    row = selectors.capability_row(endpoint, request.POST.get("model", ""))
+    new = request.POST.get("new") == "1" or row is None
+    form = CapabilityForm(request.POST, row=row, new=new, auto_id=_capability_form_id(None if new else row))
+    if form.is_valid():
+        model, values = form.cleaned_data["model"], form.values()
+        try:
+            if values:
+                services.capability_set(endpoint=endpoint, model=model, values=values)
+        except ValidationError as exc:
+            _service_errors(form, exc)
+        else:
+            messages.success(request, f"Capabilities of “{model}” saved." if values else f"Nothing changed for “{model}”.")
+            return redirect(reverse("endpoint-edit", args=[endpoint.pk]) + "#capabilities")
+    return _form_page(request, EndpointForm(instance=endpoint), endpoint, status=400, capability_form=form)
+
+
+@login_required
+@permission_required("llm.change_endpoint", raise_exception=True)
+@require_POST
+def endpoint_capabilities_relearn(request: HttpRequest, pk: int) -> HttpResponse:
+    """Forget everything learned and set about the endpoint, then re-learn its default model by testing it."""
+    endpoint = get_object_or_404(Endpoint, pk=pk)
+    deleted = services.capability_reset(endpoint=endpoint)
+    report = _check_labels(diagnostics.connectivity_test_sync(endpoint).as_dict())
+    messages.info(request, f"Forgot what was known about {deleted} model{'s' if deleted != 1 else ''}; "
+                           f"re-learned “{report['model']}” with the connectivity test.")
+    return _form_page(request, EndpointForm(instance=endpoint), endpoint, report=report)

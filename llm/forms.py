@@ -6,8 +6,8 @@ from typing import Any
 
 from django import forms
 
-from llm import services
-from llm.models import HEADER_NAME, Endpoint
+from llm import capabilities, services
+from llm.models import HEADER_NAME, Capability, Endpoint
 from orchestrator.forms import RejectLoneSurrogatesMixin
 
 
@@ -119,3 +119,76 @@ class EndpointForm(RejectLoneSurrogatesMixin, forms.ModelForm):
         """The fields for llm.services.endpoint_create/endpoint_update."""
         fields = {name: self.cleaned_data[name] for name in services.EDITABLE_FIELDS if name in self.cleaned_data}
         return {**fields, "extra_headers": self.cleaned_data.get("headers") or {}}
+
+
+# The "learn" choice hands a field back to learning; "none" stands for the empty reasoning field,
+# which a select would otherwise send as "no value".
+LEARN = "learn"
+NONE_CHOICE = "none"
+
+
+def _capability_choices(name: str) -> list[tuple[str, str]]:
+    allowed = capabilities.FIELDS[name]
+    if allowed is bool:
+        return [(LEARN, "learn"), ("true", "yes"), ("false", "no")]
+    labels = dict(Capability._meta.get_field(name).choices or [])
+    return [(LEARN, "learn"), *[(value or NONE_CHOICE, str(labels.get(value, value))) for value in allowed]]
+
+
+def _choice_value(name: str, choice: str) -> Any:
+    if capabilities.FIELDS[name] is bool:
+        return choice == "true"
+    return "" if choice == NONE_CHOICE else choice
+
+
+def _choice_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value or NONE_CHOICE
+
+
+class CapabilityForm(RejectLoneSurrogatesMixin, forms.Form):
+    """One model's capabilities on the Endpoints page: each field set to a value, or "learn"."""
+
+    label_suffix = ""
+
+    model = forms.CharField(max_length=200, help_text="As sent to the server, e.g. meta-llama/Llama-3.1-8B:q4.",
+                            widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}))
+
+    def __init__(self, *args: Any, row: Capability | None = None, new: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.row, self.new = row, new
+        for name in capabilities.FIELDS:
+            label = Capability._meta.get_field(name).verbose_name.replace("_", " ")
+            self.fields[name] = forms.ChoiceField(choices=_capability_choices(name), label=label.capitalize(),
+                                                  required=False)
+            overridden = row is not None and name in row.overridden
+            self.fields[name].initial = _choice_of(getattr(row, name)) if overridden else LEARN
+        if row is not None and not new:
+            self.fields["model"].initial = row.model
+            self.fields["model"].widget = forms.HiddenInput()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.new and self.is_valid_so_far() and not self.values():
+            raise forms.ValidationError("Choose a value for at least one capability (or leave the model to learning).")
+        return cleaned
+
+    def is_valid_so_far(self) -> bool:
+        return not self._errors and all(name in self.cleaned_data for name in capabilities.FIELDS)
+
+    def values(self) -> dict[str, Any]:
+        """What to hand llm.services.capability_set: fields set to a value, and None for a person's setting
+        turned back to "learn". A field left on "learn" that was learned keeps what was learned."""
+        overridden = set(self.row.overridden) if self.row is not None else set()
+        values: dict[str, Any] = {}
+        for name in capabilities.FIELDS:
+            choice = self.cleaned_data[name] or LEARN
+            if choice == LEARN:
+                if name in overridden:
+                    values[name] = None
+                continue
+            value = _choice_value(name, choice)
+            if name not in overridden or getattr(self.row, name) != value:
+                values[name] = value
+        return values

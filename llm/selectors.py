@@ -69,3 +69,8 @@ def capability_table(endpoint: Endpoint) -> list[dict[str, Any]]:
 def endpoint_needs_structured_output(endpoint_id: int) -> bool:
     """True when a payload on the endpoint asks for JSON valid against a schema."""
     return Endpoint.objects.filter(pk=endpoint_id, payloads__json_schema__isnull=False).exists()
+
+
+def capability_row(endpoint: Endpoint, model: str) -> Capability | None:
+    """The stored row of one model on the endpoint, or None when nothing was learned or set about it."""
+    return Capability.objects.filter(endpoint=endpoint, model=model).first()

@@ -3,7 +3,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from llm.models import Endpoint
+from llm import capabilities
+from llm.models import Capability, Endpoint
 
 
 class StrictFieldsMixin:
@@ -77,3 +78,59 @@ class ConnectivityReportSerializer(serializers.Serializer):
     error_kind = serializers.CharField(allow_null=True)
     error = serializers.CharField(allow_null=True)
     checks = CheckSerializer(many=True)
+
+
+CAPABILITY_FIELDS = list(capabilities.FIELDS)
+
+
+class CapabilitySerializer(serializers.ModelSerializer):
+    """What one model on an endpoint accepts; `overridden` names the fields a person set."""
+
+    overridden = serializers.ListField(child=serializers.ChoiceField(choices=CAPABILITY_FIELDS), read_only=True)
+    evidence = serializers.DictField(
+        child=serializers.DictField(child=serializers.CharField()), read_only=True,
+        help_text='Per learned field: {"said": what the server answered, "at": when}.')
+
+    class Meta:
+        model = Capability
+        fields = ["model", *CAPABILITY_FIELDS, "overridden", "evidence", "learned_at", "updated_at"]
+        read_only_fields = fields
+
+
+def _capability_value_schema(name: str) -> dict[str, Any]:
+    allowed = capabilities.FIELDS[name]
+    if allowed is bool:
+        return {"type": "boolean", "nullable": True}
+    return {"type": "string", "enum": [*allowed, None], "nullable": True}
+
+
+class CapabilityValueField(serializers.Field):
+    """Passed through as given: llm.services.capability_set says what is wrong with a value, naming the field."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+def _value_field(name: str) -> serializers.Field:
+    field_class = extend_schema_field(_capability_value_schema(name))(type(f"{name}Field", (CapabilityValueField,), {}))
+    return field_class(required=False, allow_null=True,
+                       help_text=f"{Capability._meta.get_field(name).help_text} null: learned again from the server.")
+
+
+class CapabilitySetSerializer(StrictFieldsMixin, serializers.Serializer):
+    """A person's word on what a model accepts. PATCH changes the fields sent; PUT also hands every
+    field a person had set but that is not sent back to learning. null: back to learning."""
+
+    structured_output = _value_field("structured_output")
+    stream_options = _value_field("stream_options")
+    stream_usage = _value_field("stream_usage")
+    token_limit_param = _value_field("token_limit_param")
+    temperature = _value_field("temperature")
+    reasoning_field = _value_field("reasoning_field")
+
+
+class CapabilityResetSerializer(serializers.Serializer):
+    deleted = serializers.IntegerField(help_text="How many models' rows were forgotten.")

@@ -7,7 +7,7 @@ from rest_framework.routers import DefaultRouter
 
 from blocks.api import BlockViewSet
 from llm.api import EndpointViewSet
-from orchestrator import health
+from orchestrator import converters, health  # noqa: F401 (converters registers <id:...>)
 from payloads.api import PayloadViewSet
 from runs.api import RunViewSet, WorkflowRunsView
 from workflows.api import WorkflowViewSet
@@ -28,6 +28,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/workflows/<int:pk>/runs/", WorkflowRunsView.as_view(), name="api-workflow-runs"),
+    path("api/endpoints/<id:pk>/capabilities/", include("llm.api_urls")),
     path("api/", include(router.urls)),
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
