@@ -155,8 +155,9 @@ class _Learning:
 
     def observe(self, answer: Answer, request: dict[str, Any]) -> None:
         """What a successful answer shows: usage missing from streams, where reasoning comes."""
-        if "stream_options" in request and answer.usage is None and self.caps.stream_usage:
-            self.learn({"stream_usage": False}, "a stream with stream_options.include_usage ended without usage")
+        if request.get("stream") and answer.usage is None and self.caps.stream_usage:
+            said = "with stream_options.include_usage" if "stream_options" in request else "(stream_options refused)"
+            self.learn({"stream_usage": False}, f"a stream {said} ended without usage")
         if answer.reasoning_field and answer.reasoning_field != self.caps.reasoning_field:
             self.learn({"reasoning_field": answer.reasoning_field}, f"an answer carried {answer.reasoning_field}")
 

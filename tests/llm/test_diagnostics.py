@@ -110,7 +110,7 @@ def test_missing_stream_usage_and_rejected_options_are_reported_not_fatal(api: A
     assert checks["structured_output"]["ok"] is True
     assert checks["structured_output"]["detail"] == ("instructions in the prompt: checked against the schema here, "
                                                      "retried; the answer fits the schema")
-    assert report["learned"] == {"stream_options": False, "structured_output": "prompt"}
+    assert report["learned"] == {"stream_options": False, "stream_usage": False, "structured_output": "prompt"}
 
 
 def test_structured_output_is_required_once_a_payload_on_the_endpoint_uses_a_schema(
