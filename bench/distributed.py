@@ -326,7 +326,7 @@ def serve_events_like_a_web_node() -> None:
     import asyncio
     import threading
 
-    from runs import events
+    from runs.engine import events
 
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, name="events-loop", daemon=True).start()
