@@ -1,6 +1,8 @@
 """The writes people ask for on runs: starting, cancelling and replaying them.
 
-The engine's own statements (claim, heartbeat, commit, release, finish) are in runs/engine/ledger.py.
+The engine's own statements (claim, heartbeat, commit, release, finish) are in runs/engine/ledger.py,
+whose rule these follow: a run's start, on every run's path, inserts with `insert_instance`; the
+rest is the plain ORM.
 """
 from __future__ import annotations
 
