@@ -238,7 +238,7 @@ def _tokens(result: StepResult) -> dict[str, int]:
             "latency_ms": result.latency_ms}
 
 
-def update_rows_orm(model: type[Run], *, where: dict[str, Any], values: dict[str, Any],
+def _update_rows_orm(model: type[Run], *, where: dict[str, Any], values: dict[str, Any],
                     increments: dict[str, int] | None = None) -> int:
     """What `update_rows` does, in the ORM (the reference the tests compare the commit's updates with)."""
     added = {name: F(name) + n for name, n in (increments or {}).items()}
@@ -252,7 +252,7 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
     (Finished, None) when this step ended the run, and otherwise (True, the claim of the next
     step): the same update that advances the run keeps the lease for the next step, unless a
     cancel was requested, in which case (True, None) leaves the run to the next claim.
-    The updates are `update_rows` (ORM: `update_rows_orm`), the insert `insert_instance`
+    The updates are `update_rows` (ORM: `_update_rows_orm`), the insert `insert_instance`
     (ORM: `Response.objects.bulk_create([response])`).
     """
     last = claim.index + 1 >= claim.step_count

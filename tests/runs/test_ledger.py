@@ -102,7 +102,7 @@ def test_the_commits_advance_matches_its_orm_equivalent(cancel_requested: bool) 
     statement = {"values": {"next_step": 2, "lease_version": 3, "lease_expires_at": LIVE + datetime.timedelta(seconds=9)},
                  "increments": {"prompt_tokens": 7, "completion_tokens": 20, "latency_ms": 900}}
     advanced = update_rows(Run, where={**_commit_fences(fast), "cancel_requested": False}, **statement)
-    assert advanced == ledger.update_rows_orm(Run, where={**_commit_fences(orm), "cancel_requested": False}, **statement)
+    assert advanced == ledger._update_rows_orm(Run, where={**_commit_fences(orm), "cancel_requested": False}, **statement)
     assert advanced == (0 if cancel_requested else 1)
     assert _row(fast) == _row(orm)
 
@@ -114,7 +114,7 @@ def test_the_commits_final_release_matches_its_orm_equivalent(lease_owner: str) 
                             "finished_at": NOW, "output": "done", "output_json": {"a": [1, 2]}},
                  "increments": {"prompt_tokens": 7, "completion_tokens": 20, "latency_ms": 900}}
     released = update_rows(Run, where=_commit_fences(fast), **statement)
-    assert released == ledger.update_rows_orm(Run, where=_commit_fences(orm), **statement)
+    assert released == ledger._update_rows_orm(Run, where=_commit_fences(orm), **statement)
     assert released == (1 if lease_owner == "me" else 0)
     assert _row(fast) == _row(orm)
 
