@@ -68,7 +68,7 @@ async def _close_llm_clients() -> object:
     thread's database connections with the test (its database may be flushed or dropped next)."""
     yield
     from llm import client
-    from runs import batching
+    from runs.engine import dbthread
 
     await client.aclose_all()
-    await batching.close_connections()
+    await dbthread.close_connections()

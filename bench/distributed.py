@@ -188,7 +188,7 @@ class Bench:
     def vacuum_analyze(self) -> None:
         # Planner statistics taken on the near-empty table of a fresh cluster make every job fetch
         # ~100x slower (procrastinate #1242), and dead rows of earlier batches make it scan more: a
-        # deployment has autovacuum and re-analyses (runs.tasks); each batch starts from that state.
+        # deployment has autovacuum and re-analyses (runs.engine.tasks); each batch starts from that state.
         from django.db import connection
 
         with connection.cursor() as cursor:
@@ -326,7 +326,7 @@ def serve_events_like_a_web_node() -> None:
     import asyncio
     import threading
 
-    from runs import events
+    from runs.engine import events
 
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, name="events-loop", daemon=True).start()

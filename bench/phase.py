@@ -194,9 +194,9 @@ async def make_runner(a: argparse.Namespace) -> Impl:
     django.setup()
     from asgiref.sync import sync_to_async
 
+    from runs import services
+    from runs.engine import Claim, Finished, dbthread, execute_run, new_owner
     from runs.models import Response, Run
-    from runs.runner import execute_run, new_owner, start_claimed_run, start_run
-    from runs.services import Claim, Finished
     from workflows.models import Workflow
 
     counter = LockedCounter()
@@ -208,9 +208,10 @@ async def make_runner(a: argparse.Namespace) -> Impl:
 
     async def prepare(topic: str) -> tuple[int, str | None, Claim | Finished | None]:
         if not claim_on_start:
-            return (await start_run(workflow=workflow, inputs={"topic": topic}, user=None)).pk, None, None
+            return (await dbthread.call(services.run_start, workflow=workflow, inputs={"topic": topic}, user=None)).pk, None, None
         owner = new_owner()
-        run, claim = await start_claimed_run(workflow=workflow, inputs={"topic": topic}, owner=owner)
+        run, claim = await dbthread.call(services.run_start_claimed, workflow=workflow, inputs={"topic": topic},
+                                         user=None, owner=owner)
         return run.pk, owner, claim
 
     async def execute(started: tuple[int, str | None, Claim | Finished | None]) -> int:

@@ -24,7 +24,7 @@ AREAS = {
     "django.db (queries, transactions)": r"django/db/",
     "sqlite3 driver": r"sqlite3/|base\.py.*execute",
     "asgiref sync_to_async / async_to_sync (thread hops)": r"asgiref/",
-    "runs.events (channel layer sends)": r"runs/events\.py",
+    "runs.engine.events (channel layer sends)": r"runs/engine/events\.py",
     "asgiref thread -> loop wake-ups (call_soon_threadsafe)": r"_write_to_self",
     "channels layer": r"channels/layers\.py",
     "payloads.services.render_messages (Jinja)": r"render_messages",

@@ -1,7 +1,7 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
 Daphne implements no ASGI lifespan, so the embedded run executor is started from the Twisted
-reactor that daphne installs, once it is running (see runs.executor.start_with_reactor).
+reactor that daphne installs, once it is running (see runs.engine.executor.start_with_reactor).
 """
 import os
 
@@ -17,7 +17,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from orchestrator.routing import websocket_urlpatterns  # noqa: E402
 from orchestrator.websocket_origin import SameOriginValidator  # noqa: E402
-from runs.executor import start_with_reactor  # noqa: E402
+from runs.engine.executor import start_with_reactor  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

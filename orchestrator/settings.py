@@ -222,10 +222,11 @@ TEMPLATE_WORKERS = env.int("TEMPLATE_WORKERS", default=2)
 if RUNS_BACKEND == "procrastinate":
     if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         raise environ.ImproperlyConfigured("RUNS_BACKEND=procrastinate needs DATABASE_URL to point at PostgreSQL.")
-    # Procrastinate's Django app goes before ours so that runs/tasks.py can register on its app.
+    # Procrastinate's Django app goes before ours; workers import the engine's tasks from here.
     INSTALLED_APPS.insert(INSTALLED_APPS.index("llm"), "procrastinate.contrib.django")
+    PROCRASTINATE_IMPORT_PATHS = ["runs.engine.tasks"]
     # Workers beat every second and are stalled after 5 s: a kill -9ed worker's runs resume in
-    # about 5-7 s (runs.tasks.recover_stalled_work) instead of ~25 s with the defaults.
+    # about 5-7 s (runs.engine.tasks.recover_stalled_work) instead of ~25 s with the defaults.
     PROCRASTINATE_WORKER_DEFAULTS = {
         "update_heartbeat_interval": env.float("RUNS_WORKER_HEARTBEAT_SECONDS", default=1.0),
         "stalled_worker_timeout": env.float("RUNS_WORKER_STALLED_SECONDS", default=5.0),

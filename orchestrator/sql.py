@@ -1,8 +1,9 @@
 """Hot-path SQL: querysets compiled once, and single-row inserts without the ORM's compiler.
 
-On SQLite, compiling a queryset costs several times what running it does. The queries that run
-on every run start and every step are written as ordinary querysets, compiled once per process,
-and then executed again with new parameters; results go through the fields' own converters.
+On SQLite, compiling a queryset costs more than running it (figures in docs/performance.md). The
+queries that run on every run start and every step are written as ordinary querysets, compiled
+once per process, and then executed again with new parameters; results go through the fields'
+own converters.
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ def execute(connection: Any, sql: str, params: list[Any], read: Callable[[Any], 
     """Run one statement and return `read(cursor)` (its rows, rowcount or lastrowid).
 
     On SQLite, when nothing records queries (DEBUG, CaptureQueriesContext, execute wrappers),
-    straight on the driver's connection with the SQL's placeholders converted once: Django's
-    cursor wrappers and its `%s` -> `?` rewrite of every query were a tenth of the ledger's time.
+    straight on the driver's connection with the SQL's placeholders converted once, skipping
+    Django's cursor wrappers and its `%s` -> `?` rewrite of every query (docs/performance.md).
     Errors are still Django's (IntegrityError and the rest), and a broken transaction refuses.
     """
     if connection.vendor != "sqlite" or connection.queries_logged or connection.execute_wrappers:

@@ -18,7 +18,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from runs import events, frames, selectors
+from runs import frames, selectors
+from runs.engine import events
 from runs.models import Run
 from runs.serializers import RunSerializer
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from orchestrator.sql import CompiledValues, concrete_attnames, instances
 from runs.diffing import Segment, WordDiff, word_diff
 from runs.models import FINAL_STATUSES, Response, Run, RunStatus
+from runs.serializers import ResponseSerializer, RunListSerializer
 from workflows.models import Workflow
 
 
@@ -83,8 +84,6 @@ def _without_secrets(value: Any) -> Any:
 def run_export(run: Run) -> dict[str, Any]:
     """One JSON document of a run: the run, its inputs, snapshot and every step's response. No keys:
     the snapshot names endpoints, never their credentials, and secret-looking names are dropped."""
-    from runs.serializers import ResponseSerializer, RunListSerializer
-
     document = {
         "format": EXPORT_FORMAT,
         "version": 1,

@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 from asgiref.sync import sync_to_async
 
+from runs.engine import execute_run
 from runs.models import Response
-from runs.runner import execute_run
 from runs.services import run_start
 from tests.fake_llm import ROOT, free_port, wait_for_http
 from workflows.models import Workflow

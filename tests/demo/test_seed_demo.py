@@ -7,8 +7,8 @@ from django.contrib.auth import get_user_model
 from blocks.models import Block
 from llm.models import Endpoint
 from payloads.models import Payload, PayloadBlock
+from runs.engine import execute_run
 from runs.models import Response, Run
-from runs.runner import execute_run
 from runs.services import run_start
 from workflows.models import Step, Workflow
 from workflows.services import workflow_problems

@@ -8,8 +8,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from orchestrator.asgi import application
+from runs.engine import execute_run
 from runs.models import Run
-from runs.runner import execute_run
 from runs.services import run_start
 from tests.factories import expected_chain_output, make_chain, make_endpoint
 

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from orchestrator.asgi import application
-from runs.runner import execute_run
+from runs.engine import execute_run
 from runs.services import run_start
 from tests.factories import make_chain, make_endpoint
 

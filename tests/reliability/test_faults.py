@@ -14,8 +14,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from runs.engine import execute_run
 from runs.models import Response, Run
-from runs.runner import execute_run
 from runs.services import run_start
 from tests.factories import expected_chain_output, make_chain, make_endpoint
 from tests.reliability.conftest import soak_or

@@ -4,8 +4,8 @@ from asgiref.sync import async_to_sync
 from rest_framework.test import APIClient
 
 from llm import client
+from runs.engine import execute_run
 from runs.models import Response, Run
-from runs.runner import execute_run
 from tests.factories import make_chain, make_endpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,9 +7,8 @@ from django.utils import timezone
 
 from llm import client, selectors
 from llm.models import Capability
-from runs import events, services
+from runs.engine import events, execute_run, ledger
 from runs.models import Response, Run
-from runs.runner import execute_run
 from runs.services import run_start
 from tests.factories import make_block, make_endpoint, make_payload, make_workflow
 
@@ -22,7 +21,7 @@ OBJECT = {"type": "object"}
 def forget_this_process() -> None:
     """What another process knows: only the database (no learned overlay, no cached endpoint config)."""
     client._learned.clear()
-    services._endpoint_cache.clear()
+    ledger._endpoint_cache.clear()
 
 
 @sync_to_async

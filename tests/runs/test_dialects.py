@@ -7,9 +7,8 @@ from asgiref.sync import sync_to_async
 
 from llm import client
 from llm.models import Capability
-from runs import services
+from runs.engine import execute_run, ledger
 from runs.models import Response, Run
-from runs.runner import execute_run
 from runs.services import run_start
 from tests.factories import make_block, make_endpoint, make_payload, make_workflow
 from tests.fake_llm import FakeLLM
@@ -52,7 +51,7 @@ async def first_response(run: Run) -> Response:
 
 def another_process() -> None:
     client._learned.clear()
-    services._endpoint_cache.clear()
+    ledger._endpoint_cache.clear()
 
 
 async def test_a_structured_workflow(fake_llm: FakeLLM, dialect: str) -> None:

@@ -5,10 +5,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
 
-from runs import events
+from runs.engine import dbthread, events, execute_run
 from runs.models import Response, Run
-from runs.runner import execute_run, start_claimed_run
-from runs.services import run_cancel, run_replay, run_start
+from runs.services import run_cancel, run_replay, run_start, run_start_claimed
 from tests.factories import expected_chain_output, make_block, make_chain, make_endpoint, make_payload, make_workflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -244,7 +243,8 @@ async def test_max_steps_stops_after_one_step_and_frees_the_run_for_the_next_tas
 
 async def test_a_run_started_claimed_is_held_by_its_starter_until_it_executes_it(fake_llm):
     workflow = await sync_to_async(make_chain)(await sync_to_async(make_endpoint)(fake_llm.base_url))
-    run, claim = await start_claimed_run(workflow=workflow, inputs={"topic": "tides"}, owner="cli:test")
+    run, claim = await dbthread.call(run_start_claimed, workflow=workflow, inputs={"topic": "tides"}, user=None,
+                                     owner="cli:test")
     held = await Run.objects.aget(pk=run.pk)
     assert held.lease_owner == "cli:test" and held.status == "running" and claim.index == 0
     # Nobody else can take it (an executor or worker woken by mistake): the lease is live.
@@ -265,5 +265,5 @@ async def test_a_run_started_claimed_is_held_by_its_starter_until_it_executes_it
 async def test_a_claimed_start_with_wrong_inputs_creates_nothing(fake_llm):
     workflow = await sync_to_async(make_chain)(await sync_to_async(make_endpoint)(fake_llm.base_url))
     with pytest.raises(ValidationError, match="Missing inputs: topic"):
-        await start_claimed_run(workflow=workflow, inputs={}, owner="cli:test")
+        await dbthread.call(run_start_claimed, workflow=workflow, inputs={}, user=None, owner="cli:test")
     assert await Run.objects.acount() == 0

@@ -161,7 +161,7 @@ def test_drained_worker_leaves_its_runs_resumable(fake_llm, start_worker):
 def test_a_run_dispatched_twice_has_one_waiting_job(fake_llm):
     from procrastinate.contrib.django.models import ProcrastinateJob
 
-    from runs import tasks
+    from runs.engine import tasks
 
     run_ids = start_runs(fake_llm, 3)  # no worker runs: the jobs wait
     for run_id in run_ids:

@@ -19,9 +19,8 @@ from django.test import Client
 
 from llm import client as llm_client
 from orchestrator.asgi import application
-from runs import events
+from runs.engine import events, execute_run
 from runs.models import Response, Run
-from runs.runner import execute_run
 from runs.services import run_start
 from tests.api.test_access_and_schema import every_url
 from tests.factories import make_chain, make_endpoint

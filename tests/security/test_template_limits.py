@@ -13,8 +13,8 @@ from asgiref.sync import sync_to_async
 from rest_framework.authtoken.models import Token
 
 from blocks import templating
+from runs.engine import execute_run
 from runs.models import Response, Run
-from runs.runner import execute_run
 from runs.services import run_start
 from tests.factories import make_block, make_endpoint, make_payload, make_workflow
 from tests.servers import api

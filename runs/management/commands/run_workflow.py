@@ -7,10 +7,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from llm import client as llm
-from runs import events, selectors
-from runs.runner import execute_run, new_owner, start_claimed_run
+from runs import selectors, services
+from runs.engine import Claim, Finished, dbthread, events, execute_run, new_owner
 from runs.serializers import RunSerializer
-from runs.services import Claim, Finished
 from workflows.models import Workflow
 
 
@@ -52,7 +51,8 @@ class Command(BaseCommand):
         # This process runs the run: its first step is claimed as it starts, no executor is asked.
         owner = new_owner("cli:")
         try:
-            run, claim = await start_claimed_run(workflow=workflow, inputs=inputs, owner=owner)
+            run, claim = await dbthread.call(services.run_start_claimed, workflow=workflow, inputs=inputs,
+                                             user=None, owner=owner)
             await self._execute(run.pk, owner=owner, claim=claim, quiet=quiet)
         finally:
             await llm.aclose_all()

@@ -14,12 +14,9 @@ import threading
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
-from django.db.models import Q
-from django.utils import timezone
 
 from llm import client as llm_client
-from runs import batching, events, runner, services
-from runs.models import ACTIVE_STATUSES, Run
+from runs.engine import dbthread, events, ledger, runner
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +26,8 @@ OWNER_PREFIX = "embedded:"
 
 
 def _runnable_ids() -> list[int]:
-    now = timezone.now()
     close_old_connections()
-    return list(Run.objects.filter(Q(lease_owner="") | Q(lease_expires_at__lt=now), status__in=ACTIVE_STATUSES)
-                .order_by("created_at").values_list("pk", flat=True)[:10000])
+    return ledger.runs_unheld(limit=10000)
 
 
 class Executor:
@@ -75,13 +70,14 @@ class Executor:
         if on_loop:
             self._spawn(run_id)
         else:
-            batching.call_soon(self.loop, lambda: self._spawn(run_id))
+            dbthread.call_soon(self.loop, lambda: self._spawn(run_id))
         return True
 
-    def cancel(self, run_id: int) -> None:
+    def cancel_signal(self, run_id: int) -> None:
+        """Hand a run's cancel signal to the loop its step runs on. Safe to call from any thread."""
         if self.running:
             assert self.loop is not None
-            batching.call_soon(self.loop, lambda: runner.request_cancel(run_id))
+            dbthread.call_soon(self.loop, lambda: runner.cancel_signal_deliver(run_id))
 
     def _spawn(self, run_id: int) -> None:
         if run_id in self.tasks:
@@ -103,7 +99,7 @@ class Executor:
                 return None
 
     async def _sweep_forever(self) -> None:
-        await sync_to_async(services.release_dead_leases)(owner_prefix=OWNER_PREFIX)
+        await sync_to_async(ledger.leases_release_dead)(owner_prefix=OWNER_PREFIX)
         while True:
             try:
                 for run_id in await sync_to_async(_runnable_ids)():
@@ -124,6 +120,7 @@ def start_with_reactor() -> None:
     """
     if "twisted.internet.reactor" not in sys.modules or threading.current_thread() is not threading.main_thread():
         return
+    # Imported here: importing the reactor installs one, which only daphne may choose.
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred
 

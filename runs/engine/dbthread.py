@@ -1,4 +1,4 @@
-"""Group commit for the step ledger, on a database thread of its own.
+"""The engine's database thread: group commit for the step ledger, and hand-offs to the loop.
 
 Every ledger write of async code runs on one database thread. With thousands of runs in flight,
 one thread hop and one transaction per claim or commit would queue up behind each other; instead,

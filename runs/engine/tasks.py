@@ -10,6 +10,10 @@ held by another worker and it returns.
   leases their runs held are released at once, so the retry need not wait for lease expiry;
 - active runs that nobody holds and that have no live job (a drained worker, a web process that
   died between commit and defer) are queued again.
+
+Workers import this module through settings.PROCRASTINATE_IMPORT_PATHS (it is not an app's
+`tasks.py`). Task names are fixed strings, not module paths, so jobs queued while it was
+runs/tasks.py still run.
 """
 from __future__ import annotations
 
@@ -19,15 +23,12 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
-from django.db.models import Q
-from django.utils import timezone
+from django.db import close_old_connections, connection
 from procrastinate import JobContext, exceptions
 from procrastinate.contrib.django import app
 from procrastinate.contrib.django.models import ProcrastinateJob
 
-from runs import runner, services
-from runs.models import ACTIVE_STATUSES, Run
+from runs.engine import ledger, runner
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ ADVANCE_TASK = "runs.advance_run"
 LIVE_JOB_STATUSES = ("todo", "doing")
 # Upper bound of runs re-queued per sweep, so one sweep stays short on a huge backlog.
 SWEEP_BATCH = 1000
-# Re-take planner statistics this often: on a table analysed while near empty, fetching a job
-# takes ~136 ms instead of ~0.6 ms (procrastinate #1242).
+# Re-take planner statistics this often: a table analysed while near empty makes fetching a job
+# far slower (procrastinate #1242; figures in docs/performance.md).
 ANALYZE_EVERY_SWEEPS = 150
 
 
@@ -65,7 +66,7 @@ async def advance_run(context: JobContext, run_id: int) -> str | None:
     except asyncio.CancelledError:
         # The worker is draining (SIGTERM past its grace period): free the step at once so
         # another worker resumes the run; the sweep queues it again.
-        await asyncio.shield(sync_to_async(services.release_dead_leases)(owner_prefix=owner))
+        await asyncio.shield(sync_to_async(ledger.leases_release_dead)(owner_prefix=owner))
         logger.info("run %s: job %s aborted on shutdown, lease released", run_id, job_id)
         raise
     # Tests and operators read this line: None means another worker holds or finished the run.
@@ -94,9 +95,7 @@ async def defer_run_async(run_id: int) -> bool:
 def _orphaned_run_ids() -> list[int]:
     """Active runs nobody holds that have no waiting or running job."""
     close_old_connections()
-    now = timezone.now()
-    candidates = list(Run.objects.filter(Q(lease_owner="") | Q(lease_expires_at__lt=now), status__in=ACTIVE_STATUSES)
-                      .order_by("created_at").values_list("pk", flat=True)[:SWEEP_BATCH])
+    candidates = ledger.runs_unheld(limit=SWEEP_BATCH)
     if not candidates:
         return []
     live = set(ProcrastinateJob.objects.filter(
@@ -107,8 +106,6 @@ def _orphaned_run_ids() -> list[int]:
 
 
 def _analyze_jobs_table() -> None:
-    from django.db import connection
-
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE procrastinate_jobs")
 
@@ -131,7 +128,7 @@ async def recover_stalled_work(context: JobContext, timestamp: int) -> dict[str,
         if job.task_name == ADVANCE_TASK:
             # Its worker is gone (or paused): its step may be taken over now. If it comes back,
             # the lease version fences its commit out.
-            await sync_to_async(services.release_dead_leases)(owner_prefix=owner_prefix(job.id))
+            await sync_to_async(ledger.leases_release_dead)(owner_prefix=owner_prefix(job.id))
         await manager.retry_job(job)
         retried += 1
     requeued = 0

@@ -1,0 +1,354 @@
+"""The step ledger: every statement the engine makes on Run and Response.
+
+A step is claimed with a compare-and-set on (next_step, lease) and committed in one short
+transaction that checks the lease is still its own; no transaction is ever held across an LLM
+call. "Nobody holds this run" is `lease_is_free`, and nowhere else.
+
+How each table is written (one rule):
+- The statements of every step (the claim's reads and its compare-and-set, the commit's update
+  and its Response insert) go through orchestrator/sql.py: reads are querysets compiled once
+  (`CompiledValues`), the fenced updates are `update_rows`, the insert is `insert_instance`.
+  The claim's compare-and-set needs an OR and a COALESCE that `update_rows` cannot say: it is
+  the one statement written as SQL (`_claim_cas`), its lease condition compiled from
+  `lease_is_free`.
+- Everything else (heartbeat, release, finish, dead-lease recovery, the sweeps' reads) is the
+  plain ORM.
+Each fast path names its plain-ORM equivalent; tests/runs/test_ledger.py proves they agree.
+"""
+from __future__ import annotations
+
+import datetime
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from llm.client import EndpointConfig
+from llm.models import Endpoint
+from llm.selectors import endpoint_config
+from llm.services import capability_learn
+from orchestrator.sql import CompiledValues, execute, insert_instance, update_rows
+from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus
+
+
+def lease_is_free(now: datetime.datetime) -> Q:
+    """Nobody holds the run: it has no lease owner, or its owner's lease ran out before `now`."""
+    return Q(lease_owner="") | Q(lease_expires_at__lt=now)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A step this worker owns until its lease expires or is taken over."""
+
+    run_id: int
+    index: int
+    lease_version: int
+    owner: str
+    steps: list[dict[str, Any]]
+    variables: dict[str, Any]
+    endpoint: EndpointConfig | None
+    first: bool
+
+    @property
+    def step(self) -> dict[str, Any]:
+        return self.steps[self.index]
+
+    @property
+    def step_count(self) -> int:
+        return len(self.steps)
+
+
+@dataclass(frozen=True)
+class Finished:
+    run_id: int
+    status: str
+
+
+@dataclass
+class StepResult:
+    status: str
+    messages: list[dict[str, str]] = field(default_factory=list)
+    output: str = ""
+    output_json: Any = None
+    reasoning: str = ""
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
+    # What the call found out about the server (changes, evidence): stored with the step.
+    learned: tuple[dict[str, Any], dict[str, str]] | None = None
+    finish_reason: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tokens_estimated: bool = False
+    latency_ms: int = 0
+    ttft_ms: int | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""
+
+
+# Endpoint settings change rarely; a step reads them at most this stale.
+ENDPOINT_CACHE_SECONDS = 5.0
+_endpoint_cache: dict[int, tuple[float, EndpointConfig | None]] = {}
+
+
+def _endpoint_config(endpoint_id: int) -> EndpointConfig | None:
+    cached = _endpoint_cache.get(endpoint_id)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < ENDPOINT_CACHE_SECONDS:
+        return cached[1]
+    endpoint = Endpoint.objects.filter(pk=endpoint_id, enabled=True).first()
+    config = endpoint_config(endpoint) if endpoint is not None else None
+    _endpoint_cache[endpoint_id] = (now, config)
+    return config
+
+
+def _lease_until() -> datetime.datetime:
+    return timezone.now() + datetime.timedelta(seconds=settings.RUNS_LEASE_SECONDS)
+
+
+def _value(response: dict[str, Any], step: dict[str, Any]) -> Any:
+    """What later steps see of a step's answer: its JSON, or its text (with the reasoning, if the payload asks)."""
+    if response["output_json"] is not None:
+        return response["output_json"]
+    if response["reasoning"] and step["payload"].get("pass_reasoning"):
+        return f"<think>{response['reasoning']}</think>\n{response['output']}"
+    return response["output"]
+
+
+# --- claim --------------------------------------------------------------------------------------
+# Plain-ORM equivalent of each: `list(<compiled>.build(*args))`.
+_run_for_claim = CompiledValues(lambda run_id: Run.objects.filter(pk=run_id).values(
+    "status", "next_step", "cancel_requested", "snapshot", "inputs", "started_at",
+    "lease_owner", "lease_expires_at", "lease_version")[:1])
+_earlier_responses = CompiledValues(lambda run_id, index: Response.objects.filter(run_id=run_id, index__lte=index)
+                                    .order_by("index").values("index", "output_key", "output", "output_json", "reasoning"))
+
+
+def step_claim(*, run_id: int, owner: str) -> Claim | Finished | None:
+    """Claim the run's next step for `owner`. None: nothing to do here (finished, or held by another)."""
+    with transaction.atomic():
+        return step_claim_in_transaction(run_id=run_id, owner=owner)
+
+
+def step_claim_in_transaction(*, run_id: int, owner: str) -> Claim | Finished | None:
+    """step_claim inside the caller's transaction (run_start_claimed claims as it creates the run)."""
+    found = _run_for_claim.rows(run_id)
+    run = found[0] if found else None
+    if run is None or run["status"] not in ACTIVE_STATUSES:
+        return None
+    now = timezone.now()
+    if run["lease_owner"] and run["lease_expires_at"] and run["lease_expires_at"] >= now:
+        return None
+    if run["cancel_requested"]:
+        return run_finish(run_id, RunStatus.CANCELLED, error="Cancelled by a user.")
+    steps = run["snapshot"]["steps"]
+    index = run["next_step"]
+    if index >= len(steps):
+        return run_finish(run_id, RunStatus.SUCCEEDED)
+    # The compare-and-set: the row must still be as read (same version, step, no live lease).
+    lease_version = run["lease_version"] + 1
+    if _claim_cas(run_id=run_id, index=index, version=run["lease_version"], owner=owner, now=now) != 1:
+        return None
+    earlier = [] if index == 0 else _earlier_responses.rows(run_id, index)
+    if earlier and earlier[-1]["index"] == index:
+        # Already committed (a replay copy, or a commit whose dispatch was lost): just advance.
+        Run.objects.filter(pk=run_id, lease_version=lease_version).update(
+            next_step=index + 1, lease_owner="", lease_expires_at=None)
+        return step_claim_in_transaction(run_id=run_id, owner=owner)
+    variables = dict(run["inputs"])
+    for response in earlier:
+        variables[response["output_key"]] = _value(response, steps[response["index"]])
+    if earlier:
+        variables["previous"] = _value(earlier[-1], steps[earlier[-1]["index"]])
+    return Claim(
+        run_id=run_id, index=index, lease_version=lease_version, owner=owner, steps=steps, variables=variables,
+        endpoint=_endpoint_config(steps[index]["payload"]["endpoint_id"]), first=run["started_at"] is None,
+    )
+
+
+# A moment lease_is_free is compiled with; its parameter is swapped for the real `now` per call.
+_FREE_AT = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+_claim_cas_by_vendor: dict[str, tuple[str, list[Any], int]] = {}
+
+
+def _claim_cas_sql() -> tuple[str, list[Any], int]:
+    """The claim's UPDATE for this connection's vendor: (SQL, lease_is_free's params, where `now` goes in them)."""
+    query = Run.objects.filter(lease_is_free(_FREE_AT)).query
+    free_sql, free_params = query.get_compiler(connection=connection).compile(query.where)
+    at = connection.ops.adapt_datetimefield_value(_FREE_AT)
+    if free_params.count(at) != 1:
+        raise TypeError("lease_is_free must compare lease_expires_at with `now` exactly once")
+    q = connection.ops.quote_name
+    sql = (f"UPDATE {q(Run._meta.db_table)} SET {q('lease_owner')} = %s, {q('lease_version')} = %s, "
+           f"{q('lease_expires_at')} = %s, {q('status')} = %s, {q('started_at')} = COALESCE({q('started_at')}, %s) "
+           f"WHERE {q('id')} = %s AND {q('next_step')} = %s AND {q('lease_version')} = %s "
+           f"AND {q('cancel_requested')} = %s AND {q('status')} IN (%s, %s, %s) AND {free_sql}")
+    compiled = _claim_cas_by_vendor[connection.vendor] = (sql, list(free_params), free_params.index(at))
+    return compiled
+
+
+def _claim_cas(*, run_id: int, index: int, version: int, owner: str, now: datetime.datetime) -> int:
+    """The claim's compare-and-set UPDATE, built once per vendor (compiling the ORM's costs more than
+    running it). Its plain-ORM equivalent is `_claim_cas_orm`."""
+    sql, free_params, now_at = _claim_cas_by_vendor.get(connection.vendor) or _claim_cas_sql()
+    adapt = connection.ops.adapt_datetimefield_value
+    free = list(free_params)
+    free[now_at] = adapt(now)
+    params = [owner, version + 1, adapt(_lease_until()), RunStatus.RUNNING.value, adapt(now),
+              run_id, index, version, False, *(status.value for status in ACTIVE_STATUSES), *free]
+    return execute(connection, sql, params, lambda cursor: cursor.rowcount)
+
+
+def _claim_cas_orm(*, run_id: int, index: int, version: int, owner: str, now: datetime.datetime) -> int:
+    """What `_claim_cas` does, in the ORM (the reference the tests compare it with)."""
+    return Run.objects.filter(lease_is_free(now), pk=run_id, next_step=index, lease_version=version,
+                              cancel_requested=False, status__in=ACTIVE_STATUSES).update(
+        lease_owner=owner, lease_version=version + 1, lease_expires_at=_lease_until(), status=RunStatus.RUNNING,
+        started_at=Coalesce("started_at", now))
+
+
+# --- while the call runs ------------------------------------------------------------------------
+def step_heartbeat(*, claim: Claim) -> tuple[bool, bool]:
+    """Check the cancel flag and keep the lease. Returns (still ours, cancel requested).
+
+    The lease is renewed only once half of it is gone, so most heartbeats are one cheap read.
+    """
+    row = (Run.objects.filter(pk=claim.run_id)
+           .values_list("cancel_requested", "lease_owner", "lease_version", "lease_expires_at").first())
+    if row is None:
+        return False, True
+    cancel, owner, version, expires = row
+    if owner != claim.owner or version != claim.lease_version:
+        return False, bool(cancel)
+    half = datetime.timedelta(seconds=settings.RUNS_LEASE_SECONDS / 2)
+    if expires is None or expires - timezone.now() < half:
+        renewed = Run.objects.filter(pk=claim.run_id, lease_owner=claim.owner, lease_version=claim.lease_version).update(
+            lease_expires_at=_lease_until())
+        return bool(renewed), bool(cancel)
+    return True, bool(cancel)
+
+
+# --- commit -------------------------------------------------------------------------------------
+def _tokens(result: StepResult) -> dict[str, int]:
+    return {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+            "latency_ms": result.latency_ms}
+
+
+def _update_rows_orm(model: type[Run], *, where: dict[str, Any], values: dict[str, Any],
+                    increments: dict[str, int] | None = None) -> int:
+    """What `update_rows` does, in the ORM (the reference the tests compare the commit's updates with)."""
+    added = {name: F(name) + n for name, n in (increments or {}).items()}
+    return model.objects.filter(**where).update(**values, **added)
+
+
+def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, Claim | None]:
+    """Record the step and advance the run, only if the lease is still ours.
+
+    Returns (False, None) when another worker took the step over (this copy is dropped),
+    (Finished, None) when this step ended the run, and otherwise (True, the claim of the next
+    step): the same update that advances the run keeps the lease for the next step, unless a
+    cancel was requested, in which case (True, None) leaves the run to the next claim.
+    The updates are `update_rows` (ORM: `_update_rows_orm`), the insert `insert_instance`
+    (ORM: `Response.objects.bulk_create([response])`).
+    """
+    last = claim.index + 1 >= claim.step_count
+    ours = {"id": claim.run_id, "lease_owner": claim.owner, "lease_version": claim.lease_version,
+            "next_step": claim.index}
+    released: dict[str, Any] = {"lease_owner": "", "lease_expires_at": None}
+    final: str | None = None
+    if result.status == ResponseStatus.SUCCEEDED:
+        released["next_step"] = claim.index + 1
+        if last:
+            final = RunStatus.SUCCEEDED
+            released.update(output=result.output, output_json=result.output_json)
+    elif result.status == ResponseStatus.CANCELLED:
+        final = RunStatus.CANCELLED
+        released["error"] = f"Cancelled by a user during step {claim.index + 1} ({claim.step['output_key']})."
+    else:
+        final = RunStatus.FAILED
+        released["error"] = f"Step {claim.index + 1} ({claim.step['output_key']}) failed: {result.error}"
+    if final:
+        released.update(status=final, finished_at=timezone.now())
+    payload = claim.step["payload"]
+    next_claim: Claim | None = None
+    try:
+        with transaction.atomic():
+            advanced = 0
+            if final is None:
+                # Keep the lease for the next step in the same write, unless a cancel is pending.
+                advanced = update_rows(Run, where={**ours, "cancel_requested": False}, increments=_tokens(result),
+                                       values={"next_step": claim.index + 1, "lease_version": claim.lease_version + 1,
+                                               "lease_expires_at": _lease_until()})
+                if advanced:
+                    next_index = claim.index + 1
+                    output = _value({"output": result.output, "output_json": result.output_json,
+                                     "reasoning": result.reasoning}, claim.step)
+                    variables = {**claim.variables, claim.step["output_key"]: output, "previous": output}
+                    next_claim = Claim(
+                        run_id=claim.run_id, index=next_index, lease_version=claim.lease_version + 1,
+                        owner=claim.owner, steps=claim.steps, variables=variables,
+                        endpoint=_endpoint_config(claim.steps[next_index]["payload"]["endpoint_id"]), first=False,
+                    )
+            if not advanced:
+                advanced = update_rows(Run, where=ours, values=released, increments=_tokens(result))
+            if advanced != 1:
+                return False, None
+            insert_instance(step_response(claim, result))
+            if result.learned and claim.endpoint is not None:
+                capability_learn(endpoint_id=claim.endpoint.id, model=payload["model"], changes=result.learned[0],
+                                 evidence=result.learned[1])
+    except IntegrityError:
+        return False, None
+    return (Finished(claim.run_id, final) if final else True), next_claim
+
+
+def step_response(claim: Claim, result: StepResult) -> Response:
+    """The Response row of a committed step (not saved)."""
+    payload = claim.step["payload"]
+    return Response(
+        run_id=claim.run_id, index=claim.index, output_key=claim.step["output_key"],
+        payload_name=payload["name"], endpoint_name=payload.get("endpoint_name", ""), model=payload["model"],
+        messages=result.messages, request_params=payload["params"], output=result.output,
+        output_json=result.output_json, finish_reason=result.finish_reason,
+        prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+        tokens_estimated=result.tokens_estimated, latency_ms=result.latency_ms, ttft_ms=result.ttft_ms,
+        attempts=result.attempts, status=result.status, error=result.error, reasoning=result.reasoning,
+        reasoning_tokens=result.reasoning_tokens, cached_tokens=result.cached_tokens,
+    )
+
+
+# --- release, finish, recovery ------------------------------------------------------------------
+def step_release(*, claim: Claim) -> bool:
+    """Give up a claimed step before starting it, so that another task can claim it."""
+    return bool(Run.objects.filter(pk=claim.run_id, lease_owner=claim.owner, lease_version=claim.lease_version)
+                .update(lease_owner="", lease_expires_at=None))
+
+
+def run_finish(run_id: int, status: str, *, error: str = "") -> Finished | None:
+    """Mark a run final (idempotent): only an active run with no live lease changes."""
+    now = timezone.now()
+    fields: dict[str, Any] = {"status": status, "finished_at": now, "lease_owner": "", "lease_expires_at": None}
+    if status == RunStatus.SUCCEEDED:
+        last = Response.objects.filter(run_id=run_id).order_by("-index").values("output", "output_json").first()
+        if last is not None:
+            fields.update(output=last["output"], output_json=last["output_json"])
+    if error:
+        fields["error"] = error
+    changed = Run.objects.filter(lease_is_free(now), pk=run_id, status__in=ACTIVE_STATUSES).update(**fields)
+    return Finished(run_id, status) if changed else None
+
+
+def leases_release_dead(*, owner_prefix: str) -> int:
+    """Free the leases of owners known dead (an earlier process of this server, a stalled job)."""
+    return Run.objects.filter(status__in=ACTIVE_STATUSES, lease_owner__startswith=owner_prefix).update(
+        lease_owner="", lease_expires_at=None)
+
+
+def runs_unheld(*, limit: int) -> list[int]:
+    """Ids of active runs nobody holds, oldest first: what recovery sweeps pick up."""
+    return list(Run.objects.filter(lease_is_free(timezone.now()), status__in=ACTIVE_STATUSES)
+                .order_by("created_at").values_list("pk", flat=True)[:limit])
