@@ -6,9 +6,9 @@ from typing import Any
 
 from django import forms
 
+from core.forms import RejectLoneSurrogatesMixin
 from llm import services
 from llm.models import HEADER_NAME, Endpoint
-from orchestrator.forms import RejectLoneSurrogatesMixin
 
 
 class TesterForm(RejectLoneSurrogatesMixin, forms.Form):

@@ -14,6 +14,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.models import Model, QuerySet
 
+from core.internals.django_state import mark_saved
+
 T = TypeVar("T")
 
 
@@ -147,8 +149,7 @@ def insert_instance(instance: Model, *, using: str = DEFAULT_DB_ALIAS) -> None:
     params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
     instance.pk = execute(connection, sql, params,
                           (lambda cursor: cursor.fetchone()[0]) if returning else (lambda cursor: cursor.lastrowid))
-    instance._state.adding = False
-    instance._state.db = using
+    mark_saved(instance, using)
 
 
 _update_sql: dict[tuple[Any, ...], tuple[str, list[Any], list[Any]]] = {}

@@ -5,7 +5,7 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from orchestrator.sql import CompiledValues, insert_instance, update_rows
+from core.sql import CompiledValues, insert_instance, update_rows
 from runs.models import Response, Run, RunStatus
 from tests.factories import make_chain, make_endpoint
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.db import connection, connections, transaction
 
-from orchestrator.sqlite_backend import base
+from core.sqlite_backend import base
 
 
 @pytest.fixture
