@@ -159,6 +159,9 @@ def update_rows(model: type[Model], *, where: dict[str, Any], values: dict[str, 
                 increments: dict[str, int] | None = None, using: str = DEFAULT_DB_ALIAS) -> int:
     """`UPDATE ... SET values, field = field + n ... WHERE every field = value`; returns the row count.
 
+    Its plain-ORM equivalent: `model.objects.filter(**where).update(**values, field=F(field) + n)`
+    (tests/core/test_sql.py compares the rows both leave).
+
     The compare-and-set of the step ledger, as one prepared statement: fields' own value
     preparation, no queryset compiled per call. `where` and `values` are keyed by attribute
     name (`run_id`, not `run`); a `where` value of None matches NULL.
