@@ -10,7 +10,7 @@ from django.utils.safestring import mark_safe
 
 from blocks.models import Block
 from blocks.selectors import UsedBy, block_used_by
-from orchestrator.forms import RejectLoneSurrogatesMixin
+from core.forms import RejectLoneSurrogatesMixin
 
 
 def variable_chips(names: list[str]) -> str:

@@ -2,19 +2,8 @@
 from __future__ import annotations
 
 from django import forms
-from django.core.exceptions import ValidationError
 
-from orchestrator.forms import RejectLoneSurrogatesMixin
-
-
-class ServiceErrorsMixin:
-    """Show a service's ValidationError next to the field it names (or above the form)."""
-
-    def add_service_errors(self, error: ValidationError) -> None:
-        problems = error.message_dict if hasattr(error, "error_dict") else {None: error.messages}
-        for field, messages in problems.items():
-            for message in messages:
-                self.add_error(field if field in self.fields else None, message)  # type: ignore[attr-defined]
+from core.forms import RejectLoneSurrogatesMixin, ServiceErrorsMixin
 
 
 class BlockForm(RejectLoneSurrogatesMixin, ServiceErrorsMixin, forms.Form):

@@ -5,17 +5,21 @@ from django.db import transaction
 
 from blocks.models import Block
 from blocks.selectors import UsedBy, block_used_by
-from orchestrator.writes import apply_changes
+from core.exceptions import Conflict
+from core.writes import apply_changes
 
 BLOCK_UPDATABLE_FIELDS = {"name", "description", "content"}
 
 
-class InUse(Exception):
+class InUse(Conflict):
     """Not deleted: something still uses it. `used_by` names the payloads and workflow steps."""
 
     def __init__(self, thing: object, used_by: UsedBy) -> None:
         super().__init__(f"“{thing}” is still used by {used_by.describe()}. Remove those uses first.")
         self.used_by = used_by
+
+    def body(self) -> dict[str, Any]:
+        return {"used_by": self.used_by.as_dict()}
 
 
 @transaction.atomic

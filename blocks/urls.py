@@ -1,7 +1,7 @@
 from django.urls import path
 
 from blocks import views
-from orchestrator import converters  # noqa: F401 (registers <id:...>)
+from core import converters  # noqa: F401 (registers <id:...>)
 
 urlpatterns = [
     path("", views.block_manager, name="block-manager"),

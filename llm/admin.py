@@ -7,10 +7,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from core.forms import RejectLoneSurrogatesMixin
 from llm import capabilities, diagnostics, selectors, services
 from llm.forms import EndpointForm
 from llm.models import Capability, Endpoint
-from orchestrator.forms import RejectLoneSurrogatesMixin
 
 
 class EndpointPermissionsMixin:

@@ -9,6 +9,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.permissions import ModelPermissions
 from llm import diagnostics, selectors, services
 from llm.filters import EndpointFilter
 from llm.models import Endpoint
@@ -20,7 +21,6 @@ from llm.serializers import (
     EndpointSerializer,
     EndpointTestRequestSerializer,
 )
-from orchestrator.permissions import ModelPermissions
 
 
 @extend_schema_view(destroy=extend_schema(responses={

@@ -5,8 +5,8 @@ tail, not a router's lookup; "reset/" comes first and also answers for a model n
 """
 from django.urls import path
 
+from core import converters  # noqa: F401 (registers <id:...>)
 from llm import api
-from orchestrator import converters  # noqa: F401 (registers <id:...>)
 
 urlpatterns = [
     path("", api.EndpointCapabilityListView.as_view(), name="api-endpoint-capabilities"),

@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import SyncToAsync, async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from jsonschema import Draft202012Validator
 
+from core.internals.asgiref_loop import server_event_loop
 from llm import client, selectors, services
 from llm.capabilities import STANDARD, STRUCTURED_LABELS
 from llm.models import Endpoint
@@ -226,8 +226,7 @@ async def _test_on_temporary_loop(config: client.EndpointConfig, model: str, str
 
 def _in_server_thread() -> bool:
     """True in a sync view run by the ASGI server, where async_to_sync uses the server's own loop."""
-    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
-    return loop is not None and getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) == os.getpid()
+    return server_event_loop() is not None
 
 
 def connectivity_test_sync(endpoint: Endpoint, *, model: str | None = None) -> ConnectivityReport:

@@ -6,9 +6,9 @@ from typing import Any
 
 from django import forms
 
+from core.forms import RejectLoneSurrogatesMixin
 from llm import capabilities, services
 from llm.models import HEADER_NAME, Capability, Endpoint
-from orchestrator.forms import RejectLoneSurrogatesMixin
 
 
 class TesterForm(RejectLoneSurrogatesMixin, forms.Form):

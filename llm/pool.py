@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import httpx2
 import openai
-from openai._vendor.httpx_aiohttp import AiohttpTransport
 
+from core.internals.openai_transport import AiohttpTransport
 from llm import egress
 from llm.config import EndpointConfig
 from llm.errors import LLMError

@@ -1,7 +1,7 @@
 from django.urls import path
 
+from core import converters  # noqa: F401 (registers <id:...>)
 from llm import views
-from orchestrator import converters  # noqa: F401 (registers <id:...>)
 
 urlpatterns = [
     path("", views.tester, name="llm-tester"),

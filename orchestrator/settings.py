@@ -83,7 +83,7 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Many runs write at once: WAL lets readers run beside the writer, IMMEDIATE takes the write
     # lock at BEGIN (no deadlocking lock upgrades), and the timeout waits instead of failing.
-    DATABASES["default"]["ENGINE"] = "orchestrator.sqlite_backend"
+    DATABASES["default"]["ENGINE"] = "core.sqlite_backend"
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": env.int("SQLITE_BUSY_TIMEOUT", default=30),
@@ -161,9 +161,9 @@ else:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "orchestrator.authentication.TokenAuthentication",
+        "core.authentication.TokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["orchestrator.permissions.ModelPermissions"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.ModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
@@ -171,12 +171,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
-        "orchestrator.browsable.BrowsableAPIRenderer",
+        "core.browsable.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PAGINATION_CLASS": "orchestrator.pagination.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "orchestrator.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.exceptions.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "LLM Orchestrator API",
@@ -271,17 +271,17 @@ _proxy_ssl_header = env("SECURE_PROXY_SSL_HEADER", default="HTTP_X_FORWARDED_PRO
 SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
 
 # Throttles (DRF): run creation per user (ScopedRateThrottle, scope "runs") and failed log-ins per
-# client address (orchestrator.login_throttle, rate "login"). An empty rate turns a throttle off.
+# client address (core.login_throttle, rate "login"). An empty rate turns a throttle off.
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "runs": env("RUNS_THROTTLE_RATE", default="600/minute") or None,
     "login": env("LOGIN_THROTTLE_RATE", default="10/minute") or None,
 }
 # How many proxies in front of the app append to X-Forwarded-For; unset, the header is ignored and
-# throttles see REMOTE_ADDR (orchestrator/client_address.py).
+# throttles see REMOTE_ADDR (core/client_address.py).
 REST_FRAMEWORK["NUM_PROXIES"] = env.int("NUM_PROXIES", default=None)
 # Last, and sync-only on purpose: under ASGI every middleware above it then runs in the request's
 # one thread. (Django's own middleware, run async, costs a thread hop per hook and per request.)
-MIDDLEWARE.append("orchestrator.login_throttle.LoginThrottleMiddleware")
+MIDDLEWARE.append("core.login_throttle.LoginThrottleMiddleware")
 
 # What a server was found not to accept (llm.Capability) is tried again after this long, so a
 # server upgraded since is used at its best; the connectivity test re-learns at once.
@@ -304,7 +304,7 @@ LLM_ENDPOINT_DENIED_PORTS = env.list("LLM_ENDPOINT_DENIED_PORTS", cast=int, defa
 ])
 # A body nested thousands deep is a clear 400 (the stock parser lets RecursionError become a 500).
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
-    "orchestrator.parsers.NestingSafeJSONParser",
+    "core.parsers.NestingSafeJSONParser",
     "rest_framework.parsers.FormParser",
     "rest_framework.parsers.MultiPartParser",
 ]

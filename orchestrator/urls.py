@@ -6,8 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import DefaultRouter
 
 from blocks.api import BlockViewSet
+from core import health
 from llm.api import EndpointViewSet
-from orchestrator import converters, health  # noqa: F401 (converters registers <id:...>)
 from payloads.api import PayloadViewSet
 from runs.api import RunViewSet, WorkflowRunsView
 from workflows.api import WorkflowViewSet

@@ -11,7 +11,7 @@ from django.utils.safestring import mark_safe
 
 from blocks.admin import UsedByDeleteMixin, variable_chips
 from blocks.selectors import UsedBy
-from orchestrator.forms import RejectLoneSurrogatesMixin
+from core.forms import RejectLoneSurrogatesMixin
 from payloads.forms import OPTIONAL_JSON_FIELDS
 from payloads.models import Payload, PayloadBlock
 from payloads.selectors import payload_used_by

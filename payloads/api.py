@@ -8,9 +8,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from blocks.models import Block
+from core.permissions import ModelPermissions
 from llm import tokens
 from llm.models import Endpoint
-from orchestrator.permissions import ModelPermissions
 from payloads import services
 from payloads.filters import PayloadFilter
 from payloads.models import Payload

@@ -10,10 +10,9 @@ from typing import Any
 from django import forms
 from django.http import QueryDict
 
-from blocks.forms import ServiceErrorsMixin
 from blocks.models import Block
+from core.forms import RejectLoneSurrogatesMixin, ServiceErrorsMixin
 from llm.models import Endpoint
-from orchestrator.forms import RejectLoneSurrogatesMixin
 from payloads.models import Payload, Role
 from payloads.services import BlockUse
 

@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from blocks import templating
-from blocks.serializers import NamedRefSerializer, RejectUnknownFieldsMixin, StrictModelSerializer
+from core.serializers import NamedRefSerializer, RejectUnknownFieldsMixin, StrictModelSerializer
 from payloads.models import Payload, PayloadBlock
 
 

@@ -6,8 +6,9 @@ from django.db import transaction
 from blocks import render_workers, templating
 from blocks.models import Block
 from blocks.services import InUse
+from core.internals.django_prefetch import prefetched
+from core.writes import apply_changes, reject_unknown, replace_ordered
 from llm.models import Endpoint
-from orchestrator.writes import apply_changes, reject_unknown, replace_ordered
 from payloads.models import Payload, PayloadBlock
 from payloads.selectors import payload_used_by
 
@@ -22,9 +23,9 @@ class RenderProblem(Exception):
 
 def payload_block_specs(payload: Payload) -> list[dict[str, str]]:
     """The payload's blocks in order, as plain data (what a run snapshot keeps)."""
-    prefetched = getattr(payload, "_prefetched_objects_cache", {}).get("payload_blocks")
+    prefetched_uses = prefetched(payload, "payload_blocks")
     # PayloadBlock's default ordering is (position, id): a prefetched list is already in order.
-    uses = prefetched if prefetched is not None else payload.payload_blocks.select_related("block")
+    uses = prefetched_uses if prefetched_uses is not None else payload.payload_blocks.select_related("block")
     return [{"block": pb.block.name, "role": pb.role, "content": pb.block.content} for pb in uses]
 
 

@@ -7,8 +7,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
-from orchestrator.converters import MAX_ID
-from orchestrator.forms import RejectLoneSurrogatesMixin
+from core.converters import MAX_ID
+from core.forms import RejectLoneSurrogatesMixin
 from runs import selectors
 from runs.models import Run, RunStatus
 from workflows.models import Workflow

@@ -8,7 +8,8 @@ from django.db.models import Avg, Count, Prefetch, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from orchestrator.sql import CompiledValues, concrete_attnames, instances
+from core.internals.django_prefetch import set_prefetched
+from core.sql import CompiledValues, concrete_attnames, instances
 from runs.diffing import Segment, WordDiff, word_diff
 from runs.models import FINAL_STATUSES, Response, Run, RunStatus
 from runs.serializers import ResponseSerializer, RunListSerializer
@@ -43,11 +44,7 @@ def run_detail(run_id: int) -> Run:
     responses = instances(Response, _response_rows.rows(run_id))
     for response in responses:
         Response.run.field.set_cached_value(response, run)
-    # As prefetch_related stores them: run.responses.all() is this list, with no query.
-    prefetched = Response.objects.filter(run_id=run_id)
-    prefetched._result_cache = responses
-    prefetched._prefetch_done = True
-    run._prefetched_objects_cache = {"responses": prefetched}
+    set_prefetched(run, "responses", responses)  # run.responses.all() is this list, with no query
     return run
 
 

@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from orchestrator.serializers import FieldsBuiltOnceMixin
+from core.serializers import FieldsBuiltOnceMixin
 from runs.models import Response, Run
 
 

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from orchestrator.sql import insert_instance
+from core.sql import insert_instance
 from runs.engine import dispatch, events, run_cancel_signal
 from runs.engine.ledger import Claim, Finished, lease_is_free, step_claim_in_transaction
 from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus

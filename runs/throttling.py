@@ -8,7 +8,7 @@ from typing import Any
 
 from rest_framework.throttling import UserRateThrottle
 
-from orchestrator.client_address import ClientAddressMixin
+from core.client_address import ClientAddressMixin
 
 
 class RunStartThrottle(ClientAddressMixin, UserRateThrottle):

@@ -7,7 +7,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from blocks.admin import variable_chips
-from orchestrator.forms import RejectLoneSurrogatesMixin
+from core.forms import RejectLoneSurrogatesMixin
 from payloads.services import payload_variables
 from workflows.models import Step, Workflow
 from workflows.services import workflow_problems, workflow_variable_flow

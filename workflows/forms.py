@@ -7,8 +7,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
-from blocks.forms import ServiceErrorsMixin
-from orchestrator.forms import RejectLoneSurrogatesMixin
+from core.forms import RejectLoneSurrogatesMixin, ServiceErrorsMixin
 from payloads.models import Payload
 from workflows.models import validate_variable_name
 from workflows.services import StepSpec

@@ -23,10 +23,10 @@ from django.utils import timezone
 
 from blocks.models import Block
 from blocks.services import block_create
+from core.surrogates import MESSAGE as SURROGATE_MESSAGE
+from core.surrogates import surrogate_path
 from llm.models import Endpoint
 from llm.services import endpoint_create
-from orchestrator.surrogates import MESSAGE as SURROGATE_MESSAGE
-from orchestrator.surrogates import surrogate_path
 from payloads.models import Payload
 from payloads.services import PAYLOAD_SETTINGS, payload_create
 from workflows.models import Workflow

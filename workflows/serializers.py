@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from blocks.serializers import RejectUnknownFieldsMixin, StrictCharField, StrictModelSerializer
+from core.serializers import RejectUnknownFieldsMixin, StrictCharField, StrictModelSerializer
 from workflows import services
 from workflows.models import Step, Workflow, validate_inputs, validate_variable_name
 

@@ -5,8 +5,8 @@ from typing import Any, TypedDict
 from django.db import transaction
 
 from blocks import templating
-from orchestrator.sql import CompiledValues
-from orchestrator.writes import apply_changes, replace_ordered
+from core.sql import CompiledValues
+from core.writes import apply_changes, replace_ordered
 from payloads.models import SAMPLING_FIELDS, Payload, PayloadBlock, request_params
 from workflows.models import Step, Workflow
 

@@ -14,9 +14,10 @@ from collections import defaultdict
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from asgiref.sync import SyncToAsync, async_to_sync
+from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
+from core.internals.asgiref_loop import server_event_loop
 from runs.engine import dbthread
 from runs.engine.ledger import Claim, StepResult
 from runs.models import ResponseStatus, RunStatus
@@ -97,7 +98,7 @@ def send_sync(run_id: int, kind: str, data: dict[str, Any] | None = None, *, to_
         return
     # The loop this thread works for: the ledger batch's, the server's, or the one whose
     # sync_to_async call runs this code (asgiref keeps it on the thread).
-    loop = dbthread.batch_loop() or _server_loop or getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    loop = dbthread.batch_loop() or _server_loop or server_event_loop()
     if loop is None or not loop.is_running():
         async_to_sync(send)(run_id, kind, data, to_list=to_list)
         return

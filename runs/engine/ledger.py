@@ -28,11 +28,11 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.sql import CompiledValues, execute, insert_instance, update_rows
 from llm.client import EndpointConfig
 from llm.models import Endpoint
 from llm.selectors import endpoint_config
 from llm.services import capability_learn
-from orchestrator.sql import CompiledValues, execute, insert_instance, update_rows
 from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus
 
 

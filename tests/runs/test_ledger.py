@@ -13,7 +13,7 @@ from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from orchestrator.sql import insert_instance, update_rows
+from core.sql import insert_instance, update_rows
 from runs.engine import ledger
 from runs.engine.ledger import Claim, StepResult
 from runs.models import ACTIVE_STATUSES, Response, Run, RunStatus

@@ -7,7 +7,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.converters import IntConverter
 from django.urls.resolvers import RegexPattern, RoutePattern
 
-from orchestrator.converters import IdConverter
+from core.converters import IdConverter
 from runs.models import Run
 from runs.services import run_start
 from tests.factories import make_chain, make_endpoint

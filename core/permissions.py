@@ -1,3 +1,4 @@
+"""The API's permissions (settings REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"])."""
 from rest_framework.permissions import DjangoModelPermissions
 
 

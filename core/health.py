@@ -1,3 +1,4 @@
+"""/healthz: what a load balancer asks before sending traffic (database, and workers when distributed)."""
 import datetime
 
 from django.conf import settings

@@ -2,18 +2,20 @@
 
 Every API call with a token looked it up with `Token.objects.select_related("user").get(...)`,
 and compiling that queryset cost more than running it; here it is one prepared query
-(orchestrator/sql.py), with the same answers and errors as DRF's.
+(core/sql.py), with the same answers and errors as DRF's.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import DEFAULT_DB_ALIAS
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
-from orchestrator.sql import CompiledValues, concrete_attnames, instances
+from core.internals.django_state import mark_saved
+from core.sql import CompiledValues, concrete_attnames, instances
 
 
 def _user_by_token(key: Any) -> Any:
@@ -35,5 +37,5 @@ class TokenAuthentication(authentication.TokenAuthentication):
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
         token = Token(key=key, user=user, created=created)
-        token._state.adding = False
+        mark_saved(token, DEFAULT_DB_ALIAS)
         return user, token

@@ -1,4 +1,4 @@
-"""Token authentication (orchestrator/authentication.py) answers as DRF's own does."""
+"""Token authentication (core/authentication.py) answers as DRF's own does."""
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
@@ -50,7 +50,7 @@ def test_the_schema_still_documents_token_authentication(user_client) -> None:  
 def test_a_token_is_looked_up_without_compiling_a_query_each_time(monkeypatch, user) -> None:  # type: ignore[no-untyped-def]
     from django.db.models.sql.compiler import SQLCompiler
 
-    from orchestrator.authentication import TokenAuthentication
+    from core.authentication import TokenAuthentication
 
     key = Token.objects.create(user=user).key
     assert TokenAuthentication().authenticate_credentials(key)[0] == user  # compiled here, once per process

@@ -1,4 +1,4 @@
-"""One error shape for the API: Django ValidationErrors and ProtectedErrors become 400/409s."""
+"""One error shape for the API: Django ValidationErrors become 400s, Conflicts and ProtectedErrors 409s."""
 from typing import Any
 
 from django.conf import settings
@@ -10,15 +10,24 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from blocks.services import InUse
+
+class Conflict(Exception):
+    """A write refused because of the state of other rows: a 409 with the message as `detail`.
+
+    A subclass adds what the client needs to resolve it through `body()` (blocks.services.InUse
+    names what still uses the object); the handler knows no app's exception.
+    """
+
+    def body(self) -> dict[str, Any]:
+        return {}
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = ValidationError(detail=detail)
-    if isinstance(exc, InUse):
-        return Response({"detail": str(exc), "used_by": exc.used_by.as_dict()}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, Conflict):
+        return Response({"detail": str(exc), **exc.body()}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, ProtectedError):
         users = sorted({str(obj) for obj in exc.protected_objects})
         return Response(

@@ -10,6 +10,11 @@ Connections to a database file are pooled in the process. Under ASGI, Django giv
 connection of its own and closes it at the end; opening one (SQL functions registered, PRAGMAs) cost
 more than half a millisecond, more than the queries of a typical API request. A closed connection
 goes back to the pool instead, unless a transaction is still open on it or its file was replaced.
+
+Framework internals: this module overrides the private hooks `_start_transaction_under_autocommit`
+(sqlite3 backend), `_commit`, `_rollback` and `_close` (BaseDatabaseWrapper) and reads
+`in_atomic_block`, as of Django 5.2.19; Django calls them on every BEGIN, COMMIT, ROLLBACK and close.
+tests/core/internals/test_sqlite_backend.py fails if they are renamed or stop being called.
 """
 import os
 import sqlite3

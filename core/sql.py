@@ -15,6 +15,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.models import Model, QuerySet
 
+from core.internals.django_state import mark_saved
+
 T = TypeVar("T")
 
 
@@ -148,8 +150,7 @@ def insert_instance(instance: Model, *, using: str = DEFAULT_DB_ALIAS) -> None:
     params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
     instance.pk = execute(connection, sql, params,
                           (lambda cursor: cursor.fetchone()[0]) if returning else (lambda cursor: cursor.lastrowid))
-    instance._state.adding = False
-    instance._state.db = using
+    mark_saved(instance, using)
 
 
 _update_sql: dict[tuple[Any, ...], tuple[str, list[Any], list[Any]]] = {}
@@ -158,6 +159,9 @@ _update_sql: dict[tuple[Any, ...], tuple[str, list[Any], list[Any]]] = {}
 def update_rows(model: type[Model], *, where: dict[str, Any], values: dict[str, Any],
                 increments: dict[str, int] | None = None, using: str = DEFAULT_DB_ALIAS) -> int:
     """`UPDATE ... SET values, field = field + n ... WHERE every field = value`; returns the row count.
+
+    Its plain-ORM equivalent: `model.objects.filter(**where).update(**values, field=F(field) + n)`
+    (tests/core/test_sql.py compares the rows both leave).
 
     The compare-and-set of the step ledger, as one prepared statement: fields' own value
     preparation, no queryset compiled per call. `where` and `values` are keyed by attribute

@@ -5,7 +5,7 @@ from typing import Any
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 
-from orchestrator.surrogates import MESSAGE, surrogate_path
+from core.surrogates import MESSAGE, surrogate_path
 
 
 class NestingSafeJSONParser(JSONParser):

@@ -1,13 +1,17 @@
-"""The base of every form that takes text (pages and admin): a lone surrogate in any field, or inside a
-JSON field's value, is an error on that field, before the view or a service writes anything."""
+"""Form bases of every app.
+
+RejectLoneSurrogatesMixin is the base of every form that takes text (pages and admin): a lone surrogate
+in any field, or inside a JSON field's value, is an error on that field, before the view or a service
+writes anything. ServiceErrorsMixin shows a service's ValidationError next to the field it names."""
 from __future__ import annotations
 
 import json
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
 
-from orchestrator.surrogates import MESSAGE, escape_lone_surrogates, surrogate_path
+from core.surrogates import MESSAGE, escape_lone_surrogates, surrogate_path
 
 
 class _EscapingEncoder(json.JSONEncoder):
@@ -29,3 +33,13 @@ class RejectLoneSurrogatesMixin:
                     field.encoder = type("Escaping", (_EscapingEncoder, field.encoder or json.JSONEncoder), {})
                 self.add_error(name, f"{where}: {MESSAGE}")  # type: ignore[attr-defined]
         return cleaned
+
+
+class ServiceErrorsMixin:
+    """Show a service's ValidationError next to the field it names (or above the form)."""
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        problems = error.message_dict if hasattr(error, "error_dict") else {None: error.messages}
+        for field, messages in problems.items():
+            for message in messages:
+                self.add_error(field if field in self.fields else None, message)  # type: ignore[attr-defined]

@@ -3,9 +3,10 @@ import contextlib
 import datetime
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
-from orchestrator.sql import CompiledValues, insert_instance, update_rows
+from core.sql import CompiledValues, insert_instance, update_rows
 from runs.models import Response, Run, RunStatus
 from tests.factories import make_chain, make_endpoint
 
@@ -74,6 +75,22 @@ def test_update_rows_is_a_compare_and_set() -> None:
     assert update_rows(Run, where={**fence, "lease_expires_at": until, "lease_version": 4}, values={"output": "x"}) == 0
     assert update_rows(Run, where={**fence, "lease_expires_at": until}, values={"output": "x"}) == 1
     assert Run.objects.get(pk=run.pk).output == "x"
+
+
+def test_update_rows_leaves_the_rows_the_orm_update_leaves() -> None:
+    workflow = make_chain(make_endpoint())
+    fast, orm = (_run(workflow, lease_owner="me", lease_version=3, prompt_tokens=5) for _ in range(2))
+    until = timezone.now().replace(microsecond=0) + datetime.timedelta(seconds=30)
+    values = {"lease_expires_at": until, "output_json": {"a": [1, None]}, "status": RunStatus.RUNNING}
+    assert update_rows(Run, where={"id": fast.pk, "lease_owner": "me", "lease_expires_at": None}, values=values,
+                       increments={"prompt_tokens": 7}) == 1
+    assert Run.objects.filter(id=orm.pk, lease_owner="me", lease_expires_at=None).update(
+        **values, prompt_tokens=F("prompt_tokens") + 7) == 1
+    rows = {row.pop("id"): row for row in Run.objects.filter(pk__in=[fast.pk, orm.pk]).values()}
+    for row in rows.values():
+        del row["created_at"]  # the two were made moments apart
+    assert rows[fast.pk] == rows[orm.pk]
+    assert rows[fast.pk]["prompt_tokens"] == 12 and rows[fast.pk]["output_json"] == {"a": [1, None]}
 
 
 @pytest.mark.parametrize("recorded", [False, True], ids=["driver", "django-cursor"])

@@ -1,3 +1,4 @@
+"""The API's pagination (settings REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"])."""
 from rest_framework.pagination import PageNumberPagination
 
 

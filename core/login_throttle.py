@@ -1,4 +1,4 @@
-"""Failed log-ins are throttled per client address (orchestrator.client_address), with the rate of DRF's "login" throttle scope.
+"""Failed log-ins are throttled per client address (core.client_address), with the rate of DRF's "login" throttle scope.
 
 Django's log-in pages are not DRF views, so a middleware applies the throttle: a POST that fails
 (the form comes back instead of a redirect) is counted; once the rate is spent, log-in POSTs get
@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from rest_framework.throttling import SimpleRateThrottle
 
-from orchestrator.client_address import ClientAddressMixin
+from core.client_address import ClientAddressMixin
 
 LOGIN_PATHS = ("/accounts/login/", "/admin/login/", "/api/auth/login/")
 

@@ -1,0 +1,58 @@
+"""Who may import whom, read from the code's own import statements (every one, also inside functions).
+
+core/ is below every app; the apps stack runs → workflows → payloads → blocks, with llm beside them;
+orchestrator/ is the project's wiring, which only it and the ASGI server import.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+APPS = ("llm", "blocks", "payloads", "workflows", "runs")
+# What each package must never import: the apps above it, and the project's wiring.
+FORBIDDEN = {
+    "core": {"orchestrator", "fakellm", "tests", *APPS},
+    "llm": {"orchestrator", "blocks", "payloads", "workflows", "runs"},
+    "blocks": {"orchestrator", "payloads", "workflows", "runs"},
+    "payloads": {"orchestrator", "workflows", "runs"},
+    "workflows": {"orchestrator", "runs"},
+    "runs": {"orchestrator"},
+}
+
+
+def imported_packages(path: Path) -> list[tuple[int, str]]:
+    """(line, top-level package) of every absolute import in the file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module.split(".")[0]))
+    return found
+
+
+def violations(package: str) -> list[str]:
+    files = sorted((ROOT / package).rglob("*.py"))
+    assert files, f"no Python files under {package}/"
+    return [f"{path.relative_to(ROOT)}:{line} imports {imported}"
+            for path in files for line, imported in imported_packages(path)
+            if imported in FORBIDDEN[package]]
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_a_package_imports_nothing_above_it(package: str) -> None:
+    assert violations(package) == []
+
+
+def test_the_walk_sees_imports_inside_functions(tmp_path: Path) -> None:
+    module = tmp_path / "module.py"
+    module.write_text("import os\n\ndef f():\n    from runs.models import Run\n    import payloads.services\n")
+    assert imported_packages(module) == [(1, "os"), (4, "runs"), (5, "payloads")]
+
+
+def test_the_settings_package_holds_only_the_project_wiring() -> None:
+    modules = {path.name for path in (ROOT / "orchestrator").iterdir() if path.name != "__pycache__"}
+    assert modules <= {"__init__.py", "settings.py", "urls.py", "asgi.py", "wsgi.py", "routing.py"}
