@@ -245,24 +245,13 @@ def _update_rows_orm(model: type[Run], *, where: dict[str, Any], values: dict[st
     return model.objects.filter(**where).update(**values, **added)
 
 
-def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, Claim | None]:
-    """Record the step and advance the run, only if the lease is still ours.
-
-    Returns (False, None) when another worker took the step over (this copy is dropped),
-    (Finished, None) when this step ended the run, and otherwise (True, the claim of the next
-    step): the same update that advances the run keeps the lease for the next step, unless a
-    cancel was requested, in which case (True, None) leaves the run to the next claim.
-    The updates are `update_rows` (ORM: `_update_rows_orm`), the insert `insert_instance`
-    (ORM: `Response.objects.bulk_create([response])`).
-    """
-    last = claim.index + 1 >= claim.step_count
-    ours = {"id": claim.run_id, "lease_owner": claim.owner, "lease_version": claim.lease_version,
-            "next_step": claim.index}
+def _release(claim: Claim, result: StepResult) -> tuple[str | None, dict[str, Any]]:
+    """The run's final status after this step (None: it goes on) and the fields that free the run."""
     released: dict[str, Any] = {"lease_owner": "", "lease_expires_at": None}
     final: str | None = None
     if result.status == ResponseStatus.SUCCEEDED:
         released["next_step"] = claim.index + 1
-        if last:
+        if claim.index + 1 >= claim.step_count:
             final = RunStatus.SUCCEEDED
             released.update(output=result.output, output_json=result.output_json)
     elif result.status == ResponseStatus.CANCELLED:
@@ -273,6 +262,22 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
         released["error"] = f"Step {claim.index + 1} ({claim.step['output_key']}) failed: {result.error}"
     if final:
         released.update(status=final, finished_at=timezone.now())
+    return final, released
+
+
+def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, Claim | None]:
+    """Record the step and advance the run, only if the lease is still ours.
+
+    Returns (False, None) when another worker took the step over (this copy is dropped),
+    (Finished, None) when this step ended the run, and otherwise (True, the claim of the next
+    step): the same update that advances the run keeps the lease for the next step, unless a
+    cancel was requested, in which case (True, None) leaves the run to the next claim.
+    The updates are `update_rows` (ORM: `_update_rows_orm`), the insert `insert_instance`
+    (ORM: `Response.objects.bulk_create([response])`).
+    """
+    ours = {"id": claim.run_id, "lease_owner": claim.owner, "lease_version": claim.lease_version,
+            "next_step": claim.index}
+    final, released = _release(claim, result)
     payload = claim.step["payload"]
     next_claim: Claim | None = None
     try:

@@ -124,7 +124,8 @@ def _schema_problem(text: str, schema: dict[str, Any]) -> str | None:
     return f"at {where}: {error.message}"
 
 
-async def _run_step(claim: Claim, cancel: _CancelSignal) -> StepResult:
+async def _messages(claim: Claim) -> list[dict[str, str]] | StepResult:
+    """The step's rendered messages, or the failed result that ends it before any call."""
     step = claim.step
     try:
         messages = await arender_messages(step["blocks"], claim.variables)
@@ -132,40 +133,64 @@ async def _run_step(claim: Claim, cancel: _CancelSignal) -> StepResult:
         return StepResult(status=ResponseStatus.FAILED, error=str(exc))
     if claim.endpoint is None:
         return StepResult(status=ResponseStatus.FAILED, messages=messages,
-                                   error=f"endpoint '{step['payload'].get('endpoint_name')}' is deleted or disabled")
-    deltas = events.StepDeltas(claim.run_id, claim.index) if step["payload"]["stream"] else None
-    loop = asyncio.get_running_loop()
+                          error=f"endpoint '{step['payload'].get('endpoint_name')}' is deleted or disabled")
+    return messages
+
+
+class _Heartbeat:
+    """Keeps the lease and reads the cancel flag while a step's call runs.
+
+    A timer, not a waiting task: a step that ends before the interval costs no heartbeat at all.
+    """
+
+    def __init__(self, claim: Claim, cancel: _CancelSignal, call: asyncio.Future[StepResult]) -> None:
+        self.claim, self.cancel, self.call = claim, cancel, call
+        self.loop = asyncio.get_running_loop()
+        self.lost_lease = False
+        self.failure: BaseException | None = None
+        self.beating: asyncio.Task[None] | None = None
+        self.timer = self.loop.call_later(settings.RUNS_HEARTBEAT_SECONDS, self._start)
+
+    def _start(self) -> None:
+        self.beating = self.loop.create_task(self._beat())
+
+    async def _beat(self) -> None:
+        try:
+            still_ours, cancel_requested = await dbthread.call(ledger.step_heartbeat, claim=self.claim)
+        except Exception as exc:  # noqa: BLE001 - raised from the step, as the call's own failure would be
+            self.failure = exc
+            self.call.cancel()
+            return
+        if not still_ours:
+            self.lost_lease = True
+            self.call.cancel()
+        elif cancel_requested:
+            self.cancel.set()
+        else:
+            self.timer = self.loop.call_later(settings.RUNS_HEARTBEAT_SECONDS, self._start)
+
+    def stop(self) -> None:
+        self.timer.cancel()
+        if self.beating is not None and not self.beating.done():
+            self.beating.cancel()
+
+    def raise_if_lost(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if self.lost_lease:
+            raise _LeaseLost
+
+
+async def _run_step(claim: Claim, cancel: _CancelSignal) -> StepResult:
+    messages = await _messages(claim)
+    if isinstance(messages, StepResult):
+        return messages
+    deltas = events.StepDeltas(claim.run_id, claim.index) if claim.step["payload"]["stream"] else None
     call = asyncio.ensure_future(_call(claim, messages, deltas))
     cancel.call = call
     if cancel.requested:
         call.cancel()
-    lost_lease = False
-    failure: BaseException | None = None
-    beating: asyncio.Task[None] | None = None
-
-    async def heartbeat() -> None:
-        """Keep the lease and read the cancel flag; only a step slower than the interval sends one."""
-        nonlocal lost_lease, failure, timer
-        try:
-            still_ours, cancel_requested = await dbthread.call(ledger.step_heartbeat, claim=claim)
-        except Exception as exc:  # noqa: BLE001 - raised from the step, as the call's own failure would be
-            failure = exc
-            call.cancel()
-            return
-        if not still_ours:
-            lost_lease = True
-            call.cancel()
-        elif cancel_requested:
-            cancel.set()
-        else:
-            timer = loop.call_later(settings.RUNS_HEARTBEAT_SECONDS, start_heartbeat)
-
-    def start_heartbeat() -> None:
-        nonlocal beating
-        beating = loop.create_task(heartbeat())
-
-    # A timer, not a waiting task: a step that ends before the interval costs no heartbeat at all.
-    timer = loop.call_later(settings.RUNS_HEARTBEAT_SECONDS, start_heartbeat)
+    heartbeat = _Heartbeat(claim, cancel, call)
     try:
         result = await call
     except asyncio.CancelledError:
@@ -174,18 +199,13 @@ async def _run_step(claim: Claim, cancel: _CancelSignal) -> StepResult:
             raise  # this task was cancelled (shutdown, a worker aborting): the call went with it
         # Cancelling the call closed its HTTP stream; the text streamed so far is kept.
         result = StepResult(status=ResponseStatus.CANCELLED, messages=messages, error="Cancelled by a user.",
-                                     output="".join(deltas.streamed) if deltas else "")
+                            output="".join(deltas.streamed) if deltas else "")
     finally:
         cancel.call = None
-        timer.cancel()
-        if beating is not None and not beating.done():
-            beating.cancel()
+        heartbeat.stop()
     if deltas is not None:
         await deltas.close()
-    if failure is not None:
-        raise failure
-    if lost_lease:
-        raise _LeaseLost
+    heartbeat.raise_if_lost()
     return result
 
 
@@ -215,21 +235,9 @@ async def execute_run(run_id: int, *, owner: str | None = None, max_steps: int |
             if isinstance(claim, Finished):
                 await events.arun_finished(run_id, claim.status)
                 return claim.status
-            if claim.first:
-                await events.arun_started(run_id)
-            await events.astep_started(claim)
-            try:
-                result = await _run_step(claim, cancel)
-            except _LeaseLost:
-                logger.warning("run %s step %s: lease lost, dropping this attempt", run_id, claim.index + 1)
-                return None
-            outcome, next_claim = await dbthread.call(ledger.step_commit, claim=claim, result=result)
-            if outcome is False:
-                return None
-            await events.astep_finished(claim, result)
-            if isinstance(outcome, Finished):
-                await events.arun_finished(run_id, outcome.status, result.error)
-                return outcome.status
+            ended, next_claim = await _step(claim, cancel)
+            if ended is not _GOES_ON:
+                return ended
             steps_done += 1
             if max_steps is not None and steps_done >= max_steps:
                 if next_claim is not None:
@@ -239,3 +247,27 @@ async def execute_run(run_id: int, *, owner: str | None = None, max_steps: int |
     finally:
         if _cancel_signals.get(run_id) is cancel:
             del _cancel_signals[run_id]
+
+
+_GOES_ON = "goes on"  # _step's answer when the run has more steps for this worker
+
+
+async def _step(claim: Claim, cancel: _CancelSignal) -> tuple[str | None, Claim | None]:
+    """Run and commit one claimed step: (the run's final status, or None if this worker lost it,
+    or _GOES_ON with the next step's claim)."""
+    if claim.first:
+        await events.arun_started(claim.run_id)
+    await events.astep_started(claim)
+    try:
+        result = await _run_step(claim, cancel)
+    except _LeaseLost:
+        logger.warning("run %s step %s: lease lost, dropping this attempt", claim.run_id, claim.index + 1)
+        return None, None
+    outcome, next_claim = await dbthread.call(ledger.step_commit, claim=claim, result=result)
+    if outcome is False:
+        return None, None
+    await events.astep_finished(claim, result)
+    if isinstance(outcome, Finished):
+        await events.arun_finished(claim.run_id, outcome.status, result.error)
+        return outcome.status, None
+    return _GOES_ON, next_claim
