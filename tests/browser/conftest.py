@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
+from tests.factories import make_chain, make_endpoint
 from tests.servers import AppServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -131,3 +132,12 @@ def browser(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator
 @pytest.fixture
 def admin_user(transactional_db: None):  # type: ignore[no-untyped-def]
     return get_user_model().objects.create_superuser("admin", "admin@example.com", PASSWORD)
+
+
+@pytest.fixture
+def article(fake_llm, admin_user):  # type: ignore[no-untyped-def]
+    """The demo's shape: three streamed steps, outline -> paragraph -> summary, one described input."""
+    workflow = make_chain(make_endpoint(fake_llm.base_url, name="Local mock LLM"), stream=True, name="Article")
+    workflow.inputs = [{"name": "topic", "default": "ocean tides", "description": "What the article is about."}]
+    workflow.save()
+    return workflow

@@ -3,21 +3,12 @@ import re
 
 import pytest
 
-from tests.factories import expected_chain_output, make_chain, make_endpoint
+from tests.factories import expected_chain_output, make_endpoint
 from tests.fake_llm import reply_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 TOPIC = "tidal energy"
-
-
-@pytest.fixture
-def article(fake_llm, admin_user):  # type: ignore[no-untyped-def]
-    """The demo's shape: three streamed steps, outline -> paragraph -> summary, one described input."""
-    workflow = make_chain(make_endpoint(fake_llm.base_url, name="Local mock LLM"), stream=True, name="Article")
-    workflow.inputs = [{"name": "topic", "default": "ocean tides", "description": "What the article is about."}]
-    workflow.save()
-    return workflow
 
 
 def seen(page, element_id: str) -> list[dict]:  # type: ignore[no-untyped-def]

@@ -6,22 +6,13 @@ import re
 import pytest
 
 from tests.browser.test_live_pages import seen, start_from_form
-from tests.factories import make_chain, make_endpoint
+from tests.factories import make_endpoint
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PHONE = {"width": 390, "height": 844}
 # The fake server streams this as the answer; llm/client.py splits the leading <think> block off as reasoning.
 THINKING = {"content": "<think>I considered tides</think>The answer"}
-
-
-@pytest.fixture
-def article(fake_llm, admin_user):  # type: ignore[no-untyped-def]
-    """Three streamed steps, as the demo's Article (the form that start_from_form fills)."""
-    workflow = make_chain(make_endpoint(fake_llm.base_url, name="Local mock LLM"), stream=True, name="Article")
-    workflow.inputs = [{"name": "topic", "default": "ocean tides", "description": "What the article is about."}]
-    workflow.save()
-    return workflow
 
 
 def test_a_step_that_completes_live_shows_its_reasoning_folded_apart_from_the_answer(browser, article, fake_llm):

@@ -1,9 +1,7 @@
 """What the server accepts, on the endpoint's edit page: shown to viewers, set and re-learned by changers."""
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
@@ -17,19 +15,6 @@ pytestmark = pytest.mark.django_db
 MODEL = "meta-llama/Llama-3.1-8B:q4"
 LEARN_ALL = {"structured_output": "learn", "stream_options": "learn", "stream_usage": "learn",
              "token_limit_param": "learn", "temperature": "learn", "reasoning_field": "learn"}
-
-
-@pytest.fixture
-def client_with(django_user_model: Any) -> Callable[..., Client]:
-    def make(*perms: str) -> Client:
-        person = django_user_model.objects.create_user(f"p{django_user_model.objects.count()}", password="x")
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            person.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-        client = Client()
-        client.force_login(person)
-        return client
-    return make
 
 
 def edit_url(endpoint: Endpoint) -> str:

@@ -1,9 +1,7 @@
 """The Endpoints page: permissions as on the API, writes through the services, secrets never in the HTML."""
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
@@ -18,19 +16,6 @@ HEADER_SECRET = "azure-header-secret-Hq2Lx9"
 FORM = {"name": "local", "base_url": "http://127.0.0.1:8001/v1", "default_model": "gpt-4o-mini", "enabled": "on",
         "timeout_seconds": "60", "max_retries": "3", "max_concurrency": "64", "headers": ""}
 ALL = ("llm.view_endpoint", "llm.add_endpoint", "llm.change_endpoint", "llm.delete_endpoint")
-
-
-@pytest.fixture
-def client_with(django_user_model: Any) -> Callable[..., Client]:
-    def make(*perms: str) -> Client:
-        person = django_user_model.objects.create_user(f"p{django_user_model.objects.count()}", password="x")
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            person.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-        client = Client()
-        client.force_login(person)
-        return client
-    return make
 
 
 def pages(endpoint: Endpoint) -> list[str]:
