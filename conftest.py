@@ -72,3 +72,19 @@ async def _close_llm_clients() -> object:
 
     await client.aclose_all()
     await dbthread.close_connections()
+
+
+@pytest.fixture
+def client_with_perms(django_user_model) -> Callable[..., Client]:  # type: ignore[no-untyped-def]
+    """Factory: a logged-in client whose user has only the named permissions ("app.codename")."""
+    from django.contrib.auth.models import Permission  # the app registry is ready once a test runs
+
+    def make(*perms: str) -> Client:
+        person = django_user_model.objects.create_user(f"person{django_user_model.objects.count()}", password="x")
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            person.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        client = Client()
+        client.force_login(person)
+        return client
+    return make

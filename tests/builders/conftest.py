@@ -1,7 +1,5 @@
-from collections.abc import Callable
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 
 from tests.factories import make_block, make_endpoint, make_payload, make_workflow
@@ -13,20 +11,6 @@ def csrf_client(user) -> Client:  # type: ignore[no-untyped-def]
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def client_with_perms(django_user_model) -> Callable[..., Client]:  # type: ignore[no-untyped-def]
-    """Factory: a logged-in client whose user has only the named permissions ("app.codename")."""
-    def make(*perms: str) -> Client:
-        person = django_user_model.objects.create_user(f"person{django_user_model.objects.count()}", password="x")
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            person.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-        client = Client()
-        client.force_login(person)
-        return client
-    return make
 
 
 @pytest.fixture

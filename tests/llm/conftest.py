@@ -1,9 +1,7 @@
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
-from django.test import Client
 
 from llm import client
 from tests.fake_llm import FakeLLM
@@ -35,17 +33,3 @@ def config_for(fake_llm: FakeLLM) -> Iterator[Any]:
     for config in made:
         client.forget_capabilities(config)
 
-
-@pytest.fixture
-def client_with(django_user_model: Any) -> Callable[..., Client]:
-    """A logged-in client of a new user with exactly these permissions ("app.codename")."""
-
-    def make(*perms: str) -> Client:
-        person = django_user_model.objects.create_user(f"p{django_user_model.objects.count()}", password="x")
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            person.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-        client = Client()
-        client.force_login(person)
-        return client
-    return make

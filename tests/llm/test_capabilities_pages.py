@@ -44,11 +44,11 @@ def test_urls() -> None:
     assert reverse("endpoint-capabilities-relearn", args=[3]) == "/endpoints/3/capabilities/relearn/"
 
 
-def test_viewers_see_each_model_with_value_source_and_evidence_but_no_controls(client_with: Callable[..., Client]) -> None:
+def test_viewers_see_each_model_with_value_source_and_evidence_but_no_controls(client_with_perms: Callable[..., Client]) -> None:
     endpoint = make_endpoint()
     learned_row(endpoint)
     services.capability_set(endpoint=endpoint, model=MODEL, values={"temperature": False})
-    response = client_with("llm.view_endpoint").get(edit_url(endpoint))
+    response = client_with_perms("llm.view_endpoint").get(edit_url(endpoint))
     assert response.status_code == 200
     page = response.content.decode()
     assert 'id="capabilities"' in page and "What the server accepts" in page
@@ -61,10 +61,10 @@ def test_viewers_see_each_model_with_value_source_and_evidence_but_no_controls(c
     assert 'id="relearn-capabilities"' not in page and 'id="capability-new-form"' not in page
 
 
-def test_changers_get_a_choice_per_field_with_a_persons_value_preselected(client_with: Callable[..., Client]) -> None:
+def test_changers_get_a_choice_per_field_with_a_persons_value_preselected(client_with_perms: Callable[..., Client]) -> None:
     endpoint = make_endpoint()
     services.capability_set(endpoint=endpoint, model=MODEL, values={"temperature": False})
-    page = client_with("llm.view_endpoint", "llm.change_endpoint").get(edit_url(endpoint)).content.decode()
+    page = client_with_perms("llm.view_endpoint", "llm.change_endpoint").get(edit_url(endpoint)).content.decode()
     section = page.split(f'data-model="{MODEL}"')[1].split("</form>")[0]
     assert f'name="model" value="{MODEL}"' in section
     assert '<option value="false" selected>no</option>' in section
@@ -80,10 +80,10 @@ def test_anonymous_visitors_are_sent_to_log_in(client: Client) -> None:
     assert not Capability.objects.exists()
 
 
-def test_viewers_and_strangers_may_not_set_or_reset(client_with: Callable[..., Client]) -> None:
+def test_viewers_and_strangers_may_not_set_or_reset(client_with_perms: Callable[..., Client]) -> None:
     endpoint = make_endpoint()
     learned_row(endpoint)
-    for browser in (client_with("llm.view_endpoint"), client_with("payloads.view_payload")):
+    for browser in (client_with_perms("llm.view_endpoint"), client_with_perms("payloads.view_payload")):
         assert browser.post(set_url(endpoint), choices(model="gpt-4o-mini", temperature="false")).status_code == 403
         assert browser.post(relearn_url(endpoint)).status_code == 403
         assert browser.get(set_url(endpoint)).status_code in (403, 405)
@@ -91,10 +91,10 @@ def test_viewers_and_strangers_may_not_set_or_reset(client_with: Callable[..., C
     assert row.overridden == [] and row.temperature is True and row.structured_output == "json_object"
 
 
-def test_setting_one_field_keeps_what_was_learned_about_the_others(client_with: Callable[..., Client]) -> None:
+def test_setting_one_field_keeps_what_was_learned_about_the_others(client_with_perms: Callable[..., Client]) -> None:
     endpoint = make_endpoint()
     learned_row(endpoint)
-    browser = client_with("llm.view_endpoint", "llm.change_endpoint")
+    browser = client_with_perms("llm.view_endpoint", "llm.change_endpoint")
     response = browser.post(set_url(endpoint), choices(model="gpt-4o-mini", temperature="false", reasoning_field="none"))
     assert response.status_code == 302 and response["Location"] == edit_url(endpoint) + "#capabilities"
     row = Capability.objects.get()
@@ -107,19 +107,19 @@ def test_setting_one_field_keeps_what_was_learned_about_the_others(client_with: 
     assert 'data-field="structured_output" data-source="learned"' in page
 
 
-def test_learn_hands_a_persons_value_back_to_learning(client_with: Callable[..., Client]) -> None:
+def test_learn_hands_a_persons_value_back_to_learning(client_with_perms: Callable[..., Client]) -> None:
     endpoint = make_endpoint()
     services.capability_set(endpoint=endpoint, model=MODEL, values={"temperature": False, "stream_options": False})
-    browser = client_with("llm.view_endpoint", "llm.change_endpoint")
+    browser = client_with_perms("llm.view_endpoint", "llm.change_endpoint")
     assert browser.post(set_url(endpoint), choices(model=MODEL, stream_options="false")).status_code == 302
     row = Capability.objects.get()
     assert row.overridden == ["stream_options"]
     assert row.temperature is True and row.stream_options is False
 
 
-def test_another_model_with_slashes_and_colons_can_be_given_values(client_with: Callable[..., Client]) -> None:
+def test_another_model_with_slashes_and_colons_can_be_given_values(client_with_perms: Callable[..., Client]) -> None:
     endpoint = make_endpoint()
-    browser = client_with("llm.view_endpoint", "llm.change_endpoint")
+    browser = client_with_perms("llm.view_endpoint", "llm.change_endpoint")
     response = browser.post(set_url(endpoint), choices(new="1", model=MODEL, token_limit_param="max_completion_tokens"))
     assert response.status_code == 302
     row = Capability.objects.get(endpoint=endpoint, model=MODEL)
@@ -127,9 +127,9 @@ def test_another_model_with_slashes_and_colons_can_be_given_values(client_with: 
     assert f'data-model="{MODEL}"' in browser.get(edit_url(endpoint)).content.decode()
 
 
-def test_another_model_with_nothing_chosen_is_refused_keeping_the_typed_name(client_with: Callable[..., Client]) -> None:
+def test_another_model_with_nothing_chosen_is_refused_keeping_the_typed_name(client_with_perms: Callable[..., Client]) -> None:
     endpoint = make_endpoint()
-    response = client_with("llm.view_endpoint", "llm.change_endpoint").post(set_url(endpoint), choices(new="1", model=MODEL))
+    response = client_with_perms("llm.view_endpoint", "llm.change_endpoint").post(set_url(endpoint), choices(new="1", model=MODEL))
     assert response.status_code == 400
     page = response.content.decode()
     assert "Choose a value for at least one capability" in page
@@ -139,10 +139,10 @@ def test_another_model_with_nothing_chosen_is_refused_keeping_the_typed_name(cli
     assert not Capability.objects.exists()
 
 
-def test_a_bad_value_is_shown_at_its_field_and_the_other_choices_are_kept(client_with: Callable[..., Client]) -> None:
+def test_a_bad_value_is_shown_at_its_field_and_the_other_choices_are_kept(client_with_perms: Callable[..., Client]) -> None:
     endpoint = make_endpoint()
     learned_row(endpoint)
-    browser = client_with("llm.view_endpoint", "llm.change_endpoint")
+    browser = client_with_perms("llm.view_endpoint", "llm.change_endpoint")
     response = browser.post(set_url(endpoint), choices(model="gpt-4o-mini", structured_output="xml", temperature="false"))
     assert response.status_code == 400
     page = response.content.decode()
@@ -155,9 +155,9 @@ def test_a_bad_value_is_shown_at_its_field_and_the_other_choices_are_kept(client
     assert row.overridden == [] and row.temperature is True and row.structured_output == "json_object"
 
 
-def test_a_model_name_too_long_is_refused_on_the_new_form(client_with: Callable[..., Client]) -> None:
+def test_a_model_name_too_long_is_refused_on_the_new_form(client_with_perms: Callable[..., Client]) -> None:
     endpoint = make_endpoint()
-    response = client_with("llm.view_endpoint", "llm.change_endpoint").post(
+    response = client_with_perms("llm.view_endpoint", "llm.change_endpoint").post(
         set_url(endpoint), choices(new="1", model="m" * 201, temperature="false"))
     assert response.status_code == 400
     new_form = response.content.decode().split('id="capability-new-form"')[1].split("</form>")[0]
@@ -166,12 +166,12 @@ def test_a_model_name_too_long_is_refused_on_the_new_form(client_with: Callable[
 
 
 def test_reset_and_relearn_forgets_every_model_and_learns_the_default_one_again(
-        client_with: Callable[..., Client], fake_llm: FakeLLM) -> None:
+        client_with_perms: Callable[..., Client], fake_llm: FakeLLM) -> None:
     endpoint = make_endpoint(fake_llm.base_url, name="local")
     services.capability_set(endpoint=endpoint, model="gpt-4o-mini", values={"structured_output": "json_schema"})
     services.capability_set(endpoint=endpoint, model=MODEL, values={"temperature": False})
     fake_llm.control(reject_response_format=True)
-    response = client_with("llm.view_endpoint", "llm.change_endpoint").post(relearn_url(endpoint))
+    response = client_with_perms("llm.view_endpoint", "llm.change_endpoint").post(relearn_url(endpoint))
     assert response.status_code == 200
     page = response.content.decode()
     assert 'id="relearn-report"' in page and 'id="checks-summary"' in page
@@ -186,11 +186,11 @@ def test_reset_and_relearn_forgets_every_model_and_learns_the_default_one_again(
 
 
 def test_reset_and_relearn_shows_a_failing_server_and_still_forgets(
-        client_with: Callable[..., Client], fake_llm: FakeLLM) -> None:
+        client_with_perms: Callable[..., Client], fake_llm: FakeLLM) -> None:
     endpoint = make_endpoint(fake_llm.base_url, name="local")
     services.capability_set(endpoint=endpoint, model="gpt-4o-mini", values={"temperature": False})
     fake_llm.fail_next({"status": 500, "message": "upstream exploded"})
-    response = client_with("llm.view_endpoint", "llm.change_endpoint").post(relearn_url(endpoint))
+    response = client_with_perms("llm.view_endpoint", "llm.change_endpoint").post(relearn_url(endpoint))
     assert response.status_code == 200
     page = response.content.decode()
     assert ">does not work<" in page and "upstream exploded" in page

@@ -38,16 +38,16 @@ def test_anonymous_visitors_are_sent_to_log_in(client: Client) -> None:
     assert client.post(reverse("endpoint-test", args=[endpoint.pk])).status_code == 302
 
 
-def test_users_without_the_view_permission_get_403(client_with: Callable[..., Client]) -> None:
+def test_users_without_the_view_permission_get_403(client_with_perms: Callable[..., Client]) -> None:
     endpoint = make_endpoint()
-    browser = client_with("payloads.view_payload")
+    browser = client_with_perms("payloads.view_payload")
     for url in pages(endpoint):
         assert browser.get(url).status_code == 403, url
 
 
-def test_each_write_needs_its_own_permission(client_with: Callable[..., Client]) -> None:
+def test_each_write_needs_its_own_permission(client_with_perms: Callable[..., Client]) -> None:
     endpoint = make_endpoint(api_key=PLANTED_KEY)
-    viewer = client_with("llm.view_endpoint")
+    viewer = client_with_perms("llm.view_endpoint")
     assert viewer.get(reverse("endpoint-list")).status_code == 200
     assert viewer.post(reverse("endpoint-new"), {**FORM, "name": "other"}).status_code == 403
     assert viewer.post(reverse("endpoint-edit", args=[endpoint.pk]), {**FORM, "name": "renamed"}).status_code == 403
@@ -56,8 +56,8 @@ def test_each_write_needs_its_own_permission(client_with: Callable[..., Client])
     assert list(Endpoint.objects.values_list("name", flat=True)) == ["fake"]
 
 
-def test_create_edit_and_delete_through_the_pages(client_with: Callable[..., Client]) -> None:
-    browser = client_with(*ALL)
+def test_create_edit_and_delete_through_the_pages(client_with_perms: Callable[..., Client]) -> None:
+    browser = client_with_perms(*ALL)
     response = browser.post(reverse("endpoint-new"), {**FORM, "api_key": PLANTED_KEY,
                                                       "headers": f"api-key: {HEADER_SECRET}\nX-Team: ml"})
     endpoint = Endpoint.objects.get(name="local")
@@ -85,9 +85,9 @@ def test_create_edit_and_delete_through_the_pages(client_with: Callable[..., Cli
     assert not Endpoint.objects.exists()
 
 
-def test_moving_the_url_to_another_server_on_the_page_clears_the_key(client_with: Callable[..., Client]) -> None:
+def test_moving_the_url_to_another_server_on_the_page_clears_the_key(client_with_perms: Callable[..., Client]) -> None:
     endpoint = make_endpoint(FORM["base_url"], name="local", api_key=PLANTED_KEY, extra_headers={"api-key": HEADER_SECRET})
-    browser = client_with(*ALL)
+    browser = client_with_perms(*ALL)
     moved = {**FORM, "base_url": "http://127.0.0.1:9999/v1", "headers": "api-key:"}
     response = browser.post(reverse("endpoint-edit", args=[endpoint.pk]), moved, follow=True)
     assert "were cleared" in response.content.decode()
@@ -95,9 +95,9 @@ def test_moving_the_url_to_another_server_on_the_page_clears_the_key(client_with
     assert not endpoint.has_api_key and endpoint.extra_headers == {}
 
 
-def test_bad_input_is_shown_next_to_the_field_and_writes_nothing(client_with: Callable[..., Client]) -> None:
+def test_bad_input_is_shown_next_to_the_field_and_writes_nothing(client_with_perms: Callable[..., Client]) -> None:
     endpoint = make_endpoint(FORM["base_url"], name="local", api_key=PLANTED_KEY)
-    browser = client_with(*ALL)
+    browser = client_with_perms(*ALL)
     response = browser.post(reverse("endpoint-edit", args=[endpoint.pk]),
                             {**FORM, "base_url": "http://169.254.169.254/v1", "headers": f"api-key {HEADER_SECRET}",
                              "api_key": "sk-typed-now"})
@@ -109,9 +109,9 @@ def test_bad_input_is_shown_next_to_the_field_and_writes_nothing(client_with: Ca
     assert endpoint.base_url == FORM["base_url"] and endpoint.api_key == PLANTED_KEY
 
 
-def test_no_page_renders_the_key_or_a_header_value(client_with: Callable[..., Client]) -> None:
+def test_no_page_renders_the_key_or_a_header_value(client_with_perms: Callable[..., Client]) -> None:
     endpoint = make_endpoint(name="local", api_key=PLANTED_KEY, extra_headers={"api-key": HEADER_SECRET})
-    browser = client_with(*ALL)
+    browser = client_with_perms(*ALL)
     for url in [*pages(endpoint), reverse("llm-tester")]:
         page = browser.get(url).content.decode()
         assert PLANTED_KEY not in page and HEADER_SECRET not in page and endpoint.api_key_encrypted not in page, url
@@ -119,10 +119,10 @@ def test_no_page_renders_the_key_or_a_header_value(client_with: Callable[..., Cl
     assert "api-key" in listing and ">set<" in listing
 
 
-def test_deleting_an_endpoint_in_use_is_refused_and_names_the_payloads(client_with: Callable[..., Client]) -> None:
+def test_deleting_an_endpoint_in_use_is_refused_and_names_the_payloads(client_with_perms: Callable[..., Client]) -> None:
     endpoint = make_endpoint(name="local")
     payload = make_payload("outline", endpoint, [("user", make_block("b", "Hi"))])
-    browser = client_with(*ALL)
+    browser = client_with_perms(*ALL)
     response = browser.post(reverse("endpoint-delete", args=[endpoint.pk]))
     assert response.status_code == 409
     page = response.content.decode()
@@ -132,18 +132,18 @@ def test_deleting_an_endpoint_in_use_is_refused_and_names_the_payloads(client_wi
     assert f'href="{reverse("payload-edit", args=[payload.pk])}">outline</a>' in listing
 
 
-def test_the_test_button_runs_the_connectivity_test(client_with: Callable[..., Client], fake_llm: FakeLLM) -> None:
+def test_the_test_button_runs_the_connectivity_test(client_with_perms: Callable[..., Client], fake_llm: FakeLLM) -> None:
     endpoint = make_endpoint(fake_llm.base_url, name="local", api_key=PLANTED_KEY)
-    response = client_with(*ALL).post(reverse("endpoint-test", args=[endpoint.pk]))
+    response = client_with_perms(*ALL).post(reverse("endpoint-test", args=[endpoint.pk]))
     assert response.status_code == 200
     page = response.content.decode()
     assert 'id="connectivity-report"' in page and ">works<" in page
     assert PLANTED_KEY not in page
 
 
-def test_the_tester_and_the_payload_builder_link_to_the_endpoints_page(client_with: Callable[..., Client]) -> None:
+def test_the_tester_and_the_payload_builder_link_to_the_endpoints_page(client_with_perms: Callable[..., Client]) -> None:
     make_endpoint()
-    browser = client_with(*ALL, "payloads.view_payload")
+    browser = client_with_perms(*ALL, "payloads.view_payload")
     link = f'href="{reverse("endpoint-list")}"'
     assert link in browser.get(reverse("llm-tester")).content.decode()
     assert link in browser.get(reverse("payload-new")).content.decode()
