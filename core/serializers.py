@@ -6,8 +6,8 @@ number or boolean where text is expected (StrictCharField); StrictModelSerialize
 Built once: read-only serializers whose fields are built once per class instead of once per instance.
 
 DRF builds a ModelSerializer's fields from the model each time one is made, which costs more
-than the representation itself: about 1.3 ms for a run with its responses, paid by every run
-start over the API and every live page that connects. Here each class builds its fields once,
+than the representation itself (docs/performance.md has the figure), paid by every run start over
+the API and every live page that connects. Here each class builds its fields once,
 on a template instance, and represents objects with those fields: the same fields and the same
 `get_attribute` and `to_representation` as DRF's own loop (tests/core/test_serializers.py
 compares the two). Only for read-only serializers whose fields need no request context.

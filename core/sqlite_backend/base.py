@@ -7,8 +7,8 @@ writer the moment the previous one commits. Other processes still meet the busy 
 wait is bounded by the busy timeout, after which the transaction proceeds and SQLite decides.
 
 Connections to a database file are pooled in the process. Under ASGI, Django gives every request a
-connection of its own and closes it at the end; opening one (SQL functions registered, PRAGMAs) cost
-more than half a millisecond, more than the queries of a typical API request. A closed connection
+connection of its own and closes it at the end; opening one (SQL functions registered, PRAGMAs) costs
+more than the queries of a typical API request (docs/performance.md). A closed connection
 goes back to the pool instead, unless a transaction is still open on it or its file was replaced.
 
 Framework internals: this module overrides the private hooks `_start_transaction_under_autocommit`
