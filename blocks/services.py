@@ -5,7 +5,7 @@ from django.db import transaction
 
 from blocks.models import Block
 from blocks.selectors import UsedBy, block_used_by
-from core.exceptions import Conflict
+from core.conflict import Conflict
 from core.writes import apply_changes
 
 BLOCK_UPDATABLE_FIELDS = {"name", "description", "content"}

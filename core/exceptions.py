@@ -10,16 +10,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-
-class Conflict(Exception):
-    """A write refused because of the state of other rows: a 409 with the message as `detail`.
-
-    A subclass adds what the client needs to resolve it through `body()` (blocks.services.InUse
-    names what still uses the object); the handler knows no app's exception.
-    """
-
-    def body(self) -> dict[str, Any]:
-        return {}
+from core.conflict import Conflict
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

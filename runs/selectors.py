@@ -12,7 +12,6 @@ from core.internals.django_prefetch import set_prefetched
 from core.sql import CompiledValues, concrete_attnames, instances
 from runs.diffing import Segment, WordDiff, word_diff
 from runs.models import FINAL_STATUSES, Response, Run, RunStatus
-from runs.serializers import ResponseSerializer, RunListSerializer
 from workflows.models import Workflow
 
 
@@ -81,6 +80,10 @@ def _without_secrets(value: Any) -> Any:
 def run_export(run: Run) -> dict[str, Any]:
     """One JSON document of a run: the run, its inputs, snapshot and every step's response. No keys:
     the snapshot names endpoints, never their credentials, and secret-looking names are dropped."""
+    # DRF is imported only where a run is exported: the admin imports this module at start-up, and
+    # engine workers would otherwise load DRF and drf-spectacular (about 18 MB) they never use.
+    from runs.serializers import ResponseSerializer, RunListSerializer
+
     document = {
         "format": EXPORT_FORMAT,
         "version": 1,

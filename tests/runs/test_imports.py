@@ -132,3 +132,22 @@ def test_each_runs_module_imports_first_in_a_fresh_interpreter() -> None:
                           timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split("\n")[:-1] == [f"imported {name}" for name in names]
+
+
+WORKER_IMPORTS = """
+import sys
+import django
+django.setup()
+import runs.engine
+print(" ".join(sorted({m.split(".")[0] for m in sys.modules} & {"psycopg", "requests", "yaml", "pygments", "uritemplate"})))
+"""
+
+
+def test_a_worker_that_runs_the_engine_loads_no_api_framework() -> None:
+    """django.setup() imports every app's admin; none of that may pull the API's serializers (and with them
+    drf-spectacular's schema generation: psycopg, requests, yaml, pygments, about 18 MB) into a worker."""
+    done = subprocess.run([sys.executable, "-c", WORKER_IMPORTS], cwd=ROOT, capture_output=True, text=True,
+                          env={"DEBUG": "1", "DJANGO_SETTINGS_MODULE": "orchestrator.settings", "PATH": "/usr/bin:/bin"},
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == ""
