@@ -19,3 +19,8 @@ def viewer_api(django_user_model) -> APIClient:  # type: ignore[no-untyped-def]
     client = APIClient()
     client.force_authenticate(viewer)
     return client
+
+
+@pytest.fixture
+def anonymous_versions_client() -> APIClient:
+    return APIClient()
