@@ -3,7 +3,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max
 
 from blocks.models import Block, BlockVersion
 from blocks.selectors import UsedBy, block_used_by
@@ -28,12 +27,6 @@ class InUse(Conflict):
 def block_version_content(block: Any) -> dict[str, Any]:
     """What a block version keeps; reads attributes only, so the data migration can call it too."""
     return {"name": block.name, "description": block.description, "content": block.content}
-
-
-def block_version_numbers(block_ids: list[int]) -> dict[int, int]:
-    """Each block's latest version number (what a payload version records)."""
-    rows = BlockVersion.objects.filter(block_id__in=block_ids).values("block_id").annotate(latest=Max("number"))
-    return {row["block_id"]: row["latest"] for row in rows}
 
 
 def block_versions_initial(*, registry: Any) -> None:

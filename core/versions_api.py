@@ -62,7 +62,9 @@ class VersionsMixin:
 
     def _version(self, number: str) -> Any:
         subject = self.get_object()  # type: ignore[attr-defined]
-        version = subject.versions.select_related("created_by").filter(number=int(number)).first()
+        # A number past the column's range names no version (and would be a database error on PostgreSQL).
+        version = (subject.versions.select_related("created_by").filter(number=int(number)).first()
+                   if int(number) < 2**31 else None)
         if version is None:
             raise NotFound(f"“{subject}” has no version {number}; GET its versions/ to list them.")
         return version

@@ -7,7 +7,8 @@ from django.db.models import Max
 
 from blocks import render_workers, templating
 from blocks.models import Block
-from blocks.services import InUse, block_version_numbers
+from blocks.selectors import block_version_numbers
+from blocks.services import InUse
 from core.internals.django_prefetch import prefetched
 from core.versioning import initial_versions, restore_message, version_missing, version_write
 from core.writes import apply_changes, reject_unknown, replace_ordered

@@ -56,6 +56,7 @@ def test_api_unknown_version_is_a_404_that_says_so(api):
     response = api.get(f"/api/blocks/{block.pk}/versions/7/")
     assert response.status_code == 404 and "no version 7" in response.json()["detail"]
     assert api.post(f"/api/blocks/{block.pk}/versions/7/restore/", {}, format="json").status_code == 404
+    assert api.get(f"/api/blocks/{block.pk}/versions/{10**30}/").status_code == 404
 
 
 def test_api_restore_of_a_payload_naming_a_deleted_block_is_a_400(api, endpoint):
