@@ -10,6 +10,7 @@ from django.utils.safestring import mark_safe
 
 from blocks.models import Block
 from blocks.selectors import UsedBy, block_used_by
+from blocks.services import block_create, block_update
 from core.forms import RejectLoneSurrogatesMixin
 
 
@@ -32,6 +33,60 @@ class BlockForm(RejectLoneSurrogatesMixin, forms.ModelForm):
             "content": "A Jinja2 template, e.g. <code>Write about {{ topic }}.</code> "
                        "A template that does not parse is refused with the parser's message and line.",
         }
+
+
+@admin.display(description="versions")
+def version_history(obj: Any) -> str:
+    """The object's versions, newest first, as a small read-only table."""
+    if obj is None or obj.pk is None:
+        return "-"
+    versions = obj.versions.select_related("created_by").order_by("-number")
+    rows = format_html_join("", "<tr><td>v{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+        (v.number, v.message or "-", v.created_by.get_username() if v.created_by else "-",
+         v.created_at.strftime("%Y-%m-%d %H:%M:%S")) for v in versions))
+    if not rows:
+        return mark_safe('<span class="ae-muted">no versions yet</span>')
+    return format_html('<table class="ae-history"><thead><tr><th>version</th><th>message</th><th>author</th>'
+                       "<th>time</th></tr></thead><tbody>{}</tbody></table>", rows)
+
+
+def adopt(obj: Any, saved: Any) -> None:
+    """Give the admin's unsaved instance the state of the one a create service saved (pk and all)."""
+    obj.__dict__.update(saved.__dict__)
+
+
+def inline_rows(formsets: list[Any], fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """An inline's kept rows in the order the sortable inline gave them, as the service's list entries."""
+    rows = []
+    for formset in formsets:
+        for index, form in enumerate(formset.forms):
+            data = getattr(form, "cleaned_data", None) or {}
+            if data.get("DELETE") or data.get(fields[0]) is None:
+                continue
+            rows.append((data.get("position") or 0, index, {name: data[name] for name in fields}))
+    return [row for *_, row in sorted(rows, key=lambda item: (item[0], item[1]))]
+
+
+class ServiceSaveMixin:
+    """The admin saves through the app's services, so each save makes its version like every other way.
+
+    The inlines' rows are handed to the service too (save_related), and the change message then
+    describes the main form only: the formsets are never saved by the admin itself.
+    """
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Deferred to save_related, which has the inlines' rows as well."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        fields = dict(form.cleaned_data)
+        saved = self.service_save(request, form.instance if change else None, fields, formsets)
+        adopt(form.instance, saved)
+
+    def service_save(self, request: HttpRequest, obj: Any, fields: dict[str, Any], formsets: Any) -> Any:
+        raise NotImplementedError
+
+    def construct_change_message(self, request: HttpRequest, form: Any, formsets: Any, add: bool = False) -> Any:
+        return super().construct_change_message(request, form, [], add)  # type: ignore[misc]
 
 
 class UsedFilter(admin.SimpleListFilter):
@@ -73,13 +128,20 @@ class UsedByDeleteMixin:
 
 
 @admin.register(Block)
-class BlockAdmin(UsedByDeleteMixin, admin.ModelAdmin):
+class BlockAdmin(ServiceSaveMixin, UsedByDeleteMixin, admin.ModelAdmin):
     form = BlockForm
     list_display = ["name", "description", "variables_used", "used_in", "updated_at"]
     search_fields = ["name", "description", "content"]
     list_filter = [UsedFilter, "updated_at"]
-    readonly_fields = ["variables_used", "used_in", "created_at", "updated_at"]
-    fields = ["name", "description", "content", "variables_used", "used_in", "created_at", "updated_at"]
+    readonly_fields = ["variables_used", "used_in", "created_at", "updated_at", "history"]
+    fields = ["name", "description", "content", "variables_used", "used_in", "created_at", "updated_at", "history"]
+
+    history = staticmethod(version_history)
+
+    def service_save(self, request: HttpRequest, obj: Block | None, fields: dict[str, Any], formsets: Any) -> Block:
+        if obj is None:
+            return block_create(user=request.user, **fields)
+        return block_update(block=obj, data=fields, user=request.user)
 
     def used_by(self, obj: Block) -> UsedBy:  # type: ignore[override]
         return block_used_by(obj)

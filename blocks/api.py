@@ -10,15 +10,17 @@ from blocks import services
 from blocks.filters import BlockFilter
 from blocks.models import Block
 from blocks.serializers import BlockSerializer
+from core.versions_api import VersionsMixin
 
 
 @extend_schema_view(destroy=extend_schema(responses={
     204: None, 409: OpenApiResponse(description="Not deleted: a payload uses the block; `used_by` names the payloads and workflow steps."),
 }))
-class BlockViewSet(viewsets.ModelViewSet):
+class BlockViewSet(VersionsMixin, viewsets.ModelViewSet):
     """Reusable prompt templates. A block used by a payload cannot be deleted (409); renaming is safe."""
 
     serializer_class = BlockSerializer
+    version_restore_service = staticmethod(services.block_version_restore)
     filterset_class = BlockFilter
     search_fields = ["name", "description", "content"]
     ordering_fields = ["name", "created_at", "updated_at", "id"]
@@ -29,13 +31,16 @@ class BlockViewSet(viewsets.ModelViewSet):
     def create(self, request: Request, *args: object, **kwargs: object) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        block = services.block_create(**serializer.validated_data)
+        fields = dict(serializer.validated_data)
+        block = services.block_create(message=fields.pop("version_message", ""), user=request.user, **fields)
         return Response(self.get_serializer(self._fresh(block)).data, status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args: object, **kwargs: object) -> Response:
         serializer = self.get_serializer(self.get_object(), data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
-        block = services.block_update(block=serializer.instance, data=serializer.validated_data)
+        fields = dict(serializer.validated_data)
+        block = services.block_update(block=serializer.instance, message=fields.pop("version_message", ""),
+                                      user=request.user, data=fields)
         return Response(self.get_serializer(self._fresh(block)).data)
 
     def browsable_example(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from blocks import templating
+from core.versioning import VersionBase
 
 
 def validate_template(source: str) -> None:
@@ -29,3 +30,13 @@ class Block(models.Model):
     @property
     def variables(self) -> list[str]:
         return sorted(templating.variables_of(self.content))
+
+
+class BlockVersion(VersionBase):
+    """A block as it was saved: name, description and template content (blocks/services.py writes it)."""
+
+    block = models.ForeignKey(Block, null=True, on_delete=models.SET_NULL, related_name="versions")
+
+    class Meta:
+        ordering = ["block_id", "number"]
+        constraints = [models.UniqueConstraint(fields=["block", "number"], name="block_version_number_unique")]

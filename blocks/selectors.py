@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 
-from blocks.models import Block
+from blocks.models import Block, BlockVersion
 
 
 def block_list(*, search: str = "") -> QuerySet[Block]:
@@ -65,3 +65,9 @@ def block_used_by(block: Block) -> UsedBy:
     uses = block.payload_blocks.select_related("payload").prefetch_related("payload__steps__workflow")
     payloads = sorted({use.payload.pk: use.payload for use in uses}.values(), key=lambda payload: payload.name)
     return UsedBy(payloads=payloads, steps=_steps_running(payloads))
+
+
+def block_version_numbers(block_ids: list[int]) -> dict[int, int]:
+    """Each block's latest version number (what a payload version records)."""
+    rows = BlockVersion.objects.filter(block_id__in=block_ids).values("block_id").annotate(latest=Max("number"))
+    return {row["block_id"]: row["latest"] for row in rows}

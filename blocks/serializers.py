@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from blocks.models import Block
 from core.serializers import NamedRefSerializer, StrictModelSerializer
+from core.versions_api import VersionMessageField
 
 
 class BlockUsersSerializer(serializers.Serializer):
@@ -31,10 +32,12 @@ class BlockSerializer(StrictModelSerializer):
     variables = serializers.ListField(child=serializers.CharField(), read_only=True,
                                       help_text="Variables the template reads, derived from its content.")
     used_by = serializers.SerializerMethodField(help_text="Payloads and workflows that use this block.")
+    version_message = VersionMessageField()
 
     class Meta:
         model = Block
-        fields = ["id", "name", "description", "content", "variables", "used_by", "created_at", "updated_at"]
+        fields = ["id", "name", "description", "content", "variables", "used_by", "created_at", "updated_at",
+                  "version_message"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     @extend_schema_field(BlockUsersSerializer)

@@ -69,7 +69,7 @@ def block_new(request: HttpRequest) -> HttpResponse:
     form = BlockForm(request.POST)
     if form.is_valid():
         try:
-            block = services.block_create(**form.cleaned_data)
+            block = services.block_create(user=request.user, **form.cleaned_data)
         except ValidationError as exc:
             form.add_service_errors(exc)
         else:
@@ -91,7 +91,7 @@ def block_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = BlockForm(request.POST)
     if form.is_valid():
         try:
-            services.block_update(block=block, data=form.cleaned_data)
+            services.block_update(block=block, data=form.cleaned_data, user=request.user)
         except ValidationError as exc:
             form.add_service_errors(exc)
         else:

@@ -9,13 +9,20 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from blocks.admin import UsedByDeleteMixin, variable_chips
+from blocks.admin import ServiceSaveMixin, UsedByDeleteMixin, inline_rows, variable_chips, version_history
 from blocks.selectors import UsedBy
 from core.forms import RejectLoneSurrogatesMixin
 from payloads.forms import OPTIONAL_JSON_FIELDS
 from payloads.models import Payload, PayloadBlock
 from payloads.selectors import payload_used_by
-from payloads.services import RenderProblem, payload_preview, payload_variables, sample_variables
+from payloads.services import (
+    RenderProblem,
+    payload_create,
+    payload_preview,
+    payload_update,
+    payload_variables,
+    sample_variables,
+)
 
 # Sample values are read from GET parameters named with this prefix, e.g. ?preview=1&var-topic=tides.
 PREVIEW_PREFIX = "var-"
@@ -69,22 +76,30 @@ def preview_context(request: HttpRequest, payload: Payload) -> dict[str, Any]:
 
 
 @admin.register(Payload)
-class PayloadAdmin(UsedByDeleteMixin, SortableAdminBase, admin.ModelAdmin):
+class PayloadAdmin(ServiceSaveMixin, UsedByDeleteMixin, SortableAdminBase, admin.ModelAdmin):
     form = PayloadForm
     inlines = [PayloadBlockInline]
     list_display = ["name", "endpoint", "model_used", "stream", "block_count", "variables_used", "used_in", "updated_at"]
     list_filter = ["endpoint", "stream"]
     search_fields = ["name", "description", "model"]
     list_select_related = ["endpoint"]
-    readonly_fields = ["variables_used", "used_in", "created_at", "updated_at"]
+    readonly_fields = ["variables_used", "used_in", "created_at", "updated_at", "history"]
     fieldsets = [
         (None, {"fields": ["name", "description", "endpoint", "model", "stream", "variables_used", "used_in"]}),
         ("Sampling", {"fields": ["temperature", "top_p", "max_tokens", "stop", "seed",
                                  "presence_penalty", "frequency_penalty"]}),
         ("Structured output and extra parameters", {
             "classes": ["collapse"], "fields": ["json_schema", "structured_retries", "pass_reasoning", "extra_params"]}),
-        ("History", {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
+        ("History", {"fields": ["created_at", "updated_at", "history"]}),
     ]
+
+    history = staticmethod(version_history)
+
+    def service_save(self, request: HttpRequest, obj: Payload | None, fields: dict[str, Any], formsets: Any) -> Payload:
+        blocks: Any = inline_rows(formsets, ("block", "role"))
+        if obj is None:
+            return payload_create(blocks=blocks, user=request.user, **fields)
+        return payload_update(payload=obj, data=fields, blocks=blocks, user=request.user)
 
     def used_by(self, obj: Payload) -> UsedBy:  # type: ignore[override]
         return payload_used_by(obj)

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from blocks.models import Block
 from core.permissions import ModelPermissions
+from core.versions_api import VersionsMixin
 from llm import tokens
 from llm.models import Endpoint
 from payloads import services
@@ -31,10 +32,11 @@ class ViewPermissionToPreview(ModelPermissions):
 @extend_schema_view(destroy=extend_schema(responses={
     204: None, 409: OpenApiResponse(description="Not deleted: a workflow uses the payload; `used_by` names the workflow steps."),
 }))
-class PayloadViewSet(viewsets.ModelViewSet):
+class PayloadViewSet(VersionsMixin, viewsets.ModelViewSet):
     """Blocks plus LLM settings for one chat completion. A payload used by a workflow cannot be deleted (409)."""
 
     serializer_class = PayloadSerializer
+    version_restore_service = staticmethod(services.payload_version_restore)
     filterset_class = PayloadFilter
     search_fields = ["name", "description", "model"]
     ordering_fields = ["name", "created_at", "updated_at", "id", "model"]
@@ -46,7 +48,8 @@ class PayloadViewSet(viewsets.ModelViewSet):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
-        payload = services.payload_create(blocks=fields.pop("payload_blocks", []), **fields)
+        payload = services.payload_create(blocks=fields.pop("payload_blocks", []), user=request.user,
+                                          message=fields.pop("version_message", ""), **fields)
         return Response(self.get_serializer(self._fresh(payload)).data, status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args: object, **kwargs: object) -> Response:
@@ -54,7 +57,7 @@ class PayloadViewSet(viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
         payload = services.payload_update(payload=serializer.instance, blocks=fields.pop("payload_blocks", None),
-                                          data=fields)
+                                          user=request.user, message=fields.pop("version_message", ""), data=fields)
         return Response(self.get_serializer(self._fresh(payload)).data)
 
     @extend_schema(

@@ -5,6 +5,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from blocks.models import Block
+from core.versioning import VersionBase
 from llm.models import Endpoint
 
 # Keys the payload sets itself; extra parameters may not override them.
@@ -111,3 +112,14 @@ class PayloadBlock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.block}"
+
+
+class PayloadVersion(VersionBase):
+    """A payload as it was saved: settings, endpoint, model, and its blocks with the block version
+    current at that save (a block's later versions do not make a payload version; releases will pin a tree)."""
+
+    payload = models.ForeignKey(Payload, null=True, on_delete=models.SET_NULL, related_name="versions")
+
+    class Meta:
+        ordering = ["payload_id", "number"]
+        constraints = [models.UniqueConstraint(fields=["payload", "number"], name="payload_version_number_unique")]

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from blocks import templating
 from core.serializers import NamedRefSerializer, RejectUnknownFieldsMixin, StrictModelSerializer
+from core.versions_api import VersionMessageField
 from payloads.models import Payload, PayloadBlock
 
 
@@ -27,13 +28,14 @@ class PayloadSerializer(StrictModelSerializer):
                                     help_text="Ordered blocks; on write, the whole list is replaced.")
     variables = serializers.SerializerMethodField(help_text="Union of the variables of its blocks.")
     used_by = serializers.SerializerMethodField(help_text="Workflows with a step that runs this payload.")
+    version_message = VersionMessageField()
 
     class Meta:
         model = Payload
         fields = [
             "id", "name", "description", "endpoint", "model", "temperature", "top_p", "max_tokens", "stop", "seed",
             "presence_penalty", "frequency_penalty", "stream", "json_schema", "structured_retries", "pass_reasoning", "extra_params",
-            "blocks", "variables", "used_by", "created_at", "updated_at",
+            "blocks", "variables", "used_by", "created_at", "updated_at", "version_message",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
 

@@ -1,15 +1,19 @@
 from collections.abc import Sequence
 from typing import Any, TypedDict
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Max
 
 from blocks import render_workers, templating
 from blocks.models import Block
+from blocks.selectors import block_version_numbers
 from blocks.services import InUse
 from core.internals.django_prefetch import prefetched
+from core.versioning import initial_versions, restore_message, version_missing, version_write
 from core.writes import apply_changes, reject_unknown, replace_ordered
 from llm.models import Endpoint
-from payloads.models import Payload, PayloadBlock
+from payloads.models import Payload, PayloadBlock, PayloadVersion
 from payloads.selectors import payload_used_by
 
 
@@ -120,23 +124,77 @@ def _payload_blocks_replace(*, payload: Payload, blocks: Sequence[BlockUse]) -> 
                     field="blocks", label="Block")
 
 
+def payload_version_content(payload: Any, *, block_versions: dict[int, int]) -> dict[str, Any]:
+    """What a payload version keeps: settings, endpoint, and its blocks with their version numbers
+    then. Reads attributes and the payload_blocks relation only, so the data migration can call it."""
+    uses = payload.payload_blocks.order_by("position", "id").values("block_id", "block__name", "role")
+    return {
+        "name": payload.name, "endpoint": payload.endpoint.name,
+        **{name: getattr(payload, name) for name in sorted(PAYLOAD_SETTINGS)},
+        "blocks": [{"block_id": use["block_id"], "block": use["block__name"], "role": use["role"],
+                    "block_version": block_versions.get(use["block_id"])} for use in uses],
+    }
+
+
+def payload_versions_initial(*, registry: Any) -> None:
+    """Data migration: every payload without a version gets v1, naming its blocks' latest versions."""
+    rows = (registry.get_model("blocks", "BlockVersion").objects.values("block_id")
+            .annotate(latest=Max("number")).values_list("block_id", "latest"))
+    block_versions = dict(rows)
+    initial_versions(subjects=registry.get_model("payloads", "Payload").objects.select_related("endpoint"),
+                     version_model=registry.get_model("payloads", "PayloadVersion"), field="payload",
+                     content=lambda payload: payload_version_content(payload, block_versions=block_versions))
+
+
+def _payload_version_write(payload: Payload, *, user: Any, message: str) -> None:
+    block_ids = list(payload.payload_blocks.values_list("block_id", flat=True))
+    content = payload_version_content(payload, block_versions=block_version_numbers(block_ids))
+    version_write(versions=payload.versions, subject=payload, content=content, user=user, message=message)
+
+
 @transaction.atomic
-def payload_create(*, name: str, endpoint: Endpoint, blocks: Sequence[BlockUse] = (), **settings: Any) -> Payload:
+def payload_create(*, name: str, endpoint: Endpoint, blocks: Sequence[BlockUse] = (), user: Any = None,
+                   message: str = "", **settings: Any) -> Payload:
     reject_unknown(settings, PAYLOAD_SETTINGS)
     payload = Payload(name=name, endpoint=endpoint, **settings)
     payload.full_clean()
     payload.save()
     _payload_blocks_replace(payload=payload, blocks=blocks)
+    _payload_version_write(payload, user=user, message=message)
     return payload
 
 
 @transaction.atomic
-def payload_update(*, payload: Payload, data: dict[str, Any], blocks: Sequence[BlockUse] | None = None) -> Payload:
-    """Change settings; `blocks`, when given, replaces the whole list. Renaming is safe: steps refer by id."""
+def payload_update(*, payload: Payload, data: dict[str, Any], blocks: Sequence[BlockUse] | None = None,
+                   user: Any = None, message: str = "") -> Payload:
+    """Change settings; `blocks`, when given, replaces the whole list. Renaming is safe: steps refer by id.
+    A save that changes the content appends a version; an identical one does not."""
     apply_changes(payload, data, allowed=PAYLOAD_SETTINGS | {"name", "endpoint"})
     if blocks is not None:
         _payload_blocks_replace(payload=payload, blocks=blocks)
+    _payload_version_write(payload, user=user, message=message)
     return payload
+
+
+@transaction.atomic
+def payload_version_restore(*, version: PayloadVersion, user: Any = None, message: str = "") -> Payload:
+    """Make an old version current again (settings, endpoint, blocks in order) as a new version.
+    The blocks come back at their current content: a payload version names block versions, it does not pin them."""
+    if version.payload is None:
+        raise ValidationError(f"The payload “{version.name}” no longer exists.")
+    content = version.content
+    endpoint = Endpoint.objects.filter(name=content["endpoint"]).first()
+    if endpoint is None:
+        raise version_missing("endpoint", content["endpoint"])
+    found = Block.objects.in_bulk([use["block_id"] for use in content["blocks"]])
+    for use in content["blocks"]:
+        if use["block_id"] not in found:
+            raise version_missing("block", use["block"])
+    blocks: list[BlockUse] = [{"block": found[use["block_id"]], "role": use["role"]} for use in content["blocks"]]
+    data = {"name": content["name"], "endpoint": endpoint,
+            **{name: content[name] for name in PAYLOAD_SETTINGS if name in content}}
+    return payload_update(payload=version.payload, data=data, blocks=blocks, user=user,
+                          message=restore_message(version, message))
 
 
 @transaction.atomic

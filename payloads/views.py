@@ -76,7 +76,7 @@ def payload_new(request: HttpRequest) -> HttpResponse:
         settings = form.settings()
         try:
             payload = services.payload_create(name=settings.pop("name"), endpoint=settings.pop("endpoint"),
-                                              blocks=uses, **settings)
+                                              blocks=uses, user=request.user, **settings)
         except ValidationError as exc:
             block_errors = _split_block_errors(form, exc)
         else:
@@ -102,7 +102,7 @@ def payload_edit(request: HttpRequest, pk: int) -> HttpResponse:
     uses, block_errors = block_uses(request.POST)
     if form.is_valid() and not block_errors:
         try:
-            services.payload_update(payload=payload, data=form.settings(), blocks=uses)
+            services.payload_update(payload=payload, data=form.settings(), blocks=uses, user=request.user)
         except ValidationError as exc:
             block_errors = _split_block_errors(form, exc)
         else:

@@ -6,11 +6,11 @@ from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from blocks.admin import variable_chips
+from blocks.admin import ServiceSaveMixin, inline_rows, variable_chips, version_history
 from core.forms import RejectLoneSurrogatesMixin
 from payloads.services import payload_variables
 from workflows.models import Step, Workflow
-from workflows.services import workflow_problems, workflow_variable_flow
+from workflows.services import workflow_create, workflow_problems, workflow_update, workflow_variable_flow
 
 
 class StepInline(SortableTabularInline):
@@ -41,13 +41,23 @@ class WorkflowForm(RejectLoneSurrogatesMixin, forms.ModelForm):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(SortableAdminBase, admin.ModelAdmin):
+class WorkflowAdmin(ServiceSaveMixin, SortableAdminBase, admin.ModelAdmin):
     form = WorkflowForm
     inlines = [StepInline]
     list_display = ["name", "input_list", "step_total", "ready", "updated_at"]
     search_fields = ["name", "description"]
     list_filter = ["updated_at"]
     list_per_page = 50
+    readonly_fields = ["history"]
+
+    history = staticmethod(version_history)
+
+    def service_save(self, request: HttpRequest, obj: Workflow | None, fields: dict[str, Any],
+                     formsets: Any) -> Workflow:
+        steps: Any = inline_rows(formsets, ("payload", "output_key"))
+        if obj is None:
+            return workflow_create(steps=steps, user=request.user, **fields)
+        return workflow_update(workflow=obj, data=fields, steps=steps, user=request.user)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Workflow]:
         return super().get_queryset(request).annotate(step_count=Count("steps", distinct=True))

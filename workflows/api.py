@@ -9,6 +9,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.versions_api import VersionsMixin
 from payloads.models import Payload
 from workflows import portability, services
 from workflows.filters import WorkflowFilter
@@ -21,10 +22,11 @@ class WorkflowImportSerializer(serializers.Serializer):
     create_missing_endpoints = serializers.BooleanField(default=False)
 
 
-class WorkflowViewSet(viewsets.ModelViewSet):
+class WorkflowViewSet(VersionsMixin, viewsets.ModelViewSet):
     """Ordered chains of payloads. A workflow may be saved with problems; it cannot run until they are fixed."""
 
     serializer_class = WorkflowSerializer
+    version_restore_service = staticmethod(services.workflow_version_restore)
     filterset_class = WorkflowFilter
     search_fields = ["name", "description"]
     ordering_fields = ["name", "created_at", "updated_at", "id"]
@@ -36,14 +38,16 @@ class WorkflowViewSet(viewsets.ModelViewSet):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
-        workflow = services.workflow_create(steps=fields.pop("steps", []), **fields)
+        workflow = services.workflow_create(steps=fields.pop("steps", []), user=request.user,
+                                            message=fields.pop("version_message", ""), **fields)
         return Response(self.get_serializer(self._fresh(workflow)).data, status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args: object, **kwargs: object) -> Response:
         serializer = self.get_serializer(self.get_object(), data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
-        workflow = services.workflow_update(workflow=serializer.instance, steps=fields.pop("steps", None), data=fields)
+        workflow = services.workflow_update(workflow=serializer.instance, steps=fields.pop("steps", None),
+                                            user=request.user, message=fields.pop("version_message", ""), data=fields)
         return Response(self.get_serializer(self._fresh(workflow)).data)
 
     @extend_schema(request=None, responses=WorkflowValidationSerializer)
@@ -71,7 +75,7 @@ class WorkflowViewSet(viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         report = portability.workflow_import(
             document=serializer.validated_data["document"],
-            create_missing_endpoints=serializer.validated_data["create_missing_endpoints"])
+            create_missing_endpoints=serializer.validated_data["create_missing_endpoints"], user=request.user)
         return Response(report.as_dict(), status=status.HTTP_201_CREATED)
 
     def browsable_example(self) -> dict[str, Any]:

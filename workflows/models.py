@@ -3,6 +3,7 @@ import re
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from core.versioning import VersionBase
 from payloads.models import Payload
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -68,3 +69,13 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.output_key} ({self.payload})"
+
+
+class WorkflowVersion(VersionBase):
+    """A workflow as it was saved: description, inputs, and its steps with each payload's version then."""
+
+    workflow = models.ForeignKey(Workflow, null=True, on_delete=models.SET_NULL, related_name="versions")
+
+    class Meta:
+        ordering = ["workflow_id", "number"]
+        constraints = [models.UniqueConstraint(fields=["workflow", "number"], name="workflow_version_number_unique")]

@@ -174,18 +174,20 @@ def _payload_is(payload: Payload, *, endpoint: Endpoint, settings: dict[str, Any
 
 
 ReportItems = list[tuple[str, str, models.Model, str]]
+IMPORTED = "imported"
 
 
 @transaction.atomic
-def workflow_import(*, document: object, create_missing_endpoints: bool = False) -> ImportReport:
-    """Create what the installation lacks, reuse what it has; all or nothing."""
+def workflow_import(*, document: object, create_missing_endpoints: bool = False, user: Any = None) -> ImportReport:
+    """Create what the installation lacks, reuse what it has; all or nothing. What is created gets
+    its v1 with the message "imported"."""
     doc = _check_document(document)
     report_items: ReportItems = []
     endpoints = _import_endpoints(doc["endpoints"], create_missing_endpoints, report_items)
-    blocks = _import_blocks(doc["blocks"], report_items)
-    payloads = _import_payloads(doc["payloads"], endpoints, blocks, report_items)
+    blocks = _import_blocks(doc["blocks"], report_items, user)
+    payloads = _import_payloads(doc["payloads"], endpoints, blocks, report_items, user)
     spec = doc["workflow"]
-    workflow, action = _import_workflow(spec, payloads)
+    workflow, action = _import_workflow(spec, payloads, user)
     report = ImportReport(workflow=workflow)
     for kind, exported_name, obj, item_action in report_items:
         report.add(kind, exported_name, obj, item_action)
@@ -218,21 +220,22 @@ def _import_endpoints(items: list[dict[str, Any]], create_missing: bool, report_
     return endpoints
 
 
-def _import_blocks(items: list[dict[str, Any]], report_items: ReportItems) -> dict[str, Block]:
+def _import_blocks(items: list[dict[str, Any]], report_items: ReportItems, user: Any) -> dict[str, Block]:
     blocks: dict[str, Block] = {}
     for item in items:
         content, description = item.get("content", ""), item.get("description", "")
         block, action = _reconcile(
             Block, item["name"],
             same=lambda b, c=content, d=description: b.content == c and b.description == d,
-            create=lambda name, c=content, d=description: block_create(name=name, content=c, description=d))
+            create=lambda name, c=content, d=description: block_create(name=name, content=c, description=d, user=user,
+                                                                         message=IMPORTED))
         blocks[item["name"]] = block
         report_items.append(("block", item["name"], block, action))
     return blocks
 
 
 def _import_payloads(items: list[dict[str, Any]], endpoints: dict[str, Endpoint], blocks: dict[str, Block],
-                     report_items: ReportItems) -> dict[str, Payload]:
+                     report_items: ReportItems, user: Any) -> dict[str, Payload]:
     payloads: dict[str, Payload] = {}
     for item in items:
         endpoint = endpoints[item["endpoint"]]
@@ -242,13 +245,14 @@ def _import_payloads(items: list[dict[str, Any]], endpoints: dict[str, Endpoint]
         payload, action = _reconcile(
             Payload, item["name"],
             same=lambda p, e=endpoint, s=settings, k=keys: _payload_is(p, endpoint=e, settings=s, blocks=k),
-            create=lambda name, e=endpoint, s=settings, u=uses: payload_create(name=name, endpoint=e, blocks=u, **s))
+            create=lambda name, e=endpoint, s=settings, u=uses: payload_create(name=name, endpoint=e, blocks=u, user=user,
+                                                                             message=IMPORTED, **s))
         payloads[item["name"]] = payload
         report_items.append(("payload", item["name"], payload, action))
     return payloads
 
 
-def _import_workflow(spec: dict[str, Any], payloads: dict[str, Payload]) -> tuple[Workflow, str]:
+def _import_workflow(spec: dict[str, Any], payloads: dict[str, Payload], user: Any) -> tuple[Workflow, str]:
     steps = [{"payload": payloads[s["payload"]], "output_key": s["output_key"]} for s in spec["steps"]]
     inputs = spec.get("inputs") or []
     description = spec.get("description", "")
@@ -260,4 +264,5 @@ def _import_workflow(spec: dict[str, Any], payloads: dict[str, Payload]) -> tupl
 
     return _reconcile(
         Workflow, spec["name"], same=same_workflow,
-        create=lambda name: workflow_create(name=name, description=description, inputs=inputs, steps=steps))
+        create=lambda name: workflow_create(name=name, description=description, inputs=inputs, steps=steps, user=user,
+                                            message=IMPORTED))

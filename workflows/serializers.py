@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.serializers import RejectUnknownFieldsMixin, StrictCharField, StrictModelSerializer
+from core.versions_api import VersionMessageField
 from workflows import services
 from workflows.models import Step, Workflow, validate_inputs, validate_variable_name
 
@@ -58,11 +59,12 @@ class WorkflowSerializer(StrictModelSerializer):
                            help_text="Ordered steps; on write, the whole list is replaced.")
     problems = serializers.SerializerMethodField(help_text="Why the workflow cannot run; empty: it can.")
     variable_flow = serializers.SerializerMethodField(help_text="Per step, each variable it reads and its source.")
+    version_message = VersionMessageField()
 
     class Meta:
         model = Workflow
         fields = ["id", "name", "description", "inputs", "steps", "problems", "variable_flow", "created_at",
-                  "updated_at"]
+                  "updated_at", "version_message"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def validate_inputs(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:

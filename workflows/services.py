@@ -2,13 +2,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Max
 
 from blocks import templating
 from core.sql import CompiledValues
+from core.versioning import initial_versions, restore_message, version_missing, version_write
 from core.writes import apply_changes, replace_ordered
-from payloads.models import SAMPLING_FIELDS, Payload, PayloadBlock, request_params
-from workflows.models import Step, Workflow
+from payloads.models import SAMPLING_FIELDS, Payload, PayloadBlock, PayloadVersion, request_params
+from workflows.models import Step, Workflow, WorkflowVersion
 
 
 @dataclass(frozen=True)
@@ -170,24 +173,73 @@ def _steps_replace(*, workflow: Workflow, steps: Sequence[StepSpec]) -> None:
                     field="steps", label="Step")
 
 
+def workflow_version_content(workflow: Any, *, payload_versions: dict[int, int]) -> dict[str, Any]:
+    """What a workflow version keeps: description, inputs, and its steps with each payload's version
+    then. Reads attributes and the steps relation only, so the data migration can call it."""
+    steps = workflow.steps.order_by("position", "id").values("output_key", "payload_id", "payload__name")
+    return {
+        "name": workflow.name, "description": workflow.description, "inputs": workflow.inputs,
+        "steps": [{"output_key": step["output_key"], "payload_id": step["payload_id"], "payload": step["payload__name"],
+                   "payload_version": payload_versions.get(step["payload_id"])} for step in steps],
+    }
+
+
+def workflow_versions_initial(*, registry: Any) -> None:
+    """Data migration: every workflow without a version gets v1, naming its payloads' latest versions."""
+    rows = (registry.get_model("payloads", "PayloadVersion").objects.values("payload_id")
+            .annotate(latest=Max("number")).values_list("payload_id", "latest"))
+    payload_versions = dict(rows)
+    initial_versions(subjects=registry.get_model("workflows", "Workflow").objects.all(),
+                     version_model=registry.get_model("workflows", "WorkflowVersion"), field="workflow",
+                     content=lambda workflow: workflow_version_content(workflow, payload_versions=payload_versions))
+
+
+def _workflow_version_write(workflow: Workflow, *, user: Any, message: str) -> None:
+    payload_ids = list(workflow.steps.values_list("payload_id", flat=True))
+    rows = PayloadVersion.objects.filter(payload_id__in=payload_ids).values("payload_id").annotate(latest=Max("number"))
+    content = workflow_version_content(workflow, payload_versions={row["payload_id"]: row["latest"] for row in rows})
+    version_write(versions=workflow.versions, subject=workflow, content=content, user=user, message=message)
+
+
 @transaction.atomic
 def workflow_create(*, name: str, description: str = "", inputs: list[dict[str, Any]] | None = None,
-                    steps: Sequence[StepSpec] = ()) -> Workflow:
+                    steps: Sequence[StepSpec] = (), user: Any = None, message: str = "") -> Workflow:
     """Save the workflow even if it has problems: workflow_problems() says why it cannot run yet."""
     workflow = Workflow(name=name, description=description, inputs=inputs if inputs is not None else [])
     workflow.full_clean()
     workflow.save()
     _steps_replace(workflow=workflow, steps=steps)
+    _workflow_version_write(workflow, user=user, message=message)
     return workflow
 
 
 @transaction.atomic
-def workflow_update(*, workflow: Workflow, data: dict[str, Any], steps: Sequence[StepSpec] | None = None) -> Workflow:
-    """Change name, description or inputs; `steps`, when given, replaces the whole list."""
+def workflow_update(*, workflow: Workflow, data: dict[str, Any], steps: Sequence[StepSpec] | None = None,
+                    user: Any = None, message: str = "") -> Workflow:
+    """Change name, description or inputs; `steps`, when given, replaces the whole list.
+    A save that changes the content appends a version; an identical one does not."""
     apply_changes(workflow, data, allowed=WORKFLOW_UPDATABLE_FIELDS)
     if steps is not None:
         _steps_replace(workflow=workflow, steps=steps)
+    _workflow_version_write(workflow, user=user, message=message)
     return workflow
+
+
+@transaction.atomic
+def workflow_version_restore(*, version: WorkflowVersion, user: Any = None, message: str = "") -> Workflow:
+    """Make an old version current again (description, inputs, steps) as a new version."""
+    if version.workflow is None:
+        raise ValidationError(f"The workflow “{version.name}” no longer exists.")
+    content = version.content
+    found = Payload.objects.in_bulk([step["payload_id"] for step in content["steps"]])
+    for step in content["steps"]:
+        if step["payload_id"] not in found:
+            raise version_missing("payload", step["payload"])
+    steps: list[StepSpec] = [{"payload": found[step["payload_id"]], "output_key": step["output_key"]}
+                             for step in content["steps"]]
+    data = {name: content[name] for name in WORKFLOW_UPDATABLE_FIELDS}
+    return workflow_update(workflow=version.workflow, data=data, steps=steps, user=user,
+                           message=restore_message(version, message))
 
 
 @transaction.atomic

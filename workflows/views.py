@@ -101,9 +101,9 @@ def _save(request: HttpRequest, *, workflow: Workflow | None) -> HttpResponse:
         fields = {**form.cleaned_data, "inputs": inputs}
         try:
             if workflow is None:
-                workflow = services.workflow_create(steps=step_specs(rows), **fields)
+                workflow = services.workflow_create(steps=step_specs(rows), user=request.user, **fields)
             else:
-                services.workflow_update(workflow=workflow, data=fields, steps=step_specs(rows))
+                services.workflow_update(workflow=workflow, data=fields, steps=step_specs(rows), user=request.user)
         except ValidationError as exc:
             problems = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
             step_errors = list(problems.pop("steps", []))
@@ -193,7 +193,8 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
         else:
             try:
                 report = portability.workflow_import(
-                    document=document, create_missing_endpoints=request.POST.get("create_missing_endpoints") == "on")
+                    document=document, create_missing_endpoints=request.POST.get("create_missing_endpoints") == "on",
+                    user=request.user)
             except ValidationError as exc:
                 error = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.message_dict.items()) \
                     if hasattr(exc, "error_dict") else "; ".join(exc.messages)

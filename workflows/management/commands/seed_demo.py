@@ -14,9 +14,14 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from blocks.models import Block
+from blocks.services import block_create
 from llm.models import Endpoint
-from payloads.models import Payload, PayloadBlock
-from workflows.models import Step, Workflow
+from payloads.models import Payload
+from payloads.services import payload_create
+from workflows.models import Workflow
+from workflows.services import workflow_create
+
+SEEDED = "demo seed"
 
 MOCK_ENDPOINT_NAME = "Local mock LLM"
 OPENAI_ENDPOINT_NAME = "OpenAI"
@@ -128,7 +133,10 @@ class Command(BaseCommand):
     def _blocks(self) -> dict[str, Block]:
         blocks = {}
         for name, (description, content) in DEMO_BLOCKS.items():
-            block, created = Block.objects.get_or_create(name=name, defaults={"description": description, "content": content})
+            block = Block.objects.filter(name=name).first()
+            created = block is None
+            if block is None:
+                block = block_create(name=name, description=description, content=content, message=SEEDED)
             self._say(created, f"block '{name}'")
             blocks[name] = block
         return blocks
@@ -136,27 +144,24 @@ class Command(BaseCommand):
     def _payloads(self, endpoint: Endpoint, blocks: dict[str, Block]) -> dict[str, Payload]:
         payloads = {}
         for name, (description, stream, temperature, max_tokens, parts) in DEMO_PAYLOADS.items():
-            payload, created = Payload.objects.get_or_create(name=name, defaults={
-                "description": description, "endpoint": endpoint, "model": DEFAULT_MODEL, "stream": stream,
-                "temperature": temperature, "max_tokens": max_tokens,
-            })
-            if created:
-                PayloadBlock.objects.bulk_create([
-                    PayloadBlock(payload=payload, block=blocks[block_name], role=role, position=position)
-                    for position, (role, block_name) in enumerate(parts)
-                ])
+            payload = Payload.objects.filter(name=name).first()
+            created = payload is None
+            if payload is None:
+                payload = payload_create(
+                    name=name, endpoint=endpoint, description=description, model=DEFAULT_MODEL, stream=stream,
+                    temperature=temperature, max_tokens=max_tokens, message=SEEDED,
+                    blocks=[{"block": blocks[block_name], "role": role} for role, block_name in parts])
             self._say(created, f"payload '{name}'")
             payloads[name] = payload
         return payloads
 
     def _workflow(self, payloads: dict[str, Payload]) -> None:
-        workflow, created = Workflow.objects.get_or_create(name=DEMO_WORKFLOW_NAME, defaults={
-            "description": "Outline, then a paragraph, then a one-sentence summary of a topic.",
-            "inputs": [{"name": "topic", "default": "ocean tides", "description": "What the article is about."}],
-        })
-        if created:
-            Step.objects.bulk_create([
-                Step(workflow=workflow, payload=payloads[payload_name], output_key=output_key, position=position)
-                for position, (output_key, payload_name) in enumerate(DEMO_STEPS)
-            ])
+        workflow = Workflow.objects.filter(name=DEMO_WORKFLOW_NAME).first()
+        created = workflow is None
+        if workflow is None:
+            workflow = workflow_create(
+                name=DEMO_WORKFLOW_NAME, description="Outline, then a paragraph, then a one-sentence summary of a topic.",
+                inputs=[{"name": "topic", "default": "ocean tides", "description": "What the article is about."}],
+                steps=[{"payload": payloads[payload_name], "output_key": output_key}
+                       for output_key, payload_name in DEMO_STEPS], message=SEEDED)
         self._say(created, f"workflow '{workflow.name}' (3 steps: outline -> paragraph -> summary)")
