@@ -11,6 +11,6 @@ urlpatterns = [
     path("<id:pk>/", views.workflow_edit, name="workflow-edit"),
     path("<id:pk>/delete/", views.workflow_delete, name="workflow-delete"),
     path("<id:pk>/history/", views.workflow_history, name="workflow-history"),
-    path("<id:pk>/history/<int:number>/restore/", views.workflow_history_restore, name="workflow-history-restore"),
+    path("<id:pk>/history/<id:number>/restore/", views.workflow_history_restore, name="workflow-history-restore"),
     path("<id:pk>/export/", views.workflow_export, name="workflow-export"),
 ]
