@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import Max, Q, QuerySet
 
 from blocks.models import Block, BlockVersion
+from core.history import History, HistoryLayout, version_history
 
 
 def block_list(*, search: str = "") -> QuerySet[Block]:
@@ -71,3 +72,11 @@ def block_version_numbers(block_ids: list[int]) -> dict[int, int]:
     """Each block's latest version number (what a payload version records)."""
     rows = BlockVersion.objects.filter(block_id__in=block_ids).values("block_id").annotate(latest=Max("number"))
     return {row["block_id"]: row["latest"] for row in rows}
+
+
+BLOCK_HISTORY = HistoryLayout(texts=("content", "description"))
+
+
+def block_history(block: Block, selected: int | str | None = None) -> History:
+    """The block's versions, and what the selected one (default: the previous) changes against the current."""
+    return version_history(block.versions, layout=BLOCK_HISTORY, selected=selected)

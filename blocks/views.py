@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from blocks import selectors, services, templating
 from blocks.confirm_delete import confirm_delete
 from blocks.forms import BlockForm, BlockSearchForm
+from blocks.history_page import history_page, history_restore
 from blocks.models import Block
 
 
@@ -139,3 +140,24 @@ def block_check(request: HttpRequest) -> HttpResponse:
     except templating.TemplateProblem as exc:
         return render(request, "blocks/_check.html", {"problem": str(exc)})
     return render(request, "blocks/_check.html", {"variables": sorted(templating.variables_of(content))})
+
+
+@login_required
+@permission_required("blocks.view_block", raise_exception=True)
+@require_GET
+def block_history(request: HttpRequest, pk: int) -> HttpResponse:
+    block = get_object_or_404(Block, pk=pk)
+    urls = {"list": "block-manager", "edit": reverse("block-edit", args=[pk]),
+            "history": reverse("block-history", args=[pk]), "restore": "block-history-restore"}
+    return history_page(request, subject=block, kind="block", urls=urls,
+                        history=selectors.block_history(block, request.GET.get("v")),
+                        can_restore=request.user.has_perm("blocks.change_block"))
+
+
+@login_required
+@permission_required(["blocks.view_block", "blocks.change_block"], raise_exception=True)
+@require_POST
+def block_history_restore(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    block = get_object_or_404(Block, pk=pk)
+    return history_restore(request, subject=block, number=number, restore=services.block_version_restore,
+                           history_url=reverse("block-history", args=[pk]))

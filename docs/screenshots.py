@@ -148,6 +148,11 @@ def shoot(base: str, fake_llm: str) -> None:
         snap("blocks", "/blocks/")
         block_path = page.locator("#block-list a").first.get_attribute("href")
         snap("block-editor", block_path, "#template-check p")
+        # One save through the editor, so the block's History page has a change to show.
+        page.locator("#id_description").fill("The outline step's prompt: a few short points.")
+        page.get_by_role("button", name="Save").click()
+        page.wait_for_selector("#editor .alert-success")
+        snap("block-history", f"{block_path}history/", "#versions")
         snap("payloads", "/payloads/")
         payload_path = page.locator("table a[href^='/payloads/']").first.get_attribute("href")
         page.goto(base + payload_path)

@@ -10,4 +10,6 @@ urlpatterns = [
     path("try/", views.payload_try, name="payload-try"),
     path("<id:pk>/", views.payload_edit, name="payload-edit"),
     path("<id:pk>/delete/", views.payload_delete, name="payload-delete"),
+    path("<id:pk>/history/", views.payload_history, name="payload-history"),
+    path("<id:pk>/history/<id:number>/restore/", views.payload_history_restore, name="payload-history-restore"),
 ]

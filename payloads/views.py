@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from blocks import templating
 from blocks.confirm_delete import confirm_delete
+from blocks.history_page import history_page, history_restore
 from blocks.models import Block
 from llm import tokens
 from llm.models import Endpoint
@@ -206,3 +207,24 @@ async def payload_try(request: HttpRequest) -> HttpResponse:
 
     return StreamingHttpResponse(body(), content_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@login_required
+@permission_required("payloads.view_payload", raise_exception=True)
+@require_GET
+def payload_history(request: HttpRequest, pk: int) -> HttpResponse:
+    payload = get_object_or_404(Payload, pk=pk)
+    urls = {"list": "payload-builder", "edit": reverse("payload-edit", args=[pk]),
+            "history": reverse("payload-history", args=[pk]), "restore": "payload-history-restore"}
+    return history_page(request, subject=payload, kind="payload", urls=urls,
+                        history=selectors.payload_history(payload, request.GET.get("v")),
+                        can_restore=request.user.has_perm("payloads.change_payload"))
+
+
+@login_required
+@permission_required(["payloads.view_payload", "payloads.change_payload"], raise_exception=True)
+@require_POST
+def payload_history_restore(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    payload = get_object_or_404(Payload, pk=pk)
+    return history_restore(request, subject=payload, number=number, restore=services.payload_version_restore,
+                           history_url=reverse("payload-history", args=[pk]))

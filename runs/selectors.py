@@ -8,9 +8,9 @@ from django.db.models import Avg, Count, Prefetch, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from core.diffing import Segment, WordDiff, word_diff
 from core.internals.django_prefetch import set_prefetched
 from core.sql import CompiledValues, concrete_attnames, instances
-from runs.diffing import Segment, WordDiff, word_diff
 from runs.models import FINAL_STATUSES, Response, Run, RunStatus
 from workflows.models import Workflow
 

@@ -10,5 +10,7 @@ urlpatterns = [
     path("import/", views.workflow_import, name="workflow-import"),
     path("<id:pk>/", views.workflow_edit, name="workflow-edit"),
     path("<id:pk>/delete/", views.workflow_delete, name="workflow-delete"),
+    path("<id:pk>/history/", views.workflow_history, name="workflow-history"),
+    path("<id:pk>/history/<id:number>/restore/", views.workflow_history_restore, name="workflow-history-restore"),
     path("<id:pk>/export/", views.workflow_export, name="workflow-export"),
 ]

@@ -22,9 +22,10 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from blocks.confirm_delete import confirm_delete
+from blocks.history_page import history_page, history_restore
 from blocks.selectors import UsedBy
 from payloads.models import Payload
-from workflows import portability, services
+from workflows import portability, selectors, services
 from workflows.forms import WorkflowForm, declared_inputs, step_rows, step_specs
 from workflows.models import Workflow
 
@@ -206,3 +207,24 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
     return render(request, "workflows/list.html", {
         "rows": [{"workflow": w, "problems": services.workflow_problems(w)} for w in workflows],
         "can_import": True, "import_error": error}, status=400)
+
+
+@login_required
+@permission_required("workflows.view_workflow", raise_exception=True)
+@require_GET
+def workflow_history(request: HttpRequest, pk: int) -> HttpResponse:
+    workflow = get_object_or_404(Workflow, pk=pk)
+    urls = {"list": "workflow-builder", "edit": reverse("workflow-edit", args=[pk]),
+            "history": reverse("workflow-history", args=[pk]), "restore": "workflow-history-restore"}
+    return history_page(request, subject=workflow, kind="workflow", urls=urls,
+                        history=selectors.workflow_history(workflow, request.GET.get("v")),
+                        can_restore=request.user.has_perm("workflows.change_workflow"))
+
+
+@login_required
+@permission_required(["workflows.view_workflow", "workflows.change_workflow"], raise_exception=True)
+@require_POST
+def workflow_history_restore(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    workflow = get_object_or_404(Workflow, pk=pk)
+    return history_restore(request, subject=workflow, number=number, restore=services.workflow_version_restore,
+                           history_url=reverse("workflow-history", args=[pk]))

@@ -4,7 +4,7 @@ import html
 import pytest
 from django.test import Client
 
-from runs.diffing import word_diff
+from core.diffing import word_diff
 from tests.runs_pages.conftest import client_with, finished_run
 
 OUTLINE = "Tides rise and fall twice a day."

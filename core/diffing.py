@@ -1,4 +1,4 @@
-"""Word-level differences between two texts, for the side-by-side comparison of runs.
+"""Word-level differences between two texts: the comparison of runs and the history of a builder object.
 
 Computed on the server with difflib: each side is a list of segments, marked changed where the
 other side differs, so the template renders <del> on the left and <ins> on the right.

@@ -1,0 +1,26 @@
+"""Reads of the Workflow Builder's History page."""
+from __future__ import annotations
+
+from typing import Any
+
+from core.history import History, HistoryLayout, version_history
+from workflows.models import Workflow
+
+
+def _input(spec: dict[str, Any]) -> str:
+    default = f" = “{spec['default']}”" if spec.get("default") else ""
+    description = f" — {spec['description']}" if spec.get("description") else ""
+    return f"{spec.get('name', '')}{default}{description}"
+
+
+def _step(step: dict[str, Any]) -> str:
+    version = f" (v{step['payload_version']})" if step.get("payload_version") else ""
+    return f"{step['output_key']} ← {step['payload']}{version}"
+
+
+WORKFLOW_HISTORY = HistoryLayout(texts=("description",), lists={"inputs": _input, "steps": _step})
+
+
+def workflow_history(workflow: Workflow, selected: int | str | None = None) -> History:
+    """The workflow's versions, and what the selected one (default: the previous) changes against the current."""
+    return version_history(workflow.versions, layout=WORKFLOW_HISTORY, selected=selected)
