@@ -56,6 +56,14 @@ class Capabilities:
 STANDARD = Capabilities()
 
 
+def value_label(name: str, value: Any) -> str:
+    """How a capability's value reads on the pages."""
+    if FIELDS.get(name) is bool:
+        return "yes" if value else "no"
+    labels = {"structured_output": STRUCTURED_LABELS, "reasoning_field": REASONING_LABELS}.get(name, {})
+    return labels.get(value, str(value))
+
+
 def field_problem(name: str, value: Any) -> str | None:
     """Why `value` cannot be the capability `name`, or None."""
     allowed = FIELDS.get(name)

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from llm import diagnostics, selectors, services
 from llm.forms import CapabilityForm, EndpointForm
 from llm.models import Capability, Endpoint
-from llm.views import CHECK_LABELS
+from llm.views import label_checks
 
 
 def _endpoints() -> Any:
@@ -147,14 +147,8 @@ def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
     """Run llm.diagnostics on one endpoint and show its checks on the list page."""
     endpoint = get_object_or_404(Endpoint, pk=pk)
-    report = _check_labels(diagnostics.connectivity_test_sync(endpoint).as_dict())
+    report = label_checks(diagnostics.connectivity_test_sync(endpoint).as_dict())
     return _list(request, report=report, tested=endpoint.pk)
-
-
-def _check_labels(report: dict[str, Any]) -> dict[str, Any]:
-    for check in report["checks"]:
-        check["label"] = CHECK_LABELS.get(check["name"], check["name"])
-    return report
 
 
 @login_required
@@ -186,7 +180,7 @@ def endpoint_capabilities_relearn(request: HttpRequest, pk: int) -> HttpResponse
     """Forget everything learned and set about the endpoint, then re-learn its default model by testing it."""
     endpoint = get_object_or_404(Endpoint, pk=pk)
     deleted = services.capability_reset(endpoint=endpoint)
-    report = _check_labels(diagnostics.connectivity_test_sync(endpoint).as_dict())
+    report = label_checks(diagnostics.connectivity_test_sync(endpoint).as_dict())
     messages.info(request, f"Forgot what was known about {deleted} model{'s' if deleted != 1 else ''}; "
                            f"re-learned “{report['model']}” with the connectivity test.")
     return _form_page(request, EndpointForm(instance=endpoint), endpoint, report=report)

@@ -56,7 +56,7 @@ def capability_table(endpoint: Endpoint) -> list[dict[str, Any]]:
         for name in capabilities.FIELDS:
             field = Capability._meta.get_field(name)
             value = getattr(row, name)
-            shown = dict(field.choices).get(value, value) if field.choices else ("yes" if value else "no")
+            shown = capabilities.value_label(name, value)
             source = "set by a person" if name in row.overridden else (
                 "learned" if name in row.evidence else "standard")
             fields.append({"name": name, "label": field.verbose_name.replace("_", " "), "value": value,

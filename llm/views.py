@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required, permission_required
@@ -87,6 +88,11 @@ async def connectivity_test(request: HttpRequest) -> HttpResponse:
         return HttpResponse(render_to_string("llm/_checks.html", {"form_errors": form.errors}), status=400)
     endpoint = form.cleaned_data["endpoint"]
     report = (await diagnostics.aconnectivity_test(endpoint, model=form.cleaned_data["model"] or None)).as_dict()
+    return HttpResponse(render_to_string("llm/_checks.html", {"report": label_checks(report)}))
+
+
+def label_checks(report: dict[str, Any]) -> dict[str, Any]:
+    """The connectivity report with each check's name as the pages call it."""
     for check in report["checks"]:
         check["label"] = CHECK_LABELS.get(check["name"], check["name"])
-    return HttpResponse(render_to_string("llm/_checks.html", {"report": report}))
+    return report

@@ -7,23 +7,19 @@ from typing import Any
 
 from django import template
 
-from llm.capabilities import REASONING_LABELS, STRUCTURED_LABELS
+from llm.capabilities import value_label
 
 register = template.Library()
 
 
-def _yes_no(value: Any) -> str:
-    return "yes" if value else "no"
-
-
-# (capability, label, how its value reads), in the order they are shown.
+# (capability, label), in the order they are shown.
 CAPABILITY_ROWS = (
-    ("structured_output", "Structured output", lambda value: STRUCTURED_LABELS.get(value, str(value))),
-    ("stream_options", "Stream options sent", _yes_no),
-    ("stream_usage", "Usage in streams", _yes_no),
-    ("token_limit_param", "Token limit sent as", str),
-    ("temperature", "Temperature allowed", _yes_no),
-    ("reasoning_field", "Reasoning field", lambda value: REASONING_LABELS.get(value, str(value))),
+    ("structured_output", "Structured output"),
+    ("stream_options", "Stream options sent"),
+    ("stream_usage", "Usage in streams"),
+    ("token_limit_param", "Token limit sent as"),
+    ("temperature", "Temperature allowed"),
+    ("reasoning_field", "Reasoning field"),
 )
 
 
@@ -36,7 +32,7 @@ def capability_summary(report: dict[str, Any]) -> list[dict[str, Any]]:
         return []
     learned = report.get("learned") or {}
     return [
-        {"name": name, "label": label, "value": show(capabilities[name]), "learned": name in learned,
+        {"name": name, "label": label, "value": value_label(name, capabilities[name]), "learned": name in learned,
          "code": name == "token_limit_param"}
-        for name, label, show in CAPABILITY_ROWS if name in capabilities
+        for name, label in CAPABILITY_ROWS if name in capabilities
     ]
