@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "blocks",
     "payloads",
     "workflows",
+    "releases",
     "runs",
     "fakellm",  # manage.py fake_llm: the mock server of the demo and the tests
 ]

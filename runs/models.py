@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 
+from releases.models import LABEL_NAME_MAX, Release
 from workflows.models import Workflow
 
 
@@ -25,6 +26,10 @@ class Run(models.Model):
     status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
     inputs = models.JSONField(default=dict)
     snapshot = models.JSONField(default=dict)
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, null=True, blank=True, related_name="runs",
+                                help_text="The tree this run ran; every run has one (older runs got theirs by migration).")
+    label = models.CharField(max_length=LABEL_NAME_MAX, blank=True, default="",
+                             help_text="The label the run was started by, if any.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="runs")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)

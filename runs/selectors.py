@@ -1,16 +1,17 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.db.models import Avg, Count, Prefetch, QuerySet, Sum
+from django.db.models import Avg, Count, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from core.diffing import Segment, WordDiff, word_diff
 from core.internals.django_prefetch import set_prefetched
 from core.sql import CompiledValues, concrete_attnames, instances
+from releases.models import LabelMove
 from runs.models import FINAL_STATUSES, Response, Run, RunStatus
 from workflows.models import Workflow
 
@@ -215,3 +216,63 @@ def workflow_daily_stats(workflow: Workflow, *, days: int = 30, today: datetime.
                               completion_tokens=row["completion"] or 0, latency_ms=row["latency"] or 0,
                               avg_latency_ms=round(row["avg_latency"] or 0), avg_tokens=round(tokens / row["runs"])))
     return stats
+
+
+# --- Releases ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Impact:
+    runs: int
+    succeeded: int
+    failed: int
+    tokens: int
+    median_latency_ms: int | None
+
+    @property
+    def success_rate(self) -> float | None:
+        """Of the finished runs that succeeded or failed (cancelled ones are not counted)."""
+        finished = self.succeeded + self.failed
+        return round(self.succeeded / finished, 4) if finished else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "success_rate": self.success_rate}
+
+
+def _median_latency(release_id: int, succeeded: int) -> int | None:
+    if not succeeded:
+        return None
+    values = list(Run.objects.filter(release_id=release_id, status=RunStatus.SUCCEEDED).order_by("latency_ms")
+                  .values_list("latency_ms", flat=True)[(succeeded - 1) // 2:succeeded // 2 + 1])
+    return round(sum(values) / len(values))
+
+
+def release_impact(release_ids: list[int]) -> dict[int, Impact]:
+    """Per release: its runs, how many succeeded and failed, tokens, and the median latency of the
+    succeeded runs (one grouped query, then one indexed read per release for the median)."""
+    rows = (Run.objects.filter(release_id__in=release_ids).values("release_id")
+            .annotate(runs=Count("id"), succeeded=Count("id", filter=Q(status=RunStatus.SUCCEEDED)),
+                      failed=Count("id", filter=Q(status=RunStatus.FAILED)),
+                      tokens=Sum("prompt_tokens") + Sum("completion_tokens")))
+    found = {row["release_id"]: row for row in rows}
+    impact = {}
+    for release_id in release_ids:
+        row = found.get(release_id, {"runs": 0, "succeeded": 0, "failed": 0, "tokens": 0})
+        impact[release_id] = Impact(runs=row["runs"], succeeded=row["succeeded"], failed=row["failed"],
+                                    tokens=row["tokens"] or 0,
+                                    median_latency_ms=_median_latency(release_id, row["succeeded"]))
+    return impact
+
+
+def runs_labelled(workflow_id: int, label: str) -> Q:
+    """A filter on runs: those whose release carried `label` when they started (from the label's log)."""
+    moves = list(LabelMove.objects.filter(workflow_id=workflow_id, label=label).order_by("moved_at", "id")
+                 .values("to_release_id", "moved_at"))
+    condition = Q(pk__in=[])
+    for move, following in zip(moves, [*moves[1:], None], strict=True):
+        if move["to_release_id"] is None:
+            continue
+        window = Q(release_id=move["to_release_id"], created_at__gte=move["moved_at"])
+        if following is not None:
+            window &= Q(created_at__lt=following["moved_at"])
+        condition |= window
+    return condition

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.sql import insert_instance
+from releases.services import label_release, release_for_run
 from runs.engine import dispatch, events, run_cancel_signal
 from runs.engine.ledger import Claim, Finished, lease_is_free, step_claim_in_transaction
 from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus
@@ -21,11 +22,13 @@ from workflows.models import Workflow
 from workflows.services import StepData, workflow_problems, workflow_snapshot, workflow_steps
 
 
-def resolve_inputs(workflow: Workflow, inputs: dict[str, Any]) -> dict[str, Any]:
-    """The declared inputs with defaults applied; ValidationError lists missing and unknown names."""
+def resolve_inputs(workflow: Workflow, inputs: dict[str, Any], *, declared_inputs: list[dict[str, Any]] | None = None
+                   ) -> dict[str, Any]:
+    """The declared inputs (the workflow's, or a release's) with defaults applied; ValidationError
+    lists missing and unknown names."""
     if not isinstance(inputs, dict):
         raise ValidationError({"inputs": ["Inputs must be a JSON object of name: value."]})
-    declared = {item["name"]: item for item in workflow.inputs or []}
+    declared = {item["name"]: item for item in (workflow.inputs if declared_inputs is None else declared_inputs) or []}
     errors = []
     unknown = sorted(set(inputs) - set(declared))
     if unknown:
@@ -51,33 +54,41 @@ def _after_commit_dispatch(run: Run) -> None:
 
 
 @transaction.atomic
-def run_start(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None) -> Run:
-    """Validate, snapshot and queue a run. Nothing reaches an LLM if the inputs are wrong."""
-    run = _new_run(workflow=workflow, inputs=inputs, user=user)
+def run_start(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None, label: str = "") -> Run:
+    """Validate, snapshot and queue a run of the tree as it stands, or of the release `label` points
+    at (whatever the live definitions are now). Nothing reaches an LLM if the inputs are wrong."""
+    run = _new_run(workflow=workflow, inputs=inputs, user=user, label=label)
     _after_commit_dispatch(run)
     return run
 
 
 @transaction.atomic
 def run_start_claimed(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None,
-                      owner: str) -> tuple[Run, Claim | Finished | None]:
+                      owner: str, label: str = "") -> tuple[Run, Claim | Finished | None]:
     """run_start for a caller that executes the run itself (the CLI): its first step is claimed for
     `owner` in the same transaction, and no executor or worker is asked to run it. If the caller
     dies, the lease expires and recovery picks the run up as it would any other."""
-    run = _new_run(workflow=workflow, inputs=inputs, user=user)
+    run = _new_run(workflow=workflow, inputs=inputs, user=user, label=label)
     run_id = run.pk
     transaction.on_commit(lambda: events.run_status(run_id, RunStatus.QUEUED))
     return run, step_claim_in_transaction(run_id=run_id, owner=owner)
 
 
-def _new_run(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None) -> Run:
-    resolved = resolve_inputs(workflow, inputs)
-    steps = workflow_steps(workflow)
-    _raise_problems(workflow, steps)
-    snapshot = workflow_snapshot(workflow, steps=steps)
+def _new_run(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None, label: str = "") -> Run:
+    author = user if user and user.is_authenticated else None
+    if label:
+        release = label_release(workflow=workflow, name=label)
+        snapshot, release_id = release.snapshot, release.pk
+        resolved = resolve_inputs(workflow, inputs, declared_inputs=snapshot["inputs"])
+    else:
+        resolved = resolve_inputs(workflow, inputs)
+        steps = workflow_steps(workflow)
+        _raise_problems(workflow, steps)
+        snapshot = workflow_snapshot(workflow, steps=steps)
+        release_id = release_for_run(workflow=workflow, snapshot=snapshot, user=author)
     run = Run(
-        workflow=workflow, workflow_name=workflow.name, inputs=resolved, snapshot=snapshot,
-        step_count=len(snapshot["steps"]), created_by=user if user and user.is_authenticated else None,
+        workflow=workflow, workflow_name=workflow.name, inputs=resolved, snapshot=snapshot, release_id=release_id,
+        label=label, step_count=len(snapshot["steps"]), created_by=author,
     )
     insert_instance(run)
     return run
@@ -106,9 +117,11 @@ def run_replay(*, source: Run, user: AbstractBaseUser | None, from_step: int = 0
             raise ValidationError({"from_step": [
                 f"Step {response.index + 1} is now '{steps[response.index]['output_key']}', "
                 f"the source run's was '{response.output_key}': replay from an earlier step."]})
+    author = user if user and user.is_authenticated else None
     run = Run.objects.create(
         workflow=workflow, workflow_name=workflow.name, inputs=resolved, snapshot=snapshot,
-        step_count=len(steps), created_by=user if user and user.is_authenticated else None,
+        release_id=release_for_run(workflow=workflow, snapshot=snapshot, user=author),
+        step_count=len(steps), created_by=author,
         source_run=source, replay_from_step=from_step if from_step else None, next_step=from_step,
     )
     Response.objects.bulk_create([

@@ -1,6 +1,6 @@
 """Who may import whom, read from the code's own import statements (every one, also inside functions).
 
-core/ is below every app; the apps stack runs → workflows → payloads → blocks, with llm beside them;
+core/ is below every app; the apps stack runs → releases → workflows → payloads → blocks, with llm beside them;
 orchestrator/ is the project's wiring, which only it and the ASGI server import.
 """
 from __future__ import annotations
@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-APPS = ("llm", "blocks", "payloads", "workflows", "runs")
+APPS = ("llm", "blocks", "payloads", "workflows", "releases", "runs")
 # What each package must never import: the apps above it, and the project's wiring.
 FORBIDDEN = {
     "core": {"orchestrator", "fakellm", "tests", *APPS},
-    "llm": {"orchestrator", "blocks", "payloads", "workflows", "runs"},
-    "blocks": {"orchestrator", "payloads", "workflows", "runs"},
-    "payloads": {"orchestrator", "workflows", "runs"},
-    "workflows": {"orchestrator", "runs"},
+    "llm": {"orchestrator", "blocks", "payloads", "workflows", "releases", "runs"},
+    "blocks": {"orchestrator", "payloads", "workflows", "releases", "runs"},
+    "payloads": {"orchestrator", "workflows", "releases", "runs"},
+    "workflows": {"orchestrator", "releases", "runs"},
+    "releases": {"orchestrator", "runs"},
     "runs": {"orchestrator"},
 }
 

@@ -1,0 +1,132 @@
+"""Reading releases: what changed between two trees, the releases of a workflow, the log of its labels.
+How each release did (runs, success, latency, tokens) is runs.selectors.release_impact."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from core.diffing import WordDiff, word_diff
+from releases.models import LabelMove, Release
+
+# The settings of a step compared field by field (block texts are compared word by word).
+STEP_FIELDS = ("payload", "endpoint", "model", "params", "stream", "json_schema", "structured_retries", "pass_reasoning")
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, (dict, list, bool)):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return str(value)
+
+
+def _step_fields(step: dict[str, Any]) -> dict[str, str]:
+    payload = step["payload"]
+    values = {"payload": payload.get("name"), "endpoint": payload.get("endpoint_name"), "model": payload.get("model"),
+              "params": payload.get("params"), "stream": payload.get("stream"), "json_schema": payload.get("json_schema"),
+              "structured_retries": payload.get("structured_retries"), "pass_reasoning": payload.get("pass_reasoning")}
+    return {name: _shown(values[name]) for name in STEP_FIELDS}
+
+
+@dataclass(frozen=True)
+class BlockChange:
+    position: int
+    block: str
+    old_role: str | None
+    new_role: str | None
+    diff: WordDiff
+
+    @property
+    def status(self) -> str:
+        if self.old_role is None:
+            return "added"
+        if self.new_role is None:
+            return "removed"
+        return "changed" if self.old_role != self.new_role or not self.diff.is_same else "same"
+
+
+@dataclass(frozen=True)
+class StepChange:
+    output_key: str
+    status: str  # added | removed | moved | changed | same
+    old_index: int | None
+    new_index: int | None
+    fields: list[tuple[str, str, str]] = field(default_factory=list)  # (name, old, new), changed ones only
+    blocks: list[BlockChange] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TreeDiff:
+    inputs: tuple[str, str]
+    steps: list[StepChange]
+
+    @property
+    def changed(self) -> bool:
+        return self.inputs[0] != self.inputs[1] or any(step.status != "same" for step in self.steps)
+
+    def as_dict(self) -> dict[str, Any]:
+        def words(diff: WordDiff) -> dict[str, Any]:
+            return {"changed_words": diff.changed_words, "old": [asdict(s) for s in diff.left],
+                    "new": [asdict(s) for s in diff.right]}
+        return {
+            "changed": self.changed,
+            "inputs": {"old": self.inputs[0], "new": self.inputs[1], "changed": self.inputs[0] != self.inputs[1]},
+            "steps": [{"output_key": s.output_key, "status": s.status, "old_index": s.old_index, "new_index": s.new_index,
+                       "fields": [{"name": n, "old": o, "new": v} for n, o, v in s.fields],
+                       "blocks": [{"position": b.position, "block": b.block, "status": b.status, "old_role": b.old_role,
+                                   "new_role": b.new_role, "text": words(b.diff)} for b in s.blocks]}
+                      for s in self.steps],
+        }
+
+
+def _block_changes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[BlockChange]:
+    changes = []
+    for position in range(max(len(old), len(new))):
+        before = old[position] if position < len(old) else None
+        after = new[position] if position < len(new) else None
+        changes.append(BlockChange(
+            position=position, block=(after or before or {}).get("block", ""),
+            old_role=before["role"] if before else None, new_role=after["role"] if after else None,
+            diff=word_diff(before["content"] if before else "", after["content"] if after else "")))
+    return changes
+
+
+def _step_change(key: str, before: dict[str, Any] | None, after: dict[str, Any] | None, moved: bool) -> StepChange:
+    if before is None or after is None:
+        status = "added" if before is None else "removed"
+        return StepChange(key, status, None if before is None else before["index"],
+                          None if after is None else after["index"],
+                          blocks=_block_changes([] if before is None else before["blocks"],
+                                                [] if after is None else after["blocks"]))
+    old_fields, new_fields = _step_fields(before), _step_fields(after)
+    fields = [(name, old_fields[name], new_fields[name]) for name in STEP_FIELDS if old_fields[name] != new_fields[name]]
+    blocks = _block_changes(before["blocks"], after["blocks"])
+    changed = bool(fields) or any(b.status != "same" for b in blocks)
+    status = "changed" if changed else "moved" if moved else "same"
+    return StepChange(key, status, before["index"], after["index"], fields, blocks)
+
+
+def tree_diff(old: dict[str, Any], new: dict[str, Any]) -> TreeDiff:
+    """Two snapshots compared: steps matched by output key (added, removed, moved, changed), each
+    step's settings field by field and its blocks word by word."""
+    old_steps = {s["output_key"]: s for s in old.get("steps", [])}
+    new_steps = {s["output_key"]: s for s in new.get("steps", [])}
+    kept_old = [k for k in old_steps if k in new_steps]
+    kept_new = [k for k in new_steps if k in old_steps]
+    keys = list(dict.fromkeys([*new_steps, *old_steps]))
+    steps = [_step_change(k, old_steps.get(k), new_steps.get(k),
+                          moved=k in kept_old and kept_old.index(k) != kept_new.index(k)) for k in keys]
+    steps.sort(key=lambda s: (s.new_index if s.new_index is not None else s.old_index or 0, s.new_index is None))
+    return TreeDiff(inputs=(_shown(old.get("inputs")), _shown(new.get("inputs"))), steps=steps)
+
+
+def release_list(workflow_id: int) -> Any:
+    """The workflow's releases newest first, with their labels (runs.selectors.release_impact adds how they did)."""
+    return (Release.objects.filter(workflow_id=workflow_id).select_related("created_by", "workflow_version")
+            .prefetch_related("labels").order_by("-number"))
+
+
+def label_history(workflow_id: int, *, label: str = "") -> Any:
+    moves = LabelMove.objects.filter(workflow_id=workflow_id).select_related("from_release", "to_release", "moved_by")
+    return moves.filter(label=label) if label else moves
