@@ -202,6 +202,10 @@ SPECTACULAR_SETTINGS = {
 RUNS_BACKEND = env("RUNS_BACKEND", default="embedded")
 RUNS_MAX_CONCURRENCY = env.int("RUNS_MAX_CONCURRENCY", default=10000)
 RUNS_LEASE_SECONDS = env.float("RUNS_LEASE_SECONDS", default=30.0)
+# Retention: finished runs older than this many days are pruned every hour (0: never; see
+# `manage.py prune_runs`). Runs of a release a label points at are kept unless RUNS_PRUNE_LABELLED.
+RUNS_PRUNE_OLDER_THAN_DAYS = env.int("RUNS_PRUNE_OLDER_THAN_DAYS", default=0)
+RUNS_PRUNE_LABELLED = env.bool("RUNS_PRUNE_LABELLED", default=False)
 # Distributed mode: one Procrastinate job runs a whole run ("run"), or one step ("step").
 # Both pass the crash tests; "run" costs less CPU per step (docs/performance.md).
 RUNS_TASK_GRANULARITY = env.str("RUNS_TASK_GRANULARITY", default="run")

@@ -21,17 +21,18 @@ FINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 class Run(models.Model):
     """One execution of a workflow. next_step and the lease fence who may write which step."""
 
-    workflow = models.ForeignKey(Workflow, on_delete=models.SET_NULL, null=True, related_name="runs")
+    # Indexed by the (workflow, created_at, id) index below, which every list filtered by workflow reads.
+    workflow = models.ForeignKey(Workflow, on_delete=models.SET_NULL, null=True, related_name="runs", db_index=False)
     workflow_name = models.CharField(max_length=100, db_index=True)
-    status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.QUEUED)
     inputs = models.JSONField(default=dict)
-    snapshot = models.JSONField(default=dict)
-    release = models.ForeignKey(Release, on_delete=models.PROTECT, null=True, blank=True, related_name="runs",
-                                help_text="The tree this run ran; every run has one (older runs got theirs by migration).")
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="runs",
+                                db_index=False,  # the (release, status, latency_ms) index below starts with it
+                                help_text="The tree this run runs (its snapshot); runs of one tree share it.")
     label = models.CharField(max_length=LABEL_NAME_MAX, blank=True, default="",
                              help_text="The label the run was started by, if any.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="runs")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     step_count = models.PositiveIntegerField(default=0)
@@ -53,10 +54,25 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "lease_expires_at"], name="run_claimable")]
+        # Each list reads in the order it shows (-created_at, -id) from an index that starts with its filter,
+        # so a page is the first rows of one index range: no sort, no scan of the rest.
+        indexes = [
+            models.Index(fields=["status", "lease_expires_at"], name="run_claimable"),
+            models.Index(fields=["created_at", "id"], name="run_newest"),
+            models.Index(fields=["workflow", "created_at", "id"], name="run_workflow_newest"),
+            models.Index(fields=["status", "created_at", "id"], name="run_status_newest"),
+            models.Index(fields=["workflow", "status", "created_at", "id"], name="run_workflow_status_newest"),
+            models.Index(fields=["status", "finished_at"], name="run_status_finished"),
+            models.Index(fields=["release", "status", "latency_ms"], name="run_release_latency"),
+        ]
 
     def __str__(self) -> str:
         return f"Run {self.pk} of {self.workflow_name}"
+
+    @property
+    def snapshot(self) -> dict:
+        """What the run executes: its release's snapshot (runs no longer carry a copy each)."""
+        return self.release.snapshot
 
     @property
     def total_tokens(self) -> int:
@@ -77,7 +93,8 @@ class ResponseStatus(models.TextChoices):
 class Response(models.Model):
     """The exact record of one step of a run: what was sent, what came back, what it cost."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="responses")
+    # Indexed by the unique (run, index) constraint below.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="responses", db_index=False)
     index = models.PositiveIntegerField()
     output_key = models.CharField(max_length=100)
     payload_name = models.CharField(max_length=100)

@@ -17,7 +17,7 @@ from workflows.models import Workflow
 
 
 def run_list() -> QuerySet[Run]:
-    return Run.objects.defer("snapshot").all()
+    return Run.objects.all()
 
 
 def workflow_to_suggest() -> Workflow | None:

@@ -87,7 +87,7 @@ def _new_run(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUs
         snapshot = workflow_snapshot(workflow, steps=steps)
         release_id = release_for_run(workflow=workflow, snapshot=snapshot, user=author)
     run = Run(
-        workflow=workflow, workflow_name=workflow.name, inputs=resolved, snapshot=snapshot, release_id=release_id,
+        workflow=workflow, workflow_name=workflow.name, inputs=resolved, release_id=release_id,
         label=label, step_count=len(snapshot["steps"]), created_by=author,
     )
     insert_instance(run)
@@ -119,7 +119,7 @@ def run_replay(*, source: Run, user: AbstractBaseUser | None, from_step: int = 0
                 f"the source run's was '{response.output_key}': replay from an earlier step."]})
     author = user if user and user.is_authenticated else None
     run = Run.objects.create(
-        workflow=workflow, workflow_name=workflow.name, inputs=resolved, snapshot=snapshot,
+        workflow=workflow, workflow_name=workflow.name, inputs=resolved,
         release_id=release_for_run(workflow=workflow, snapshot=snapshot, user=author),
         step_count=len(steps), created_by=author,
         source_run=source, replay_from_step=from_step if from_step else None, next_step=from_step,

@@ -6,6 +6,8 @@ from typing import Any
 from blocks.models import Block
 from llm.models import Endpoint
 from payloads.models import Payload, PayloadBlock
+from releases.models import Release
+from releases.services import release_for_run
 from workflows.models import Step, Workflow
 
 CHAIN_PROMPTS = [
@@ -41,6 +43,13 @@ def make_workflow(name: str, steps: list[tuple[str, Payload]], inputs: list[dict
     for position, (output_key, payload) in enumerate(steps):
         Step.objects.create(workflow=workflow, payload=payload, output_key=output_key, position=position)
     return workflow
+
+
+def make_release(workflow: Workflow, snapshot: dict[str, Any] | None = None) -> Release:
+    """The release a run of the workflow's tree (or of `snapshot`) points at, as run_start finds or makes it."""
+    from workflows.services import workflow_snapshot
+    tree = workflow_snapshot(workflow) if snapshot is None else snapshot
+    return Release.objects.get(pk=release_for_run(workflow=workflow, snapshot=tree))
 
 
 def make_chain(endpoint: Endpoint, *, stream: bool = False, name: str = "article", **payload_fields: Any) -> Workflow:

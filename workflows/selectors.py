@@ -1,9 +1,10 @@
-"""Reads of the Workflow Builder's History page."""
+"""Reads of the Workflow Builder's pages: the list with every workflow's problems, and the History page."""
 from __future__ import annotations
 
 from typing import Any
 
 from core.history import History, HistoryLayout, version_history
+from workflows import services
 from workflows.models import Workflow
 
 
@@ -24,3 +25,10 @@ WORKFLOW_HISTORY = HistoryLayout(texts=("description",), lists={"inputs": _input
 def workflow_history(workflow: Workflow, selected: int | str | None = None) -> History:
     """The workflow's versions, and what the selected one (default: the previous) changes against the current."""
     return version_history(workflow.versions, layout=WORKFLOW_HISTORY, selected=selected)
+
+
+def workflow_list_rows() -> list[dict[str, Any]]:
+    """Every workflow with its problems, in a fixed number of queries (the builder's list)."""
+    workflows = list(Workflow.objects.prefetch_related("steps__payload").order_by("name"))
+    steps = services.workflow_steps_many([w.pk for w in workflows])
+    return [{"workflow": w, "problems": services.workflow_problems(w, steps=steps[w.pk])} for w in workflows]

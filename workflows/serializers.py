@@ -75,10 +75,18 @@ class WorkflowSerializer(StrictModelSerializer):
             raise serializers.ValidationError(exc.messages) from exc
         return plain
 
+    def _steps(self, workflow: Workflow) -> list[services.StepData]:
+        """The workflow's steps as services read them; for a list, every workflow's in two queries at once."""
+        known = self.context.setdefault("workflow_steps", {})
+        if workflow.pk not in known:
+            listed = self.parent.instance if isinstance(self.parent, serializers.ListSerializer) else None
+            known.update(services.workflow_steps_many([w.pk for w in listed] if listed else [workflow.pk]))
+        return known[workflow.pk]
+
     @extend_schema_field(ProblemSerializer(many=True))
     def get_problems(self, workflow: Workflow) -> list[dict[str, Any]]:
-        return services.workflow_problems(workflow)
+        return services.workflow_problems(workflow, steps=self._steps(workflow))
 
     @extend_schema_field(StepFlowSerializer(many=True))
     def get_variable_flow(self, workflow: Workflow) -> list[dict[str, Any]]:
-        return services.workflow_variable_flow(workflow)
+        return services.workflow_variable_flow(workflow, steps=self._steps(workflow))

@@ -26,24 +26,16 @@ class StepData:
 
 _PAYLOAD_FIELDS = ["name", "model", "stream", "json_schema", "structured_retries", "pass_reasoning", "extra_params",
                    *SAMPLING_FIELDS]
-_steps_query = CompiledValues(lambda workflow_id: Step.objects.filter(workflow_id=workflow_id).order_by("position", "id").values(
-    "output_key", "payload_id", "payload__endpoint_id", "payload__endpoint__name",
-    "payload__endpoint__enabled", "payload__endpoint__default_model",
-    *(f"payload__{name}" for name in _PAYLOAD_FIELDS)))
+_STEP_VALUES = ("output_key", "payload_id", "payload__endpoint_id", "payload__endpoint__name",
+                "payload__endpoint__enabled", "payload__endpoint__default_model",
+                *(f"payload__{name}" for name in _PAYLOAD_FIELDS))
+_steps_query = CompiledValues(lambda workflow_id: Step.objects.filter(workflow_id=workflow_id).order_by("position", "id")
+                              .values(*_STEP_VALUES))
 _blocks_query = CompiledValues(lambda payload_ids: PayloadBlock.objects.filter(payload_id__in=payload_ids)
                                .order_by("position", "id").values("payload_id", "role", "block__name", "block__content"))
 
 
-def workflow_steps(workflow: Workflow) -> list[StepData]:
-    """The steps in order with their payloads, endpoints and blocks, as plain data: two queries.
-
-    Every run start reads this: the queries are compiled once (model instances, prefetching and
-    compiling the querysets each time cost several times running them).
-    """
-    rows = _steps_query.rows(workflow.pk)
-    blocks: dict[int, list[dict[str, str]]] = {row["payload_id"]: [] for row in rows}
-    for use in _blocks_query.rows(sorted(blocks)) if blocks else ():
-        blocks[use["payload_id"]].append({"block": use["block__name"], "role": use["role"], "content": use["block__content"]})
+def _step_data(rows: list[dict[str, Any]], blocks: dict[int, list[dict[str, str]]]) -> list[StepData]:
     return [
         StepData(
             output_key=row["output_key"],
@@ -54,6 +46,31 @@ def workflow_steps(workflow: Workflow) -> list[StepData]:
         )
         for row in rows
     ]
+
+
+def _blocks_of(payload_ids: list[int]) -> dict[int, list[dict[str, str]]]:
+    blocks: dict[int, list[dict[str, str]]] = {pk: [] for pk in payload_ids}
+    for use in _blocks_query.rows(sorted(blocks)) if blocks else ():
+        blocks[use["payload_id"]].append({"block": use["block__name"], "role": use["role"], "content": use["block__content"]})
+    return blocks
+
+
+def workflow_steps(workflow: Workflow) -> list[StepData]:
+    """The steps in order with their payloads, endpoints and blocks, as plain data: two queries.
+
+    Every run start reads this: the queries are compiled once (model instances, prefetching and
+    compiling the querysets each time cost several times running them).
+    """
+    rows = _steps_query.rows(workflow.pk)
+    return _step_data(rows, _blocks_of([row["payload_id"] for row in rows]))
+
+
+def workflow_steps_many(workflow_ids: Sequence[int]) -> dict[int, list[StepData]]:
+    """workflow_steps of many workflows in two queries (lists show every workflow's problems)."""
+    rows = list(Step.objects.filter(workflow_id__in=workflow_ids).order_by("position", "id")
+                .values("workflow_id", *_STEP_VALUES))
+    blocks = _blocks_of(list({row["payload_id"] for row in rows}))
+    return {pk: _step_data([row for row in rows if row["workflow_id"] == pk], blocks) for pk in workflow_ids}
 
 
 def workflow_variable_flow(workflow: Workflow, *, steps: list[StepData] | None = None) -> list[dict[str, Any]]:

@@ -37,10 +37,8 @@ MAX_IMPORT_BYTES = 2 * 1024 * 1024
 @permission_required("workflows.view_workflow", raise_exception=True)
 @require_GET
 def workflow_builder(request: HttpRequest) -> HttpResponse:
-    workflows = Workflow.objects.prefetch_related("steps__payload").order_by("name")
-    rows = [{"workflow": w, "problems": services.workflow_problems(w)} for w in workflows]
     return render(request, "workflows/list.html", {
-        "rows": rows, "can_import": request.user.has_perms(IMPORT_PERMISSIONS)})
+        "rows": selectors.workflow_list_rows(), "can_import": request.user.has_perms(IMPORT_PERMISSIONS)})
 
 
 def _page(request: HttpRequest, *, form: WorkflowForm, workflow: Workflow | None, inputs: list[dict[str, Any]],
@@ -203,10 +201,8 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
                 return render(request, "workflows/import_report.html", {"report": report.as_dict()})
     if request.htmx:
         return JsonResponse({"error": error}, status=400)
-    workflows = Workflow.objects.prefetch_related("steps__payload").order_by("name")
     return render(request, "workflows/list.html", {
-        "rows": [{"workflow": w, "problems": services.workflow_problems(w)} for w in workflows],
-        "can_import": True, "import_error": error}, status=400)
+        "rows": selectors.workflow_list_rows(), "can_import": True, "import_error": error}, status=400)
 
 
 @login_required

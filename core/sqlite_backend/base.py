@@ -70,6 +70,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
         connection = super().get_new_connection(conn_params)
         if identity is None and not self.is_in_memory_db():
             identity = _file_identity(name)  # opening created the missing file
+            # So freed pages can be handed back (runs.retention). The init command's WAL switch has
+            # written the header already, so the mode takes a VACUUM, instant on an empty file.
+            connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            connection.execute("VACUUM")
         self._pool_identity = identity
         return connection
 

@@ -16,11 +16,13 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from llm import client as llm_client
+from runs import retention
 from runs.engine import dbthread, events, ledger, runner
 
 logger = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 5.0
+PRUNE_SECONDS = 3600.0
 # Leases of this embedded server carry this prefix; only one embedded server runs per database.
 OWNER_PREFIX = "embedded:"
 
@@ -100,12 +102,19 @@ class Executor:
 
     async def _sweep_forever(self) -> None:
         await sync_to_async(ledger.leases_release_dead)(owner_prefix=OWNER_PREFIX)
+        pruned_at = asyncio.get_running_loop().time()
         while True:
             try:
                 for run_id in await sync_to_async(_runnable_ids)():
                     self._spawn(run_id)
             except Exception:
                 logger.exception("sweeping for runnable runs failed")
+            if asyncio.get_running_loop().time() - pruned_at >= PRUNE_SECONDS:
+                pruned_at = asyncio.get_running_loop().time()
+                try:  # in a thread of its own: batches wait for the write lock like any writer
+                    await sync_to_async(retention.scheduled_prune_in_thread, thread_sensitive=False)()
+                except Exception:
+                    logger.exception("pruning old runs failed")
             await asyncio.sleep(SWEEP_SECONDS)
 
 

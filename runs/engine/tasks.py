@@ -28,6 +28,7 @@ from procrastinate import JobContext, exceptions
 from procrastinate.contrib.django import app
 from procrastinate.contrib.django.models import ProcrastinateJob
 
+from runs import retention
 from runs.engine import ledger, runner
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,14 @@ def _analyze_jobs_table() -> None:
 
 
 _sweeps = 0
+
+
+@app.periodic(cron="23 * * * *")
+@app.task(name="runs.prune_old_runs", queueing_lock="runs.prune_old_runs")
+async def prune_old_runs(timestamp: int) -> int:
+    """Hourly: RUNS_PRUNE_OLDER_THAN_DAYS (0: nothing). One worker at a time (the queueing lock)."""
+    report = await sync_to_async(retention.scheduled_prune_in_thread, thread_sensitive=False)()
+    return report.runs if report else 0
 
 
 # The 6th column is seconds: every 2 s.

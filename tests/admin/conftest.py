@@ -6,9 +6,8 @@ from blocks.models import Block
 from llm.models import Endpoint
 from payloads.models import Payload
 from runs.models import Response, Run, RunStatus
-from tests.factories import make_block, make_endpoint, make_payload, make_workflow
+from tests.factories import make_block, make_endpoint, make_payload, make_release, make_workflow
 from workflows.models import Workflow
-from workflows.services import workflow_snapshot
 
 
 @dataclass
@@ -34,7 +33,7 @@ def demo(db) -> Demo:  # type: ignore[no-untyped-def]
     workflow = make_workflow("article", [("outline", payload), ("summary", summary)],
                              inputs=[{"name": "topic"}, {"name": "audience", "default": "children"}])
     run = Run.objects.create(workflow=workflow, workflow_name=workflow.name, status=RunStatus.SUCCEEDED,
-                             inputs={"topic": "tides", "audience": "children"}, snapshot=workflow_snapshot(workflow),
+                             inputs={"topic": "tides", "audience": "children"}, release=make_release(workflow),
                              step_count=2, next_step=2, prompt_tokens=30, completion_tokens=40, latency_ms=120,
                              output="done")
     for index, key in enumerate(["outline", "summary"]):

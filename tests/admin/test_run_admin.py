@@ -18,7 +18,7 @@ def act(client, action: str, runs: list[Run]):  # type: ignore[no-untyped-def]
 
 def queued_copy(run: Run, **fields: object) -> Run:
     return Run.objects.create(workflow=run.workflow, workflow_name=run.workflow_name, inputs=run.inputs,
-                              snapshot=run.snapshot, step_count=run.step_count, **fields)
+                              release=run.release, step_count=run.step_count, **fields)
 
 
 def test_run_page_shows_rendered_messages_output_tokens_and_attempts(admin_client, demo):

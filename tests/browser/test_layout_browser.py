@@ -7,7 +7,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from runs.models import Response, Run, RunStatus
-from tests.factories import make_chain, make_endpoint
+from tests.factories import make_chain, make_endpoint, make_release
 from workflows.services import workflow_snapshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -21,7 +21,7 @@ def recorded_run(workflow, topic: str, latencies: list[int]) -> Run:  # type: ig
     snapshot = workflow_snapshot(workflow)
     keys = [step["output_key"] for step in snapshot["steps"]]
     run = Run.objects.create(
-        workflow=workflow, workflow_name=workflow.name, inputs={"topic": topic, "tone": "plain"}, snapshot=snapshot,
+        workflow=workflow, workflow_name=workflow.name, inputs={"topic": topic, "tone": "plain"}, release=make_release(workflow, snapshot),
         status=RunStatus.SUCCEEDED, step_count=len(keys), next_step=len(keys), started_at=now, finished_at=now,
         prompt_tokens=40 * len(keys), completion_tokens=20 * len(keys), latency_ms=sum(latencies),
         output=f"A very long final answer about {topic} " * 5)

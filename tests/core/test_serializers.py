@@ -8,7 +8,7 @@ from rest_framework import serializers
 from runs import selectors
 from runs.models import Response, Run
 from runs.serializers import ResponseSerializer, RunListSerializer, RunSerializer
-from tests.factories import make_chain, make_endpoint
+from tests.factories import make_chain, make_endpoint, make_release
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def finished_run(user) -> Run:  # type: ignore[no-untyped-def]
     workflow = make_chain(make_endpoint())
     run = Run.objects.create(
         workflow=workflow, workflow_name=workflow.name, inputs={"topic": "tides"}, status="succeeded",
-        snapshot={"steps": [{"index": 0, "output_key": "outline", "payload": {"name": "p", "stream": True}}]},
+        release=make_release(workflow, {"steps": [{"index": 0, "output_key": "outline", "payload": {"name": "p", "stream": True}}]}),
         created_by=user, started_at=timezone.now(), finished_at=timezone.now(), output="done", output_json={"a": [1]},
         step_count=2, next_step=2, prompt_tokens=3, completion_tokens=4)
     first = Response.objects.create(run=run, index=0, output_key="outline", payload_name="p", status="succeeded",

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from core.sql import CompiledValues, insert_instance, update_rows
 from runs.models import Response, Run, RunStatus
-from tests.factories import make_chain, make_endpoint
+from tests.factories import make_chain, make_endpoint, make_release
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +49,7 @@ def test_a_compiled_query_must_use_every_argument() -> None:
 def test_insert_instance_applies_defaults_auto_now_and_json_like_save() -> None:
     workflow = make_chain(make_endpoint())
     before = timezone.now()
-    run = Run(workflow=workflow, workflow_name=workflow.name, inputs={"topic": "é"}, snapshot={"steps": []})
+    run = Run(workflow=workflow, workflow_name=workflow.name, inputs={"topic": "é"}, release=make_release(workflow, {"steps": []}))
     insert_instance(run)
     assert run.pk is not None and not run._state.adding
     stored = Run.objects.get(pk=run.pk)

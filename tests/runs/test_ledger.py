@@ -17,7 +17,7 @@ from core.sql import insert_instance, update_rows
 from runs.engine import ledger
 from runs.engine.ledger import Claim, StepResult
 from runs.models import ACTIVE_STATUSES, Response, Run, RunStatus
-from tests.factories import make_chain, make_endpoint
+from tests.factories import make_chain, make_endpoint, make_release
 from workflows.models import Workflow
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +32,7 @@ STARTED = NOW - datetime.timedelta(minutes=5)
 def _twins(**fields: Any) -> tuple[Run, Run]:
     workflow = Workflow.objects.first() or make_chain(make_endpoint())
     return tuple(Run.objects.create(workflow=workflow, workflow_name=workflow.name, step_count=3,  # type: ignore[return-value]
-                                    snapshot={"steps": []}, **fields) for _ in range(2))
+                                    release=make_release(workflow, {"steps": []}), **fields) for _ in range(2))
 
 
 def _row(run: Run, *, ignore: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -86,6 +86,7 @@ def test_the_claims_compiled_reads_match_their_querysets() -> None:
                                 output=f"text {index}", output_json=output_json, reasoning="why" if index else "")
     assert ledger._run_for_claim.rows(run.pk) == list(ledger._run_for_claim.build(run.pk))
     assert ledger._run_for_claim.rows(run.pk + 1000) == list(ledger._run_for_claim.build(run.pk + 1000)) == []
+    assert ledger._release_snapshot.rows(run.release_id) == list(ledger._release_snapshot.build(run.release_id))
     for index in (0, 1, 2):
         assert (ledger._earlier_responses.rows(run.pk, index)
                 == list(ledger._earlier_responses.build(run.pk, index)))

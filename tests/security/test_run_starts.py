@@ -6,7 +6,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from runs.models import Run
 from runs.services import run_start
-from tests.factories import make_chain, make_endpoint
+from tests.factories import make_chain, make_endpoint, make_release
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +52,7 @@ def test_one_throttle_counts_every_way_to_start_a_run(monkeypatch, user):
 def test_cancelling_on_the_page_needs_change_run_like_the_api(user, django_user_model):
     workflow = make_chain(make_endpoint())
     run = Run.objects.create(workflow=workflow, workflow_name=workflow.name, inputs={"topic": "s"},
-                             snapshot={"steps": []}, created_by=user)
+                             release=make_release(workflow, {"steps": []}), created_by=user)
     starter = django_user_model.objects.create_user("starter", password="x")
     starter.user_permissions.add(*Permission.objects.filter(codename__in=["add_run", "view_run"]))
     client = _logged_in(starter)
