@@ -132,3 +132,49 @@ class Response(models.Model):
     @property
     def attempt_count(self) -> int:
         return len(self.attempts)
+
+
+class RunRollup(models.Model):
+    """Finished runs summed per UTC hour, workflow, release and status: what statistics read.
+
+    Written by the database itself (runs/migrations/0007: a trigger on runs_run) in the statement
+    that makes a run final, so every way of finishing a run counts it once and nothing can skip it;
+    `manage.py rebuild_run_stats` recomputes it from the runs. Pruning runs leaves it as it is.
+    """
+
+    hour = models.DateTimeField(help_text="The UTC hour the runs were created in.")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="+", db_index=False)
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=12, choices=RunStatus.choices)
+    runs = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    latency_ms = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workflow", "hour", "release", "status"], name="run_rollup_key")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h workflow {self.workflow_id} {self.status}: {self.runs}"
+
+
+class StepRollup(models.Model):
+    """Steps of finished runs summed per UTC hour, workflow, endpoint and model (copied steps of a
+    replay are not counted again). Written by the same trigger as RunRollup."""
+
+    hour = models.DateTimeField()
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="+", db_index=False)
+    endpoint_name = models.CharField(max_length=100)
+    model = models.CharField(max_length=200)
+    steps = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    latency_ms = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workflow", "hour", "endpoint_name", "model"],
+                                               name="step_rollup_key")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.endpoint_name}/{self.model}: {self.steps}"

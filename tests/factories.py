@@ -4,10 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 from blocks.models import Block
+from core.versioning import content_hash
 from llm.models import Endpoint
 from payloads.models import Payload, PayloadBlock
 from releases.models import Release
 from releases.services import release_for_run
+from runs.models import Run
 from workflows.models import Step, Workflow
 
 CHAIN_PROMPTS = [
@@ -46,10 +48,27 @@ def make_workflow(name: str, steps: list[tuple[str, Payload]], inputs: list[dict
 
 
 def make_release(workflow: Workflow, snapshot: dict[str, Any] | None = None) -> Release:
-    """The release a run of the workflow's tree (or of `snapshot`) points at, as run_start finds or makes it."""
+    """The release a run of the workflow's tree points at, as run_start finds or makes it; with
+    `snapshot`, a release of that (possibly partial) tree written directly."""
     from workflows.services import workflow_snapshot
-    tree = workflow_snapshot(workflow) if snapshot is None else snapshot
-    return Release.objects.get(pk=release_for_run(workflow=workflow, snapshot=tree))
+    if snapshot is None:
+        return Release.objects.get(pk=release_for_run(workflow=workflow, snapshot=workflow_snapshot(workflow)))
+    digest = content_hash(snapshot)
+    found = Release.objects.filter(workflow=workflow, content_hash=digest).first()
+    return found or Release.objects.create(
+        workflow=workflow, workflow_name=workflow.name, number=Release.objects.filter(workflow=workflow).count() + 1,
+        content_hash=digest, snapshot=snapshot)
+
+
+def make_run(**fields: Any) -> Run:
+    """A run row written directly (no executor), pointing at its workflow's release, or, for a run
+    without a workflow, at an empty release."""
+    if "release" not in fields and "release_id" not in fields:
+        workflow = fields.get("workflow")
+        fields["release"] = make_release(workflow) if workflow is not None else Release.objects.get_or_create(
+            workflow=None, workflow_name="(none)", number=1, content_hash="0" * 64,
+            defaults={"snapshot": {"steps": []}})[0]
+    return Run.objects.create(**fields)
 
 
 def make_chain(endpoint: Endpoint, *, stream: bool = False, name: str = "article", **payload_fields: Any) -> Workflow:

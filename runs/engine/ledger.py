@@ -296,6 +296,9 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
     next_claim: Claim | None = None
     try:
         with transaction.atomic():
+            # The response first: the update that makes the run final sees every step (the
+            # statistics trigger counts them). A lost lease rolls both back.
+            insert_instance(step_response(claim, result))
             advanced = 0
             if final is None:
                 # Keep the lease for the next step in the same write, unless a cancel is pending.
@@ -315,14 +318,17 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
             if not advanced:
                 advanced = update_rows(Run, where=ours, values=released, increments=_tokens(result))
             if advanced != 1:
-                return False, None
-            insert_instance(step_response(claim, result))
+                raise _LeaseLost
             if result.learned and claim.endpoint is not None:
                 capability_learn(endpoint_id=claim.endpoint.id, model=payload["model"], changes=result.learned[0],
                                  evidence=result.learned[1])
-    except IntegrityError:
+    except (IntegrityError, _LeaseLost):
         return False, None
     return (Finished(claim.run_id, final) if final else True), next_claim
+
+
+class _LeaseLost(Exception):
+    """Another worker holds the step now: this commit is rolled back."""
 
 
 def step_response(claim: Claim, result: StepResult) -> Response:

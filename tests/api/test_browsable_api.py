@@ -9,8 +9,8 @@ from django.test import Client
 
 from blocks.models import Block
 from payloads.models import Payload
-from runs.models import Run, RunStatus
-from tests.factories import make_workflow
+from runs.models import RunStatus
+from tests.factories import make_run, make_workflow
 from workflows.models import Workflow
 
 pytestmark = pytest.mark.django_db
@@ -87,9 +87,9 @@ def test_a_workflows_runs_page_lists_its_runs_and_starts_one_from_its_form(brows
     workflow = make_workflow("article", [("outline", outline_payload)],
                              inputs=[{"name": "topic", "default": "tides"}])
     other = make_workflow("other", [("outline", outline_payload)])
-    mine = [Run.objects.create(workflow=workflow, workflow_name=workflow.name, status=RunStatus.SUCCEEDED).pk
+    mine = [make_run(workflow=workflow, workflow_name=workflow.name, status=RunStatus.SUCCEEDED).pk
             for _ in range(3)]
-    Run.objects.create(workflow=other, workflow_name=other.name)
+    make_run(workflow=other, workflow_name=other.name)
 
     listed = browser_client.get(f"/api/workflows/{workflow.pk}/runs/?page_size=2", HTTP_ACCEPT="application/json")
     assert listed.status_code == 200

@@ -7,6 +7,7 @@ import pytest
 from blocks.models import Block
 from payloads.models import Payload
 from runs.models import Run
+from tests.factories import make_run
 from workflows.models import Workflow
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +44,7 @@ def test_an_unused_block_is_deleted_after_the_confirm_step(csrf_client, chain):
 
 def test_payloads_and_workflows_are_deleted_from_their_pages(user_client, chain):
     outline, workflow = chain["payloads"][0], chain["workflow"]
-    Run.objects.create(workflow=workflow, workflow_name=workflow.name)
+    make_run(workflow=workflow, workflow_name=workflow.name)
     page = user_client.get(f"/payloads/{outline.pk}/delete/").content.decode()
     assert f'<a href="/workflows/{workflow.pk}/">article</a>: step “outline” (outline)' in page
     assert user_client.post(f"/payloads/{outline.pk}/delete/").status_code == 409

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from core.sql import CompiledValues, insert_instance, update_rows
 from runs.models import Response, Run, RunStatus
-from tests.factories import make_chain, make_endpoint, make_release
+from tests.factories import make_chain, make_endpoint, make_release, make_run
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ _runs_of = CompiledValues(lambda workflow_id, statuses: Run.objects.filter(workf
 
 
 def _run(workflow, **fields) -> Run:  # type: ignore[no-untyped-def]
-    return Run.objects.create(workflow=workflow, workflow_name=workflow.name, **fields)
+    return make_run(workflow=workflow, workflow_name=workflow.name, **fields)
 
 
 def test_compiled_values_match_the_orm_with_new_arguments_and_list_lengths() -> None:

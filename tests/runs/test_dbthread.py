@@ -9,6 +9,7 @@ from django.db import IntegrityError, connection, transaction
 
 from runs.engine import dbthread
 from runs.models import Response, Run
+from tests.factories import make_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -16,13 +17,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @transaction.atomic
 def _new_run(*, name: str) -> tuple[int, int, str]:
     """A write as the ledger's are: its own atomic block. Returns (run id, savepoints open, thread)."""
-    run = Run.objects.create(workflow_name=name)
+    run = make_run(workflow_name=name)
     return run.pk, len(connection.savepoint_ids), threading.current_thread().name
 
 
 @transaction.atomic
 def _new_run_then_fail(*, name: str) -> None:
-    run = Run.objects.create(workflow_name=name)
+    run = make_run(workflow_name=name)
     Response.objects.create(run=run, index=0, output_key="a", payload_name="p", status="succeeded")
     Response.objects.create(run=run, index=0, output_key="a", payload_name="p", status="succeeded")
 
@@ -56,7 +57,7 @@ async def test_commit_hooks_run_on_the_loop_in_order_before_their_caller_resumes
 
     @transaction.atomic
     def write_with_hooks() -> bool:
-        Run.objects.create(workflow_name="hooked")
+        make_run(workflow_name="hooked")
         assert dbthread.batch_loop() is loop
         for hook in (lambda: seen.append("queued event"), fail, lambda: seen.append("dispatch")):
             transaction.on_commit(lambda hook=hook: dbthread.call_soon(loop, hook))

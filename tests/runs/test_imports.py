@@ -10,7 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs"
-ENGINE_MAY_IMPORT_FROM_RUNS = ("runs.models", "runs.engine")
+# runs.retention: the hourly prune both executors schedule; it reads only models (runs, releases).
+ENGINE_MAY_IMPORT_FROM_RUNS = ("runs.models", "runs.engine", "runs.retention")
 
 
 def _module_name(path: Path) -> str:
@@ -56,6 +57,11 @@ def _imports(path: Path) -> tuple[set[str], list[tuple[int, str, bool]]]:
 
     visit(tree, False)
     return top, nested
+
+
+def test_retention_imports_nothing_of_runs_but_its_models() -> None:
+    top, nested = _imports(RUNS / "retention.py")
+    assert {m for m in top | {module for _, module, _ in nested} if m.startswith("runs")} == {"runs.models"}
 
 
 def test_the_engine_imports_no_page_side_of_runs() -> None:

@@ -5,12 +5,13 @@ from django.utils import timezone
 
 from runs.models import Run
 from runs.selectors import run_metrics
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
 
 def make_run(status: str, **fields) -> Run:
-    return Run.objects.create(workflow_name="w", status=status, **fields)
+    return factories.make_run(workflow_name="w", status=status, **fields)
 
 
 def test_metrics_count_queued_running_recent_failures_and_the_oldest_queued(client, user):

@@ -10,7 +10,7 @@ from django.utils import timezone
 from releases.services import label_set, release_cut
 from runs.models import Response, ResponseStatus, Run, RunStatus
 from runs.retention import database_bytes, runs_prune, scheduled_prune
-from tests.factories import make_endpoint
+from tests.factories import make_endpoint, make_release, make_run
 from tests.releases.test_services import versioned_tree
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +20,8 @@ OLD = datetime.timedelta(days=100)
 
 def made(workflow, *, age: datetime.timedelta, status: str = RunStatus.SUCCEEDED, release=None, steps: int = 2,
          text: str = "an answer", **fields) -> Run:
-    run = Run.objects.create(workflow=workflow, workflow_name=workflow.name, status=status, release=release, **fields)
+    run = make_run(workflow=workflow, workflow_name=workflow.name, status=status, **fields,
+                   **({"release": release} if release else {}))
     Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - age)
     Response.objects.bulk_create([Response(run=run, index=i, output_key=f"s{i}", payload_name="p", output=text,
                                            status=ResponseStatus.SUCCEEDED) for i in range(steps)])
@@ -61,7 +62,7 @@ def test_keep_labelled_and_workflow_narrow_what_goes(workflow):
     labelled = made(workflow, age=OLD, release=release)
     other = versioned_tree(workflow.steps.get().payload.endpoint, name="other")[0]
     elsewhere = made(other, age=OLD)
-    plain = made(workflow, age=OLD)
+    plain = made(workflow, age=OLD, release=make_release(workflow, {"steps": []}))  # a release no label names
     report = runs_prune(older_than=datetime.timedelta(days=90), workflow=workflow, keep_labelled=True, pause=0)
     assert report.runs == 1
     assert set(Run.objects.values_list("pk", flat=True)) == {labelled.pk, elsewhere.pk}

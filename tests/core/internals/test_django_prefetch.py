@@ -5,14 +5,14 @@ from django.test.utils import CaptureQueriesContext
 
 from core.internals.django_prefetch import prefetched, set_prefetched
 from runs.models import Response, Run
-from tests.factories import make_chain, make_endpoint
+from tests.factories import make_chain, make_endpoint, make_run
 
 pytestmark = pytest.mark.django_db
 
 
 def _run_with_responses() -> Run:
     workflow = make_chain(make_endpoint())
-    run = Run.objects.create(workflow=workflow, workflow_name=workflow.name)
+    run = make_run(workflow=workflow, workflow_name=workflow.name)
     for index, key in enumerate(["outline", "paragraph"]):
         Response.objects.create(run=run, index=index, output_key=key)
     return run

@@ -1,0 +1,66 @@
+"""The statistics rollups the database keeps (a trigger) equal what the plain ORM computes from the runs."""
+import pytest
+from asgiref.sync import sync_to_async
+from django.apps import apps
+from django.core.management import call_command
+
+from runs.engine import execute_run
+from runs.models import Run, RunRollup, RunStatus, StepRollup
+from runs.rollups import rollups_rebuild, run_rollup_rows, step_rollup_rows
+from runs.services import run_cancel, run_replay, run_start
+from tests.factories import make_chain, make_endpoint
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def kept() -> tuple[list[tuple], list[tuple]]:
+    runs = sorted((r.hour, r.workflow_id, r.release_id, r.status, r.runs, r.prompt_tokens, r.completion_tokens,
+                   r.latency_ms) for r in RunRollup.objects.all())
+    steps = sorted((r.hour, r.workflow_id, r.endpoint_name, r.model, r.steps, r.failed, r.prompt_tokens,
+                    r.completion_tokens, r.latency_ms) for r in StepRollup.objects.all())
+    return runs, steps
+
+
+def computed() -> tuple[list[tuple], list[tuple]]:
+    runs = sorted((r["hour"], r["workflow_id"], r["release_id"], r["status"], r["runs"], r["prompt"] or 0,
+                   r["completion"] or 0, r["latency"] or 0) for r in run_rollup_rows(apps))
+    steps = sorted((r["hour"], r["run__workflow_id"], r["endpoint_name"], r["model"], r["steps"], r["failed"],
+                    r["prompt"] or 0, r["completion"] or 0, r["latency"] or 0) for r in step_rollup_rows(apps))
+    return runs, steps
+
+
+async def test_every_way_of_finishing_a_run_is_counted_once(fake_llm):
+    workflow = await sync_to_async(make_chain)(make_endpoint(fake_llm.base_url)) if False else None
+    workflow = await sync_to_async(lambda: make_chain(make_endpoint(fake_llm.base_url)))()
+    start = sync_to_async(lambda **inputs: run_start(workflow=workflow, inputs=inputs or {"topic": "tides"}, user=None))
+    done = [await start(topic=f"t{n}") for n in range(3)]
+    for run in done:
+        assert await execute_run(run.pk) == RunStatus.SUCCEEDED
+    fake_llm.fail_next({"status": 400, "body": {"error": {"message": "bad request"}}})
+    failing = await start(topic="f")
+    assert await execute_run(failing.pk) == RunStatus.FAILED
+    cancelled = await start(topic="c")
+    await sync_to_async(run_cancel)(run=cancelled)
+    source = await Run.objects.aget(pk=done[0].pk)
+    replay = await sync_to_async(run_replay)(source=source, user=None, from_step=2)
+    assert await execute_run(replay.pk) == RunStatus.SUCCEEDED
+    runs, steps = await sync_to_async(kept)()
+    assert sum(row[4] for row in runs) == 6  # 4 succeeded, 1 failed, 1 cancelled
+    assert {row[3] for row in runs} == {"succeeded", "failed", "cancelled"}
+    assert sum(row[4] for row in steps) == 3 * 3 + 1 + 1  # the replay's two copied steps are not counted again
+    assert (runs, steps) == await sync_to_async(computed)()
+
+
+@pytest.mark.django_db
+def test_the_rebuild_gives_the_same_rollups_and_the_command_says_what_it_did(capsys):
+    workflow = make_chain(make_endpoint())
+    for n in range(3):
+        run = run_start(workflow=workflow, inputs={"topic": f"t{n}"}, user=None)
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED, prompt_tokens=n, latency_ms=10 * n)
+    before = kept()
+    assert before[0] and before == computed()
+    RunRollup.objects.all().delete()
+    call_command("rebuild_run_stats")
+    assert kept() == before
+    assert "Rebuilt 1 run rollup rows" in capsys.readouterr().out
+    assert rollups_rebuild(registry=apps) == (1, 0)
