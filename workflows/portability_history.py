@@ -22,6 +22,7 @@ own, so importing a document twice writes no version):
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -90,7 +91,7 @@ def _is(value: Any, kind: str) -> bool:
 KIND_NAMES = {"text": "a string", "list": "a list", "ref": "a positive integer or null", "number": "a positive integer"}
 
 
-def _check_fields(value: Any, where: str, required: dict[str, str], optional: set[str] = frozenset()) -> None:
+def _check_fields(value: Any, where: str, required: dict[str, str], optional: Collection[str] = ()) -> None:
     if not isinstance(value, dict):
         _fail(where, "Must be an object.")
     for name, kind in required.items():
@@ -102,14 +103,17 @@ def _check_fields(value: Any, where: str, required: dict[str, str], optional: se
 
 
 def _check_content(content: Any, where: str, shape: dict[str, str], reference: Reference | None,
-                   optional: set[str] = frozenset()) -> None:
+                   optional: Collection[str] = ()) -> None:
     _check_fields(content, where, shape, optional)
     if reference is not None:
         for index, entry in enumerate(content[reference.items]):
             _check_fields(entry, f"{where}.{reference.items}[{index}]", reference.entry)
 
 
-def _check_version(version: Any, where: str, check_content: Any) -> None:
+ContentCheck = Callable[[Any, str], None]
+
+
+def _check_version(version: Any, where: str, check_content: ContentCheck) -> None:
     _check_fields(version, where, VERSION, VERSION_OPTIONAL)
     created_at = version.get("created_at")
     if created_at is not None and not (isinstance(created_at, str) and parse_datetime(created_at)):
@@ -121,8 +125,8 @@ def _check_version(version: Any, where: str, check_content: Any) -> None:
         _fail(f"{where}.content_hash", "Does not match the content (sha256 of its canonical JSON).")
 
 
-def _check_versions(item: dict[str, Any], where: str, check_content: Any, current: dict[str, Any],
-                    as_current: Any) -> None:
+def _check_versions(item: dict[str, Any], where: str, check_content: ContentCheck, current: dict[str, Any],
+                    as_current: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
     """The list's shape, each version's hash, increasing numbers, and the last one equal to the object."""
     versions = item.get("versions")
     if not isinstance(versions, list):
