@@ -37,6 +37,8 @@ from payloads.models import Payload
 from payloads.services import PAYLOAD_SETTINGS
 
 FORMAT_VERSION_HISTORY = 2
+LARGEST_NUMBER = 2**31 - 1  # a version number is a PositiveIntegerField: larger fails on PostgreSQL
+NAME_LENGTH = 100  # VersionBase.name
 
 # What each value must be: "text", "list", "ref" (an id or null), "number" (a positive integer).
 BLOCK_CONTENT = {"name": "text", "description": "text", "content": "text"}
@@ -85,10 +87,11 @@ def _is(value: Any, kind: str) -> bool:
     if kind == "list":
         return isinstance(value, list)
     is_int = isinstance(value, int) and not isinstance(value, bool)
-    return (is_int and value > 0) or (kind == "ref" and value is None)
+    return (is_int and 0 < value <= LARGEST_NUMBER) or (kind == "ref" and value is None)
 
 
-KIND_NAMES = {"text": "a string", "list": "a list", "ref": "a positive integer or null", "number": "a positive integer"}
+KIND_NAMES = {"text": "a string", "list": "a list", "ref": f"an integer from 1 to {LARGEST_NUMBER} or null",
+              "number": f"an integer from 1 to {LARGEST_NUMBER}"}
 
 
 def _check_fields(value: Any, where: str, required: dict[str, str], optional: Collection[str] = ()) -> None:
@@ -105,6 +108,8 @@ def _check_fields(value: Any, where: str, required: dict[str, str], optional: Co
 def _check_content(content: Any, where: str, shape: dict[str, str], reference: Reference | None,
                    optional: Collection[str] = ()) -> None:
     _check_fields(content, where, shape, optional)
+    if len(content["name"]) > NAME_LENGTH:
+        _fail(f"{where}.name", f"At most {NAME_LENGTH} characters.")
     if reference is not None:
         for index, entry in enumerate(content[reference.items]):
             _check_fields(entry, f"{where}.{reference.items}[{index}]", reference.entry)
@@ -146,7 +151,7 @@ def _source_ids(items: list[dict[str, Any]], kind: str) -> dict[str, int]:
     ids: dict[str, int] = {}
     for index, item in enumerate(items):
         if not _is(item.get("id"), "number"):
-            _fail(f"{kind}[{index}].id", "Must be a positive integer (the id at the source).")
+            _fail(f"{kind}[{index}].id", f"Must be {KIND_NAMES['number']} (the id at the source).")
         if item["id"] in ids.values():
             _fail(f"{kind}[{index}].id", "Another item has this id.")
         ids[item["name"]] = item["id"]

@@ -262,6 +262,17 @@ def _versions_not_a_list(d: dict[str, Any]) -> str:
     return "workflow.versions"
 
 
+def _number_too_large(d: dict[str, Any]) -> str:
+    d["workflow"]["versions"][1]["number"] = 2**31
+    return "workflow.versions[1].number"
+
+
+def _old_name_too_long(d: dict[str, Any]) -> str:
+    _greet(d)["versions"][0]["content"]["name"] = "g" * 101
+    _rehash(_greet(d)["versions"][0])
+    return f"blocks[{_index(d['blocks'], 'greet')}].versions[0].content.name"
+
+
 def _history_in_version_1(d: dict[str, Any]) -> str:
     d["version"] = 1
     return "payloads[0]"
@@ -269,7 +280,7 @@ def _history_in_version_1(d: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("change", [_tamper, _current_differs, _payload_last_differs, _numbers_go_back,
                                     _unknown_content_field, _bad_reference, _no_id, _bad_time, _versions_not_a_list,
-                                    _history_in_version_1])
+                                    _number_too_large, _old_name_too_long, _history_in_version_1])
 def test_a_bad_history_is_refused_naming_the_place_and_nothing_is_written(tree, change: Callable[[dict], str]):
     document = _document(tree)
     where = change(document)
