@@ -54,6 +54,21 @@ def version_write(*, versions: Any, subject: models.Model, content: dict[str, An
                            content_hash=digest, message=message, created_by=_author(user))
 
 
+def version_history_write(*, versions: Any, history: list[dict[str, Any]], user: Any = None) -> None:
+    """Replace the versions of an object just created (by an import) with a history brought from elsewhere,
+    oldest first: each entry's name, number, content and message kept, created_at kept unless None (then
+    now), the author `user`, the hash recomputed from the content (the one stored is the one checked)."""
+    versions.all().delete()
+    author = _author(user)
+    for entry in history:
+        version = versions.create(name=entry["name"], number=entry["number"], content=entry["content"],
+                                  content_hash=content_hash(entry["content"]), message=entry["message"],
+                                  created_by=author)
+        if entry["created_at"] is not None:
+            # created_at is auto_now_add: the original time can only be set by an update after the insert.
+            versions.filter(pk=version.pk).update(created_at=entry["created_at"])
+
+
 def restore_message(version: Any, message: str) -> str:
     return f"restored from v{version.number}" + (f": {message}" if message else "")
 

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -17,8 +17,12 @@ from workflows.models import Workflow
 from workflows.serializers import WorkflowSerializer, WorkflowValidationSerializer
 
 
+class WorkflowExportQuerySerializer(serializers.Serializer):
+    with_history = serializers.BooleanField(default=False, help_text="Add every version, oldest first (format version 2).")
+
+
 class WorkflowImportSerializer(serializers.Serializer):
-    document = serializers.JSONField(help_text="What GET /api/workflows/{id}/export/ returned.")
+    document = serializers.JSONField(help_text="What GET /api/workflows/{id}/export/ returned (with or without history).")
     create_missing_endpoints = serializers.BooleanField(default=False)
 
 
@@ -57,11 +61,16 @@ class WorkflowViewSet(VersionsMixin, viewsets.ModelViewSet):
         problems = services.workflow_problems(self.get_object())
         return Response({"valid": not problems, "problems": problems})
 
-    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT},
+                   parameters=[OpenApiParameter("with_history", OpenApiTypes.BOOL, description="Add every version.")])
     @action(detail=True, methods=["get"])
     def export(self, request: Request, pk: str | None = None, format: str | None = None) -> Response:
-        """The workflow with its payloads, blocks and endpoint references (never keys) as one JSON document."""
-        return Response(portability.workflow_export(self.get_object()))
+        """The workflow with its payloads, blocks and endpoint references (never keys) as one JSON document;
+        `?with_history=1` adds each one's versions, oldest first."""
+        query = WorkflowExportQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(portability.workflow_export(self.get_object(),
+                                                    with_history=query.validated_data["with_history"]))
 
     @extend_schema(request=WorkflowImportSerializer, responses={201: OpenApiTypes.OBJECT})
     @action(detail=False, methods=["post"], url_path="import", url_name="import")

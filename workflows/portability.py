@@ -1,5 +1,8 @@
 """Export a workflow with its payloads, blocks and endpoint references as one JSON document, and import it.
 
+With `with_history` the document also carries every block's, payload's and the workflow's versions
+(format version 2; workflows/portability_history.py says what is kept and how ids are rewritten).
+
 The document never holds an API key, its ciphertext or an endpoint's extra headers (they may carry
 credentials): endpoints travel as references by name, with their URL and default model as a hint.
 
@@ -7,6 +10,8 @@ Import reconciles names, so a document can be imported into a busy installation 
 - a block, payload or workflow is reused when one with the same name (or a suffixed name from an
   earlier import, "name (2)") is identical; otherwise it is created under the first free name of
   name, "name (2)", "name (3)", ...
+- an object the import creates gets the document's history, if it has one, else a v1 "imported";
+  a reused one gets no version, so importing a document twice writes nothing.
 - an endpoint is matched by name. A missing endpoint is an error naming it (create it with its key,
   then import again), unless `create_missing_endpoints` is set: then it is created *disabled and
   without a key*, so nothing can call it until someone adds the key and enables it.
@@ -30,10 +35,21 @@ from llm.services import endpoint_create
 from payloads.models import Payload
 from payloads.services import PAYLOAD_SETTINGS, payload_create
 from workflows.models import Workflow
+from workflows.portability_history import (
+    FORMAT_VERSION_HISTORY,
+    PAYLOAD_BLOCKS,
+    WORKFLOW_STEPS,
+    Landing,
+    Reference,
+    history_check,
+    history_recreate,
+    versions_export,
+)
 from workflows.services import workflow_create
 
 FORMAT = "llm-orchestrator.workflow"
 FORMAT_VERSION = 1
+READABLE_VERSIONS = (FORMAT_VERSION, FORMAT_VERSION_HISTORY)
 SUFFIXED_NAMES_TRIED = 1000
 PAYLOAD_EXPORTED_SETTINGS = sorted(PAYLOAD_SETTINGS)
 
@@ -42,8 +58,8 @@ Named = TypeVar("Named", bound=models.Model)
 
 # --- Export ---------------------------------------------------------------------------------------
 
-def workflow_export(workflow: Workflow) -> dict[str, Any]:
-    """The workflow and everything it uses, by name."""
+def workflow_export(workflow: Workflow, *, with_history: bool = False) -> dict[str, Any]:
+    """The workflow and everything it uses, by name; with_history adds each one's versions (format version 2)."""
     steps = list(workflow.steps.select_related("payload__endpoint").order_by("position", "id"))
     payloads: dict[str, Payload] = {step.payload.name: step.payload for step in steps}
     blocks: dict[str, Block] = {}
@@ -59,7 +75,7 @@ def workflow_export(workflow: Workflow) -> dict[str, Any]:
             "blocks": [{"block": use.block.name, "role": use.role} for use in uses],
         })
     endpoints = {payload.endpoint.name: payload.endpoint for payload in payloads.values()}
-    return {
+    document = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "exported_at": timezone.now().isoformat(),
@@ -75,6 +91,18 @@ def workflow_export(workflow: Workflow) -> dict[str, Any]:
         "endpoints": [{"name": e.name, "base_url": e.base_url, "default_model": e.default_model}
                       for e in endpoints.values()],
     }
+    if with_history:
+        _history_add(document, workflow, payloads=list(payloads.values()), blocks=list(blocks.values()))
+    return document
+
+
+def _history_add(document: dict[str, Any], workflow: Workflow, *, payloads: list[Payload], blocks: list[Block]) -> None:
+    """Each object's id here (what version contents name) and its versions, oldest first."""
+    document["version"] = FORMAT_VERSION_HISTORY
+    for doc, obj in [*zip(document["payloads"], payloads, strict=True), *zip(document["blocks"], blocks, strict=True)]:
+        doc["id"] = obj.pk
+        doc["versions"] = versions_export(obj)
+    document["workflow"]["versions"] = versions_export(workflow)
 
 
 # --- Import ---------------------------------------------------------------------------------------
@@ -130,8 +158,9 @@ def _check_document(document: object) -> dict[str, Any]:
     where = surrogate_path(document)
     _require(where is None, where or "", SURROGATE_MESSAGE)
     _require(document.get("format") == FORMAT, "format", f"Not a workflow export (expected format '{FORMAT}').")
-    _require(document.get("version") == FORMAT_VERSION, "version",
-             f"Export format version {document.get('version')!r} is not supported (this installation reads {FORMAT_VERSION}).")
+    _require(type(document.get("version")) is int and document["version"] in READABLE_VERSIONS, "version",
+             f"Export format version {document.get('version')!r} is not supported (this installation reads "
+             f"{' and '.join(map(str, READABLE_VERSIONS))}).")
     for key in ("payloads", "blocks", "endpoints"):
         _require(isinstance(document.get(key), list) and all(isinstance(i, dict) for i in document[key]), key,
                  "Must be a list of objects.")
@@ -142,6 +171,8 @@ def _check_document(document: object) -> dict[str, Any]:
     _require(isinstance(workflow, dict) and isinstance(workflow.get("name"), str), "workflow",
              "Must be an object with a name.")
     _require(isinstance(workflow.get("steps"), list), "workflow.steps", "Must be a list.")
+    # Only a version 2 document may carry histories: a version 1 reader never saw them.
+    history_fields = {"id", "versions"} if document["version"] == FORMAT_VERSION_HISTORY else set()
     blocks = {b["name"] for b in document["blocks"]}
     endpoints = {e["name"] for e in document["endpoints"]}
     payloads = {p["name"] for p in document["payloads"]}
@@ -152,12 +183,14 @@ def _check_document(document: object) -> dict[str, Any]:
         for position, use in enumerate(payload["blocks"]):
             _require(isinstance(use, dict) and use.get("block") in blocks, f"payloads[{index}].blocks[{position}]",
                      "Must name a block of the export.")
-        unknown = set(payload) - set(PAYLOAD_EXPORTED_SETTINGS) - {"name", "endpoint", "blocks"}
+        unknown = set(payload) - set(PAYLOAD_EXPORTED_SETTINGS) - {"name", "endpoint", "blocks", *history_fields}
         _require(not unknown, f"payloads[{index}]", f"Unknown fields: {', '.join(sorted(unknown))}.")
     for index, step in enumerate(workflow["steps"]):
         _require(isinstance(step, dict) and step.get("payload") in payloads, f"workflow.steps[{index}].payload",
                  "Must name a payload of the export.")
         _require(isinstance(step.get("output_key"), str), f"workflow.steps[{index}].output_key", "Must be a string.")
+    if history_fields:
+        history_check(document)
     return document
 
 
@@ -180,19 +213,39 @@ IMPORTED = "imported"
 @transaction.atomic
 def workflow_import(*, document: object, create_missing_endpoints: bool = False, user: Any = None) -> ImportReport:
     """Create what the installation lacks, reuse what it has; all or nothing. What is created gets
-    its v1 with the message "imported"."""
+    the document's history (see workflows/portability_history.py) or, without one, its v1 with the
+    message "imported"; what is reused gets no version."""
     doc = _check_document(document)
     report_items: ReportItems = []
     endpoints = _import_endpoints(doc["endpoints"], create_missing_endpoints, report_items)
-    blocks = _import_blocks(doc["blocks"], report_items, user)
-    payloads = _import_payloads(doc["payloads"], endpoints, blocks, report_items, user)
+    block_landings: Landings = {}
+    blocks = _import_blocks(doc["blocks"], report_items, user, block_landings)
+    payload_landings: Landings = {}
+    payloads = _import_payloads(doc["payloads"], endpoints, blocks, report_items, user,
+                                (block_landings, payload_landings))
     spec = doc["workflow"]
     workflow, action = _import_workflow(spec, payloads, user)
+    _land(workflow, spec, action, user=user, reference=WORKFLOW_STEPS, references=payload_landings)
     report = ImportReport(workflow=workflow)
     for kind, exported_name, obj, item_action in report_items:
         report.add(kind, exported_name, obj, item_action)
     report.add("workflow", spec["name"], workflow, action)
     return report
+
+
+Landings = dict[int, Landing]
+
+
+def _land(obj: Block | Payload | Workflow, item: dict[str, Any], action: str, *, user: Any,
+          reference: Reference | None = None, references: Landings | None = None, into: Landings | None = None) -> None:
+    """Note where the exported object landed (`into`, by its id at the source); one the import created
+    gets the document's history, if it has one, in place of its v1 "imported"."""
+    with_history = action == "created" and bool(item.get("versions"))
+    landing = Landing(pk=obj.pk, exported_name=item["name"], name=obj.name, with_history=with_history)
+    if with_history:
+        history_recreate(subject=obj, item=item, landing=landing, user=user, reference=reference, landings=references)
+    if into is not None and "id" in item:
+        into[item["id"]] = landing
 
 
 def _import_endpoints(items: list[dict[str, Any]], create_missing: bool, report_items: ReportItems) -> dict[str, Endpoint]:
@@ -220,7 +273,8 @@ def _import_endpoints(items: list[dict[str, Any]], create_missing: bool, report_
     return endpoints
 
 
-def _import_blocks(items: list[dict[str, Any]], report_items: ReportItems, user: Any) -> dict[str, Block]:
+def _import_blocks(items: list[dict[str, Any]], report_items: ReportItems, user: Any,
+                   landings: Landings) -> dict[str, Block]:
     blocks: dict[str, Block] = {}
     for item in items:
         content, description = item.get("content", ""), item.get("description", "")
@@ -229,13 +283,16 @@ def _import_blocks(items: list[dict[str, Any]], report_items: ReportItems, user:
             same=lambda b, c=content, d=description: b.content == c and b.description == d,
             create=lambda name, c=content, d=description: block_create(name=name, content=c, description=d, user=user,
                                                                          message=IMPORTED))
+        _land(block, item, action, user=user, into=landings)
         blocks[item["name"]] = block
         report_items.append(("block", item["name"], block, action))
     return blocks
 
 
 def _import_payloads(items: list[dict[str, Any]], endpoints: dict[str, Endpoint], blocks: dict[str, Block],
-                     report_items: ReportItems, user: Any) -> dict[str, Payload]:
+                     report_items: ReportItems, user: Any, landings: tuple[Landings, Landings]) -> dict[str, Payload]:
+    """`landings`: where the blocks landed (read), where the payloads land (filled)."""
+    block_landings, payload_landings = landings
     payloads: dict[str, Payload] = {}
     for item in items:
         endpoint = endpoints[item["endpoint"]]
@@ -247,6 +304,8 @@ def _import_payloads(items: list[dict[str, Any]], endpoints: dict[str, Endpoint]
             same=lambda p, e=endpoint, s=settings, k=keys: _payload_is(p, endpoint=e, settings=s, blocks=k),
             create=lambda name, e=endpoint, s=settings, u=uses: payload_create(name=name, endpoint=e, blocks=u, user=user,
                                                                              message=IMPORTED, **s))
+        _land(payload, item, action, user=user, reference=PAYLOAD_BLOCKS, references=block_landings,
+              into=payload_landings)
         payloads[item["name"]] = payload
         report_items.append(("payload", item["name"], payload, action))
     return payloads

@@ -1,5 +1,5 @@
-"""manage.py import_workflow FILE: import an export, reusing identical blocks and payloads, and say
-what was created and what was reused. A missing endpoint is an error unless --create-missing-endpoints
+"""manage.py import_workflow FILE: import an export (with or without history), reusing identical blocks
+and payloads, and say what was created and what was reused. A missing endpoint is an error unless --create-missing-endpoints
 (then it is created disabled and without a key)."""
 import json
 import sys
