@@ -2,6 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.serializers import FieldsBuiltOnceMixin, StrictCharField
+from releases.serializers import ReleaseRefSerializer
 from runs.models import Response, Run
 from runs.selectors import run_release_brief
 
@@ -17,11 +18,6 @@ class ResponseSerializer(FieldsBuiltOnceMixin, serializers.ModelSerializer):
             "tokens_estimated", "reasoning_tokens", "cached_tokens", "latency_ms", "ttft_ms", "attempts", "attempt_count", "status", "error", "copied_from", "created_at",
         ]
         read_only_fields = fields
-
-
-class ReleaseRefSerializer(serializers.Serializer):
-    id = serializers.IntegerField(read_only=True)
-    number = serializers.IntegerField(read_only=True, allow_null=True)
 
 
 class VersionRefSerializer(serializers.Serializer):
