@@ -83,9 +83,15 @@ class LabelSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ReleaseIdField(serializers.IntegerField):
+    """A release by id; shown as the id (the browsable API's PUT form starts from the label)."""
+
+    def to_representation(self, value: Any) -> int:
+        return super().to_representation(getattr(value, "pk", value))
+
+
 class LabelSetSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
-    release = serializers.IntegerField(min_value=1, max_value=MAX_ID,
-                                       help_text="The id of one of this workflow's releases.")
+    release = ReleaseIdField(min_value=1, max_value=MAX_ID, help_text="The id of one of this workflow's releases.")
     reason = StrictCharField(required=False, allow_blank=True, default="", max_length=2000,
                              help_text="Why: kept in the label's history.")
 
