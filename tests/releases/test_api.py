@@ -194,7 +194,7 @@ def test_a_refused_move_leaves_the_label_and_its_log_as_they_were(api, two_relea
     assert api.put(url, {"release": foreign.pk, "reason": "oops"}, format="json").status_code == 400
     assert Label.objects.get().release_id == first.pk and LabelMove.objects.count() == 1
     assert api.get(f"/api/workflows/{other.pk}/labels/production/").status_code == 404
-    assert api.put(f"/api/workflows/999999/labels/production/", {"release": first.pk}, format="json").status_code == 404
+    assert api.put("/api/workflows/999999/labels/production/", {"release": first.pk}, format="json").status_code == 404
 
 
 def test_each_label_change_needs_its_own_permission(django_user_model, anonymous, two_releases):
@@ -343,7 +343,7 @@ def test_version_diff_of_a_workflow_lists_its_steps(api, tree):
 
 
 def test_release_diff_against_the_one_before_or_any_release(api, two_releases):
-    workflow, _, first, second = two_releases
+    _, _, first, second = two_releases
     diff = api.get(f"/api/releases/{second.pk}/diff/").json()
     assert diff["old"] == {"id": first.pk, "number": 1} and diff["new"] == {"id": second.pk, "number": 2}
     assert diff["changed"] and diff["steps"][0]["status"] == "changed"
