@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from blocks import services
 from blocks.filters import BlockFilter
 from blocks.models import Block
+from blocks.selectors import BLOCK_HISTORY
 from blocks.serializers import BlockSerializer
 from core.versions_api import VersionsMixin
 
@@ -21,6 +22,7 @@ class BlockViewSet(VersionsMixin, viewsets.ModelViewSet):
 
     serializer_class = BlockSerializer
     version_restore_service = staticmethod(services.block_version_restore)
+    version_layout = BLOCK_HISTORY
     filterset_class = BlockFilter
     search_fields = ["name", "description", "content"]
     ordering_fields = ["name", "created_at", "updated_at", "id"]

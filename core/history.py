@@ -1,6 +1,7 @@
 """The History page's reading, shared by blocks, payloads and workflows: the versions newest first and,
 for one selected version, what differs from the current one (texts word by word, other fields as a
-table, ordered lists item by item). Each app's selector says which fields are which."""
+table, ordered lists item by item). Each app's selector says which fields are which. `version_diff`
+compares any two versions (the versions API's diff route)."""
 from __future__ import annotations
 
 import json
@@ -83,6 +84,54 @@ def _selected(versions: list[Any], number: int | str | None) -> Any:
     return found
 
 
+@dataclass(frozen=True)
+class VersionDiff:
+    """What differs between two versions of one object: texts word by word, fields, ordered lists."""
+
+    old: Any
+    new: Any
+    texts: list[TextChange]
+    fields: list[FieldChange]
+    lists: list[ListChange]
+
+    @property
+    def changed(self) -> int:
+        return (sum(not text.diff.is_same for text in self.texts) + sum(f.changed for f in self.fields)
+                + sum(item.changed for item in self.lists))
+
+    def as_dict(self) -> dict[str, Any]:
+        def side(version: Any) -> dict[str, Any]:
+            author = version.created_by.get_username() if version.created_by_id else None
+            return {"number": version.number, "message": version.message, "author": author,
+                    "created_at": version.created_at, "content_hash": version.content_hash}
+
+        def segments(items: list[Any]) -> list[dict[str, Any]]:
+            return [{"text": s.text, "changed": s.changed} for s in items]
+
+        return {
+            "old": side(self.old), "new": side(self.new), "changed": self.changed,
+            "texts": [{"name": t.name, "changed_words": t.diff.changed_words, "old": segments(t.diff.left),
+                       "new": segments(t.diff.right)} for t in self.texts],
+            "fields": [{"name": f.name, "old": f.old, "new": f.new, "changed": f.changed} for f in self.fields],
+            "lists": [{"name": item.name, "old": item.old, "new": item.new, "changed": item.changed}
+                      for item in self.lists],
+        }
+
+
+def version_diff(old: Any, new: Any, *, layout: HistoryLayout) -> VersionDiff:
+    """Any two versions of one object compared, `old` on the left."""
+    before, after = old.content, new.content
+    keys = [key for key in dict.fromkeys([*after, *before]) if key not in layout.hidden]
+    return VersionDiff(
+        old=old, new=new,
+        texts=[TextChange(key, word_diff(before.get(key) or "", after.get(key) or "")) for key in layout.texts],
+        fields=[FieldChange(key, _shown(before.get(key)), _shown(after.get(key))) for key in keys
+                if key not in layout.texts and key not in layout.lists],
+        lists=[ListChange(key, [label(item) for item in before.get(key) or []],
+                          [label(item) for item in after.get(key) or []]) for key, label in layout.lists.items()],
+    )
+
+
 def version_history(versions: Any, *, layout: HistoryLayout, selected: int | str | None = None) -> History:
     """`versions`: the object's related manager. The current content is the latest version's: every save
     that changes the object appends one."""
@@ -92,16 +141,9 @@ def version_history(versions: Any, *, layout: HistoryLayout, selected: int | str
             raise Http404(f"No version {selected}.")
         return History(versions=[], current=None, selected=None, texts=[], fields=[], lists=[])
     current, chosen = rows[0], _selected(rows, selected)
-    old, new = chosen.content, current.content
-    keys = [key for key in dict.fromkeys([*new, *old]) if key not in layout.hidden]
-    return History(
-        versions=rows, current=current, selected=chosen,
-        texts=[TextChange(key, word_diff(old.get(key) or "", new.get(key) or "")) for key in layout.texts],
-        fields=[FieldChange(key, _shown(old.get(key)), _shown(new.get(key))) for key in keys
-                if key not in layout.texts and key not in layout.lists],
-        lists=[ListChange(key, [label(item) for item in old.get(key) or []], [label(item) for item in new.get(key) or []])
-               for key, label in layout.lists.items()],
-    )
+    diff = version_diff(chosen, current, layout=layout)
+    return History(versions=rows, current=current, selected=chosen, texts=diff.texts, fields=diff.fields,
+                   lists=diff.lists)
 
 
 def version_get(versions: Any, number: int) -> Any:

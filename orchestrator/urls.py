@@ -10,6 +10,7 @@ from core import health
 from llm.api import EndpointViewSet
 from payloads.api import PayloadViewSet
 from runs.api import RunViewSet, WorkflowRunsView
+from runs.release_api import ReleaseViewSet
 from workflows.api import WorkflowViewSet
 
 # URL names of the API all start with "api-": the pages' names ("run-list", "run-detail",
@@ -21,6 +22,7 @@ router.register("blocks", BlockViewSet, basename="api-block")
 router.register("payloads", PayloadViewSet, basename="api-payload")
 router.register("workflows", WorkflowViewSet, basename="api-workflow")
 router.register("runs", RunViewSet, basename="api-run")
+router.register("releases", ReleaseViewSet, basename="api-release")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -29,6 +31,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/workflows/<int:pk>/runs/", WorkflowRunsView.as_view(), name="api-workflow-runs"),
     path("api/endpoints/<id:pk>/capabilities/", include("llm.api_urls")),
+    path("api/", include("runs.release_api_urls")),
     path("api/", include(router.urls)),
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -15,6 +15,7 @@ from llm.models import Endpoint
 from payloads import services
 from payloads.filters import PayloadFilter
 from payloads.models import Payload
+from payloads.selectors import PAYLOAD_HISTORY
 from payloads.serializers import (
     PayloadPreviewErrorSerializer,
     PayloadPreviewInputSerializer,
@@ -37,6 +38,7 @@ class PayloadViewSet(VersionsMixin, viewsets.ModelViewSet):
 
     serializer_class = PayloadSerializer
     version_restore_service = staticmethod(services.payload_version_restore)
+    version_layout = PAYLOAD_HISTORY
     filterset_class = PayloadFilter
     search_fields = ["name", "description", "model"]
     ordering_fields = ["name", "created_at", "updated_at", "id", "model"]

@@ -130,3 +130,11 @@ def release_list(workflow_id: int) -> Any:
 def label_history(workflow_id: int, *, label: str = "") -> Any:
     moves = LabelMove.objects.filter(workflow_id=workflow_id).select_related("from_release", "to_release", "moved_by")
     return moves.filter(label=label) if label else moves
+
+
+def release_previous(release: Release) -> Release | None:
+    """The workflow's release numbered just before this one (None for a first release, or a deleted workflow's)."""
+    if release.workflow_id is None:
+        return None
+    return (Release.objects.filter(workflow_id=release.workflow_id, number__lt=release.number)
+            .order_by("-number").first())

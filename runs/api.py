@@ -1,15 +1,18 @@
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response as HttpResponse
 
+from core.converters import MAX_ID
 from runs import selectors, services
 from runs.filters import RunFilter
+from runs.models import Run
 from runs.serializers import RunListSerializer, RunRerunSerializer, RunSerializer, RunStartSerializer
 from runs.throttling import RunStartThrottle
 from workflows.models import Workflow
@@ -23,7 +26,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["created_at", "finished_at", "status", "latency_ms", "prompt_tokens", "completion_tokens"]
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return selectors.run_list() if self.action == "list" else selectors.run_detail_queryset()
+        return selectors.run_list_with_release() if self.action == "list" else selectors.run_detail_queryset()
 
     def get_serializer_class(self):  # type: ignore[no-untyped-def]
         return RunListSerializer if self.action == "list" else RunSerializer
@@ -54,6 +57,30 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         return HttpResponse(RunSerializer(selectors.run_detail(run.pk)).data, status=status.HTTP_201_CREATED)
 
 
+    @extend_schema(request=None, parameters=[OpenApiParameter(
+        "against", OpenApiTypes.STR, OpenApiParameter.QUERY, required=False,
+        description="`current` (default): the workflow's tree as it stands; or a run's id.")],
+        responses={200: OpenApiTypes.OBJECT, 400: OpenApiResponse(description="`against` is neither `current` nor an id."),
+                   404: OpenApiResponse(description="No such run, or the workflow was deleted (named).")})
+    @action(detail=True, methods=["get"])
+    def changes(self, request: Request, pk: str | None = None, format: str | None = None) -> HttpResponse:
+        """What changed since this run: its tree (old) against the workflow's current tree or another run's
+        (new); steps added, removed, moved or changed, settings field by field, block texts word by word."""
+        run = self.get_object()
+        against = (request.query_params.get("against") or "current").strip()
+        other = None
+        if against != "current":
+            if not against.isdigit() or int(against) > MAX_ID:
+                raise ValidationError({"against": [f"“{against}” is neither “current” nor a run id."]})
+            other = Run.objects.filter(pk=int(against)).first()
+            if other is None:
+                raise NotFound(f"No run {against} to compare with.")
+        try:
+            return HttpResponse(selectors.run_changes(run, against=other))
+        except Workflow.DoesNotExist as error:
+            raise NotFound(str(error)) from None
+
+
 class WorkflowRunsView(generics.ListCreateAPIView):
     """The workflow's runs, newest first (GET), or start a run of it with the given inputs (POST)."""
 
@@ -64,7 +91,7 @@ class WorkflowRunsView(generics.ListCreateAPIView):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         # By id, without a 404: the permission check reads the queryset before the view runs.
         # The schema generator calls this without URL arguments.
-        return selectors.run_list().filter(workflow_id=self.kwargs.get("pk"))
+        return selectors.run_list_with_release().filter(workflow_id=self.kwargs.get("pk"))
 
     def get_serializer_class(self):  # type: ignore[no-untyped-def]
         return RunStartSerializer if self.request.method == "POST" else RunListSerializer
@@ -90,7 +117,8 @@ class WorkflowRunsView(generics.ListCreateAPIView):
         workflow = self._workflow()
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        run = services.run_start(workflow=workflow, inputs=serializer.validated_data["inputs"], user=request.user)
+        run = services.run_start(workflow=workflow, inputs=serializer.validated_data["inputs"], user=request.user,
+                                 label=serializer.validated_data["label"])
         return HttpResponse(RunSerializer(selectors.run_detail(run.pk)).data, status=status.HTTP_201_CREATED)
 
     def _workflow(self) -> Workflow:

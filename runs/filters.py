@@ -1,6 +1,19 @@
 import django_filters
+from django import forms
+from django.db.models import QuerySet
 
+from core.converters import MAX_ID
 from runs.models import Run, RunStatus
+from runs.selectors import runs_labelled_anywhere
+
+
+class IdFilter(django_filters.NumberFilter):
+    """An id: a whole number within BigAutoField's range (else a 400 naming the filter)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, min_value=1, max_value=MAX_ID, **kwargs)  # type: ignore[arg-type]
 
 
 class RunFilter(django_filters.FilterSet):
@@ -8,7 +21,22 @@ class RunFilter(django_filters.FilterSet):
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     date = django_filters.DateFilter(field_name="created_at", lookup_expr="date")
+    release = IdFilter(field_name="release_id", help_text="Runs of this release (its id).")
+    label = django_filters.CharFilter(method="filter_label", max_length=200,
+                                      help_text="Runs whose release carried this label when they started.")
+    block_version = IdFilter(field_name="release__block_versions",
+                             help_text="Runs whose release used this block version (its id).")
+    payload_version = IdFilter(field_name="release__payload_versions",
+                               help_text="Runs whose release used this payload version (its id).")
 
     class Meta:
         model = Run
         fields = ["workflow", "status", "source_run"]
+
+    def filter_label(self, queryset: QuerySet[Run], name: str, value: str) -> QuerySet[Run]:
+        # Only the workflow in question when the request names one (the route's or ?workflow=);
+        # otherwise every workflow that has had the label.
+        context = getattr(self.request, "parser_context", None) or {}
+        workflow = context.get("kwargs", {}).get("pk") or self.form.cleaned_data.get("workflow")
+        workflow_ids = None if workflow is None else [getattr(workflow, "pk", workflow)]
+        return queryset.filter(runs_labelled_anywhere(value, workflow_ids=workflow_ids))

@@ -10,13 +10,36 @@ from django.utils import timezone
 from core.diffing import Segment, WordDiff, word_diff
 from core.internals.django_prefetch import set_prefetched
 from core.sql import CompiledValues, concrete_attnames, instances
-from releases.models import LabelMove
+from core.versioning import content_hash
+from releases.models import LabelMove, Release
+from releases.selectors import tree_diff
 from runs.models import Response, Run, RunRollup, RunStatus
 from workflows.models import Workflow
+from workflows.services import workflow_snapshot
 
 
 def run_list() -> QuerySet[Run]:
     return Run.objects.all()
+
+
+def run_list_with_release() -> QuerySet[Run]:
+    """run_list() with each run's release joined (its number, not its tree): the API's lists name it."""
+    return run_list().select_related("release").defer("release__snapshot", "release__steps")
+
+
+_release_brief = CompiledValues(lambda release_id: Release.objects.filter(pk=release_id).values("id", "number", "steps"))
+
+
+def run_release_brief(run: Run) -> dict[str, Any] | None:
+    """The run's release as {id, number, steps} (steps: the versions each step used), from one compiled
+    query, cached on the run: the run detail names it and links each step to its versions."""
+    if run.release_id is None:
+        return None
+    brief = getattr(run, "_release_brief", None)
+    if brief is None:
+        rows = _release_brief.rows(run.release_id)
+        brief = run._release_brief = rows[0] if rows else {"id": run.release_id, "number": None, "steps": []}  # type: ignore[attr-defined]
+    return brief
 
 
 def workflow_to_suggest() -> Workflow | None:
@@ -265,6 +288,26 @@ def runs_labelled(workflow_id: int, label: str) -> Q:
     """A filter on runs: those whose release carried `label` when they started (from the label's log)."""
     moves = list(LabelMove.objects.filter(workflow_id=workflow_id, label=label).order_by("moved_at", "id")
                  .values("to_release_id", "moved_at"))
+    return _label_windows(moves)
+
+
+def runs_labelled_anywhere(label: str, *, workflow_ids: list[int] | None = None) -> Q:
+    """runs_labelled OR-ed over every workflow that has had `label` (or over those given), from one read
+    of the log. Moves of deleted workflows are left out: their windows cannot be told apart."""
+    moves = LabelMove.objects.filter(label=label, workflow_id__isnull=False)
+    if workflow_ids is not None:
+        moves = moves.filter(workflow_id__in=workflow_ids)
+    by_workflow: dict[int, list[dict[str, Any]]] = {}
+    for move in moves.order_by("workflow_id", "moved_at", "id").values("workflow_id", "to_release_id", "moved_at"):
+        by_workflow.setdefault(move["workflow_id"], []).append(move)
+    condition = Q(pk__in=[])
+    for workflow_moves in by_workflow.values():
+        condition |= _label_windows(workflow_moves)
+    return condition
+
+
+def _label_windows(moves: list[dict[str, Any]]) -> Q:
+    """Runs of each release the label pointed at while it pointed there (moves of one workflow, oldest first)."""
     condition = Q(pk__in=[])
     for move, following in zip(moves, [*moves[1:], None], strict=True):
         if move["to_release_id"] is None:
@@ -274,3 +317,25 @@ def runs_labelled(workflow_id: int, label: str) -> Q:
             window &= Q(created_at__lt=following["moved_at"])
         condition |= window
     return condition
+
+
+def run_changes(run: Run, *, against: Run | None = None) -> dict[str, Any]:
+    """What changed since the run: its tree (old) against the workflow's tree as it stands, or against
+    another run's (new). Raises Workflow.DoesNotExist when comparing with a deleted workflow's current tree."""
+    if against is None:
+        if run.workflow_id is None:
+            raise Workflow.DoesNotExist(f"Run {run.pk}'s workflow “{run.workflow_name}” was deleted; "
+                                        "compare with another run instead.")
+        workflow = Workflow.objects.get(pk=run.workflow_id)
+        snapshot = workflow_snapshot(workflow)
+        release = (Release.objects.filter(workflow=workflow, content_hash=content_hash(snapshot))
+                   .values("id", "number").first())
+        side = {"kind": "current", "run": None, "release": release}
+    else:
+        snapshot = against.snapshot
+        brief = run_release_brief(against)
+        side = {"kind": "run", "run": against.pk,
+                "release": None if brief is None else {"id": brief["id"], "number": brief["number"]}}
+    brief = run_release_brief(run)
+    return {"run": run.pk, "release": None if brief is None else {"id": brief["id"], "number": brief["number"]},
+            "against": side, **tree_diff(run.snapshot or {}, snapshot).as_dict()}

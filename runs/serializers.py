@@ -1,8 +1,10 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.serializers import FieldsBuiltOnceMixin
+from core.serializers import FieldsBuiltOnceMixin, StrictCharField
+from releases.serializers import ReleaseRefSerializer
 from runs.models import Response, Run
+from runs.selectors import run_release_brief
 
 
 class ResponseSerializer(FieldsBuiltOnceMixin, serializers.ModelSerializer):
@@ -18,8 +20,19 @@ class ResponseSerializer(FieldsBuiltOnceMixin, serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class VersionRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True, allow_null=True, help_text="The version's id (null if unknown).")
+    number = serializers.IntegerField(read_only=True, allow_null=True)
+
+
+class BlockVersionRefSerializer(VersionRefSerializer):
+    block_id = serializers.IntegerField(read_only=True, help_text="The block (it may since have been deleted).")
+
+
 class RunListSerializer(FieldsBuiltOnceMixin, serializers.ModelSerializer):
     total_tokens = serializers.IntegerField(read_only=True)
+    release = ReleaseRefSerializer(read_only=True, allow_null=True,
+                                   help_text="The release (the whole tree, content-hashed) the run ran.")
 
     class Meta:
         model = Run
@@ -27,7 +40,7 @@ class RunListSerializer(FieldsBuiltOnceMixin, serializers.ModelSerializer):
             "id", "workflow", "workflow_name", "status", "inputs", "output", "output_json", "error",
             "step_count", "next_step", "prompt_tokens", "completion_tokens", "total_tokens", "latency_ms",
             "created_by", "created_at", "started_at", "finished_at", "source_run", "replay_from_step",
-            "cancel_requested",
+            "cancel_requested", "release", "label",
         ]
         read_only_fields = fields
 
@@ -37,27 +50,53 @@ class RunStepSerializer(serializers.Serializer):
     output_key = serializers.CharField()
     payload = serializers.CharField()
     stream = serializers.BooleanField()
+    payload_version = VersionRefSerializer(allow_null=True, help_text="The payload version the step used.")
+    block_versions = BlockVersionRefSerializer(many=True, help_text="The block versions the step used, in order.")
+
+
+def _step_versions(release_steps: list[dict], index: int, output_key: str) -> dict:
+    """The versions a step used, from its release's steps (by index, checked on the output key)."""
+    used = release_steps[index] if index < len(release_steps) else None
+    if used is None or used.get("output_key") != output_key:
+        return {"payload_version": None, "block_versions": []}
+    payload = ({"id": used["payload_version_id"], "number": used["payload_version"]}
+               if used.get("payload_version_id") else None)
+    return {"payload_version": payload,
+            "block_versions": [{"block_id": b["block_id"], "id": b["block_version_id"], "number": b["block_version"]}
+                               for b in used.get("blocks", [])]}
 
 
 class RunSerializer(RunListSerializer):
-    steps = serializers.SerializerMethodField(help_text="The run's steps as the workflow was when it started.")
+    release = serializers.SerializerMethodField(help_text="The release (the whole tree, content-hashed) the run ran.")
+    steps = serializers.SerializerMethodField(help_text="The run's steps as the workflow was when it started, "
+                                                        "with the payload and block versions each used.")
     responses = ResponseSerializer(many=True, read_only=True)
 
     class Meta(RunListSerializer.Meta):
         fields = [*RunListSerializer.Meta.fields, "steps", "responses"]
         read_only_fields = fields
 
+    @extend_schema_field(ReleaseRefSerializer(allow_null=True))
+    def get_release(self, run: Run) -> dict | None:
+        brief = run_release_brief(run)
+        return None if brief is None else {"id": brief["id"], "number": brief["number"]}
+
     @extend_schema_field(RunStepSerializer(many=True))
     def get_steps(self, run: Run) -> list[dict]:
+        brief = run_release_brief(run)
+        release_steps = brief["steps"] if brief else []
         return [
             {"index": step["index"], "output_key": step["output_key"], "payload": step["payload"]["name"],
-             "stream": step["payload"]["stream"]}
+             "stream": step["payload"]["stream"], **_step_versions(release_steps, step["index"], step["output_key"])}
             for step in (run.snapshot or {}).get("steps", [])
         ]
 
 
 class RunStartSerializer(serializers.Serializer):
     inputs = serializers.DictField(required=False, default=dict, help_text="Values of the workflow's declared inputs.")
+    label = StrictCharField(required=False, allow_blank=True, default="", max_length=200,
+                            help_text="Run the release this label (production, staging, ...) points at, "
+                                      "rather than the tree as it stands.")
 
     def validate(self, attrs: dict) -> dict:
         unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()
@@ -68,5 +107,6 @@ class RunStartSerializer(serializers.Serializer):
 
 class RunRerunSerializer(RunStartSerializer):
     inputs = serializers.DictField(required=False, help_text="Inputs to change; the rest are the source run's.")
+    label = None  # a re-run runs its source's tree
     from_step = serializers.IntegerField(required=False, default=0, min_value=0,
                                          help_text="Index of the first step to run again; earlier steps are copied.")

@@ -14,6 +14,7 @@ from payloads.models import Payload
 from workflows import portability, services
 from workflows.filters import WorkflowFilter
 from workflows.models import Workflow
+from workflows.selectors import WORKFLOW_HISTORY
 from workflows.serializers import WorkflowSerializer, WorkflowValidationSerializer
 
 
@@ -31,6 +32,7 @@ class WorkflowViewSet(VersionsMixin, viewsets.ModelViewSet):
 
     serializer_class = WorkflowSerializer
     version_restore_service = staticmethod(services.workflow_version_restore)
+    version_layout = WORKFLOW_HISTORY
     filterset_class = WorkflowFilter
     search_fields = ["name", "description"]
     ordering_fields = ["name", "created_at", "updated_at", "id"]

@@ -44,3 +44,23 @@ def test_run_workflow_refuses_missing_inputs(fake_llm):
     assert result.returncode != 0
     assert "Missing inputs: topic" in result.stderr
     assert fake_llm.stats()["chat_requests"] == 0
+
+
+def test_run_workflow_by_label_runs_the_labelled_release(fake_llm):
+    from blocks.services import block_update
+    from releases.services import label_set, release_cut
+    from runs.models import Run
+    from tests.releases.test_services import versioned_tree
+
+    workflow, tone = versioned_tree(make_endpoint(fake_llm.base_url))
+    release, _ = release_cut(workflow=workflow)
+    label_set(workflow=workflow, name="production", release=release)
+    block_update(block=tone, data={"content": "Shout about {{ topic }}."})
+    result = run_cli("story", "--label", "production", "--input", "topic=tides", "--json")
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)
+    assert run["label"] == "production" and run["release"] == {"id": release.pk, "number": 1}
+    assert run["responses"][0]["messages"] == [{"role": "user", "content": "Write calmly about tides."}]
+    missing = run_cli("story", "--label", "staging", "--input", "topic=tides")
+    assert missing.returncode != 0 and "has no label “staging”; its labels: production." in missing.stderr
+    assert Run.objects.count() == 1

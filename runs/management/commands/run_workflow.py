@@ -19,6 +19,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("workflow", help="the workflow's name (or id)")
         parser.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="repeat for each input")
+        parser.add_argument("--label", default="", metavar="LABEL",
+                            help="run the release this label (production, staging, ...) points at, not the tree as it stands")
         parser.add_argument("--json", action="store_true", help="print the whole run as JSON instead")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -35,7 +37,7 @@ class Command(BaseCommand):
             inputs[name] = value
         quiet = options["json"]
         try:
-            run_id = asyncio.run(self._start_and_execute(workflow, inputs, quiet=quiet))
+            run_id = asyncio.run(self._start_and_execute(workflow, inputs, quiet=quiet, label=options["label"]))
         except ValidationError as exc:
             raise CommandError("; ".join(m for ms in exc.message_dict.values() for m in ms)) from exc
         run = selectors.run_detail(run_id)
@@ -47,12 +49,12 @@ class Command(BaseCommand):
             self.stderr.write(f"Run {run.pk} {run.status}: {run.error}")
             sys.exit(1)
 
-    async def _start_and_execute(self, workflow: Workflow, inputs: dict[str, str], *, quiet: bool) -> int:
+    async def _start_and_execute(self, workflow: Workflow, inputs: dict[str, str], *, quiet: bool, label: str = "") -> int:
         # This process runs the run: its first step is claimed as it starts, no executor is asked.
         owner = new_owner("cli:")
         try:
             run, claim = await dbthread.call(services.run_start_claimed, workflow=workflow, inputs=inputs,
-                                             user=None, owner=owner)
+                                             user=None, owner=owner, label=label)
             await self._execute(run.pk, owner=owner, claim=claim, quiet=quiet)
         finally:
             await llm.aclose_all()
