@@ -8,7 +8,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
+from core.paginators import CappedCountPaginator
 from runs.models import Response, Run, RunStatus
+from runs.search import runs_search
 from runs.selectors import run_metrics
 from runs.services import run_cancel, run_replay
 from runs.throttling import run_start_wait, too_many_runs
@@ -69,12 +71,21 @@ class RunAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         return super().changelist_view(request, {**(extra_context or {}), "run_metrics": run_metrics()})
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Run], search_term: str) -> tuple[QuerySet[Run], bool]:
+        if not search_term.strip():
+            return queryset, False
+        return runs_search(queryset, search_term), False
     list_display = ["id", "workflow_name", "status", "progress", "total_tokens", "latency_ms", "created_by", "created_at"]
     list_display_links = ["id", "workflow_name"]
     list_filter = ["status", "workflow", "created_at"]
-    search_fields = ["=id", "workflow_name", "output", "error"]
+    # A search is the runs' full-text search (runs.search), which also finds a run by its id.
+    search_fields = ["=id"]
+    search_help_text = "Words of the workflow, inputs, output or error of finished runs, or a run id."
     list_select_related = ["created_by"]
-    date_hierarchy = "created_at"
+    # No date_hierarchy (it reads the months of every run) and no count beyond what a page needs.
+    show_full_result_count = False
+    paginator = CappedCountPaginator
     actions = ["cancel_runs", "rerun_runs"]
     fieldsets = [
         (None, {"fields": [("workflow", "workflow_name", "status"), "inputs_display", "output", "error",

@@ -1,9 +1,13 @@
+import datetime
+
 import django_filters
 from django import forms
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from core.converters import MAX_ID
 from runs.models import Run, RunStatus
+from runs.search import runs_search
 from runs.selectors import runs_labelled_anywhere
 
 
@@ -20,7 +24,10 @@ class RunFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=RunStatus.choices)
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    date = django_filters.DateFilter(field_name="created_at", lookup_expr="date")
+    date = django_filters.DateFilter(method="filter_date", help_text="Runs created on this day (the server's time zone).")
+    search = django_filters.CharFilter(method="filter_search", max_length=200,
+                                       help_text="Words of the workflow name, inputs, output or error of finished "
+                                                 "runs (each a word prefix, all required), or a run id.")
     release = IdFilter(field_name="release_id", help_text="Runs of this release (its id).")
     label = django_filters.CharFilter(method="filter_label", max_length=200,
                                       help_text="Runs whose release carried this label when they started.")
@@ -32,6 +39,14 @@ class RunFilter(django_filters.FilterSet):
     class Meta:
         model = Run
         fields = ["workflow", "status", "source_run"]
+
+    def filter_date(self, queryset: QuerySet[Run], name: str, value: datetime.date) -> QuerySet[Run]:
+        # A half-open range on created_at (its index), not a date function applied to every row.
+        start = timezone.make_aware(datetime.datetime.combine(value, datetime.time.min))
+        return queryset.filter(created_at__gte=start, created_at__lt=start + datetime.timedelta(days=1))
+
+    def filter_search(self, queryset: QuerySet[Run], name: str, value: str) -> QuerySet[Run]:
+        return runs_search(queryset, value)
 
     def filter_label(self, queryset: QuerySet[Run], name: str, value: str) -> QuerySet[Run]:
         # Only the workflow in question when the request names one (the route's or ?workflow=);

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 
+from core.fields import CompressedJSONField, CompressedTextField
 from releases.models import LABEL_NAME_MAX, Release
 from workflows.models import Workflow
 
@@ -63,6 +64,8 @@ class Run(models.Model):
             models.Index(fields=["status", "created_at", "id"], name="run_status_newest"),
             models.Index(fields=["workflow", "status", "created_at", "id"], name="run_workflow_status_newest"),
             models.Index(fields=["status", "finished_at"], name="run_status_finished"),
+            models.Index(fields=["finished_at", "id"], name="run_finished"),
+            models.Index(fields=["latency_ms", "id"], name="run_latency"),
             models.Index(fields=["release", "status", "latency_ms"], name="run_release_latency"),
         ]
 
@@ -100,9 +103,9 @@ class Response(models.Model):
     payload_name = models.CharField(max_length=100)
     endpoint_name = models.CharField(max_length=100, blank=True, default="")
     model = models.CharField(max_length=200, blank=True, default="")
-    messages = models.JSONField(default=list)
+    messages = CompressedJSONField(default=list, help_text="The messages sent (stored compressed).")
     request_params = models.JSONField(default=dict)
-    output = models.TextField(blank=True, default="")
+    output = CompressedTextField(blank=True, default="", help_text="The answer's text (stored compressed).")
     output_json = models.JSONField(null=True, blank=True)
     reasoning = models.TextField(blank=True, default="",
                                  help_text="The model's reasoning, apart from the answer (reasoning_content and the like).")

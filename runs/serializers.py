@@ -9,6 +9,9 @@ from runs.selectors import run_release_brief
 
 class ResponseSerializer(FieldsBuiltOnceMixin, serializers.ModelSerializer):
     attempt_count = serializers.IntegerField(read_only=True)
+    # Stored compressed (core/fields.py); shown as what they are.
+    messages = serializers.JSONField(read_only=True, help_text="The messages sent: [{role, content}, ...].")
+    output = serializers.CharField(read_only=True)
 
     class Meta:
         model = Response

@@ -57,7 +57,13 @@ def test_old_runs_with_one_tree_share_a_release_naming_the_versions_found_by_con
     ids = [OldRun.objects.create(workflow=workflow, workflow_name="story", snapshot=snapshot).pk
            for snapshot in (calm, calm, briskly)]
     gone = OldRun.objects.create(workflow=None, workflow_name="gone", snapshot={}).pk
+    long = "Be calm. " * 100
+    old.get_model("runs", "Response").objects.create(
+        run_id=ids[0], index=0, output_key="text", payload_name="writer", status="succeeded",
+        messages=[{"role": "system", "content": long}], output=long)
     migrate(None)
+    response = Run.objects.get(pk=ids[0]).responses.get()  # packed by runs 0011, read back as it was
+    assert response.messages == [{"role": "system", "content": long}] and response.output == long
     first, second, third = (Run.objects.select_related("release").get(pk=pk) for pk in ids)
     assert first.release_id == second.release_id != third.release_id
     assert (first.release.number, third.release.number, first.release.message) == (1, 2, MESSAGE)

@@ -3,7 +3,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.core.management import call_command
+from django.db import connection
 
+from runs import triggers
 from runs.engine import execute_run
 from runs.models import Run, RunRollup, RunStatus, StepRollup
 from runs.rollups import rollups_rebuild, run_rollup_rows, step_rollup_rows
@@ -30,7 +32,6 @@ def computed() -> tuple[list[tuple], list[tuple]]:
 
 
 async def test_every_way_of_finishing_a_run_is_counted_once(fake_llm):
-    workflow = await sync_to_async(make_chain)(make_endpoint(fake_llm.base_url)) if False else None
     workflow = await sync_to_async(lambda: make_chain(make_endpoint(fake_llm.base_url)))()
     start = sync_to_async(lambda **inputs: run_start(workflow=workflow, inputs=inputs or {"topic": "tides"}, user=None))
     done = [await start(topic=f"t{n}") for n in range(3)]
@@ -49,6 +50,18 @@ async def test_every_way_of_finishing_a_run_is_counted_once(fake_llm):
     assert {row[3] for row in runs} == {"succeeded", "failed", "cancelled"}
     assert sum(row[4] for row in steps) == 3 * 3 + 1 + 1  # the replay's two copied steps are not counted again
     assert (runs, steps) == await sync_to_async(computed)()
+
+
+@pytest.mark.django_db
+def test_every_trigger_is_there_after_migrating():
+    """A migration that makes SQLite rebuild runs_run or runs_response drops their triggers silently."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        else:
+            cursor.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
+        names = {row[0] for row in cursor.fetchall()}
+    assert set(triggers.TRIGGERS[connection.vendor]) <= names
 
 
 @pytest.mark.django_db
