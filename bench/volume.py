@@ -54,6 +54,7 @@ ROOT = HERE.parent
 DEFAULT_RUNS = 1_000_000
 FULL_RUN = 1_000_000
 BATCH = 5_000
+PROGRESS_SECONDS = 30
 WORKFLOW_COUNT = 20
 BUSIEST_SHARE = 0.28
 DAYS = 90
@@ -327,6 +328,7 @@ def seed_runs(plans: list[WorkflowPlan], user: Any, total: int, rng: random.Rand
         raise SystemExit("this database cannot return the ids of a bulk insert; the bench needs them for responses")
     maker = RunMaker(plans, user, words, rng, total)
     started, response_count = time.perf_counter(), 0
+    shown = started
     with created_at_as_given(Run, Response):
         for first in range(0, total, BATCH):
             runs, responses = maker.batch(first, min(BATCH, total - first))
@@ -341,7 +343,8 @@ def seed_runs(plans: list[WorkflowPlan], user: Any, total: int, rng: random.Rand
             if first == 0:
                 sample = response_content_bytes(flat)
             done = first + len(runs)
-            if done % (BATCH * 10) == 0 or done == total:
+            if done % (BATCH * 10) == 0 or done == total or time.perf_counter() - shown > PROGRESS_SECONDS:
+                shown = time.perf_counter()
                 elapsed = time.perf_counter() - started
                 print(f"  seeded {done:,}/{total:,} runs, {response_count:,} responses "
                       f"({elapsed:.0f} s, {done / elapsed:,.0f} runs/s)", flush=True)
@@ -509,10 +512,11 @@ def report(result: dict[str, Any]) -> str:
     if disk["tables"]:
         biggest = ", ".join(f"{name} {size / 1e6:,.1f} MB" for name, size in list(disk["tables"].items())[:8])
         lines.append(f"largest tables and indexes: {biggest}")
-    if seeding.get("reused"):
+    if "seconds" not in seeding:
         lines.append(f"seeding: reused {seeding['reused']}")
     else:
-        lines.append(f"seeding: {seeding['seconds']:,.1f} s ({seeding['runs_seconds']:,.1f} s for the runs, "
+        reused = f" (reused {seeding['reused']})" if "reused" in seeding else ""
+        lines.append(f"seeding{reused}: {seeding['seconds']:,.1f} s ({seeding['runs_seconds']:,.1f} s for the runs, "
                      f"ANALYZE {seeding['analyze_seconds']} s), {seeding['responses_per_run']} responses per run "
                      f"of {seeding['response_content_bytes']:,} bytes of content on average")
     return "\n".join(lines)
@@ -543,39 +547,52 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def database_for(args: argparse.Namespace) -> tuple[str, Path | None, bool]:
-    """(DATABASE_URL, a temp dir to delete at the end, whether the data is already seeded)."""
+SEEDING_FILE = "seeding.json"  # written beside a kept database once its seeding finished
+
+
+def database_for(args: argparse.Namespace) -> tuple[str, Path | None, Path | None]:
+    """(DATABASE_URL, a temp dir to delete at the end, the dir whose database is kept)."""
     url = os.environ.get("DATABASE_URL", "")
     if is_postgres(url):
-        return url, None, False
+        return url, None, None
     if args.keep:
-        directory = Path(args.keep).resolve()
-        directory.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{directory / 'db.sqlite3'}", None, (directory / "db.sqlite3").exists()
-    directory = Path(tempfile.mkdtemp(prefix="orch-volume-"))
-    return f"sqlite:///{directory / 'db.sqlite3'}", directory, False
+        kept = Path(args.keep).resolve()
+        kept.mkdir(parents=True, exist_ok=True)
+        if (kept / "db.sqlite3").exists() and not (kept / SEEDING_FILE).exists():
+            raise SystemExit(f"{kept}/db.sqlite3 was not seeded to the end: delete {kept} and seed again")
+        return f"sqlite:///{kept / 'db.sqlite3'}", None, kept
+    temporary = Path(tempfile.mkdtemp(prefix="orch-volume-"))
+    return f"sqlite:///{temporary / 'db.sqlite3'}", temporary, None
+
+
+def seed_or_reuse(args: argparse.Namespace, url: str, kept: Path | None) -> dict[str, Any]:
+    """Seed, or reuse what a kept directory (or a PostgreSQL database with runs) already holds."""
+    from runs.models import Run
+
+    if kept is not None and (kept / SEEDING_FILE).exists():
+        print(f"reusing {kept} ({Run.objects.count():,} runs; --runs is ignored)", flush=True)
+        return {**json.loads((kept / SEEDING_FILE).read_text()), "reused": str(kept)}
+    if kept is None and Run.objects.exists():
+        print(f"reusing the runs already at {url.split('@')[-1]} ({Run.objects.count():,})", flush=True)
+        return {"reused": url.split("@")[-1]}
+    print(f"seeding {args.runs:,} runs", flush=True)
+    seeding = seed(args.runs, args.after_seed)
+    if kept is not None:
+        (kept / SEEDING_FILE).write_text(json.dumps(seeding, indent=2) + "\n")
+    return seeding
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    url, temporary, seeded = database_for(args)
+    url, temporary, kept = database_for(args)
     configure(url)
     from django.core.management import call_command
-
-    from runs.models import Run
 
     try:
         started = time.perf_counter()
         call_command("migrate", verbosity=0, interactive=False)
         print(f"migrated ({time.perf_counter() - started:.1f} s)", flush=True)
-        if not seeded and Run.objects.exists():
-            seeded = True  # PostgreSQL with runs from an earlier call: reuse them
-        if seeded:
-            seeding: dict[str, Any] = {"reused": url.split("@")[-1]}
-            print(f"reusing the seeded database ({Run.objects.count():,} runs)", flush=True)
-        else:
-            print(f"seeding {args.runs:,} runs", flush=True)
-            seeding = seed(args.runs, args.after_seed)
+        seeding = seed_or_reuse(args, url, kept)
         print(f"measuring ({args.reps} reps each, median)", flush=True)
         rows = measure(args.reps)
         result = {**metadata(args.reps, "postgresql" if is_postgres(url) else "sqlite"),
