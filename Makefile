@@ -64,6 +64,13 @@ bench: install-dev
 bench-distributed: install-dev
 	$(PY) bench/distributed.py
 
+# Issue 18: every list, filter, search and sort at 1,000,000 runs (VOLUME_RUNS=50000 while developing),
+# seeded with bulk_create into a temp SQLite file (about 15 min), or into DATABASE_URL=postgres://...
+# Not part of `make test`; docs/performance.md "make bench-volume".
+.PHONY: bench-volume
+bench-volume: install-dev
+	$(PY) bench/volume.py
+
 # One rep, fewer chains: for development.
 bench-quick: install-dev
 	$(PY) bench/run.py --quick
