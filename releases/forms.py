@@ -49,7 +49,7 @@ class LabelMoveForm(ServiceErrorsForm):
     """Point an existing label at another release of the workflow."""
 
     release = ReleaseChoiceField(queryset=Release.objects.none(), label="Release", empty_label=None)
-    reason = _reason_field("Why (shown in the history)")
+    reason = _reason_field("Why (kept in the history)")
 
     def __init__(self, workflow: Workflow, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -277,7 +277,7 @@ def release_diff(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     if against and base is None:
         form.add_error("against", f"“{workflow}” has no release r{against}.")
         return _diff_page(request, context, status=404)
-    context.update(base=base, old_label=f"r{base.number}" if base else "nothing (the first release)",
+    context.update(base=base, old_label=f"r{base.number}" if base else "Nothing (the first release)",
                    new_label=f"r{release.number}", against=str(base.number) if base else "",
                    old_tree=base.snapshot if base else EMPTY_TREE, new_tree=release.snapshot)
     return _diff_page(request, context)
@@ -294,7 +294,7 @@ def run_changes(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _diff_page(request, context, status=400)
     against = form.cleaned_data["against"]
-    old_label = f"run #{run.pk}" + (f" (r{run.release.number})" if run.release else "")
+    old_label = f"Run #{run.pk}" + (f" (r{run.release.number})" if run.release else "")
     if against == "current":
         if run.workflow is None:
             form.add_error("against", f"The workflow of run #{run.pk} was deleted: compare with another run's id.")
