@@ -230,10 +230,11 @@ def releases_and_labels(page, base: str, workflow_id: str) -> None:  # type: ign
     """The Releases page, r2 against r1, and a run of r2 naming its release and versions: laptop and phone."""
     page.goto(f"{base}/runs/?workflow={workflow_id}")
     newest_run = page.locator("tr[data-run-id]:has([data-status=succeeded])").first.get_attribute("data-run-id")
+    oldest_run = page.locator("tr[data-run-id]").last.get_attribute("data-run-id")  # a run of r1: r2 changed since
     shots = [("releases", f"/workflows/{workflow_id}/releases/", "#release-table"),
              ("release-diff", f"/workflows/{workflow_id}/releases/2/diff/", "#diff"),
              ("run-detail-release", f"/runs/{newest_run}/", "#run-release"),
-             ("run-changes", f"/runs/{newest_run}/changes/?against=current", "#diff")]
+             ("run-changes", f"/runs/{oldest_run}/changes/?against=current", "#diff")]
     for suffix, size in (("", {"width": 1280, "height": 900}), ("-phone", PHONE)):
         page.set_viewport_size(size)
         for name, path, ready in shots:
