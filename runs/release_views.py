@@ -65,7 +65,7 @@ def _release_rows(workflow: Workflow, page_number: str | None) -> tuple[Any, lis
     return page, rows
 
 
-def _label_rows(request: HttpRequest, workflow: Workflow, bound: dict[str, Any]) -> list[dict[str, Any]]:
+def _label_rows(workflow: Workflow, bound: dict[str, Any]) -> list[dict[str, Any]]:
     """Each label with its move form (the posted one if it failed) and where a roll back would take it."""
     rows = []
     for label in release_selectors.label_list(workflow.pk):
@@ -96,7 +96,7 @@ def _releases_page(request: HttpRequest, workflow: Workflow, *, bound: dict[str,
         "can_see_runs": user.has_perm("runs.view_run"),
     }
     if context["can_see_labels"]:
-        context["labels"] = _label_rows(request, workflow, bound)
+        context["labels"] = _label_rows(workflow, bound)
         context["create_form"] = bound.get("new") or LabelCreateForm(workflow, prefix="new")
     if context["can_see_history"]:
         shown = request.GET.get("label", "")
