@@ -2,7 +2,9 @@
 
 Everything runs on a throw-away SQLite database: the fake LLM, `seed_demo`, two runs of the demo
 workflow, then daphne; Chromium logs in and photographs each page at laptop width, and the runs list at
-phone width.
+phone width. Before daphne starts, labels are set and moved and a second release is cut and run (one run
+failing), so the Releases page, the release diff and the run page's release have something to show, at
+both widths.
 """
 from __future__ import annotations
 

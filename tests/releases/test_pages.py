@@ -315,6 +315,7 @@ def test_a_diff_of_the_same_tree_says_nothing_changed(user_client, tree):
 def test_the_first_release_is_shown_against_nothing(user_client, tree):
     html = user_client.get(f"/workflows/{tree['workflow'].pk}/releases/1/diff/").content.decode()
     assert "Nothing (the first release) → r1" in html and 'data-status="added"' in html
+    assert '<option value="" selected disabled>nothing (r1 is the first)</option>' in html
 
 
 def test_a_bad_or_unknown_release_to_compare_with_is_refused(user_client, tree, django_user_model):
@@ -376,6 +377,15 @@ def test_what_changed_refuses_bad_input_and_needs_the_permissions(user_client, t
     assert client_with(django_user_model, "runs.view_run").get(f"/runs/{run.pk}/changes/").status_code == 403
     assert client_with(django_user_model, "runs.view_run", "releases.view_release").get(
         f"/runs/{run.pk}/changes/").status_code == 200
+
+
+def test_a_run_whose_workflow_was_deleted_compares_only_with_another_run(user_client, tree):
+    old_run, new_run = tree["old"][0], tree["new"][0]
+    Run.objects.filter(pk=old_run.pk).update(workflow=None)  # as after the workflow's deletion
+    refused = user_client.get(f"/runs/{old_run.pk}/changes/")
+    assert refused.status_code == 400 and "was deleted: compare with another run" in refused.content.decode()
+    other = user_client.get(f"/runs/{old_run.pk}/changes/?against={new_run.pk}")
+    assert other.status_code == 200 and "<ins>briskly</ins>" in other.content.decode()
 
 
 # --- the admin -----------------------------------------------------------------------------------
