@@ -2,7 +2,9 @@
 
 Everything runs on a throw-away SQLite database: the fake LLM, `seed_demo`, two runs of the demo
 workflow, then daphne; Chromium logs in and photographs each page at laptop width, and the runs list at
-phone width.
+phone width. Before daphne starts, labels are set and moved and a second release is cut and run (one run
+failing), so the Releases page, the release diff and the run page's release have something to show, at
+both widths.
 """
 from __future__ import annotations
 
@@ -42,6 +44,34 @@ services.capability_learn(
               "stream_options": "Unrecognized request argument supplied: stream_options"})
 services.capability_set(endpoint=endpoint, model="meta-llama/Llama-3.1-8B:q4",
                         values={"temperature": False, "token_limit_param": "max_completion_tokens"})
+"""
+
+
+# The Releases page's story: r1 from the first runs and labelled production; a shorter summary cut as r2,
+# labelled staging and then production; r2's runs fail half the time, so production is rolled back.
+RELEASES = """
+from django.contrib.auth import get_user_model
+from blocks.services import block_update
+from releases.services import label_set, release_cut
+from workflows.models import Workflow
+admin = get_user_model().objects.get(username="admin")
+workflow = Workflow.objects.get(name="Article")
+r1 = workflow.releases.get(number=1)
+label_set(workflow=workflow, name="production", release=r1, user=admin, reason="First release: outline, paragraph, summary.")
+summary = workflow.steps.order_by("position").last().payload.payload_blocks.order_by("position").last().block
+block_update(block=summary, user=admin, message="A shorter summary",
+             data={"content": summary.content.replace("one sentence", "one short sentence of at most 15 words")})
+r2, _ = release_cut(workflow=workflow, user=admin, message="Summary in one short sentence")
+label_set(workflow=workflow, name="staging", release=r2, user=admin, reason="Try the shorter summary")
+label_set(workflow=workflow, name="production", release=r2, user=admin, reason="Staging looked fine")
+"""
+ROLLBACK = """
+from django.contrib.auth import get_user_model
+from releases.services import label_set
+from workflows.models import Workflow
+workflow = Workflow.objects.get(name="Article")
+label_set(workflow=workflow, name="production", release=workflow.releases.get(number=1),
+          user=get_user_model().objects.get(username="admin"), reason="Roll back to r1: r2 fails half its runs")
 """
 
 
@@ -95,6 +125,12 @@ def main() -> None:
         for topic in ("tidal energy", "solar sails"):
             manage(env, "run_workflow", "Article", "--input", f"topic={topic}")
         manage(env, "shell", "-c", CAPABILITIES)
+        manage(env, "shell", "-c", RELEASES)
+        manage(env, "run_workflow", "Article", "--input", "topic=deep sea vents")
+        control(fake_llm, {"faults": [{"status": 400, "message": "context length exceeded"}]})
+        subprocess.run([sys.executable, "manage.py", "run_workflow", "Article", "--input", "topic=comets"],
+                       cwd=ROOT, env=env, capture_output=True)  # fails on purpose: r2's failed run
+        manage(env, "shell", "-c", ROLLBACK)
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(app_port), "orchestrator.asgi:application"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -176,6 +212,7 @@ def shoot(base: str, fake_llm: str) -> None:
         snap("run-compare", f"/runs/compare/?a={run_ids[0]}&b={run_ids[1]}", "#compare-steps")
         snap("run-replay", f"/runs/{run_ids[0]}/replay/?from_step=1", "#replay-form")
         snap("run-stats", f"/runs/stats/?workflow={workflow_id}", "#chart-day-latency")
+        releases_and_labels(page, base, workflow_id)
         # The grouped navigation opened on a builder page, and the runs list at phone width with its menu open.
         page.goto(base + workflow_path)
         page.get_by_role("navigation", name="Main").get_by_text("Build", exact=True).click()
@@ -189,6 +226,26 @@ def shoot(base: str, fake_llm: str) -> None:
         page.screenshot(path=str(IMAGES / "runs-list-phone.png"))
         print("wrote docs/images/runs-list-phone.png")
         browser.close()
+
+
+def releases_and_labels(page, base: str, workflow_id: str) -> None:  # type: ignore[no-untyped-def]
+    """The Releases page, r2 against r1, and a run of r2 naming its release and versions: laptop and phone."""
+    page.goto(f"{base}/runs/?workflow={workflow_id}")
+    newest_run = page.locator("tr[data-run-id]:has([data-status=succeeded])").first.get_attribute("data-run-id")
+    oldest_run = page.locator("tr[data-run-id]").last.get_attribute("data-run-id")  # a run of r1: r2 changed since
+    shots = [("releases", f"/workflows/{workflow_id}/releases/", "#release-table"),
+             ("release-diff", f"/workflows/{workflow_id}/releases/2/diff/", "#diff"),
+             ("run-detail-release", f"/runs/{newest_run}/", "#run-release"),
+             ("run-changes", f"/runs/{oldest_run}/changes/?against=current", "#diff")]
+    for suffix, size in (("", {"width": 1280, "height": 900}), ("-phone", PHONE)):
+        page.set_viewport_size(size)
+        for name, path, ready in shots:
+            page.goto(base + path)
+            page.wait_for_selector(ready)
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(IMAGES / f"{name}{suffix}.png"), full_page=True)
+            print(f"wrote docs/images/{name}{suffix}.png")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def tester_answer_and_checks(page, base: str, fake_llm: str) -> None:  # type: ignore[no-untyped-def]

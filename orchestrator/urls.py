@@ -43,6 +43,7 @@ urlpatterns = [
     path("blocks/", include("blocks.urls")),
     path("payloads/", include("payloads.urls")),
     path("workflows/", include("workflows.urls")),
+    path("", include("runs.release_urls")),  # /workflows/<id>/releases/..., labels, /runs/<id>/changes/
     path("", include("runs.urls")),
 ]
 

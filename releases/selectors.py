@@ -6,8 +6,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from blocks.models import Block
 from core.diffing import WordDiff, word_diff
-from releases.models import LabelMove, Release
+from payloads.models import Payload
+from releases.models import Label, LabelMove, Release
 
 # The settings of a step compared field by field (block texts are compared word by word).
 STEP_FIELDS = ("payload", "endpoint", "model", "params", "stream", "json_schema", "structured_retries", "pass_reasoning")
@@ -138,3 +140,52 @@ def release_previous(release: Release) -> Release | None:
         return None
     return (Release.objects.filter(workflow_id=release.workflow_id, number__lt=release.number)
             .order_by("-number").first())
+
+
+def release_get(workflow_id: int, number: int) -> Release:
+    """One release of the workflow by its number (Release.DoesNotExist if none)."""
+    return Release.objects.select_related("created_by").get(workflow_id=workflow_id, number=number)
+
+
+def label_list(workflow_id: int) -> Any:
+    return Label.objects.filter(workflow_id=workflow_id).select_related("release", "updated_by").order_by("name")
+
+
+def label_previous_release(label: Label) -> Release | None:
+    """Where a roll back takes the label: the release it pointed at before its latest move (None
+    for a label never moved since it was created)."""
+    move = (LabelMove.objects.filter(workflow_id=label.workflow_id, label=label.name, to_release_id=label.release_id)
+            .select_related("from_release").order_by("-moved_at", "-id").first())
+    return move.from_release if move is not None else None
+
+
+@dataclass(frozen=True)
+class UsedVersion:
+    """A payload or block version a release's step used; `exists` is False once the object was deleted."""
+
+    kind: str  # payload | block
+    object_id: int
+    name: str
+    number: int | None
+    exists: bool
+
+
+def release_step_versions(release: Release) -> dict[int, list[UsedVersion]]:
+    """Per step index: the payload version, then the block versions, that the release's step used
+    (names from the release's snapshot, which the saved versions were resolved with)."""
+    snapshot_steps = {step["index"]: step for step in (release.snapshot or {}).get("steps", [])}
+    payload_ids = {step["payload_id"] for step in release.steps}
+    block_ids = {block["block_id"] for step in release.steps for block in step["blocks"]}
+    payloads = set(Payload.objects.filter(pk__in=payload_ids).values_list("pk", flat=True))
+    blocks = set(Block.objects.filter(pk__in=block_ids).values_list("pk", flat=True))
+    used: dict[int, list[UsedVersion]] = {}
+    for step in release.steps:
+        snapshot = snapshot_steps.get(step["index"], {})
+        names = [block.get("block", "") for block in snapshot.get("blocks", [])]
+        versions = [UsedVersion("payload", step["payload_id"], snapshot.get("payload", {}).get("name", ""),
+                                step["payload_version"], step["payload_id"] in payloads)]
+        versions += [UsedVersion("block", block["block_id"], names[position] if position < len(names) else "",
+                                 block["block_version"], block["block_id"] in blocks)
+                     for position, block in enumerate(step["blocks"])]
+        used[step["index"]] = versions
+    return used

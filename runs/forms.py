@@ -9,6 +9,7 @@ from django.db.models import Q, QuerySet
 
 from core.converters import MAX_ID
 from core.forms import RejectLoneSurrogatesMixin
+from releases.models import Release
 from runs import selectors
 from runs.models import Run, RunStatus
 from workflows.models import Workflow
@@ -54,6 +55,8 @@ class RunFilterForm(forms.Form):
     workflow = forms.ModelChoiceField(queryset=Workflow.objects.order_by("name"), required=False,
                                       empty_label="All workflows")
     status = forms.ChoiceField(choices=[("", "All statuses"), *RunStatus.choices], required=False)
+    # Set by the Releases page's links (?release=<id>); shown as a removable chip, not a select.
+    release = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID, widget=forms.HiddenInput)
 
     def runs(self) -> QuerySet[Run]:
         runs = selectors.run_list().select_related("created_by")
@@ -64,6 +67,8 @@ class RunFilterForm(forms.Form):
             runs = runs.filter(workflow=data["workflow"])
         if data["status"]:
             runs = runs.filter(status=data["status"])
+        if data["release"]:
+            runs = runs.filter(release_id=data["release"])
         if data["q"]:
             text = data["q"].strip()
             match = (Q(workflow_name__icontains=text) | Q(error__icontains=text) | Q(output__icontains=text)
@@ -76,6 +81,13 @@ class RunFilterForm(forms.Form):
     @property
     def is_filtered(self) -> bool:
         return self.is_valid() and any(self.cleaned_data.values())
+
+    @property
+    def release_shown(self) -> Release | None:
+        """The release the list is filtered by, to name it above the table."""
+        if not self.is_valid() or not self.cleaned_data["release"]:
+            return None
+        return Release.objects.filter(pk=self.cleaned_data["release"]).first()
 
 
 class RunCompareForm(forms.Form):

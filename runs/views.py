@@ -20,6 +20,8 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
+from releases.models import Release
+from releases.selectors import release_step_versions
 from runs import selectors, services
 from runs.charts import BarChart, bar_chart
 from runs.forms import RunCompareForm, RunFilterForm, RunReplayForm, WorkflowInputsForm
@@ -83,8 +85,11 @@ def run_row(request: HttpRequest, pk: int) -> HttpResponse:
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = _run_or_404(pk)
     done = sum(1 for r in run.responses.all() if r.status in (ResponseStatus.SUCCEEDED, ResponseStatus.COPIED))
+    release = Release.objects.filter(pk=run.release_id).first() if run.release_id else None
+    used = release_step_versions(release) if release is not None else {}
+    steps = [{**step, "versions": used.get(step["index"], [])} for step in _steps(run)]
     return render(request, "runs/run_detail.html", {
-        "run": run, "steps": _steps(run), "done_steps": done, "is_active": run.status in ACTIVE_STATUSES,
+        "run": run, "release": release, "steps": steps, "release_versions": sorted(used.items()), "done_steps": done, "is_active": run.status in ACTIVE_STATUSES,
         "can_start": request.user.has_perm("runs.add_run"), "can_cancel": request.user.has_perm("runs.change_run"),
         "charts": _step_charts(run),
         "blank_step": {"index": "", "output_key": "", "payload": "", "status": "running", "response": None},

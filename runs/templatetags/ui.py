@@ -163,6 +163,14 @@ def duration_ms(value: int | None) -> str:
     return f"{value} ms" if value < 1000 else f"{value / 1000:.2f} s"
 
 
+@register.filter
+def percent(value: float | None) -> str:
+    """0.8333 -> '83 %'; empty for unknown."""
+    if value is None or value == "":
+        return ""
+    return f"{round(float(value) * 100)} %"
+
+
 @register.simple_tag
 def run_label(pk: int) -> str:
     """'Run #12', for breadcrumbs."""

@@ -77,6 +77,8 @@ function ensureStep(index) {
   el.id = `step-${index}`;
   field(el, "number").textContent = index + 1;
   field(el, "replay").href = `${root.dataset.replayUrl}?from_step=${index}`;
+  const versions = document.getElementById("step-versions")?.content.querySelector(`[data-index="${index}"]`);
+  if (versions) el.querySelector(".step-head").after(versions.cloneNode(true));
   step = { el, text: "" };
   steps.set(index, step);
   // Keep the list in step order even if events arrive for a later step first.
