@@ -15,3 +15,8 @@ class CappedCountPaginator(Paginator):
     def count(self) -> int:
         query: Any = self.object_list
         return query.order_by()[:COUNT_CAP].count() if hasattr(query, "order_by") else len(query)
+
+    @property
+    def capped(self) -> bool:
+        """The count stopped at the cap: there are at least that many."""
+        return self.count >= COUNT_CAP

@@ -5,13 +5,14 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from core.converters import MAX_ID
 from core.forms import RejectLoneSurrogatesMixin
 from releases.models import Release
 from runs import selectors
 from runs.models import Run, RunStatus
+from runs.search import runs_search
 from workflows.models import Workflow
 
 
@@ -51,7 +52,7 @@ class RunFilterForm(forms.Form):
     label_suffix = ""
 
     q = forms.CharField(required=False, label="Search", widget=forms.TextInput(
-        attrs={"type": "search", "placeholder": "Workflow, input, output or error"}))
+        attrs={"type": "search", "placeholder": "Words of the workflow, inputs, output or error; or a run id"}))
     workflow = forms.ModelChoiceField(queryset=Workflow.objects.order_by("name"), required=False,
                                       empty_label="All workflows")
     status = forms.ChoiceField(choices=[("", "All statuses"), *RunStatus.choices], required=False)
@@ -69,13 +70,8 @@ class RunFilterForm(forms.Form):
             runs = runs.filter(status=data["status"])
         if data["release"]:
             runs = runs.filter(release_id=data["release"])
-        if data["q"]:
-            text = data["q"].strip()
-            match = (Q(workflow_name__icontains=text) | Q(error__icontains=text) | Q(output__icontains=text)
-                     | Q(inputs__icontains=text))
-            if text.isdigit():
-                match |= Q(pk=int(text))
-            runs = runs.filter(match)
+        if data["q"].strip():
+            runs = runs_search(runs, data["q"])
         return runs
 
     @property

@@ -13,13 +13,13 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
+from core.paginators import CappedCountPaginator
 from releases.models import Release
 from releases.selectors import release_step_versions
 from runs import selectors, services
@@ -60,7 +60,7 @@ def _steps(run: Run) -> list[dict[str, Any]]:
 @require_GET
 def run_list(request: HttpRequest) -> HttpResponse:
     filters = RunFilterForm(request.GET or None)
-    page = Paginator(filters.runs(), RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    page = CappedCountPaginator(filters.runs(), RUNS_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     context = {"filters": filters, "page": page, "query": query.urlencode()}

@@ -80,3 +80,17 @@ def test_the_admin_runs_list_reads_indexes_and_counts_no_further_than_a_cap(admi
         bounded = "('queued', 'running', 'cancelling')" in sql or '"runs_run"."finished_at" >=' in sql
         if "COUNT(" in sql and not bounded:
             assert "LIMIT 10000" in sql, f"{url}: counts every run\n{sql}"
+
+
+@pytest.mark.parametrize("url", ["/runs/", "/runs/?workflow={w}&status=failed", "/runs/?q=tides", "/runs/?status=failed",
+                                 "/runs/stats/?workflow={w}"])
+def test_the_runs_pages_read_indexes_and_rollups(admin_client, runs, url):
+    for sql, plan in run_queries(admin_client, url.format(w=runs.pk)) if "stats" not in url else []:
+        text = " | ".join(plan)
+        assert "USE TEMP B-TREE FOR ORDER BY" not in text, f"{url}: sorts every row\n{sql}\n{text}"
+        if "COUNT(" in sql and "('queued', 'running', 'cancelling')" not in sql:
+            assert "LIMIT 10000" in sql, f"{url}: counts every run\n{sql}"
+    if "stats" in url:
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_client.get(url.format(w=runs.pk)).status_code == 200
+        assert not [q["sql"] for q in captured.captured_queries if 'FROM "runs_run"' in q["sql"]]  # the rollup only
