@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
@@ -123,14 +123,23 @@ def _label_name(name: str) -> str:
 
 
 @transaction.atomic
-def label_set(*, workflow: Workflow, name: str, release: Release, user: Any = None, reason: str = "") -> tuple[Label, bool]:
-    """Point the label at the release, creating the label if needed; logged. (label, created)."""
+def label_set(*, workflow: Workflow, name: str, release: Release, user: Any = None, reason: str = "",
+              may_create: bool = True, may_move: bool = True) -> tuple[Label, bool]:
+    """Point the label at the release, creating the label if needed; logged. (label, created).
+
+    Creating and moving are separate permissions: a caller allowed only one says so, and the check
+    is made here, on the label's locked row, so a label created meanwhile is not moved by someone
+    allowed only to create."""
     _label_name(name)
     if release.workflow_id != workflow.pk:
         raise ValidationError({"release": [f"Release {release.pk} ({release}) belongs to another workflow, "
                                            f"not to “{workflow}”."]})
     label = Label.objects.select_for_update().filter(workflow=workflow, name=name).first()
     created = label is None
+    if created and not may_create:
+        raise PermissionDenied("Creating a label needs the permission releases.add_label.")
+    if not created and not may_move:
+        raise PermissionDenied(f"“{name}” exists: moving a label needs the permission releases.change_label.")
     if created:
         label = Label(workflow=workflow, name=name, release=release, updated_by=_author(user))
     elif label.release_id == release.pk:

@@ -199,7 +199,9 @@ class WorkflowLabelView(_WorkflowScoped, generics.GenericAPIView):
         body = LabelSetSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         label, created = label_set(workflow=workflow, name=name, release=body.validated_data["release"],
-                                   user=request.user, reason=body.validated_data["reason"])
+                                   user=request.user, reason=body.validated_data["reason"],
+                                   may_create=request.user.has_perm("releases.add_label"),
+                                   may_move=request.user.has_perm("releases.change_label"))
         label = self.get_queryset().get(pk=label.pk)
         return Response(LabelSerializer(label).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

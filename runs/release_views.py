@@ -165,7 +165,7 @@ def label_create(request: HttpRequest, pk: int) -> HttpResponse:
         if Label.objects.filter(workflow=workflow, name=data["name"]).exists():
             raise ValidationError({"name": [f"“{workflow}” has a label “{data['name']}” already: move it instead."]})
         release_services.label_set(workflow=workflow, name=data["name"], release=data["release"], user=request.user,
-                                   reason=data["reason"].strip())
+                                   reason=data["reason"].strip(), may_move=False)
 
     refused = _saved(request, workflow, form, "new", write)
     if refused is not None:
@@ -188,7 +188,7 @@ def label_move(request: HttpRequest, pk: int, name: str) -> HttpResponse:
     form = LabelMoveForm(workflow, request.POST, prefix=f"move-{name}")
     refused = _saved(request, workflow, form, f"move-{name}", lambda: release_services.label_set(
         workflow=workflow, name=name, release=form.cleaned_data["release"], user=request.user,
-        reason=form.cleaned_data["reason"].strip()))
+        reason=form.cleaned_data["reason"].strip(), may_create=False))
     if refused is not None:
         return refused
     to = form.cleaned_data["release"]

@@ -173,3 +173,15 @@ async def test_a_run_by_label_runs_the_labelled_release_while_the_live_tree_is_e
     assert response.messages == [{"role": "user", "content": "Write calmly about tides."}]
     run = await Run.objects.select_related("release").aget(pk=run.pk)
     assert run.label == "production" and run.release.message == "tested"
+
+
+def test_a_caller_allowed_only_to_create_cannot_move_and_the_reverse(tree):
+    from django.core.exceptions import PermissionDenied
+    workflow, _ = tree
+    release, _ = release_cut(workflow=workflow)
+    with pytest.raises(PermissionDenied, match="add_label"):
+        label_set(workflow=workflow, name="production", release=release, may_create=False)
+    label_set(workflow=workflow, name="production", release=release, may_move=False)
+    with pytest.raises(PermissionDenied, match="change_label"):
+        label_set(workflow=workflow, name="production", release=release, may_move=False)
+    assert LabelMove.objects.count() == 1
