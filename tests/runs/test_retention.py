@@ -1,6 +1,7 @@
 """prune_runs: old finished runs go in short batches, pointers into them are cleared, space comes back."""
 import datetime
 import io
+import secrets
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -51,9 +52,10 @@ def test_pointers_into_pruned_runs_are_cleared_and_nothing_dangles(workflow):
     replay.refresh_from_db()
     assert replay.source_run_id is None
     assert Response.objects.get(run=replay, index=0).copied_from_id is None
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA foreign_key_check")
-        assert cursor.fetchall() == []
+    if connection.vendor == "sqlite":  # PostgreSQL checks its (deferred) constraints at commit
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA foreign_key_check")
+            assert cursor.fetchall() == []
 
 
 def test_keep_labelled_and_workflow_narrow_what_goes(workflow):
@@ -90,17 +92,18 @@ def test_an_unknown_workflow_is_an_error_naming_it(workflow):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's file; PostgreSQL's autovacuum reuses space")
 def test_pruning_returns_the_space_to_the_file_system(workflow):
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA auto_vacuum")
         assert cursor.fetchone()[0] == 2  # a new file is created with incremental auto-vacuum
     for _ in range(300):
-        made(workflow, age=OLD, text="x" * 20_000)
+        made(workflow, age=OLD, text=secrets.token_urlsafe(15_000))  # outputs are stored compressed: no repeats
     before = database_bytes()
     out = io.StringIO()
     call_command("prune_runs", "--older-than", "90d", stdout=out)
     assert "Deleted 300 runs and 600 responses" in out.getvalue()
-    assert before - database_bytes() > 300 * 2 * 20_000 * 0.8
+    assert before > 300 * 2 * 15_000 and database_bytes() < before * 0.3
 
 
 def test_the_scheduled_prune_follows_the_setting(workflow, settings):
