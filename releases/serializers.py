@@ -56,7 +56,7 @@ class ReleaseRunsSerializer(serializers.Serializer):
 
 
 class ReleaseDetailSerializer(ReleaseSerializer):
-    runs = serializers.SerializerMethodField(help_text="How many runs ran it, and where to list them.")
+    runs = serializers.SerializerMethodField(help_text="How many runs ran it (finished or not), and where to list them.")
 
     class Meta(ReleaseSerializer.Meta):
         fields = [*ReleaseSerializer.Meta.fields, "snapshot", "steps", "runs"]
@@ -64,8 +64,7 @@ class ReleaseDetailSerializer(ReleaseSerializer):
 
     @extend_schema_field(ReleaseRunsSerializer)
     def get_runs(self, release: Release) -> dict[str, Any]:
-        impact = self.context.get("impact", {}).get(release.pk)
-        return {"count": impact.runs if impact else 0, "url": self.context["runs_url"]}
+        return {"count": self.context["runs_count"], "url": self.context["runs_url"]}
 
 
 class ReleaseCutSerializer(RejectUnknownFieldsMixin, serializers.Serializer):

@@ -36,7 +36,7 @@ from releases.serializers import (
     ReleaseSerializer,
 )
 from releases.services import label_delete, label_set, release_cut
-from runs.selectors import release_impact
+from runs.selectors import release_impact, release_run_count
 from workflows.models import Workflow
 
 WORKFLOW_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The workflow's id.")
@@ -114,7 +114,8 @@ class ReleaseViewSet(viewsets.ReadOnlyModelViewSet):
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         release = self.get_object()
         runs_url = request.build_absolute_uri(f"{reverse('api-run-list')}?release={release.pk}")
-        return Response(ReleaseDetailSerializer(release, context={**_impact([release]), "runs_url": runs_url}).data)
+        return Response(ReleaseDetailSerializer(release, context={
+            **_impact([release]), "runs_url": runs_url, "runs_count": release_run_count(release.pk)}).data)
 
     @extend_schema(request=None, parameters=[OpenApiParameter(
         "against", OpenApiTypes.INT, OpenApiParameter.QUERY, required=False,

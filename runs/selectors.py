@@ -267,6 +267,11 @@ def _median_latency(release_id: int, succeeded: int) -> int | None:
     return round(sum(values) / len(values))
 
 
+def release_run_count(release_id: int) -> int:
+    """Every run of the release, finished or not (a range of the (release, status, latency_ms) index)."""
+    return Run.objects.filter(release_id=release_id).count()
+
+
 def release_impact(release_ids: list[int]) -> dict[int, Impact]:
     """Per release: its finished runs, how many succeeded and failed, tokens (from the hourly rollup,
     so a release of a hundred thousand runs costs what one of ten does), and the median latency of
