@@ -93,7 +93,8 @@ def test_a_workflows_runs_page_lists_its_runs_and_starts_one_from_its_form(brows
 
     listed = browser_client.get(f"/api/workflows/{workflow.pk}/runs/?page_size=2", HTTP_ACCEPT="application/json")
     assert listed.status_code == 200
-    assert listed.json()["count"] == 3 and [run["id"] for run in listed.json()["results"]] == mine[::-1][:2]
+    assert "count" not in listed.json() and listed.json()["next"]  # keyset pages: nothing counted
+    assert [run["id"] for run in listed.json()["results"]] == mine[::-1][:2]
 
     page = api_page(browser_client, f"/api/workflows/{workflow.pk}/runs/")
     example = raw_form_example(page)

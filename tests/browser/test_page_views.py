@@ -98,6 +98,8 @@ def test_the_runs_list_filters_by_status_workflow_and_search(user_client, articl
     wind = run_start(workflow=article, inputs={"topic": "wind"}, user=None)
     Run.objects.filter(pk=wind.pk).update(status=RunStatus.FAILED)
     elsewhere = run_start(workflow=other, inputs={"topic": "tides"}, user=None)
+    # Search covers finished runs (runs.search): these two finish.
+    Run.objects.filter(pk__in=[tides.pk, elsewhere.pk]).update(status=RunStatus.SUCCEEDED)
 
     def listed(query: str, **headers: str) -> set[int]:
         response = user_client.get(f"/runs/?{query}", **headers)

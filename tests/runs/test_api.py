@@ -28,7 +28,7 @@ def test_start_list_filter_and_detail(api, fake_llm):
     api.post(f"/api/workflows/{workflow.pk}/runs/", {"inputs": {"topic": "storms"}}, format="json")
     listed = api.get("/api/runs/", {"status": "succeeded"}).json()
     assert [r["id"] for r in listed["results"]] == [run_id]
-    assert api.get("/api/runs/", {"workflow": workflow.pk}).json()["count"] == 2
+    assert len(api.get("/api/runs/", {"workflow": workflow.pk}).json()["results"]) == 2
     assert api.get("/api/runs/", {"status": "nonsense"}).status_code == 400
     detail = api.get(f"/api/runs/{run_id}/").json()
     assert detail["status"] == "succeeded" and detail["total_tokens"] == detail["prompt_tokens"] + 60
