@@ -52,7 +52,8 @@ class RunFilterForm(forms.Form):
     label_suffix = ""
 
     q = forms.CharField(required=False, label="Search", widget=forms.TextInput(
-        attrs={"type": "search", "placeholder": "Words of the workflow, inputs, output or error; or a run id"}))
+        attrs={"type": "search", "placeholder": "Words, or a run id",
+               "title": "Words of the workflow, inputs, output or error of finished runs; or a run id"}))
     workflow = forms.ModelChoiceField(queryset=Workflow.objects.order_by("name"), required=False,
                                       empty_label="All workflows")
     status = forms.ChoiceField(choices=[("", "All statuses"), *RunStatus.choices], required=False)
