@@ -4,6 +4,10 @@ The index is the database's own full-text index, kept by the database (runs/migr
 FTS5 on SQLite, a GIN index on PostgreSQL. A search is words, each matched as a word prefix
 ("tide" finds "tides"), all of them required; a number also finds the run with that id. Runs
 still running are not indexed until they finish.
+
+A search reaches the newest SEARCH_LIMIT matching runs: the index gives them in id order (newest
+first) and stops there, so a word found in half a million runs costs what a rare one does, and
+nothing counts the matches. Other filters then narrow those; add words to reach older runs.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from runs.triggers import FINAL, POSTGRES_DOCUMENT
 
 WORDS = re.compile(r"\w+", re.UNICODE)
 MAX_WORDS = 8
+SEARCH_LIMIT = 2000
 
 
 
@@ -30,10 +35,14 @@ def _matching(words: list[str]) -> Q:
         query = " & ".join(f"{word}:*" for word in words)
         # The partial GIN index's own predicate and expression, so the planner uses it.
         return Q(status__in=FINAL_STATUSES) & Q(pk__in=RawSQL(
-            f"SELECT id FROM runs_run WHERE status IN {FINAL} AND {POSTGRES_DOCUMENT} @@ to_tsquery('simple', %s)",
-            (query,)))
+            f"SELECT id FROM runs_run WHERE status IN {FINAL} AND {POSTGRES_DOCUMENT} @@ to_tsquery('simple', %s) "
+            f"ORDER BY id DESC LIMIT {SEARCH_LIMIT}", (query,)))
+    # Two steps: SQLite would otherwise walk the runs' own order and probe every match.
     query = " ".join('"' + word.replace('"', '""') + '"*' for word in words)
-    return Q(pk__in=RawSQL("SELECT rowid FROM runs_run_fts WHERE runs_run_fts MATCH %s", (query,)))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rowid FROM runs_run_fts WHERE runs_run_fts MATCH %s ORDER BY rowid DESC "
+                       f"LIMIT {SEARCH_LIMIT}", [query])
+        return Q(pk__in=[row[0] for row in cursor.fetchall()])
 
 
 def runs_search(runs: QuerySet[Run], text: str) -> QuerySet[Run]:

@@ -65,3 +65,11 @@ def test_the_api_searches_filters_a_day_and_pages_by_cursor_without_counting(api
     assert len(on_the_day) == 3
     assert api.get("/api/runs/?date=yesterday").status_code == 400
     assert api.get("/api/runs/?ordering=prompt_tokens").json()["results"]  # an unoffered ordering is ignored
+
+
+def test_a_search_reaches_the_newest_matches_up_to_its_limit(workflow, monkeypatch):
+    from runs import search
+    monkeypatch.setattr(search, "SEARCH_LIMIT", 3)
+    runs = [make_run(workflow=workflow, workflow_name="article", status=RunStatus.SUCCEEDED, output=f"tides {n}")
+            for n in range(5)]
+    assert found("tides") == {run.pk for run in runs[-3:]}
