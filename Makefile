@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 FAKE_LLM_PORT ?= 8001
 
-.PHONY: run test lint migrate install install-dev bench bench-quick soak screenshots serve fake-llm clean
+.PHONY: run test lint migrate install install-dev bench bench-quick soak soak-prune screenshots serve fake-llm clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -81,6 +81,10 @@ DISTRIBUTED_TESTS_PATHS ?= tests/runs/test_runner.py tests/runs/test_cli.py test
 .PHONY: test-distributed soak-distributed
 test-distributed: install-dev
 	DISTRIBUTED_TESTS=1 $(PY) -m pytest $(DISTRIBUTED_TESTS_PATHS)
+
+# Pruning 100,000 old runs while runs execute (issue 18): no "database is locked", no step lost, space returned.
+soak-prune: install-dev
+	PRUNE_SOAK_RUNS=100000 $(PY) -m pytest -s tests/runs/test_prune_beside_runs.py
 
 # The long form of the crash test: 20 kill -9 at random moments (about 3 min).
 soak-distributed: install-dev

@@ -46,6 +46,11 @@ class WorkflowInputsForm(RejectLoneSurrogatesMixin, forms.Form):
                 self.add_error(field if field in self.fields else None, problem)
 
 
+# A version's runs are the runs of the releases that used it.
+VERSION_FILTERS = {"block_version": "release__block_versions", "payload_version": "release__payload_versions",
+                   "workflow_version": "release__workflow_version"}
+
+
 class RunFilterForm(forms.Form):
     """Filters of the runs list; an invalid value is ignored rather than failing the page."""
 
@@ -59,6 +64,10 @@ class RunFilterForm(forms.Form):
     status = forms.ChoiceField(choices=[("", "All statuses"), *RunStatus.choices], required=False)
     # Set by the Releases page's links (?release=<id>); shown as a removable chip, not a select.
     release = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID, widget=forms.HiddenInput)
+    # Set by the History pages' "Runs that used vN" links (a version's id), shown as a chip too.
+    block_version = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID, widget=forms.HiddenInput)
+    payload_version = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID, widget=forms.HiddenInput)
+    workflow_version = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID, widget=forms.HiddenInput)
 
     def runs(self) -> QuerySet[Run]:
         runs = selectors.run_list().select_related("created_by")
@@ -71,6 +80,9 @@ class RunFilterForm(forms.Form):
             runs = runs.filter(status=data["status"])
         if data["release"]:
             runs = runs.filter(release_id=data["release"])
+        for name, lookup in VERSION_FILTERS.items():
+            if data[name]:
+                runs = runs.filter(**{lookup: data[name]})
         if data["q"].strip():
             runs = runs_search(runs, data["q"])
         return runs
@@ -78,6 +90,13 @@ class RunFilterForm(forms.Form):
     @property
     def is_filtered(self) -> bool:
         return self.is_valid() and any(self.cleaned_data.values())
+
+    @property
+    def version_shown(self) -> str:
+        """The version the list is filtered by, named ("block “tone” v3"), or ""."""
+        if not self.is_valid():
+            return ""
+        return selectors.version_name(**{name: self.cleaned_data[name] for name in VERSION_FILTERS})
 
     @property
     def release_shown(self) -> Release | None:

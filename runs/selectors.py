@@ -7,14 +7,16 @@ from typing import Any
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
+from blocks.models import BlockVersion
 from core.diffing import Segment, WordDiff, word_diff
 from core.internals.django_prefetch import set_prefetched
 from core.sql import CompiledValues, concrete_attnames, instances
 from core.versioning import content_hash
+from payloads.models import PayloadVersion
 from releases.models import LabelMove, Release
 from releases.selectors import tree_diff
 from runs.models import Response, Run, RunRollup, RunStatus
-from workflows.models import Workflow
+from workflows.models import Workflow, WorkflowVersion
 from workflows.services import workflow_snapshot
 
 
@@ -31,15 +33,33 @@ _release_brief = CompiledValues(lambda release_id: Release.objects.filter(pk=rel
 
 
 def run_release_brief(run: Run) -> dict[str, Any] | None:
-    """The run's release as {id, number, steps} (steps: the versions each step used), from one compiled
-    query, cached on the run: the run detail names it and links each step to its versions."""
+    """The run's release as {id, number, steps} (steps: the versions each step used): from the release
+    run_detail attached, else one compiled query, cached on the run. The run detail names it and links
+    each step to its versions."""
     if run.release_id is None:
         return None
+    if Run.release.is_cached(run):
+        return {"id": run.release.pk, "number": run.release.number, "steps": run.release.steps}
     brief = getattr(run, "_release_brief", None)
     if brief is None:
         rows = _release_brief.rows(run.release_id)
         brief = run._release_brief = rows[0] if rows else {"id": run.release_id, "number": None, "steps": []}  # type: ignore[attr-defined]
     return brief
+
+
+# A release never changes: read once per process, by id and content hash. (Tests empty the database
+# under it and clear it: conftest.py.)
+_releases: dict[tuple[int, str], Release] = {}
+RELEASES_CACHED = 256
+
+
+def _release_of(release_id: int, content_hash: str) -> Release:
+    release = _releases.get((release_id, content_hash))
+    if release is None:
+        if len(_releases) >= RELEASES_CACHED:
+            _releases.clear()
+        release = _releases[(release_id, content_hash)] = Release.objects.get(pk=release_id)
+    return release
 
 
 def workflow_to_suggest() -> Workflow | None:
@@ -51,18 +71,21 @@ def run_detail_queryset() -> QuerySet[Run]:
     return Run.objects.prefetch_related(Prefetch("responses", queryset=Response.objects.order_by("index")))
 
 
-_run_row = CompiledValues(lambda run_id: Run.objects.filter(pk=run_id).values(*concrete_attnames(Run)))
+_run_row = CompiledValues(lambda run_id: Run.objects.filter(pk=run_id).values(*concrete_attnames(Run),
+                                                                             "release__content_hash"))
 _response_rows = CompiledValues(lambda run_id: Response.objects.filter(run_id=run_id).order_by("index")
                                 .values(*concrete_attnames(Response)))
 
 
 def run_detail(run_id: int) -> Run:
-    """run_detail_queryset().get(pk=run_id) from two compiled queries: every run start over the
-    API and every live page that connects reads one."""
-    found = instances(Run, _run_row.rows(run_id))
-    if not found:
+    """run_detail_queryset().get(pk=run_id) with its release, from two compiled queries (the release
+    from this process's cache): every run start over the API and every live page that connects reads one."""
+    rows = _run_row.rows(run_id)
+    if not rows:
         raise Run.DoesNotExist(f"Run {run_id} does not exist.")
-    run = found[0]
+    digest = rows[0].pop("release__content_hash")
+    run = instances(Run, rows)[0]
+    Run.release.field.set_cached_value(run, _release_of(run.release_id, digest))
     responses = instances(Response, _response_rows.rows(run_id))
     for response in responses:
         Response.run.field.set_cached_value(response, run)
@@ -265,6 +288,16 @@ def _median_latency(release_id: int, succeeded: int) -> int | None:
     values = list(Run.objects.filter(release_id=release_id, status=RunStatus.SUCCEEDED).order_by("latency_ms")
                   .values_list("latency_ms", flat=True)[(succeeded - 1) // 2:succeeded // 2 + 1])
     return round(sum(values) / len(values))
+
+
+def version_name(*, block_version: int | None, payload_version: int | None, workflow_version: int | None) -> str:
+    """How the runs list names the version it is filtered by: block “tone” v3 (the first given)."""
+    for kind, model, pk in (("block", BlockVersion, block_version), ("payload", PayloadVersion, payload_version),
+                            ("workflow", WorkflowVersion, workflow_version)):
+        if pk:
+            version = model.objects.filter(pk=pk).only("name", "number").first()
+            return f"{kind} “{version.name}” v{version.number}" if version else f"an unknown {kind} version"
+    return ""
 
 
 def release_run_count(release_id: int) -> int:

@@ -55,6 +55,11 @@ def test_run_detail_reads_what_the_orm_reads(finished_run: Run) -> None:
         responses = list(fast.responses.all())
         assert all(r.run is fast for r in responses)
     assert len(queries) == 0
+    with CaptureQueriesContext(connection) as queries:  # its release came with it
+        release = fast.release
+    assert len(queries) == 0
+    release_fields = [f.attname for f in type(release)._meta.concrete_fields]
+    assert [getattr(release, f) for f in release_fields] == [getattr(orm.release, f) for f in release_fields]
     response_fields = [f.attname for f in Response._meta.concrete_fields]
     assert [[getattr(r, f) for f in response_fields] for r in responses] == \
         [[getattr(r, f) for f in response_fields] for r in orm.responses.all()]
