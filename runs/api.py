@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status, viewsets
@@ -12,7 +13,7 @@ from rest_framework.response import Response as HttpResponse
 from core.converters import MAX_ID
 from core.pagination import CursorPagination
 from runs import selectors, services
-from runs.filters import RunFilter
+from runs.filters import RunFilter, RunOrderingFilter
 from runs.models import Run
 from runs.serializers import RunListSerializer, RunRerunSerializer, RunSerializer, RunStartSerializer
 from runs.throttling import RunStartThrottle
@@ -25,6 +26,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = RunFilter
     # Each ordering has an index ending in it (runs.models.Run.Meta); ?search= is the filterset's full-text search.
     ordering_fields = ["created_at", "finished_at", "latency_ms"]
+    filter_backends = [DjangoFilterBackend, RunOrderingFilter]
     pagination_class = CursorPagination
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
@@ -88,6 +90,7 @@ class WorkflowRunsView(generics.ListCreateAPIView):
 
     filterset_class = RunFilter
     ordering_fields = RunViewSet.ordering_fields
+    filter_backends = RunViewSet.filter_backends
     pagination_class = CursorPagination
 
     def get_queryset(self):  # type: ignore[no-untyped-def]

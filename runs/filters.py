@@ -1,12 +1,14 @@
 import datetime
+from typing import Any
 
 import django_filters
 from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
+from rest_framework.filters import OrderingFilter
 
 from core.converters import MAX_ID
-from runs.models import Run, RunStatus
+from runs.models import FINAL_STATUSES, Run, RunStatus
 from runs.search import runs_search
 from runs.selectors import runs_labelled_anywhere
 
@@ -55,3 +57,16 @@ class RunFilter(django_filters.FilterSet):
         workflow = context.get("kwargs", {}).get("pk") or self.form.cleaned_data.get("workflow")
         workflow_ids = None if workflow is None else [getattr(workflow, "pk", workflow)]
         return queryset.filter(runs_labelled_anywhere(value, workflow_ids=workflow_ids))
+
+
+class RunOrderingFilter(OrderingFilter):
+    """?ordering=; by latency or finish time, the list holds finished runs: their partial indexes
+    (runs.models.Run.Meta) hold a run once it is final, so a step's commit maintains neither."""
+
+    FINAL_ONLY = {"latency_ms", "finished_at"}
+
+    def filter_queryset(self, request: Any, queryset: QuerySet[Run], view: Any) -> QuerySet[Run]:
+        ordering = self.get_ordering(request, queryset, view) or []
+        if any(field.lstrip("-") in self.FINAL_ONLY for field in ordering):
+            queryset = queryset.filter(status__in=FINAL_STATUSES)
+        return super().filter_queryset(request, queryset, view)

@@ -15,7 +15,7 @@ from core.versioning import content_hash
 from payloads.models import PayloadVersion
 from releases.models import LabelMove, Release
 from releases.selectors import tree_diff
-from runs.models import Response, Run, RunRollup, RunStatus
+from runs.models import FINAL_STATUSES, Response, Run, RunRollup, RunStatus
 from workflows.models import Workflow, WorkflowVersion
 from workflows.services import workflow_snapshot
 
@@ -102,8 +102,9 @@ def run_metrics() -> dict[str, Any]:
     return {
         "queued": counts.get(RunStatus.QUEUED, 0),
         "running": counts.get(RunStatus.RUNNING, 0) + counts.get(RunStatus.CANCELLING, 0),
-        "failed_last_hour": Run.objects.filter(status=RunStatus.FAILED,
-                                               finished_at__gte=now - datetime.timedelta(hours=1)).count(),
+        # Through the partial index of finished runs (status IN final, finished_at).
+        "failed_last_hour": Run.objects.filter(status__in=FINAL_STATUSES, finished_at__gte=now - datetime.timedelta(hours=1))
+                                       .filter(status=RunStatus.FAILED).count(),
         "oldest_queued_age_seconds": round((now - oldest).total_seconds()) if oldest else None,
     }
 
