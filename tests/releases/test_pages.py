@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 
 from blocks.services import block_update
@@ -47,16 +46,6 @@ def tree(user) -> dict:  # type: ignore[no-untyped-def]
     return {"workflow": workflow, "tone": tone, "r1": r1, "r2": r2, "old": old, "new": new}
 
 
-def client_with(django_user_model, *perms: str) -> Client:  # type: ignore[no-untyped-def]
-    person = django_user_model.objects.create_user(f"person{django_user_model.objects.count()}", password="x")
-    for perm in perms:
-        app_label, codename = perm.split(".")
-        person.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-    client = Client()
-    client.force_login(person)
-    return client
-
-
 def page(client: Client, workflow: Workflow, query: str = "") -> str:
     response = client.get(f"/workflows/{workflow.pk}/releases/{query}")
     assert response.status_code == 200
@@ -92,23 +81,23 @@ def test_the_runs_link_lists_only_the_runs_of_that_release(user_client, tree):
     assert len(set(re.findall(r'data-run-id="(\d+)"', unfiltered))) == 5
 
 
-def test_the_page_needs_login_and_the_view_permissions(client, tree, django_user_model):
+def test_the_page_needs_login_and_the_view_permissions(client, tree, client_with_perms):
     url = f"/workflows/{tree['workflow'].pk}/releases/"
     assert client.get(url).status_code == 302  # to the log-in page
-    assert client_with(django_user_model).get(url).status_code == 403
-    assert client_with(django_user_model, "workflows.view_workflow").get(url).status_code == 403
-    viewer = page(client_with(django_user_model, *VIEW), tree["workflow"])
+    assert client_with_perms().get(url).status_code == 403
+    assert client_with_perms("workflows.view_workflow").get(url).status_code == 403
+    viewer = page(client_with_perms(*VIEW), tree["workflow"])
     # Seeing releases shows no forms, labels or label log without their own permissions.
     assert 'id="cut-form"' not in viewer and 'id="labels"' not in viewer and 'id="label-history"' not in viewer
-    assert client_with(django_user_model, *VIEW).get(f"/workflows/{2**40}/releases/").status_code == 404
+    assert client_with_perms(*VIEW).get(f"/workflows/{2**40}/releases/").status_code == 404
 
 
-def test_the_builder_and_its_history_link_to_the_releases(user_client, tree, django_user_model):
+def test_the_builder_and_its_history_link_to_the_releases(user_client, tree, client_with_perms):
     url = f'href="/workflows/{tree["workflow"].pk}/releases/"'
     assert url in user_client.get(f"/workflows/{tree['workflow'].pk}/").content.decode()
     assert url in user_client.get(f"/workflows/{tree['workflow'].pk}/history/").content.decode()
     assert url not in user_client.get(f"/blocks/{tree['tone'].pk}/history/").content.decode()
-    no_release_perm = client_with(django_user_model, "workflows.view_workflow")
+    no_release_perm = client_with_perms("workflows.view_workflow")
     assert url not in no_release_perm.get(f"/workflows/{tree['workflow'].pk}/").content.decode()
 
 
@@ -127,13 +116,13 @@ def test_cutting_a_release_by_hand(user_client, user, tree):
     assert "Cut release r3." in user_client.get(response["Location"]).content.decode()
 
 
-def test_cutting_needs_the_add_release_permission(tree, django_user_model):
+def test_cutting_needs_the_add_release_permission(tree, client_with_perms):
     workflow = tree["workflow"]
     block_update(block=tree["tone"], data={"content": "Write gently about {{ topic }}."})
-    viewer = client_with(django_user_model, *VIEW)
+    viewer = client_with_perms(*VIEW)
     assert viewer.post(f"/workflows/{workflow.pk}/releases/cut/", {"cut-message": "x"}).status_code == 403
     assert Release.objects.count() == 2
-    cutter = client_with(django_user_model, *VIEW, "releases.add_release")
+    cutter = client_with_perms(*VIEW, "releases.add_release")
     assert cutter.get(f"/workflows/{workflow.pk}/releases/cut/").status_code == 405
     assert 'id="cut-form"' in page(cutter, workflow)
     assert cutter.post(f"/workflows/{workflow.pk}/releases/cut/", {"cut-message": "x"}).status_code == 302
@@ -238,10 +227,10 @@ def test_deleting_a_label_is_logged(user_client, tree):
     assert user_client.post(f"/workflows/{workflow.pk}/labels/production/delete/").status_code == 404
 
 
-def test_each_label_change_needs_its_own_permission(tree, django_user_model):
+def test_each_label_change_needs_its_own_permission(tree, client_with_perms):
     workflow = tree["workflow"]
     base = (*VIEW, "releases.view_label")
-    viewer = client_with(django_user_model, *base)
+    viewer = client_with_perms(*base)
     html = page(viewer, workflow)
     assert 'id="label-production"' in html and "label-move" not in html and "label-create" not in html
     assert viewer.post(f"/workflows/{workflow.pk}/labels/", {"new-name": "x", "new-release": tree["r2"].pk}).status_code == 403
@@ -250,13 +239,13 @@ def test_each_label_change_needs_its_own_permission(tree, django_user_model):
     assert viewer.post(f"/workflows/{workflow.pk}/labels/production/rollback/").status_code == 403
     assert viewer.post(f"/workflows/{workflow.pk}/labels/production/delete/").status_code == 403
     assert LabelMove.objects.count() == 1 and Label.objects.get().release == tree["r1"]
-    mover = client_with(django_user_model, *base, "releases.change_label")
+    mover = client_with_perms(*base, "releases.change_label")
     assert mover.post(f"/workflows/{workflow.pk}/labels/production/move/",
                       {"move-production-release": tree["r2"].pk}).status_code == 302
     assert mover.post(f"/workflows/{workflow.pk}/labels/production/delete/").status_code == 403
-    assert client_with(django_user_model, *base, "releases.delete_label").post(
+    assert client_with_perms(*base, "releases.delete_label").post(
         f"/workflows/{workflow.pk}/labels/production/delete/").status_code == 302
-    assert client_with(django_user_model, *base, "releases.add_label").post(
+    assert client_with_perms(*base, "releases.add_label").post(
         f"/workflows/{workflow.pk}/labels/", {"new-name": "x", "new-release": tree["r2"].pk}).status_code == 302
     assert sorted(LabelMove.objects.values_list("label", flat=True)) == ["production", "production", "production", "x"]
 
@@ -273,8 +262,8 @@ def test_the_label_history_is_filterable_by_label(user_client, tree):
     assert 'id="no-label-history"' in page(user_client, workflow, "?label=nope")
 
 
-def test_the_label_log_needs_its_view_permission(tree, django_user_model):
-    html = page(client_with(django_user_model, *VIEW, "releases.view_label", "releases.view_labelmove"), tree["workflow"])
+def test_the_label_log_needs_its_view_permission(tree, client_with_perms):
+    html = page(client_with_perms(*VIEW, "releases.view_label", "releases.view_labelmove"), tree["workflow"])
     assert 'id="label-history-table"' in html and "launch" in html
 
 
@@ -318,14 +307,14 @@ def test_the_first_release_is_shown_against_nothing(user_client, tree):
     assert '<option value="" selected disabled>nothing (r1 is the first)</option>' in html
 
 
-def test_a_bad_or_unknown_release_to_compare_with_is_refused(user_client, tree, django_user_model):
+def test_a_bad_or_unknown_release_to_compare_with_is_refused(user_client, tree, client_with_perms):
     base = f"/workflows/{tree['workflow'].pk}/releases"
     bad = user_client.get(f"{base}/2/diff/?against=yesterday")
     assert bad.status_code == 400 and "“yesterday” is neither “current” nor a release number" in bad.content.decode()
     unknown = user_client.get(f"{base}/2/diff/?against=9")
     assert unknown.status_code == 404 and "has no release r9" in unknown.content.decode()
     assert user_client.get(f"{base}/9/diff/").status_code == 404
-    assert client_with(django_user_model, "workflows.view_workflow").get(f"{base}/2/diff/").status_code == 403
+    assert client_with_perms("workflows.view_workflow").get(f"{base}/2/diff/").status_code == 403
 
 
 # --- the run page and "what changed since this run" ---------------------------------------------
@@ -345,12 +334,12 @@ def test_the_run_page_names_its_release_and_label_and_links_the_versions_it_used
     assert f'href="/blocks/{tree["tone"].pk}/history/?v=2" data-kind="block">story-tone v2</a>' in versions
 
 
-def test_the_version_links_follow_the_permissions(tree, django_user_model):
+def test_the_version_links_follow_the_permissions(tree, client_with_perms):
     run = tree["old"][0]
-    viewer = client_with(django_user_model, "runs.view_run").get(f"/runs/{run.pk}/").content.decode()
+    viewer = client_with_perms("runs.view_run").get(f"/runs/{run.pk}/").content.decode()
     assert "/history/?v=" not in viewer and "story-tone v1" in viewer and 'id="run-changes"' not in viewer
     assert 'href="/workflows/' not in re.search(r'<dd id="run-release">(.*?)</dd>', viewer, re.S).group(1)
-    blocks_only = client_with(django_user_model, "runs.view_run", "blocks.view_block").get(f"/runs/{run.pk}/")
+    blocks_only = client_with_perms("runs.view_run", "blocks.view_block").get(f"/runs/{run.pk}/")
     html = blocks_only.content.decode()
     payload = tree["workflow"].steps.get().payload
     assert f'href="/blocks/{tree["tone"].pk}/history/?v=1"' in html and f"/payloads/{payload.pk}/history/" not in html
@@ -367,15 +356,15 @@ def test_what_changed_since_a_run_against_the_current_tree_and_another_run(user_
     assert 'data-changed="false"' in same
 
 
-def test_what_changed_refuses_bad_input_and_needs_the_permissions(user_client, tree, django_user_model):
+def test_what_changed_refuses_bad_input_and_needs_the_permissions(user_client, tree, client_with_perms):
     run = tree["old"][0]
     bad = user_client.get(f"/runs/{run.pk}/changes/?against=last-week")
     assert bad.status_code == 400 and "neither “current” nor a run id" in bad.content.decode()
     assert 'value="last-week"' in bad.content.decode()
     assert user_client.get(f"/runs/{run.pk}/changes/?against=999999").status_code == 404
     assert user_client.get(f"/runs/{2**40}/changes/").status_code == 404
-    assert client_with(django_user_model, "runs.view_run").get(f"/runs/{run.pk}/changes/").status_code == 403
-    assert client_with(django_user_model, "runs.view_run", "releases.view_release").get(
+    assert client_with_perms("runs.view_run").get(f"/runs/{run.pk}/changes/").status_code == 403
+    assert client_with_perms("runs.view_run", "releases.view_release").get(
         f"/runs/{run.pk}/changes/").status_code == 200
 
 
