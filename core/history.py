@@ -51,22 +51,8 @@ class HistoryLayout:
     hidden: Sequence[str] = ()
 
 
-@dataclass(frozen=True)
-class History:
-    versions: list[Any]
-    current: Any
-    selected: Any
-    texts: list[TextChange]
-    fields: list[FieldChange]
-    lists: list[ListChange]
-
-    @property
-    def changed(self) -> int:
-        return (sum(not text.diff.is_same for text in self.texts) + sum(f.changed for f in self.fields)
-                + sum(item.changed for item in self.lists))
-
-
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
+    """A field's value as a diff table shows it: "—" for nothing, JSON for structures."""
     if value is None or value == "":
         return "—"
     if isinstance(value, (dict, list, bool)):
@@ -118,6 +104,32 @@ class VersionDiff:
         }
 
 
+@dataclass(frozen=True)
+class History:
+    """The History page: the versions newest first, and the selected one compared with the current."""
+
+    versions: list[Any]
+    current: Any
+    selected: Any
+    diff: VersionDiff | None
+
+    @property
+    def texts(self) -> list[TextChange]:
+        return self.diff.texts if self.diff else []
+
+    @property
+    def fields(self) -> list[FieldChange]:
+        return self.diff.fields if self.diff else []
+
+    @property
+    def lists(self) -> list[ListChange]:
+        return self.diff.lists if self.diff else []
+
+    @property
+    def changed(self) -> int:
+        return self.diff.changed if self.diff else 0
+
+
 def version_diff(old: Any, new: Any, *, layout: HistoryLayout) -> VersionDiff:
     """Any two versions of one object compared, `old` on the left."""
     before, after = old.content, new.content
@@ -125,7 +137,7 @@ def version_diff(old: Any, new: Any, *, layout: HistoryLayout) -> VersionDiff:
     return VersionDiff(
         old=old, new=new,
         texts=[TextChange(key, word_diff(before.get(key) or "", after.get(key) or "")) for key in layout.texts],
-        fields=[FieldChange(key, _shown(before.get(key)), _shown(after.get(key))) for key in keys
+        fields=[FieldChange(key, shown(before.get(key)), shown(after.get(key))) for key in keys
                 if key not in layout.texts and key not in layout.lists],
         lists=[ListChange(key, [label(item) for item in before.get(key) or []],
                           [label(item) for item in after.get(key) or []]) for key, label in layout.lists.items()],
@@ -139,11 +151,9 @@ def version_history(versions: Any, *, layout: HistoryLayout, selected: int | str
     if not rows:  # objects made outside the services (fixtures) have none
         if selected not in (None, ""):
             raise Http404(f"No version {selected}.")
-        return History(versions=[], current=None, selected=None, texts=[], fields=[], lists=[])
+        return History(versions=[], current=None, selected=None, diff=None)
     current, chosen = rows[0], _selected(rows, selected)
-    diff = version_diff(chosen, current, layout=layout)
-    return History(versions=rows, current=current, selected=chosen, texts=diff.texts, fields=diff.fields,
-                   lists=diff.lists)
+    return History(versions=rows, current=current, selected=chosen, diff=version_diff(chosen, current, layout=layout))
 
 
 def version_get(versions: Any, number: int) -> Any:

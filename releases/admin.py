@@ -12,25 +12,15 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from blocks.admin import ServiceSaveMixin
+from core.admin import ReadOnlyMixin
 from core.forms import RejectLoneSurrogatesMixin
 from releases.forms import REASON_MAX
 from releases.models import Label, LabelMove, Release
 from releases.services import label_delete, label_set
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(Release)
-class ReleaseAdmin(ReadOnlyAdmin):
+class ReleaseAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["workflow_name", "number", "hash_short", "message", "cut_by_hand", "created_at"]
     list_filter = ["workflow", "cut_by_hand"]
     search_fields = ["workflow_name", "message", "content_hash"]
@@ -102,7 +92,7 @@ class LabelAdmin(ServiceSaveMixin, admin.ModelAdmin):
 
 
 @admin.register(LabelMove)
-class LabelMoveAdmin(ReadOnlyAdmin):
+class LabelMoveAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["moved_at", "workflow_name", "label", "action", "from_release", "to_release", "moved_by", "reason"]
     list_filter = ["workflow", "label"]
     search_fields = ["label", "reason", "workflow_name"]

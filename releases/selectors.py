@@ -2,12 +2,12 @@
 How each release did (runs, success, latency, tokens) is runs.selectors.release_impact."""
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from blocks.models import Block
 from core.diffing import WordDiff, word_diff
+from core.history import shown
 from payloads.models import Payload
 from releases.models import Label, LabelMove, Release
 
@@ -15,20 +15,12 @@ from releases.models import Label, LabelMove, Release
 STEP_FIELDS = ("payload", "endpoint", "model", "params", "stream", "json_schema", "structured_retries", "pass_reasoning")
 
 
-def _shown(value: Any) -> str:
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, (dict, list, bool)):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return str(value)
-
-
 def _step_fields(step: dict[str, Any]) -> dict[str, str]:
     payload = step["payload"]
     values = {"payload": payload.get("name"), "endpoint": payload.get("endpoint_name"), "model": payload.get("model"),
               "params": payload.get("params"), "stream": payload.get("stream"), "json_schema": payload.get("json_schema"),
               "structured_retries": payload.get("structured_retries"), "pass_reasoning": payload.get("pass_reasoning")}
-    return {name: _shown(values[name]) for name in STEP_FIELDS}
+    return {name: shown(values[name]) for name in STEP_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -120,7 +112,7 @@ def tree_diff(old: dict[str, Any], new: dict[str, Any]) -> TreeDiff:
     steps = [_step_change(k, old_steps.get(k), new_steps.get(k),
                           moved=k in kept_old and kept_old.index(k) != kept_new.index(k)) for k in keys]
     steps.sort(key=lambda s: (s.new_index if s.new_index is not None else s.old_index or 0, s.new_index is None))
-    return TreeDiff(inputs=(_shown(old.get("inputs")), _shown(new.get("inputs"))), steps=steps)
+    return TreeDiff(inputs=(shown(old.get("inputs")), shown(new.get("inputs"))), steps=steps)
 
 
 def release_list(workflow_id: int) -> Any:

@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
+from core.admin import ReadOnlyMixin
 from core.paginators import CappedCountPaginator
 from runs.models import Response, Run, RunStatus
 from runs.search import runs_search
@@ -18,17 +19,6 @@ from runs.throttling import run_start_wait, too_many_runs
 
 def pretty_json(value: Any) -> str:
     return format_html('<pre class="ae-pre">{}</pre>', json.dumps(value, indent=2, ensure_ascii=False))
-
-
-class ReadOnlyMixin:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ResponseInline(ReadOnlyMixin, admin.StackedInline):
