@@ -68,10 +68,10 @@ async def _close_llm_clients() -> object:
     thread's database connections with the test (its database may be flushed or dropped next)."""
     yield
     from llm import client
-    from runs import selectors
+    from releases import cache as releases_cache
     from runs.engine import dbthread
 
-    selectors._releases.clear()  # releases never change, but a test's database is emptied under them
+    releases_cache.clear()  # releases never change, but a test's database is emptied under them
 
     await client.aclose_all()
     await dbthread.close_connections()

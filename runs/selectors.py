@@ -13,6 +13,7 @@ from core.internals.django_prefetch import set_prefetched
 from core.sql import CompiledValues, concrete_attnames, instances
 from core.versioning import content_hash
 from payloads.models import PayloadVersion
+from releases.cache import release_cached
 from releases.models import LabelMove, Release
 from releases.selectors import tree_diff
 from runs.models import FINAL_STATUSES, Response, Run, RunRollup, RunStatus
@@ -47,21 +48,6 @@ def run_release_brief(run: Run) -> dict[str, Any] | None:
     return brief
 
 
-# A release never changes: read once per process, by id and content hash. (Tests empty the database
-# under it and clear it: conftest.py.)
-_releases: dict[tuple[int, str], Release] = {}
-RELEASES_CACHED = 256
-
-
-def _release_of(release_id: int, content_hash: str) -> Release:
-    release = _releases.get((release_id, content_hash))
-    if release is None:
-        if len(_releases) >= RELEASES_CACHED:
-            _releases.clear()
-        release = _releases[(release_id, content_hash)] = Release.objects.get(pk=release_id)
-    return release
-
-
 def workflow_to_suggest() -> Workflow | None:
     """The workflow an empty runs list offers to run: the first by name."""
     return Workflow.objects.order_by("name").first()
@@ -85,7 +71,7 @@ def run_detail(run_id: int) -> Run:
         raise Run.DoesNotExist(f"Run {run_id} does not exist.")
     digest = rows[0].pop("release__content_hash")
     run = instances(Run, rows)[0]
-    Run.release.field.set_cached_value(run, _release_of(run.release_id, digest))
+    Run.release.field.set_cached_value(run, release_cached(run.release_id, digest))
     responses = instances(Response, _response_rows.rows(run_id))
     for response in responses:
         Response.run.field.set_cached_value(response, run)

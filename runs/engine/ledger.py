@@ -33,7 +33,7 @@ from llm.client import EndpointConfig
 from llm.models import Endpoint
 from llm.selectors import endpoint_config
 from llm.services import capability_learn
-from releases.models import Release
+from releases.cache import release_cached
 from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus
 
 
@@ -125,19 +125,6 @@ def _value(response: dict[str, Any], step: dict[str, Any]) -> Any:
 _run_for_claim = CompiledValues(lambda run_id: Run.objects.filter(pk=run_id).values(
     "status", "next_step", "cancel_requested", "release_id", "release__content_hash", "inputs", "started_at",
     "lease_owner", "lease_expires_at", "lease_version")[:1])
-_release_snapshot = CompiledValues(lambda release_id: Release.objects.filter(pk=release_id).values("snapshot"))
-# A release never changes, and its hash names its content: its steps are read and decoded once per process.
-_steps_by_hash: dict[str, list[dict[str, Any]]] = {}
-STEPS_CACHED = 256
-
-
-def _release_steps(release_id: int, content_hash: str) -> list[dict[str, Any]]:
-    steps = _steps_by_hash.get(content_hash)
-    if steps is None:
-        if len(_steps_by_hash) >= STEPS_CACHED:
-            _steps_by_hash.clear()
-        steps = _steps_by_hash[content_hash] = _release_snapshot.rows(release_id)[0]["snapshot"]["steps"]
-    return steps
 _earlier_responses = CompiledValues(lambda run_id, index: Response.objects.filter(run_id=run_id, index__lte=index)
                                     .order_by("index").values("index", "output_key", "output", "output_json", "reasoning"))
 
@@ -159,7 +146,7 @@ def step_claim_in_transaction(*, run_id: int, owner: str) -> Claim | Finished | 
         return None
     if run["cancel_requested"]:
         return run_finish(run_id, RunStatus.CANCELLED, error="Cancelled by a user.")
-    steps = _release_steps(run["release_id"], run["release__content_hash"])
+    steps = release_cached(run["release_id"], run["release__content_hash"]).snapshot["steps"]
     index = run["next_step"]
     if index >= len(steps):
         return run_finish(run_id, RunStatus.SUCCEEDED)
