@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from core.money import validate_currency
 from llm import capabilities, crypto, egress
 
 # A header name is an HTTP token; a value holds no line break (it would start a header of its own).
@@ -40,6 +41,17 @@ class Endpoint(models.Model):
     extra_headers = models.JSONField(default=dict, blank=True, validators=[validate_headers])
     enabled = models.BooleanField(default=True)
     is_mock = models.BooleanField(default=False, help_text="A local fake server, not a real model.")
+    # How its steps are priced (prices.book): by the price book's entries for their model, $0 on
+    # purpose (self-hosted), or by the second of LLM time.
+    PRICING_TOKENS, PRICING_FREE, PRICING_PER_SECOND = "tokens", "free", "per_second"
+    PRICING_CHOICES = [(PRICING_TOKENS, "By tokens, from the price book"), (PRICING_FREE, "Free (self-hosted, $0 on purpose)"),
+                       (PRICING_PER_SECOND, "Per second of LLM time")]
+    pricing = models.CharField(max_length=10, choices=PRICING_CHOICES, default=PRICING_TOKENS)
+    price_per_second = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True,
+                                           validators=[MinValueValidator(0)],
+                                           help_text="With per-second pricing: the price of one second of LLM time.")
+    price_currency = models.CharField(max_length=3, default="USD", validators=[validate_currency],
+                                      help_text="The currency of the per-second price.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -51,6 +63,8 @@ class Endpoint(models.Model):
         return self.name
 
     def clean(self) -> None:
+        if self.pricing == self.PRICING_PER_SECOND and self.price_per_second is None:
+            raise ValidationError({"price_per_second": "Per-second pricing needs a price per second."})
         # The server makes the request: the URL must not reach its metadata service or admin ports.
         problem = egress.url_problem(self.base_url) if self.base_url else None
         if problem:

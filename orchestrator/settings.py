@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "llm",
     "blocks",
     "payloads",
+    "prices",
     "workflows",
     "releases",
     "runs",
@@ -206,6 +207,9 @@ RUNS_LEASE_SECONDS = env.float("RUNS_LEASE_SECONDS", default=30.0)
 # `manage.py prune_runs`). Runs of a release a label points at are kept unless RUNS_PRUNE_LABELLED.
 RUNS_PRUNE_OLDER_THAN_DAYS = env.int("RUNS_PRUNE_OLDER_THAN_DAYS", default=0)
 RUNS_PRUNE_LABELLED = env.bool("RUNS_PRUNE_LABELLED", default=False)
+
+# Cost (prices/). A cost a server reports in its usage (e.g. OpenRouter's usage.cost) is in this currency.
+COST_REPORTED_CURRENCY = env.str("COST_REPORTED_CURRENCY", default="USD")
 # Distributed mode: one Procrastinate job runs a whole run ("run"), or one step ("step").
 # Both pass the crash tests; "run" costs less CPU per step (docs/performance.md).
 RUNS_TASK_GRANULARITY = env.str("RUNS_TASK_GRANULARITY", default="run")

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 
 from core.fields import CompressedJSONField, CompressedTextField
+from prices.book import COST_COMPUTED, COST_SOURCES
 from releases.models import LABEL_NAME_MAX, Release
 from workflows.models import Workflow
 
@@ -13,10 +14,12 @@ class RunStatus(models.TextChoices):
     FAILED = "failed"
     CANCELLING = "cancelling"
     CANCELLED = "cancelled"
+    # Stopped before a step whose worst-case cost would have passed the run's cost cap.
+    BUDGET_REACHED = "budget", "Budget reached"
 
 
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.CANCELLING)
-FINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+FINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.BUDGET_REACHED)
 
 
 class Run(models.Model):
@@ -43,6 +46,10 @@ class Run(models.Model):
     error = models.TextField(blank=True, default="")
     output = models.TextField(blank=True, default="")
     output_json = models.JSONField(null=True, blank=True)
+    # The cost cap, in billionths of budget_currency (core.money): no step starts whose worst case
+    # would pass it (runs.engine.budget). Nullable so that adding it altered the table, not rebuilt it.
+    budget_nano = models.BigIntegerField(null=True, blank=True)
+    budget_currency = models.CharField(max_length=3, null=True, blank=True)
     # Replay: the run this one was copied from, and the first step that was not copied.
     source_run = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replays")
     replay_from_step = models.PositiveIntegerField(null=True, blank=True)
@@ -125,6 +132,17 @@ class Response(models.Model):
     status = models.CharField(max_length=10, choices=ResponseStatus.choices)
     error = models.TextField(blank=True, default="")
     copied_from = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # What the step cost and where that came from (prices.book). The cost is in billionths of
+    # `cost_currency` (core.money), None when unknown; `price_id` and `price_version` name the
+    # price-book entry it was computed from (a plain id: deleting an entry keeps the step's note).
+    # Nullable so that adding them altered the table instead of rebuilding it; a NULL source is
+    # a step recorded before the price book (`manage.py reprice` prices it).
+    cost_nano = models.BigIntegerField(null=True, blank=True)
+    cost_currency = models.CharField(max_length=3, null=True, blank=True)
+    cost_source = models.CharField(max_length=10, null=True, blank=True, choices=COST_SOURCES)
+    price_id = models.PositiveIntegerField(null=True, blank=True)
+    price_version = models.PositiveIntegerField(null=True, blank=True)
+    cost_note = models.TextField(null=True, blank=True, help_text="Which price, or why there is none.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -137,6 +155,11 @@ class Response(models.Model):
     @property
     def attempt_count(self) -> int:
         return len(self.attempts)
+
+    @property
+    def cost_estimated(self) -> bool:
+        """A cost computed from token counts made locally (the server sent no usage) is an estimate too."""
+        return self.tokens_estimated and self.cost_source == COST_COMPUTED
 
 
 class RunRollup(models.Model):
@@ -171,14 +194,18 @@ class StepRollup(models.Model):
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="+", db_index=False)
     endpoint_name = models.CharField(max_length=100)
     model = models.CharField(max_length=200)
+    # The steps' cost in billionths of this currency ('' for steps with no currency: free or unknown).
+    cost_currency = models.CharField(max_length=3, blank=True, default="")
     steps = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     prompt_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
     latency_ms = models.BigIntegerField(default=0)
+    cost_nano = models.BigIntegerField(default=0)
+    unpriced = models.PositiveIntegerField(default=0, help_text="Steps whose cost is unknown (not in cost_nano).")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["workflow", "hour", "endpoint_name", "model"],
+        constraints = [models.UniqueConstraint(fields=["workflow", "hour", "endpoint_name", "model", "cost_currency"],
                                                name="step_rollup_key")]
 
     def __str__(self) -> str:

@@ -5,7 +5,9 @@ triggers; tests/runs/test_rollups.py checks they are all there after migrating).
 """
 from typing import Any
 
-FINAL = "('succeeded', 'failed', 'cancelled')"
+# runs.models.FINAL_STATUSES, spelled for SQL (a migration that changes them re-creates the triggers).
+FINAL_NAMES = ("succeeded", "failed", "cancelled", "budget")
+FINAL = "(" + ", ".join(f"'{name}'" for name in FINAL_NAMES) + ")"
 
 RUN_UPSERT = """
 INSERT INTO runs_runrollup (hour, workflow_id, release_id, status, runs, prompt_tokens, completion_tokens, latency_ms)
@@ -15,17 +17,20 @@ ON CONFLICT (workflow_id, hour, release_id, status) DO UPDATE SET
   prompt_tokens = runs_runrollup.prompt_tokens + excluded.prompt_tokens,
   completion_tokens = runs_runrollup.completion_tokens + excluded.completion_tokens,
   latency_ms = runs_runrollup.latency_ms + excluded.latency_ms;
-INSERT INTO runs_steprollup (hour, workflow_id, endpoint_name, model, steps, failed, prompt_tokens,
-                             completion_tokens, latency_ms)
-SELECT {hour}, NEW.workflow_id, endpoint_name, model, COUNT(*), SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END),
-       SUM(prompt_tokens), SUM(completion_tokens), SUM(latency_ms)
-FROM runs_response WHERE run_id = NEW.id AND status <> 'copied' GROUP BY endpoint_name, model
-ON CONFLICT (workflow_id, hour, endpoint_name, model) DO UPDATE SET
+INSERT INTO runs_steprollup (hour, workflow_id, endpoint_name, model, cost_currency, steps, failed, prompt_tokens,
+                             completion_tokens, latency_ms, cost_nano, unpriced)
+SELECT {hour}, NEW.workflow_id, endpoint_name, model, COALESCE(cost_currency, ''), COUNT(*),
+       SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), SUM(prompt_tokens), SUM(completion_tokens), SUM(latency_ms),
+       COALESCE(SUM(cost_nano), 0), SUM(CASE WHEN cost_nano IS NULL THEN 1 ELSE 0 END)
+FROM runs_response WHERE run_id = NEW.id AND status <> 'copied' GROUP BY endpoint_name, model, COALESCE(cost_currency, '')
+ON CONFLICT (workflow_id, hour, endpoint_name, model, cost_currency) DO UPDATE SET
   steps = runs_steprollup.steps + excluded.steps,
   failed = runs_steprollup.failed + excluded.failed,
   prompt_tokens = runs_steprollup.prompt_tokens + excluded.prompt_tokens,
   completion_tokens = runs_steprollup.completion_tokens + excluded.completion_tokens,
-  latency_ms = runs_steprollup.latency_ms + excluded.latency_ms;
+  latency_ms = runs_steprollup.latency_ms + excluded.latency_ms,
+  cost_nano = runs_steprollup.cost_nano + excluded.cost_nano,
+  unpriced = runs_steprollup.unpriced + excluded.unpriced;
 """
 
 SQLITE_HOUR = "strftime('%Y-%m-%d %H:00:00', NEW.created_at)"
@@ -123,3 +128,15 @@ def sqlite_triggers_drop(schema_editor: Any) -> None:
 def sqlite_triggers_create(schema_editor: Any) -> None:
     if schema_editor.connection.vendor == "sqlite":
         run(schema_editor, {"sqlite": [*ROLLUP_SQLITE, *(s for s in SEARCH_SQLITE if s.startswith("CREATE TRIGGER"))]})
+
+
+def all_drop(schema_editor: Any) -> None:
+    """Every trigger (and PostgreSQL's search index) before a migration changes what they name:
+    the final statuses, the rollups' columns. The SQLite search table and its rows stay."""
+    sqlite_triggers_drop(schema_editor)
+    run(schema_editor, {"postgresql": [*ROLLUP_POSTGRES_DROP, *SEARCH_POSTGRES_DROP]})
+
+
+def all_create(schema_editor: Any) -> None:
+    sqlite_triggers_create(schema_editor)
+    run(schema_editor, {"postgresql": [*ROLLUP_POSTGRES, *SEARCH_POSTGRES]})

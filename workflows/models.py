@@ -1,8 +1,10 @@
 import re
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 
+from core.money import validate_currency
 from core.versioning import VersionBase
 from payloads.models import Payload
 
@@ -44,6 +46,9 @@ class Workflow(models.Model):
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True, default="")
     inputs = models.JSONField(default=list, blank=True, validators=[validate_inputs])
+    budget = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True, validators=[MinValueValidator(0)],
+                                 help_text="The cost cap of its runs unless a run sets its own; empty: none.")
+    budget_currency = models.CharField(max_length=3, default="USD", validators=[validate_currency])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,6 +1,7 @@
 """Who may import whom, read from the code's own import statements (every one, also inside functions).
 
-core/ is below every app; the apps stack runs → releases → workflows → payloads → blocks, with llm beside them;
+core/ is below every app; the apps stack runs → releases → workflows → prices → payloads → blocks, with llm
+beside them (prices reads llm's endpoints and the models payloads name);
 orchestrator/ is the project's wiring, which only it and the ASGI server import.
 """
 from __future__ import annotations
@@ -11,13 +12,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-APPS = ("llm", "blocks", "payloads", "workflows", "releases", "runs")
+APPS = ("llm", "blocks", "payloads", "prices", "workflows", "releases", "runs")
 # What each package must never import: the apps above it, and the project's wiring.
 FORBIDDEN = {
     "core": {"orchestrator", "fakellm", "tests", *APPS},
-    "llm": {"orchestrator", "blocks", "payloads", "workflows", "releases", "runs"},
-    "blocks": {"orchestrator", "payloads", "workflows", "releases", "runs"},
-    "payloads": {"orchestrator", "workflows", "releases", "runs"},
+    "llm": {"orchestrator", "blocks", "payloads", "prices", "workflows", "releases", "runs"},
+    "blocks": {"orchestrator", "payloads", "prices", "workflows", "releases", "runs"},
+    "payloads": {"orchestrator", "prices", "workflows", "releases", "runs"},
+    "prices": {"orchestrator", "workflows", "releases", "runs"},
     "workflows": {"orchestrator", "releases", "runs"},
     "releases": {"orchestrator", "runs"},
     "runs": {"orchestrator"},
