@@ -152,7 +152,8 @@ def step_claim_in_transaction(*, run_id: int, owner: str) -> Claim | Finished | 
         return run_finish(run_id, RunStatus.SUCCEEDED)
     # The compare-and-set: the row must still be as read (same version, step, no live lease).
     lease_version = run["lease_version"] + 1
-    if _claim_cas(run_id=run_id, index=index, version=run["lease_version"], owner=owner, now=now) != 1:
+    if _claim_cas(run_id=run_id, index=index, version=run["lease_version"], owner=owner, now=now,
+                  running=run["status"] == RunStatus.RUNNING) != 1:
         return None
     earlier = [] if index == 0 else _earlier_responses.rows(run_id, index)
     if earlier and earlier[-1]["index"] == index:
@@ -173,43 +174,53 @@ def step_claim_in_transaction(*, run_id: int, owner: str) -> Claim | Finished | 
 
 # A moment lease_is_free is compiled with; its parameter is swapped for the real `now` per call.
 _FREE_AT = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
-_claim_cas_by_vendor: dict[str, tuple[str, list[Any], int]] = {}
+_claim_cas_by_vendor: dict[tuple[str, bool], tuple[str, list[Any], int]] = {}
 
 
-def _claim_cas_sql() -> tuple[str, list[Any], int]:
-    """The claim's UPDATE for this connection's vendor: (SQL, lease_is_free's params, where `now` goes in them)."""
+def _claim_cas_sql(*, running: bool) -> tuple[str, list[Any], int]:
+    """The claim's UPDATE for this connection's vendor: (SQL, lease_is_free's params, where `now` goes in them).
+
+    A run already running keeps its status: the UPDATE does not set it, so none of the indexes
+    and triggers on `status` is touched by a step's claim (only the first claim, or a resumed
+    one, sets it)."""
     query = Run.objects.filter(lease_is_free(_FREE_AT)).query
     free_sql, free_params = query.get_compiler(connection=connection).compile(query.where)
     at = connection.ops.adapt_datetimefield_value(_FREE_AT)
     if free_params.count(at) != 1:
         raise TypeError("lease_is_free must compare lease_expires_at with `now` exactly once")
     q = connection.ops.quote_name
+    starting = "" if running else f", {q('status')} = %s, {q('started_at')} = COALESCE({q('started_at')}, %s)"
+    statuses = "= %s" if running else "IN (%s, %s, %s)"
     sql = (f"UPDATE {q(Run._meta.db_table)} SET {q('lease_owner')} = %s, {q('lease_version')} = %s, "
-           f"{q('lease_expires_at')} = %s, {q('status')} = %s, {q('started_at')} = COALESCE({q('started_at')}, %s) "
+           f"{q('lease_expires_at')} = %s{starting} "
            f"WHERE {q('id')} = %s AND {q('next_step')} = %s AND {q('lease_version')} = %s "
-           f"AND {q('cancel_requested')} = %s AND {q('status')} IN (%s, %s, %s) AND {free_sql}")
-    compiled = _claim_cas_by_vendor[connection.vendor] = (sql, list(free_params), free_params.index(at))
+           f"AND {q('cancel_requested')} = %s AND {q('status')} {statuses} AND {free_sql}")
+    compiled = _claim_cas_by_vendor[(connection.vendor, running)] = (sql, list(free_params), free_params.index(at))
     return compiled
 
 
-def _claim_cas(*, run_id: int, index: int, version: int, owner: str, now: datetime.datetime) -> int:
+def _claim_cas(*, run_id: int, index: int, version: int, owner: str, now: datetime.datetime, running: bool) -> int:
     """The claim's compare-and-set UPDATE, built once per vendor (compiling the ORM's costs more than
-    running it). Its plain-ORM equivalent is `_claim_cas_orm`."""
-    sql, free_params, now_at = _claim_cas_by_vendor.get(connection.vendor) or _claim_cas_sql()
+    running it). `running`: the run was read running, and must still be. Its plain-ORM equivalent is
+    `_claim_cas_orm`."""
+    sql, free_params, now_at = _claim_cas_by_vendor.get((connection.vendor, running)) or _claim_cas_sql(running=running)
     adapt = connection.ops.adapt_datetimefield_value
     free = list(free_params)
     free[now_at] = adapt(now)
-    params = [owner, version + 1, adapt(_lease_until()), RunStatus.RUNNING.value, adapt(now),
-              run_id, index, version, False, *(status.value for status in ACTIVE_STATUSES), *free]
+    starting = [] if running else [RunStatus.RUNNING.value, adapt(now)]
+    statuses = [RunStatus.RUNNING.value] if running else [status.value for status in ACTIVE_STATUSES]
+    params = [owner, version + 1, adapt(_lease_until()), *starting, run_id, index, version, False, *statuses, *free]
     return execute(connection, sql, params, lambda cursor: cursor.rowcount)
 
 
-def _claim_cas_orm(*, run_id: int, index: int, version: int, owner: str, now: datetime.datetime) -> int:
+def _claim_cas_orm(*, run_id: int, index: int, version: int, owner: str, now: datetime.datetime, running: bool) -> int:
     """What `_claim_cas` does, in the ORM (the reference the tests compare it with)."""
-    return Run.objects.filter(lease_is_free(now), pk=run_id, next_step=index, lease_version=version,
-                              cancel_requested=False, status__in=ACTIVE_STATUSES).update(
-        lease_owner=owner, lease_version=version + 1, lease_expires_at=_lease_until(), status=RunStatus.RUNNING,
-        started_at=Coalesce("started_at", now))
+    lease = {"lease_owner": owner, "lease_version": version + 1, "lease_expires_at": _lease_until()}
+    rows = Run.objects.filter(lease_is_free(now), pk=run_id, next_step=index, lease_version=version, cancel_requested=False)
+    if running:
+        return rows.filter(status=RunStatus.RUNNING).update(**lease)
+    return rows.filter(status__in=ACTIVE_STATUSES).update(
+        **lease, status=RunStatus.RUNNING, started_at=Coalesce("started_at", now))
 
 
 # --- while the call runs ------------------------------------------------------------------------

@@ -55,22 +55,38 @@ CLAIM_CASES = {
 }
 
 
+@pytest.mark.parametrize("running", [False, True], ids=["starting", "running"])
 @pytest.mark.parametrize("recorded", [False, True], ids=["driver", "django-cursor"])
 @pytest.mark.parametrize("case", list(CLAIM_CASES))
-def test_the_claims_compare_and_set_matches_its_orm_equivalent(case: str, recorded: bool) -> None:
+def test_the_claims_compare_and_set_matches_its_orm_equivalent(case: str, recorded: bool, running: bool) -> None:
     fields, index, version = CLAIM_CASES[case]
+    if running:  # the form that leaves status alone: the run was read running, and must still be
+        fields = {"status": RunStatus.RUNNING, "started_at": STARTED, **fields}
     fast, orm = _twins(**fields)
     with CaptureQueriesContext(connection) if recorded else contextlib.nullcontext():
-        claimed = ledger._claim_cas(run_id=fast.pk, index=index, version=version, owner="me", now=NOW)
-    assert claimed == ledger._claim_cas_orm(run_id=orm.pk, index=index, version=version, owner="me", now=NOW)
+        claimed = ledger._claim_cas(run_id=fast.pk, index=index, version=version, owner="me", now=NOW, running=running)
+    assert claimed == ledger._claim_cas_orm(run_id=orm.pk, index=index, version=version, owner="me", now=NOW,
+                                            running=running)
     # The new lease's expiry is "now + RUNS_LEASE_SECONDS" at each call: compared apart.
     assert _row(fast, ignore=("lease_expires_at",)) == _row(orm, ignore=("lease_expires_at",))
     if claimed:
         assert fast.lease_expires_at > NOW and orm.lease_expires_at > NOW
+        assert fast.status == RunStatus.RUNNING and fast.started_at is not None
     else:
         assert fast.lease_expires_at == orm.lease_expires_at == fields.get("lease_expires_at")
     free = case in ("free", "free, started before", "lease expired", "cancelling")
+    if running and case == "cancelling":  # read running, cancelling now: someone else changed it, no claim
+        free = False
     assert claimed == (1 if free else 0)
+
+
+def test_a_running_runs_claim_writes_no_status() -> None:
+    """A step's claim of a running run leaves `status` out of its UPDATE, so the status indexes and triggers stay still."""
+    run, _ = _twins(status=RunStatus.RUNNING, started_at=STARTED, next_step=1, lease_version=2)
+    with CaptureQueriesContext(connection) as queries:
+        assert ledger._claim_cas(run_id=run.pk, index=1, version=2, owner="me", now=NOW, running=True) == 1
+    update = queries.captured_queries[-1]["sql"]
+    assert update.startswith("UPDATE") and '"status" =' not in update.split("WHERE")[0]
 
 
 def test_lease_is_free_at_the_boundary() -> None:
