@@ -66,12 +66,16 @@ def app_server() -> Iterator[Callable[..., AppServer]]:
 async def _close_llm_clients() -> object:
     """Pooled LLM clients belong to the test's event loop: close them with it, and the ledger
     thread's database connections with the test (its database may be flushed or dropped next)."""
+    from prices.book import book_forget
+
+    book_forget()  # the price book of an earlier test's database
     yield
     from llm import client
     from releases import cache as releases_cache
     from runs.engine import dbthread
 
     releases_cache.clear()  # releases never change, but a test's database is emptied under them
+    book_forget()
 
     await client.aclose_all()
     await dbthread.close_connections()

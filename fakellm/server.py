@@ -98,6 +98,8 @@ class Settings:
     # OpenAI's hidden reasoning, counted inside completion_tokens; and its prompt cache hits.
     reasoning_tokens: int = 8
     cached_tokens: int = 0
+    # Like OpenRouter: the call's cost in the usage (`usage.cost`); None sends none.
+    usage_cost: float | None = None
 
 
 @dataclass
@@ -249,6 +251,8 @@ def _usage(settings: Settings, prompt_tokens: int, completion_tokens: int, reaso
     if _dialect(settings).usage_details:
         usage["prompt_tokens_details"] = {"cached_tokens": settings.cached_tokens}
         usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
+    if settings.usage_cost is not None:
+        usage["cost"] = settings.usage_cost
     return usage
 
 

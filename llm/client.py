@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx2
@@ -22,7 +23,7 @@ from llm import tokens
 from llm.capabilities import STANDARD, Capabilities, adapt, next_structured_dialect, shape_request
 from llm.config import EndpointConfig
 from llm.errors import LLMError, classify, redact
-from llm.parsing import Answer, StreamSink, parse_completion, read_stream, usage_detail
+from llm.parsing import Answer, StreamSink, parse_completion, read_stream, usage_cost, usage_detail
 from llm.pool import aclose_all, check_egress, client_for, limit
 from llm.retries import backoff, gives_up
 
@@ -46,6 +47,7 @@ class Completion:
     reasoning: str = ""
     reasoning_tokens: int | None = None  # of completion_tokens, when the server says
     cached_tokens: int | None = None  # of prompt_tokens, when the server says
+    reported_cost: Decimal | None = None  # when the server puts a cost in its usage
     # What this call found out about the server (llm.capabilities.FIELDS -> value), and what it said.
     learned: dict[str, Any] = field(default_factory=dict)
     learned_evidence: dict[str, str] = field(default_factory=dict)
@@ -199,6 +201,7 @@ def _completion(answer: Answer, messages: list[dict[str, str]], model: str, sink
         reasoning=answer.reasoning,
         reasoning_tokens=usage_detail(usage, "completion_tokens_details", "reasoning_tokens"),
         cached_tokens=usage_detail(usage, "prompt_tokens_details", "cached_tokens"),
+        reported_cost=usage_cost(usage),
         learned=learning.changes, learned_evidence=learning.evidence,
     )
 

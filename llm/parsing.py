@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from llm.capabilities import THINK_CLOSE, THINK_OPEN, split_think_tags
@@ -65,6 +66,18 @@ def usage_detail(usage: dict[str, Any] | None, details: str, name: str) -> int |
     part = usage.get(details) if usage else None
     value = part.get(name) if isinstance(part, dict) else None
     return value if isinstance(value, int) and value >= 0 else None
+
+
+def usage_cost(usage: dict[str, Any] | None) -> Decimal | None:
+    """The cost a server reports in its usage (OpenRouter's `usage.cost`), exactly as it wrote it; None if absent or not a price."""
+    value = usage.get("cost") if usage else None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        cost = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return cost if cost.is_finite() and cost >= 0 else None
 
 
 def _snippet(body: bytes | str, limit: int = 120) -> str:

@@ -210,6 +210,9 @@ RUNS_PRUNE_LABELLED = env.bool("RUNS_PRUNE_LABELLED", default=False)
 
 # Cost (prices/). A cost a server reports in its usage (e.g. OpenRouter's usage.cost) is in this currency.
 COST_REPORTED_CURRENCY = env.str("COST_REPORTED_CURRENCY", default="USD")
+# A budgeted run's step with no max_tokens is assumed to answer with at most this many (runs.engine.budget).
+COST_BUDGET_DEFAULT_MAX_TOKENS = env.int("COST_BUDGET_DEFAULT_MAX_TOKENS", default=4096)
+
 # Distributed mode: one Procrastinate job runs a whole run ("run"), or one step ("step").
 # Both pass the crash tests; "run" costs less CPU per step (docs/performance.md).
 RUNS_TASK_GRANULARITY = env.str("RUNS_TASK_GRANULARITY", default="run")

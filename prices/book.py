@@ -211,8 +211,3 @@ def rate_for(endpoint_id: int | None, model: str, at: datetime.datetime) -> Rate
                     entry.reasoning, basis=_basis(entry))
     return Rate(COST_UNKNOWN, basis=f"No price for model `{model}`{where}.")
 
-
-def endpoint_timeout(endpoint_id: int | None) -> float:
-    endpoint = book().endpoints.get(endpoint_id) if endpoint_id is not None else None
-    return float(endpoint["timeout_seconds"]) if endpoint else 60.0
-

@@ -49,7 +49,7 @@ class Run(models.Model):
     # The cost cap, in billionths of budget_currency (core.money): no step starts whose worst case
     # would pass it (runs.engine.budget). Nullable so that adding it altered the table, not rebuilt it.
     budget_nano = models.BigIntegerField(null=True, blank=True)
-    budget_currency = models.CharField(max_length=3, null=True, blank=True)
+    budget_currency = models.CharField(max_length=3, null=True, blank=True)  # noqa: DJ001 (see above)
     # Replay: the run this one was copied from, and the first step that was not copied.
     source_run = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replays")
     replay_from_step = models.PositiveIntegerField(null=True, blank=True)
@@ -138,11 +138,11 @@ class Response(models.Model):
     # Nullable so that adding them altered the table instead of rebuilding it; a NULL source is
     # a step recorded before the price book (`manage.py reprice` prices it).
     cost_nano = models.BigIntegerField(null=True, blank=True)
-    cost_currency = models.CharField(max_length=3, null=True, blank=True)
-    cost_source = models.CharField(max_length=10, null=True, blank=True, choices=COST_SOURCES)
+    cost_currency = models.CharField(max_length=3, null=True, blank=True)  # noqa: DJ001 (see above)
+    cost_source = models.CharField(max_length=10, null=True, blank=True, choices=COST_SOURCES)  # noqa: DJ001 (see above)
     price_id = models.PositiveIntegerField(null=True, blank=True)
     price_version = models.PositiveIntegerField(null=True, blank=True)
-    cost_note = models.TextField(null=True, blank=True, help_text="Which price, or why there is none.")
+    cost_note = models.TextField(null=True, blank=True, help_text="Which price, or why there is none.")  # noqa: DJ001 (see above)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -14,6 +14,7 @@ from django.db.models import Count, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncHour
 
 from runs.triggers import FINAL_NAMES as FINAL
+
 BATCH = 2000
 
 

@@ -6,6 +6,7 @@ rest is the plain ORM.
 """
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -13,7 +14,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.money import money_text, to_nano, validate_currency
 from core.sql import insert_instance
+from prices.book import COST_COMPUTED, COST_UNKNOWN, rate_for
 from releases.services import label_release, release_for_run
 from runs.engine import dispatch, events, run_cancel_signal
 from runs.engine.ledger import Claim, Finished, lease_is_free, step_claim_in_transaction
@@ -54,27 +57,66 @@ def _after_commit_dispatch(run: Run) -> None:
 
 
 @transaction.atomic
-def run_start(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None, label: str = "") -> Run:
+def run_start(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None, label: str = "",
+              budget: Any = None, budget_currency: str | None = None) -> Run:
     """Validate, snapshot and queue a run of the tree as it stands, or of the release `label` points
-    at (whatever the live definitions are now). Nothing reaches an LLM if the inputs are wrong."""
-    run = _new_run(workflow=workflow, inputs=inputs, user=user, label=label)
+    at (whatever the live definitions are now). Nothing reaches an LLM if the inputs are wrong.
+    `budget` caps its cost (default: the workflow's), in `budget_currency` (default: the workflow's)."""
+    run = _new_run(workflow=workflow, inputs=inputs, user=user, label=label, budget=budget, budget_currency=budget_currency)
     _after_commit_dispatch(run)
     return run
 
 
 @transaction.atomic
 def run_start_claimed(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None,
-                      owner: str, label: str = "") -> tuple[Run, Claim | Finished | None]:
+                      owner: str, label: str = "", budget: Any = None,
+                      budget_currency: str | None = None) -> tuple[Run, Claim | Finished | None]:
     """run_start for a caller that executes the run itself (the CLI): its first step is claimed for
     `owner` in the same transaction, and no executor or worker is asked to run it. If the caller
     dies, the lease expires and recovery picks the run up as it would any other."""
-    run = _new_run(workflow=workflow, inputs=inputs, user=user, label=label)
+    run = _new_run(workflow=workflow, inputs=inputs, user=user, label=label, budget=budget,
+                   budget_currency=budget_currency)
     run_id = run.pk
     transaction.on_commit(lambda: events.run_status(run_id, RunStatus.QUEUED))
     return run, step_claim_in_transaction(run_id=run_id, owner=owner)
 
 
-def _new_run(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None, label: str = "") -> Run:
+def run_budget(*, workflow: Workflow, steps: list[dict[str, Any]], budget: Any = None,
+               currency: str | None = None) -> tuple[int | None, str | None]:
+    """The cap a run starts with, as (billionths, currency): the one asked for, else the workflow's.
+    ValidationError (by field) when it is not an amount, or cannot be checked against the steps'
+    prices: a step with no price, or priced in another currency (a total never mixes currencies)."""
+    if budget in (None, ""):
+        budget, currency = workflow.budget, currency or workflow.budget_currency
+        if budget is None:
+            return None, None
+    try:
+        amount = Decimal(str(budget))
+    except InvalidOperation:
+        raise ValidationError({"budget": [f"“{budget}” is not an amount of money."]}) from None
+    if not amount.is_finite() or amount < 0:
+        raise ValidationError({"budget": ["A budget is an amount of zero or more."]})
+    currency = currency or workflow.budget_currency
+    try:
+        validate_currency(currency)
+    except ValidationError as exc:
+        raise ValidationError({"budget_currency": exc.messages}) from None
+    now = timezone.now()
+    for index, step in enumerate(steps):
+        rate = rate_for(step["payload"].get("endpoint_id"), step["payload"]["model"], now)
+        where = f"Step {index + 1} ({step['output_key']})"
+        if rate.source == COST_UNKNOWN:
+            raise ValidationError({"budget": [f"{where}: {rate.basis} A cap cannot be checked without it: "
+                                              "add a price, or start without a budget."]})
+        if rate.source == COST_COMPUTED and rate.currency != currency:
+            raise ValidationError({"budget_currency": [
+                f"{where} is priced in {rate.currency}; a cap of {money_text(to_nano(amount), currency)} "
+                "cannot be checked against it. Use the same currency."]})
+    return to_nano(amount), currency
+
+
+def _new_run(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None, label: str = "",
+             budget: Any = None, budget_currency: str | None = None) -> Run:
     author = user if user and user.is_authenticated else None
     if label:
         release = label_release(workflow=workflow, name=label)
@@ -86,9 +128,10 @@ def _new_run(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUs
         _raise_problems(workflow, steps)
         snapshot = workflow_snapshot(workflow, steps=steps)
         release_id = release_for_run(workflow=workflow, snapshot=snapshot, user=author)
+    cap, currency = run_budget(workflow=workflow, steps=snapshot["steps"], budget=budget, currency=budget_currency)
     run = Run(
         workflow=workflow, workflow_name=workflow.name, inputs=resolved, release_id=release_id,
-        label=label, step_count=len(snapshot["steps"]), created_by=author,
+        label=label, step_count=len(snapshot["steps"]), created_by=author, budget_nano=cap, budget_currency=currency,
     )
     insert_instance(run)
     return run
@@ -123,6 +166,7 @@ def run_replay(*, source: Run, user: AbstractBaseUser | None, from_step: int = 0
         release_id=release_for_run(workflow=workflow, snapshot=snapshot, user=author),
         step_count=len(steps), created_by=author,
         source_run=source, replay_from_step=from_step if from_step else None, next_step=from_step,
+        budget_nano=source.budget_nano, budget_currency=source.budget_currency,
     )
     Response.objects.bulk_create([
         Response(
@@ -132,6 +176,8 @@ def run_replay(*, source: Run, user: AbstractBaseUser | None, from_step: int = 0
             reasoning_tokens=r.reasoning_tokens, cached_tokens=r.cached_tokens, prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
             tokens_estimated=r.tokens_estimated, latency_ms=r.latency_ms, ttft_ms=r.ttft_ms,
             attempts=[], status=ResponseStatus.COPIED, copied_from=r.copied_from or r,
+            # Not called again: this run paid nothing for it.
+            cost_nano=0, cost_source=COST_COMPUTED, cost_note=f"Copied from run {r.run_id}: not called again.",
         )
         for r in copied
     ])

@@ -113,12 +113,12 @@ def run_status(run_id: int, status: str) -> None:
 
 
 FINISHED_EVENT = {RunStatus.SUCCEEDED: "run.completed", RunStatus.FAILED: "run.failed",
-                  RunStatus.CANCELLED: "run.cancelled"}
+                  RunStatus.CANCELLED: "run.cancelled", RunStatus.BUDGET_REACHED: "run.budget_reached"}
 
 
 def _finished_data(status: str, error: str) -> dict[str, Any]:
-    """A failure says why; a cancellation's message is the run's `error` in the API, not in the event."""
-    return {"status": status, "error": error} if status == RunStatus.FAILED else {"status": status}
+    """A failure or a budget stop says why; a cancellation's message is the run's `error` in the API, not in the event."""
+    return {"status": status, "error": error} if status in (RunStatus.FAILED, RunStatus.BUDGET_REACHED) else {"status": status}
 
 
 def run_finished(run_id: int, status: str, error: str = "") -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -33,7 +34,9 @@ from llm.client import EndpointConfig
 from llm.models import Endpoint
 from llm.selectors import endpoint_config
 from llm.services import capability_learn
+from prices.book import COST_COMPUTED, Rate, StepCost, rate_for, step_cost
 from releases.cache import release_cached
+from runs.engine.budget import Budget, budget_stop
 from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus
 
 
@@ -54,6 +57,9 @@ class Claim:
     variables: dict[str, Any]
     endpoint: EndpointConfig | None
     first: bool
+    # What the step pays (resolved once, when its endpoint and model are known), and the run's cap.
+    rate: Rate | None = None
+    budget: Budget | None = None
 
     @property
     def step(self) -> dict[str, Any]:
@@ -68,6 +74,7 @@ class Claim:
 class Finished:
     run_id: int
     status: str
+    error: str = ""  # why, when the ledger stopped the run itself (a budget)
 
 
 @dataclass
@@ -89,6 +96,7 @@ class StepResult:
     ttft_ms: int | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
+    reported_cost: Decimal | None = None
 
 
 # Endpoint settings change rarely; a step reads them at most this stale.
@@ -124,9 +132,19 @@ def _value(response: dict[str, Any], step: dict[str, Any]) -> Any:
 # Plain-ORM equivalent of each: `list(<compiled>.build(*args))`.
 _run_for_claim = CompiledValues(lambda run_id: Run.objects.filter(pk=run_id).values(
     "status", "next_step", "cancel_requested", "release_id", "release__content_hash", "inputs", "started_at",
-    "lease_owner", "lease_expires_at", "lease_version")[:1])
+    "lease_owner", "lease_expires_at", "lease_version", "budget_nano", "budget_currency")[:1])
 _earlier_responses = CompiledValues(lambda run_id, index: Response.objects.filter(run_id=run_id, index__lte=index)
-                                    .order_by("index").values("index", "output_key", "output", "output_json", "reasoning"))
+                                    .order_by("index").values("index", "output_key", "output", "output_json", "reasoning",
+                                                              "cost_nano", "cost_currency"))
+
+
+def _rate(step: dict[str, Any], at: datetime.datetime) -> Rate:
+    payload = step["payload"]
+    return rate_for(payload.get("endpoint_id"), payload["model"], at)
+
+
+def _timeout(endpoint: EndpointConfig | None) -> float:
+    return endpoint.timeout if endpoint is not None else 60.0
 
 
 def step_claim(*, run_id: int, owner: str) -> Claim | Finished | None:
@@ -161,6 +179,15 @@ def step_claim_in_transaction(*, run_id: int, owner: str) -> Claim | Finished | 
         Run.objects.filter(pk=run_id, lease_version=lease_version).update(
             next_step=index + 1, lease_owner="", lease_expires_at=None)
         return step_claim_in_transaction(run_id=run_id, owner=owner)
+    endpoint = _endpoint_config(steps[index]["payload"]["endpoint_id"])
+    rate = _rate(steps[index], now)
+    budget = Budget.of_run(run["budget_nano"], run["budget_currency"], earlier)
+    stop = budget_stop(budget, rate, steps[index], index=index, seconds=_timeout(endpoint))
+    if stop:
+        # Ours since the compare-and-set: the run ends here, before its LLM call.
+        Run.objects.filter(pk=run_id, lease_version=lease_version).update(
+            status=RunStatus.BUDGET_REACHED, finished_at=timezone.now(), error=stop, lease_owner="", lease_expires_at=None)
+        return Finished(run_id, RunStatus.BUDGET_REACHED, stop)
     variables = dict(run["inputs"])
     for response in earlier:
         variables[response["output_key"]] = _value(response, steps[response["index"]])
@@ -168,7 +195,7 @@ def step_claim_in_transaction(*, run_id: int, owner: str) -> Claim | Finished | 
         variables["previous"] = _value(earlier[-1], steps[earlier[-1]["index"]])
     return Claim(
         run_id=run_id, index=index, lease_version=lease_version, owner=owner, steps=steps, variables=variables,
-        endpoint=_endpoint_config(steps[index]["payload"]["endpoint_id"]), first=run["started_at"] is None,
+        endpoint=endpoint, first=run["started_at"] is None, rate=rate, budget=budget,
     )
 
 
@@ -257,7 +284,7 @@ def _update_rows_orm(model: type[Run], *, where: dict[str, Any], values: dict[st
     return model.objects.filter(**where).update(**values, **added)
 
 
-def _release(claim: Claim, result: StepResult) -> tuple[str | None, dict[str, Any]]:
+def _release(claim: Claim, result: StepResult, budget_stopped: str | None) -> tuple[str | None, dict[str, Any]]:
     """The run's final status after this step (None: it goes on) and the fields that free the run."""
     released: dict[str, Any] = {"lease_owner": "", "lease_expires_at": None}
     final: str | None = None
@@ -266,6 +293,9 @@ def _release(claim: Claim, result: StepResult) -> tuple[str | None, dict[str, An
         if claim.index + 1 >= claim.step_count:
             final = RunStatus.SUCCEEDED
             released.update(output=result.output, output_json=result.output_json)
+        elif budget_stopped:
+            final = RunStatus.BUDGET_REACHED
+            released["error"] = budget_stopped
     elif result.status == ResponseStatus.CANCELLED:
         final = RunStatus.CANCELLED
         released["error"] = f"Cancelled by a user during step {claim.index + 1} ({claim.step['output_key']})."
@@ -289,14 +319,24 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
     """
     ours = {"id": claim.run_id, "lease_owner": claim.owner, "lease_version": claim.lease_version,
             "next_step": claim.index}
-    final, released = _release(claim, result)
+    cost = _cost(claim, result)
+    next_index = claim.index + 1
+    next_endpoint: EndpointConfig | None = None
+    next_rate: Rate | None = None
+    budget = claim.budget.after(cost, index=claim.index) if claim.budget is not None else None
+    stop: str | None = None
+    if result.status == ResponseStatus.SUCCEEDED and next_index < claim.step_count:
+        next_endpoint = _endpoint_config(claim.steps[next_index]["payload"]["endpoint_id"])
+        next_rate = _rate(claim.steps[next_index], timezone.now())
+        stop = budget_stop(budget, next_rate, claim.steps[next_index], index=next_index, seconds=_timeout(next_endpoint))
+    final, released = _release(claim, result, stop)
     payload = claim.step["payload"]
     next_claim: Claim | None = None
     try:
         with transaction.atomic():
             # The response first: the update that makes the run final sees every step (the
             # statistics trigger counts them). A lost lease rolls both back.
-            insert_instance(step_response(claim, result))
+            insert_instance(step_response(claim, result, cost))
             advanced = 0
             if final is None:
                 # Keep the lease for the next step in the same write, unless a cancel is pending.
@@ -304,14 +344,13 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
                                        values={"next_step": claim.index + 1, "lease_version": claim.lease_version + 1,
                                                "lease_expires_at": _lease_until()})
                 if advanced:
-                    next_index = claim.index + 1
                     output = _value({"output": result.output, "output_json": result.output_json,
                                      "reasoning": result.reasoning}, claim.step)
                     variables = {**claim.variables, claim.step["output_key"]: output, "previous": output}
                     next_claim = Claim(
                         run_id=claim.run_id, index=next_index, lease_version=claim.lease_version + 1,
-                        owner=claim.owner, steps=claim.steps, variables=variables,
-                        endpoint=_endpoint_config(claim.steps[next_index]["payload"]["endpoint_id"]), first=False,
+                        owner=claim.owner, steps=claim.steps, variables=variables, endpoint=next_endpoint, first=False,
+                        rate=next_rate, budget=budget,
                     )
             if not advanced:
                 advanced = update_rows(Run, where=ours, values=released, increments=_tokens(result))
@@ -322,16 +361,27 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
                                  evidence=result.learned[1])
     except (IntegrityError, _LeaseLost):
         return False, None
-    return (Finished(claim.run_id, final) if final else True), next_claim
+    return (Finished(claim.run_id, final, stop or "") if final else True), next_claim
 
 
 class _LeaseLost(Exception):
     """Another worker holds the step now: this commit is rolled back."""
 
 
-def step_response(claim: Claim, result: StepResult) -> Response:
+def _cost(claim: Claim, result: StepResult) -> StepCost:
+    """What the step cost: nothing when no call was made; else by its rate, resolved at the claim."""
+    if not result.attempts and not (result.prompt_tokens or result.completion_tokens):
+        return StepCost(0, "", COST_COMPUTED, note="No call was made.")
+    rate = claim.rate or _rate(claim.step, timezone.now())
+    return step_cost(rate, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                     cached_tokens=result.cached_tokens, reasoning_tokens=result.reasoning_tokens,
+                     latency_ms=result.latency_ms, reported=result.reported_cost)
+
+
+def step_response(claim: Claim, result: StepResult, cost: StepCost | None = None) -> Response:
     """The Response row of a committed step (not saved)."""
     payload = claim.step["payload"]
+    cost = cost or _cost(claim, result)
     return Response(
         run_id=claim.run_id, index=claim.index, output_key=claim.step["output_key"],
         payload_name=payload["name"], endpoint_name=payload.get("endpoint_name", ""), model=payload["model"],
@@ -341,6 +391,8 @@ def step_response(claim: Claim, result: StepResult) -> Response:
         tokens_estimated=result.tokens_estimated, latency_ms=result.latency_ms, ttft_ms=result.ttft_ms,
         attempts=result.attempts, status=result.status, error=result.error, reasoning=result.reasoning,
         reasoning_tokens=result.reasoning_tokens, cached_tokens=result.cached_tokens,
+        cost_nano=cost.nano, cost_currency=cost.currency or None, cost_source=cost.source, price_id=cost.price_id,
+        price_version=cost.price_version, cost_note=cost.note,
     )
 
 

@@ -12,6 +12,7 @@ import os
 import socket
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -71,6 +72,8 @@ async def _call(claim: Claim, messages: list[dict[str, str]], deltas: events.Ste
     retries_left = payload.get("structured_retries", 0) if schema else 0
     started = time.perf_counter()
     prompt_tokens = completion_tokens = 0
+    # What the server reported the step cost (summed over structured-output retries); None if any call did not say.
+    reported: Decimal | None = Decimal(0)
     while True:
         assert claim.endpoint is not None
         try:
@@ -88,12 +91,13 @@ async def _call(claim: Claim, messages: list[dict[str, str]], deltas: events.Ste
         attempts += completion.attempts
         prompt_tokens += completion.prompt_tokens
         completion_tokens += completion.completion_tokens
+        reported = reported + completion.reported_cost if (reported is not None and completion.reported_cost is not None) else None
         result = StepResult(
             status=ResponseStatus.SUCCEEDED, messages=messages, output=completion.text,
             finish_reason=completion.finish_reason, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
             tokens_estimated=completion.tokens_estimated, latency_ms=round((time.perf_counter() - started) * 1000),
             ttft_ms=completion.ttft_ms, attempts=attempts, reasoning=completion.reasoning,
-            reasoning_tokens=completion.reasoning_tokens, cached_tokens=completion.cached_tokens,
+            reasoning_tokens=completion.reasoning_tokens, cached_tokens=completion.cached_tokens, reported_cost=reported,
             learned=(completion.learned, completion.learned_evidence) if completion.learned else None,
         )
         if not schema:
@@ -233,7 +237,7 @@ async def execute_run(run_id: int, *, owner: str | None = None, max_steps: int |
                 if claim is None:
                     return None
             if isinstance(claim, Finished):
-                await events.arun_finished(run_id, claim.status)
+                await events.arun_finished(run_id, claim.status, claim.error)
                 return claim.status
             ended, next_claim = await _step(claim, cancel)
             if ended is not _GOES_ON:
@@ -268,6 +272,6 @@ async def _step(claim: Claim, cancel: _CancelSignal) -> tuple[str | None, Claim 
         return None, None
     await events.astep_finished(claim, result)
     if isinstance(outcome, Finished):
-        await events.arun_finished(claim.run_id, outcome.status, result.error)
+        await events.arun_finished(claim.run_id, outcome.status, outcome.error or result.error)
         return outcome.status, None
     return _GOES_ON, next_claim

@@ -4,7 +4,7 @@ import { liveSocket, formatMs } from "./live-socket.js";
 import { showPart, showReasoning } from "./reasoning.js";
 
 const root = document.getElementById("run");
-const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+const FINAL = new Set(["succeeded", "failed", "cancelled", "budget"]);
 const STEP_FINAL = new Set(["succeeded", "failed", "cancelled", "copied"]);
 const STEP_DONE = new Set(["succeeded", "copied"]);
 const stepsList = document.getElementById("steps");
@@ -231,6 +231,7 @@ function applyOne(event) {
     case "run.completed":
     case "run.failed":
     case "run.cancelled":
+    case "run.budget_reached":
       setRunStatus(event.status, event.error || undefined);
       socket?.stop();
       refreshFinalState();

@@ -18,16 +18,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def kept() -> tuple[list[tuple], list[tuple]]:
     runs = sorted((r.hour, r.workflow_id, r.release_id, r.status, r.runs, r.prompt_tokens, r.completion_tokens,
                    r.latency_ms) for r in RunRollup.objects.all())
-    steps = sorted((r.hour, r.workflow_id, r.endpoint_name, r.model, r.steps, r.failed, r.prompt_tokens,
-                    r.completion_tokens, r.latency_ms) for r in StepRollup.objects.all())
+    steps = sorted((r.hour, r.workflow_id, r.endpoint_name, r.model, r.cost_currency, r.steps, r.failed, r.prompt_tokens,
+                    r.completion_tokens, r.latency_ms, r.cost_nano, r.unpriced) for r in StepRollup.objects.all())
     return runs, steps
 
 
 def computed() -> tuple[list[tuple], list[tuple]]:
     runs = sorted((r["hour"], r["workflow_id"], r["release_id"], r["status"], r["runs"], r["prompt"] or 0,
                    r["completion"] or 0, r["latency"] or 0) for r in run_rollup_rows(apps))
-    steps = sorted((r["hour"], r["run__workflow_id"], r["endpoint_name"], r["model"], r["steps"], r["failed"],
-                    r["prompt"] or 0, r["completion"] or 0, r["latency"] or 0) for r in step_rollup_rows(apps))
+    steps = sorted((r["hour"], r["run__workflow_id"], r["endpoint_name"], r["model"], r["currency"], r["steps"], r["failed"],
+                    r["prompt"] or 0, r["completion"] or 0, r["latency"] or 0, r["cost"] or 0, r["unpriced"])
+                   for r in step_rollup_rows(apps))
     return runs, steps
 
 
@@ -48,7 +49,7 @@ async def test_every_way_of_finishing_a_run_is_counted_once(fake_llm):
     runs, steps = await sync_to_async(kept)()
     assert sum(row[4] for row in runs) == 6  # 4 succeeded, 1 failed, 1 cancelled
     assert {row[3] for row in runs} == {"succeeded", "failed", "cancelled"}
-    assert sum(row[4] for row in steps) == 3 * 3 + 1 + 1  # the replay's two copied steps are not counted again
+    assert sum(row[5] for row in steps) == 3 * 3 + 1 + 1  # the replay's two copied steps are not counted again
     assert (runs, steps) == await sync_to_async(computed)()
 
 
