@@ -186,3 +186,35 @@ def test_a_budget_over_a_step_with_no_price_is_refused_since_it_could_not_be_che
     assert caught.value.message_dict["budget"] == [
         "Step 1 (outline): No price for model `gpt-4o-mini` on endpoint `fake`. A cap cannot be checked without it: "
         "add a price, or start without a budget."]
+
+
+# --- totals -------------------------------------------------------------------------------------
+def test_totals_keep_currencies_apart_and_count_unknown_steps_instead_of_zero():
+    from runs.costs import cost_of_steps, run_costs
+
+    workflow = make_chain(make_endpoint())
+    runs = [run_start(workflow=workflow, inputs={"topic": f"t{n}"}, user=None) for n in range(3)]
+    rows = [(runs[0], 0, 1_234_500_000, "USD", False), (runs[0], 1, 10_000_000, "EUR", False),
+            (runs[0], 2, None, None, False), (runs[1], 0, 5, "USD", True), (runs[1], 1, 0, None, False)]
+    for run, index, nano, currency, estimated in rows:
+        Response.objects.create(run=run, index=index, output_key=f"k{index}", payload_name="p", status="succeeded",
+                                cost_nano=nano, cost_currency=currency, cost_source="computed" if nano is not None else "unknown",
+                                tokens_estimated=estimated)
+    totals = run_costs([r.pk for r in runs])
+    assert totals[runs[0].pk].amounts == {"EUR": Decimal("0.010000000"), "USD": Decimal("1.234500000")}
+    assert totals[runs[0].pk].text == "€0.0100 + $1.23 + 1 step unpriced"
+    assert totals[runs[1].pk].text == "≈$0.000000005" and totals[runs[1].pk].estimated
+    assert totals[runs[2].pk].text == "—" and totals[runs[2].pk].as_json()["amounts"] == {}
+    for run in runs:
+        assert cost_of_steps(Response.objects.filter(run=run)).as_json() == totals[run.pk].as_json()
+
+
+def test_a_sum_over_many_steps_is_exact_to_the_billionth():
+    """Integer billionths in SQL: no float ever adds them up (SQLite's SUM of a DECIMAL column would)."""
+    from runs.costs import run_costs
+
+    run = run_start(workflow=make_chain(make_endpoint()), inputs={"topic": "t"}, user=None)
+    Response.objects.bulk_create(Response(run=run, index=i, output_key=f"k{i}", payload_name="p", status="succeeded",
+                                          cost_nano=100_000_001, cost_currency="USD", cost_source="computed")
+                                 for i in range(10_000))
+    assert run_costs([run.pk])[run.pk].amounts == {"USD": Decimal("1000.000010000")}
