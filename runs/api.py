@@ -122,8 +122,9 @@ class WorkflowRunsView(generics.ListCreateAPIView):
         workflow = self._workflow()
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        run = services.run_start(workflow=workflow, inputs=serializer.validated_data["inputs"], user=request.user,
-                                 label=serializer.validated_data["label"])
+        data = serializer.validated_data
+        run = services.run_start(workflow=workflow, inputs=data["inputs"], user=request.user, label=data["label"],
+                                 budget=data["budget"], budget_currency=data["budget_currency"])
         return HttpResponse(RunSerializer(selectors.run_detail(run.pk)).data, status=status.HTTP_201_CREATED)
 
     def _workflow(self) -> Workflow:

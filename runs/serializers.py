@@ -1,14 +1,33 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.money import from_nano
 from core.serializers import FieldsBuiltOnceMixin, StrictCharField
 from releases.serializers import ReleaseRefSerializer
+from runs.costs import cost_of_steps, run_costs
 from runs.models import Response, Run
 from runs.selectors import run_release_brief
 
 
+class CostSerializer(serializers.Serializer):
+    """A total that never adds two currencies nor counts an unknown cost as zero."""
+
+    amounts = serializers.DictField(child=serializers.DecimalField(max_digits=30, decimal_places=9),
+                                    help_text="Currency -> exact amount, e.g. {\"USD\": \"0.012345000\"}.")
+    unpriced_steps = serializers.IntegerField(help_text="Steps whose cost is unknown (not in any amount).")
+    estimated = serializers.BooleanField(help_text="Some cost was computed from tokens counted locally.")
+    text = serializers.CharField(help_text="As the pages show it: \"$4.12 + 37 steps unpriced\".")
+
+
+def _money(nano: int | None) -> str | None:
+    return None if nano is None else str(from_nano(nano))
+
+
 class ResponseSerializer(FieldsBuiltOnceMixin, serializers.ModelSerializer):
     attempt_count = serializers.IntegerField(read_only=True)
+    cost = serializers.SerializerMethodField(help_text="What the step cost in cost_currency (a decimal string); "
+                                                      "null when unknown (cost_note says why), never 0 for unknown.")
+    cost_estimated = serializers.BooleanField(read_only=True, help_text="Computed from tokens counted locally.")
     # Stored compressed (core/fields.py); shown as what they are.
     messages = serializers.JSONField(read_only=True, help_text="The messages sent: [{role, content}, ...].")
     output = serializers.CharField(read_only=True)
@@ -18,9 +37,25 @@ class ResponseSerializer(FieldsBuiltOnceMixin, serializers.ModelSerializer):
         fields = [
             "id", "index", "output_key", "payload_name", "endpoint_name", "model", "messages", "request_params",
             "output", "output_json", "reasoning", "finish_reason", "prompt_tokens", "completion_tokens",
-            "tokens_estimated", "reasoning_tokens", "cached_tokens", "latency_ms", "ttft_ms", "attempts", "attempt_count", "status", "error", "copied_from", "created_at",
+            "tokens_estimated", "reasoning_tokens", "cached_tokens", "latency_ms", "ttft_ms", "attempts", "attempt_count", "status", "error", "copied_from",
+            "cost", "cost_currency", "cost_source", "cost_estimated", "price_id", "price_version", "cost_note", "created_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.DecimalField(max_digits=30, decimal_places=9, allow_null=True))
+    def get_cost(self, response: Response) -> str | None:
+        return _money(response.cost_nano)
+
+
+class RunListListSerializer(serializers.ListSerializer):
+    """A page of runs: their costs with one grouped query for the whole page."""
+
+    def to_representation(self, data):  # type: ignore[no-untyped-def]
+        runs = list(data.all() if hasattr(data, "all") else data)
+        # On the runs themselves: FieldsBuiltOnceMixin's fields never read the serializer's context.
+        for run, total in zip(runs, run_costs(run.pk for run in runs).values(), strict=True):
+            run.cost_total = total  # type: ignore[attr-defined]
+        return super().to_representation(runs)
 
 
 class VersionRefSerializer(serializers.Serializer):
@@ -36,16 +71,33 @@ class RunListSerializer(FieldsBuiltOnceMixin, serializers.ModelSerializer):
     total_tokens = serializers.IntegerField(read_only=True)
     release = ReleaseRefSerializer(read_only=True, allow_null=True,
                                    help_text="The release (the whole tree, content-hashed) the run ran.")
+    cost = serializers.SerializerMethodField(help_text="What the run's steps cost, per currency, and how many are unpriced.")
+    budget = serializers.SerializerMethodField(help_text="The run's cost cap in budget_currency (null: none).")
 
     class Meta:
         model = Run
+        list_serializer_class = RunListListSerializer
         fields = [
             "id", "workflow", "workflow_name", "status", "inputs", "output", "output_json", "error",
             "step_count", "next_step", "prompt_tokens", "completion_tokens", "total_tokens", "latency_ms",
+            "cost", "budget", "budget_currency",
             "created_by", "created_at", "started_at", "finished_at", "source_run", "replay_from_step",
             "cancel_requested", "release", "label",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(CostSerializer)
+    def get_cost(self, run: Run) -> dict:
+        total = getattr(run, "cost_total", None)
+        if total is not None:
+            return total.as_json()
+        if "responses" in getattr(run, "_prefetched_objects_cache", {}):
+            return cost_of_steps(run.responses.all()).as_json()
+        return run_costs([run.pk])[run.pk].as_json()
+
+    @extend_schema_field(serializers.DecimalField(max_digits=30, decimal_places=9, allow_null=True))
+    def get_budget(self, run: Run) -> str | None:
+        return _money(run.budget_nano)
 
 
 class RunStepSerializer(serializers.Serializer):
@@ -100,6 +152,11 @@ class RunStartSerializer(serializers.Serializer):
     label = StrictCharField(required=False, allow_blank=True, default="", max_length=200,
                             help_text="Run the release this label (production, staging, ...) points at, "
                                       "rather than the tree as it stands.")
+    budget = serializers.DecimalField(max_digits=14, decimal_places=6, required=False, allow_null=True, default=None,
+                                      min_value=0, help_text="Cost cap: no step starts whose worst case (its max_tokens "
+                                                             "at the output price) would pass it. Default: the workflow's.")
+    budget_currency = StrictCharField(required=False, allow_null=True, default=None, max_length=3,
+                                      help_text="The cap's currency (default: the workflow's, USD).")
 
     def validate(self, attrs: dict) -> dict:
         unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()
@@ -111,5 +168,7 @@ class RunStartSerializer(serializers.Serializer):
 class RunRerunSerializer(RunStartSerializer):
     inputs = serializers.DictField(required=False, help_text="Inputs to change; the rest are the source run's.")
     label = None  # a re-run runs its source's tree
+    budget = None  # and keeps its source's cap
+    budget_currency = None
     from_step = serializers.IntegerField(required=False, default=0, min_value=0,
                                          help_text="Index of the first step to run again; earlier steps are copied.")

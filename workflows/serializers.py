@@ -63,8 +63,8 @@ class WorkflowSerializer(StrictModelSerializer):
 
     class Meta:
         model = Workflow
-        fields = ["id", "name", "description", "inputs", "steps", "problems", "variable_flow", "created_at",
-                  "updated_at", "version_message"]
+        fields = ["id", "name", "description", "inputs", "steps", "problems", "variable_flow", "budget",
+                  "budget_currency", "created_at", "updated_at", "version_message"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def validate_inputs(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:

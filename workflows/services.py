@@ -181,7 +181,7 @@ class StepSpec(TypedDict):
     output_key: str
 
 
-WORKFLOW_UPDATABLE_FIELDS = {"name", "description", "inputs"}
+WORKFLOW_UPDATABLE_FIELDS = {"name", "description", "inputs", "budget", "budget_currency"}
 
 
 def _steps_replace(*, workflow: Workflow, steps: Sequence[StepSpec]) -> None:
@@ -220,9 +220,12 @@ def _workflow_version_write(workflow: Workflow, *, user: Any, message: str) -> N
 
 @transaction.atomic
 def workflow_create(*, name: str, description: str = "", inputs: list[dict[str, Any]] | None = None,
-                    steps: Sequence[StepSpec] = (), user: Any = None, message: str = "") -> Workflow:
-    """Save the workflow even if it has problems: workflow_problems() says why it cannot run yet."""
-    workflow = Workflow(name=name, description=description, inputs=inputs if inputs is not None else [])
+                    steps: Sequence[StepSpec] = (), user: Any = None, message: str = "", budget: Any = None,
+                    budget_currency: str = "USD") -> Workflow:
+    """Save the workflow even if it has problems: workflow_problems() says why it cannot run yet.
+    `budget` is the default cost cap of its runs (runs.services.run_budget)."""
+    workflow = Workflow(name=name, description=description, inputs=inputs if inputs is not None else [],
+                        budget=budget, budget_currency=budget_currency)
     workflow.full_clean()
     workflow.save()
     _steps_replace(workflow=workflow, steps=steps)

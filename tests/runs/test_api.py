@@ -141,3 +141,50 @@ def test_actions_answer_with_a_format_suffix(api, fake_llm):
     assert api.get(f"/api/workflows/{workflow.pk}/export.json").status_code == 200
     run_id = api.post(f"/api/workflows/{workflow.pk}/runs/", {"inputs": {"topic": "x"}}, format="json").json()["id"]
     assert api.post(f"/api/runs/{run_id}/cancel.json").status_code == 202
+
+
+def test_costs_and_budgets_in_the_api(api, fake_llm):
+    """Each step's cost as a decimal string with its provenance, the run's total per currency, and
+    a budget given at the start (a bad one is a 400 naming the field)."""
+    import datetime
+    from decimal import Decimal
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from prices.models import Price
+    from prices.services import price_save
+
+    workflow = make_chain(make_endpoint(fake_llm.base_url))
+    entry = price_save(Price(model="gpt-4o-mini", effective_from=timezone.now() - datetime.timedelta(days=1),
+                             input_per_million=Decimal("0.15"), output_per_million=Decimal("0.6")))
+    bad = api.post(f"/api/workflows/{workflow.pk}/runs/", {"inputs": {"topic": "x"}, "budget": "-2"}, format="json")
+    assert bad.status_code == 400 and "budget" in bad.json()
+    mixed = api.post(f"/api/workflows/{workflow.pk}/runs/", {"inputs": {"topic": "x"}, "budget": "1",
+                                                             "budget_currency": "EUR"}, format="json")
+    assert mixed.status_code == 400 and "priced in USD" in mixed.json()["budget_currency"][0]
+    assert Run.objects.count() == 0
+    run_ids = []
+    for topic in ("tides", "storms"):
+        created = api.post(f"/api/workflows/{workflow.pk}/runs/", {"inputs": {"topic": topic}, "budget": "0.5"},
+                           format="json")
+        assert created.status_code == 201 and created.json()["budget"] == "0.500000000"
+        finish(created.json()["id"])
+        run_ids.append(created.json()["id"])
+    detail = api.get(f"/api/runs/{run_ids[0]}/").json()
+    steps = Response.objects.filter(run_id=run_ids[0]).order_by("index")
+    for shown, step in zip(detail["responses"], steps, strict=True):
+        assert Decimal(shown["cost"]) * 10**9 == step.cost_nano
+        assert (shown["cost_currency"], shown["cost_source"], shown["price_id"], shown["cost_estimated"]) == (
+            "USD", "computed", entry.pk, False)
+    total = sum(Decimal(s["cost"]) for s in detail["responses"])
+    assert detail["cost"] == {"amounts": {"USD": str(total)}, "unpriced_steps": 0, "estimated": False,
+                              "text": detail["cost"]["text"]} and detail["cost"]["text"].startswith("$0.0000")
+    api.get("/api/runs/", {"workflow": workflow.pk, "page_size": 1})  # warm: the first request reads more
+    with CaptureQueriesContext(connection) as one_page:
+        listed = api.get("/api/runs/", {"workflow": workflow.pk}).json()["results"]
+    assert {r["id"]: r["cost"] for r in listed}[run_ids[0]] == detail["cost"]
+    with CaptureQueriesContext(connection) as fewer:
+        api.get("/api/runs/", {"workflow": workflow.pk, "page_size": 1})
+    assert len(one_page) == len(fewer)  # the page's costs are one query, whatever its length
