@@ -210,6 +210,8 @@ RUNS_PRUNE_LABELLED = env.bool("RUNS_PRUNE_LABELLED", default=False)
 
 # Cost (prices/). A cost a server reports in its usage (e.g. OpenRouter's usage.cost) is in this currency.
 COST_REPORTED_CURRENCY = env.str("COST_REPORTED_CURRENCY", default="USD")
+# A reprice job's holder renews its lease at every batch; a killed holder's job is resumed after this.
+REPRICE_LEASE_SECONDS = env.float("REPRICE_LEASE_SECONDS", default=30.0)
 # Distributed mode: one Procrastinate job runs a whole run ("run"), or one step ("step").
 # Both pass the crash tests; "run" costs less CPU per step (docs/performance.md).
 RUNS_TASK_GRANULARITY = env.str("RUNS_TASK_GRANULARITY", default="run")
