@@ -238,14 +238,15 @@ class RepriceJob(models.Model):
     examined = models.PositiveIntegerField(default=0)
     changed = models.PositiveIntegerField(default=0)
     # Per currency, the selection's cost before and after as Decimal strings ({"USD": "12.340000000"}).
-    totals_before = models.JSONField(default=dict)
-    totals_after = models.JSONField(default=dict)
+    totals_before = models.JSONField(default=dict, blank=True)
+    totals_after = models.JSONField(default=dict, blank=True)
     unpriced_before = models.PositiveIntegerField(default=0)
     unpriced_after = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
     lease_owner = models.CharField(max_length=100, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
