@@ -172,14 +172,19 @@ class RepriceForm(RejectLoneSurrogatesMixin, forms.Form):
                             help_text="A regular expression the whole model name matches, e.g. gpt-4o.*; empty: every model.")
     workflow = forms.CharField(required=False, max_length=100, help_text="Only runs of the workflow of this name.")
 
-    def scope(self) -> RepriceScope | None:
-        """The checked selection, or None with the problems on their fields."""
-        if not self.is_valid():
-            return None
-        try:
-            return reprice_scope(**self.cleaned_data)
+    checked: RepriceScope | None = None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        try:  # the service's own checks (a regular expression, the order of the dates), next to their fields
+            self.checked = reprice_scope(since=cleaned.get("since"), until=cleaned.get("until"),
+                                         model=cleaned.get("model", ""), workflow=cleaned.get("workflow", ""))
         except ValidationError as exc:
             for name, messages in exc.message_dict.items():
                 for message in messages:
                     self.add_error(name if name in self.fields else None, message)
-            return None
+        return cleaned
+
+    def scope(self) -> RepriceScope | None:
+        """The checked selection, or None with the problems on their fields."""
+        return self.checked if self.is_valid() else None
