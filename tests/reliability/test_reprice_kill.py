@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 
 from runs.models import RepriceJob, Response
-from runs.reprice import reprice_plan, reprice_scope
+from runs.reprice import reprice_job_create, reprice_plan, reprice_scope
 from tests.factories import make_chain, make_endpoint
 from tests.runs.test_reprice import add_price, add_run, cost, rebuilt_step_rollups, step_rollups
 from tests.servers import ROOT, shared_database_url
@@ -53,3 +53,30 @@ def test_a_reprice_killed_mid_job_resumes_to_the_totals_of_an_uninterrupted_one(
         prompt, completion = runs[step.run_id][step.index]
         assert step.cost_nano == int(cost(prompt, completion, "0.150001", "0.600007") * 10**9)
     assert step_rollups() == rebuilt_step_rollups()
+
+
+def test_the_embedded_server_applies_a_job_and_one_killed_mid_job_is_resumed_by_the_next(app_server):
+    workflow = make_chain(make_endpoint())
+    for n in range(RUNS):
+        add_run(workflow, tokens=((100 + n, 10), (200, 20 + n)))
+    add_price("gpt-4o-mini", "0.15", "0.6")
+    plan = reprice_plan(scope=reprice_scope())
+    job = reprice_job_create(scope=reprice_scope(), batch_size=1)
+    server = app_server(wait_for_http_ready=False, REPRICE_LEASE_SECONDS="1")
+    wait_for(lambda: RepriceJob.objects.filter(pk=job.pk, examined__gte=RUNS // 2).exists())
+    server.kill()
+    job.refresh_from_db()
+    assert job.status == "running" and job.examined < plan.examined
+    app_server(wait_for_http_ready=False)  # its sweep claims the job once the dead server's lease ran out
+    wait_for(lambda: RepriceJob.objects.filter(pk=job.pk, status="done").exists())
+    job.refresh_from_db()
+    assert (job.examined, job.changed) == (plan.examined, plan.changed)
+    assert job.totals_after == {c: str(a) for c, a in plan.totals_after.items()}
+    assert step_rollups() == rebuilt_step_rollups()
+
+
+def wait_for(condition, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "gave up waiting"
+        time.sleep(0.05)
