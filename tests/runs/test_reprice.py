@@ -7,7 +7,9 @@ import threading
 from decimal import Decimal
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.apps import apps
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -223,3 +225,18 @@ def test_a_bad_selection_names_its_field(workflow):
         call_command("reprice", "--since", "last tuesday")
     with pytest.raises(CommandError, match="--until"):
         call_command("reprice", "--since", "2026-11-02", "--until", "2026-11-01")
+
+
+@pytest.mark.skipif(settings.RUNS_BACKEND != "procrastinate", reason="distributed mode (make test-distributed)")
+def test_a_job_made_in_distributed_mode_is_queued_for_a_worker_whose_task_applies_it(workflow):
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    from runs.engine import tasks
+
+    add_run(workflow)
+    add_price("gpt-4o-mini", "0.15", "0.6")
+    job = reprice_job_create(scope=reprice_scope())
+    assert ProcrastinateJob.objects.filter(task_name=tasks.REPRICE_TASK, status="todo").exists()
+    assert async_to_sync(tasks.reprice_jobs.func)(timestamp=0) == 1
+    job.refresh_from_db()
+    assert (job.status, job.changed) == ("done", 3)
