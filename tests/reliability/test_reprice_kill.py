@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 
 from runs.models import RepriceJob, Response
@@ -55,6 +56,7 @@ def test_a_reprice_killed_mid_job_resumes_to_the_totals_of_an_uninterrupted_one(
     assert step_rollups() == rebuilt_step_rollups()
 
 
+@pytest.mark.skipif(settings.RUNS_BACKEND != "embedded", reason="the embedded executor's sweep")
 def test_the_embedded_server_applies_a_job_and_one_killed_mid_job_is_resumed_by_the_next(app_server):
     workflow = make_chain(make_endpoint())
     for n in range(RUNS):
