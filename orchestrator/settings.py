@@ -212,6 +212,8 @@ RUNS_PRUNE_LABELLED = env.bool("RUNS_PRUNE_LABELLED", default=False)
 COST_REPORTED_CURRENCY = env.str("COST_REPORTED_CURRENCY", default="USD")
 # A budgeted run's step with no max_tokens is assumed to answer with at most this many (runs.engine.budget).
 COST_BUDGET_DEFAULT_MAX_TOKENS = env.int("COST_BUDGET_DEFAULT_MAX_TOKENS", default=4096)
+# A reprice job's holder renews its lease at every batch; a killed holder's job is resumed after this.
+REPRICE_LEASE_SECONDS = env.float("REPRICE_LEASE_SECONDS", default=30.0)
 
 # Distributed mode: one Procrastinate job runs a whole run ("run"), or one step ("step").
 # Both pass the crash tests; "run" costs less CPU per step (docs/performance.md).

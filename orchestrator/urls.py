@@ -11,6 +11,7 @@ from llm.api import EndpointViewSet
 from payloads.api import PayloadViewSet
 from runs.api import RunViewSet, WorkflowRunsView
 from runs.release_api import ReleaseViewSet
+from runs.reprice_urls import api_urlpatterns as reprice_api_urls
 from workflows.api import WorkflowViewSet
 
 # URL names of the API all start with "api-": the pages' names ("run-list", "run-detail",
@@ -32,6 +33,7 @@ urlpatterns = [
     path("api/workflows/<int:pk>/runs/", WorkflowRunsView.as_view(), name="api-workflow-runs"),
     path("api/endpoints/<id:pk>/capabilities/", include("llm.api_urls")),
     path("api/", include("runs.release_api_urls")),
+    path("api/reprice/", include(reprice_api_urls)),
     path("api/", include(router.urls)),
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -43,6 +45,7 @@ urlpatterns = [
     path("blocks/", include("blocks.urls")),
     path("payloads/", include("payloads.urls")),
     path("workflows/", include("workflows.urls")),
+    path("prices/reprice/", include("runs.reprice_urls")),  # before the Prices pages' own prices/ routes
     path("", include("runs.release_urls")),  # /workflows/<id>/releases/..., labels, /runs/<id>/changes/
     path("", include("runs.urls")),
 ]

@@ -12,6 +12,7 @@ from core.forms import RejectLoneSurrogatesMixin
 from releases.models import Release
 from runs import selectors
 from runs.models import Run, RunStatus
+from runs.reprice import RepriceScope, reprice_scope
 from runs.search import runs_search
 from workflows.models import Workflow
 
@@ -160,3 +161,30 @@ class RunReplayForm(WorkflowInputsForm):
 
     def inputs(self) -> dict[str, str]:
         return {name: self.cleaned_data.get(name) or "" for name in self.fields if name != "from_step"}
+
+
+class RepriceForm(RejectLoneSurrogatesMixin, forms.Form):
+    """Which past steps to price again (runs.reprice); empty fields select everything."""
+
+    since = forms.DateTimeField(required=False, help_text="Steps created at or after this (2026-11-30 or 2026-11-30 12:00).")
+    until = forms.DateTimeField(required=False, help_text="Steps created before this.")
+    model = forms.CharField(required=False, max_length=200,
+                            help_text="A regular expression the whole model name matches, e.g. gpt-4o.*; empty: every model.")
+    workflow = forms.CharField(required=False, max_length=100, help_text="Only runs of the workflow of this name.")
+
+    checked: RepriceScope | None = None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        try:  # the service's own checks (a regular expression, the order of the dates), next to their fields
+            self.checked = reprice_scope(since=cleaned.get("since"), until=cleaned.get("until"),
+                                         model=cleaned.get("model", ""), workflow=cleaned.get("workflow", ""))
+        except ValidationError as exc:
+            for name, messages in exc.message_dict.items():
+                for message in messages:
+                    self.add_error(name if name in self.fields else None, message)
+        return cleaned
+
+    def scope(self) -> RepriceScope | None:
+        """The checked selection, or None with the problems on their fields."""
+        return self.checked if self.is_valid() else None

@@ -210,3 +210,54 @@ class StepRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}h {self.endpoint_name}/{self.model}: {self.steps}"
+
+
+class RepriceJob(models.Model):
+    """A reprice of past steps (runs.reprice), applied in batches by whoever holds its lease.
+
+    The selection is fixed when the job is made (`max_response_id`: steps committed later are never
+    touched); each batch moves `last_response_id` and the totals in the same transaction as its
+    updates, so a killed worker's successor resumes after the last committed batch.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    since = models.DateTimeField(null=True, blank=True, help_text="Steps created at or after this moment.")
+    until = models.DateTimeField(null=True, blank=True, help_text="Steps created before this moment.")
+    model_pattern = models.CharField(max_length=200, blank=True, default="",
+                                     help_text="A regular expression the step's whole model name matches; empty: all.")
+    workflow_name = models.CharField(max_length=100, blank=True, default="", help_text="Only runs of this workflow.")
+    batch_size = models.PositiveIntegerField(default=500)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    max_response_id = models.BigIntegerField(default=0)
+    last_response_id = models.BigIntegerField(default=0)
+    examined = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    # Per currency, the selection's cost before and after as Decimal strings ({"USD": "12.340000000"}).
+    totals_before = models.JSONField(default=dict, blank=True)
+    totals_after = models.JSONField(default=dict, blank=True)
+    unpriced_before = models.PositiveIntegerField(default=0)
+    unpriced_after = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    lease_owner = models.CharField(max_length=100, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "lease_expires_at"], name="reprice_claimable")]
+
+    def __str__(self) -> str:
+        return f"Reprice {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

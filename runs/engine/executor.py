@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from llm import client as llm_client
-from runs import retention
+from runs import reprice, retention
 from runs.engine import dbthread, events, ledger, runner
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ class Executor:
         self.tasks: dict[int, asyncio.Task[str | None]] = {}
         self.semaphore: asyncio.Semaphore | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._repricer: asyncio.Task[int] | None = None
 
     @property
     def running(self) -> bool:
@@ -54,6 +55,8 @@ class Executor:
         """Stop at shutdown. Runs in flight keep their leases' steps uncommitted: they resume on start."""
         if self._sweeper:
             self._sweeper.cancel()
+        if self._repricer:
+            self._repricer.cancel()
         for task in list(self.tasks.values()):
             task.cancel()
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
@@ -109,6 +112,7 @@ class Executor:
                     self._spawn(run_id)
             except Exception:
                 logger.exception("sweeping for runnable runs failed")
+            self._reprice_soon()
             if asyncio.get_running_loop().time() - pruned_at >= PRUNE_SECONDS:
                 pruned_at = asyncio.get_running_loop().time()
                 try:  # in a thread of its own: batches wait for the write lock like any writer
@@ -116,6 +120,21 @@ class Executor:
                 except Exception:
                     logger.exception("pruning old runs failed")
             await asyncio.sleep(SWEEP_SECONDS)
+
+    def _reprice_soon(self) -> None:
+        """Pending reprice jobs (and those whose holder died) run beside the sweep, one pass at a time."""
+        if self._repricer is not None and not self._repricer.done():
+            return
+        # In a thread of its own: its batches wait for the write lock like any writer.
+        work = sync_to_async(reprice.reprice_jobs_work, thread_sensitive=False)
+        self._repricer = asyncio.get_running_loop().create_task(work(owner_prefix=OWNER_PREFIX),
+                                                                context=contextvars.Context())
+        self._repricer.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Task[int]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("reprice jobs failed", exc_info=task.exception())
 
 
 executor = Executor()

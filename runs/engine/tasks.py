@@ -28,7 +28,7 @@ from procrastinate import JobContext, exceptions
 from procrastinate.contrib.django import app
 from procrastinate.contrib.django.models import ProcrastinateJob
 
-from runs import retention
+from runs import reprice, retention
 from runs.engine import ledger, runner
 
 logger = logging.getLogger(__name__)
@@ -120,6 +120,26 @@ async def prune_old_runs(timestamp: int) -> int:
     """Hourly: RUNS_PRUNE_OLDER_THAN_DAYS (0: nothing). One worker at a time (the queueing lock)."""
     report = await sync_to_async(retention.scheduled_prune_in_thread, thread_sensitive=False)()
     return report.runs if report else 0
+
+
+REPRICE_TASK = "runs.reprice_jobs"
+
+
+# Every 10 s, and at once when a job is made (runs.reprice._wake): one worker at a time applies
+# pending reprice jobs and resumes those whose holder died (its lease ran out).
+@app.periodic(cron="* * * * * */10")
+@app.task(name=REPRICE_TASK, queueing_lock=REPRICE_TASK)
+async def reprice_jobs(timestamp: int | None = None) -> int:
+    return await sync_to_async(reprice.reprice_jobs_work, thread_sensitive=False)(owner_prefix="worker:")
+
+
+def defer_reprice() -> None:
+    try:
+        reprice_jobs.defer()
+    except exceptions.AlreadyEnqueued:
+        pass
+    except Exception:  # the job is committed: the periodic task picks it up
+        logger.warning("could not queue the reprice jobs task now; the periodic one will", exc_info=True)
 
 
 # The 6th column is seconds: every 2 s.

@@ -11,7 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs"
 # runs.retention: the hourly prune both executors schedule; it reads only models (runs, releases).
-ENGINE_MAY_IMPORT_FROM_RUNS = ("runs.models", "runs.engine", "runs.retention")
+# runs.reprice: the reprice jobs both executors run; it reads models and the price book.
+ENGINE_MAY_IMPORT_FROM_RUNS = ("runs.models", "runs.engine", "runs.retention", "runs.reprice")
 
 
 def _module_name(path: Path) -> str:
