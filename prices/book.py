@@ -82,8 +82,12 @@ class StepCost:
 
 
 def step_cost(rate: Rate, *, prompt_tokens: int, completion_tokens: int, cached_tokens: int | None = None,
-              reasoning_tokens: int | None = None, latency_ms: int = 0, reported: Decimal | None = None) -> StepCost:
-    """The cost of one answered call. A cost the server reported wins, unless the endpoint is free on purpose."""
+              reasoning_tokens: int | None = None, latency_ms: int = 0, reported: Decimal | None = None,
+              called: bool = True) -> StepCost:
+    """The cost of one step. A step that made no call (its prompt failed to render, its endpoint is
+    gone) cost nothing; a cost the server reported wins, unless the endpoint is free on purpose."""
+    if not called:
+        return StepCost(0, "", COST_COMPUTED, note="No call was made.")
     if rate.source == COST_FREE:
         return StepCost(0, "", COST_FREE, note=rate.basis)
     if reported is not None:

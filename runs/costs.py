@@ -70,7 +70,7 @@ def cost_of_steps(responses: Iterable[Response]) -> CostTotal:
 
 def run_costs(run_ids: Iterable[int]) -> dict[int, CostTotal]:
     """Each run's total, with one grouped query over their steps (by the (run, index) index)."""
-    ids = list(run_ids)
+    ids = list(dict.fromkeys(run_ids))
     totals: dict[int, CostTotal] = {run_id: CostTotal() for run_id in ids}
     if not ids:
         return totals

@@ -43,7 +43,7 @@ BATCH_SIZE = 500
 PAUSE_SECONDS = 0.02  # between batches: live runs' commits get the write lock in between
 COST_FIELDS = ("cost_nano", "cost_currency", "cost_source", "price_id", "price_version", "cost_note")
 STEP_FIELDS = ("id", "run_id", "index", "model", "endpoint_name", "status", "prompt_tokens", "completion_tokens",
-               "cached_tokens", "reasoning_tokens", "latency_ms", "created_at", *COST_FIELDS)
+               "cached_tokens", "reasoning_tokens", "latency_ms", "attempts", "created_at", *COST_FIELDS)
 ROLLUP_SUMS = ("steps", "failed", "prompt_tokens", "completion_tokens", "latency_ms", "cost_nano", "unpriced")
 
 
@@ -156,7 +156,8 @@ def step_repriced(step: Response, run: dict[str, Any]) -> Cost:
     rate = rate_for(_endpoint_id(run, step.index), step.model, step.created_at)
     return Cost.of(step_cost(rate, prompt_tokens=step.prompt_tokens, completion_tokens=step.completion_tokens,
                              cached_tokens=step.cached_tokens, reasoning_tokens=step.reasoning_tokens,
-                             latency_ms=step.latency_ms))
+                             latency_ms=step.latency_ms,
+                             called=bool(step.attempts or step.prompt_tokens or step.completion_tokens)))
 
 
 def _steps(scope: RepriceScope, *, after: int, upto: int, size: int, lock: bool) -> list[Response]:

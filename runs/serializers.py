@@ -53,8 +53,9 @@ class RunListListSerializer(serializers.ListSerializer):
     def to_representation(self, data):  # type: ignore[no-untyped-def]
         runs = list(data.all() if hasattr(data, "all") else data)
         # On the runs themselves: FieldsBuiltOnceMixin's fields never read the serializer's context.
-        for run, total in zip(runs, run_costs(run.pk for run in runs).values(), strict=True):
-            run.cost_total = total  # type: ignore[attr-defined]
+        costs = run_costs(run.pk for run in runs)
+        for run in runs:
+            run.cost_total = costs[run.pk]  # type: ignore[attr-defined]
         return super().to_representation(runs)
 
 

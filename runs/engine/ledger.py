@@ -34,7 +34,7 @@ from llm.client import EndpointConfig
 from llm.models import Endpoint
 from llm.selectors import endpoint_config
 from llm.services import capability_learn
-from prices.book import COST_COMPUTED, Rate, StepCost, rate_for, step_cost
+from prices.book import Rate, StepCost, rate_for, step_cost
 from releases.cache import release_cached
 from runs.engine.budget import Budget, budget_stop
 from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus
@@ -369,13 +369,12 @@ class _LeaseLost(Exception):
 
 
 def _cost(claim: Claim, result: StepResult) -> StepCost:
-    """What the step cost: nothing when no call was made; else by its rate, resolved at the claim."""
-    if not result.attempts and not (result.prompt_tokens or result.completion_tokens):
-        return StepCost(0, "", COST_COMPUTED, note="No call was made.")
+    """What the step cost, by its rate resolved at the claim."""
     rate = claim.rate or _rate(claim.step, timezone.now())
     return step_cost(rate, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
                      cached_tokens=result.cached_tokens, reasoning_tokens=result.reasoning_tokens,
-                     latency_ms=result.latency_ms, reported=result.reported_cost)
+                     latency_ms=result.latency_ms, reported=result.reported_cost,
+                     called=bool(result.attempts or result.prompt_tokens or result.completion_tokens))
 
 
 def step_response(claim: Claim, result: StepResult, cost: StepCost | None = None) -> Response:
