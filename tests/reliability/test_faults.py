@@ -41,7 +41,7 @@ def wait_until(predicate, timeout: float = 300.0, interval: float = 0.1):  # typ
 
 
 def all_finished(run_ids: list[int]) -> bool:
-    return Run.objects.filter(pk__in=run_ids, status__in=["succeeded", "failed", "cancelled"]).count() == len(run_ids)
+    return Run.objects.filter(pk__in=run_ids, status__in=["succeeded", "failed", "cancelled", "budget"]).count() == len(run_ids)
 
 
 def steps_lost_and_duplicated(run_ids: list[int]) -> tuple[int, int]:
@@ -120,6 +120,44 @@ def test_server_sigkilled_at_random_points_loses_and_duplicates_no_step(fake_llm
     record("sigkill_embedded", kills=kills, kills_mid_run=killed_mid_run, runs=len(run_ids),
            runs_succeeded=Run.objects.filter(pk__in=run_ids, status="succeeded").count(),
            steps_lost=lost, duplicates=duplicates)
+
+
+def test_budgeted_runs_sigkilled_stop_at_their_cap_with_each_steps_cost_counted_once(fake_llm, app_server):
+    """A run's cap is checked where steps are claimed and committed: kills at any point neither
+    skip the check nor pay for a step twice. $1,000 per million output tokens, max_tokens 100
+    (a step's worst case $0.10) and a cap of $0.13: two steps of about $0.02 each run, the third
+    could pass the cap, so every run ends "budget" after exactly two."""
+    import datetime
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from prices.models import Price
+    from prices.services import price_save
+    from runs.models import StepRollup
+
+    price_save(Price(model="gpt-4o-mini", effective_from=timezone.now() - datetime.timedelta(days=1),
+                     input_per_million=Decimal("1"), output_per_million=Decimal("1000")))
+    fake_llm.control(latency_ms=400)
+    workflow = make_chain(make_endpoint(fake_llm.base_url), max_tokens=100)
+    run_ids: list[int] = []
+    rng = random.Random(19)
+    for kill in range(soak_or(10, 3)):
+        run_ids += [run_start(workflow=workflow, inputs={"topic": f"b{kill}-{i}"}, user=None, budget="0.13").pk
+                    for i in range(2)]
+        server = app_server(wait_for_http_ready=False)
+        time.sleep(rng.uniform(0.2, 1.2))
+        server.kill()
+    app_server(wait_for_http_ready=False)
+    wait_until(lambda: all_finished(run_ids))
+    for run in Run.objects.filter(pk__in=run_ids):
+        assert run.status == "budget", run.error
+        assert run.error.startswith("Budget reached: ") and "step 3 (summary) could cost up to $0.1000" in run.error
+        steps = list(Response.objects.filter(run=run).order_by("index"))
+        assert [s.index for s in steps] == [0, 1] and all(s.cost_nano and s.cost_source == "computed" for s in steps)
+    steps = Response.objects.filter(run_id__in=run_ids)
+    assert StepRollup.objects.get().steps == steps.count() == 2 * len(run_ids)
+    assert StepRollup.objects.get().cost_nano == sum(s.cost_nano for s in steps)
 
 
 def test_a_database_write_that_fails_mid_step_leaves_the_run_resumable(fake_llm, app_server):
