@@ -55,10 +55,18 @@ def price_save(price: Price, *, fields: dict[str, Any] | None = None) -> Price:
     """Create or change an entry. Raises ValidationError (by field) for bad values and ties."""
     for name, value in (fields or {}).items():
         setattr(price, name, value)
-    price.full_clean()
-    tie = price_tie(price)
+    errors: dict[str, list[str]] = {}
+    try:
+        # The constraints are the tie rule's exact half (price_tie says it by field) and the field
+        # validators' non-negative prices: checked here, they would come back as a nameless "__all__".
+        price.full_clean(validate_constraints=False)
+    except ValidationError as exc:
+        errors = exc.update_error_dict(errors)
+    tie = price_tie(price) if price.model and price.effective_from else None
     if tie:
-        raise ValidationError({"model": tie})
+        errors.setdefault("model", []).append(tie)
+    if errors:
+        raise ValidationError(errors)
     with transaction.atomic():
         if price.pk:
             price.version = F("version") + 1
