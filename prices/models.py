@@ -75,6 +75,15 @@ class Price(models.Model):
         where = f" on {self.endpoint}" if self.endpoint_id else ""
         return f"{self.model}{where} from {self.effective_from:%Y-%m-%d}"
 
+    def matches(self, name: str) -> bool:
+        """Whether this entry prices a model of that name (a pattern matches the whole name)."""
+        if self.match == MATCH_EXACT:
+            return self.model == name
+        try:
+            return re.fullmatch(self.model, name) is not None
+        except re.error:
+            return False
+
     def clean(self) -> None:
         if self.match == MATCH_REGEX and self.model:
             try:

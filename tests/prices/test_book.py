@@ -119,7 +119,7 @@ def rate(**prices: str) -> Rate:
 def test_cached_and_reasoning_tokens_have_their_own_prices() -> None:
     cost = step_cost(rate(input="2.50", output="10", cached="1.25", reasoning="20"),
                      prompt_tokens=1000, completion_tokens=500, cached_tokens=400, reasoning_tokens=100)
-    # 600 × 2.50 + 400 × 1.25 + 400 × 10 + 100 × 20 = 8000 per million tokens = $0.008
+    # 600 * 2.50 + 400 * 1.25 + 400 * 10 + 100 * 20 = 8000 per million tokens = $0.008
     assert from_nano(cost.nano) == Decimal("0.008")
     assert (cost.source, cost.price_id, cost.price_version, cost.currency) == (COST_COMPUTED, 7, 2, "USD")
 
@@ -147,7 +147,7 @@ def test_a_step_cost_is_rounded_half_to_even_to_the_nano() -> None:
 def test_a_sum_of_many_steps_is_exact() -> None:
     price = rate(input="0.15", output="0.60")
     total = sum(step_cost(price, prompt_tokens=137, completion_tokens=59).nano for _ in range(100_000))
-    # Each step: 137 × 0.15 + 59 × 0.60 = 55.95 per million = 55950 nano exactly.
+    # Each step: 137 * 0.15 + 59 * 0.60 = 55.95 per million = 55950 nano exactly.
     assert total == 5_595_000_000
     assert from_nano(total) == Decimal("5.595")
     assert sum(0.00005595 for _ in range(100_000)) != 5.595  # what a float sum would have given
