@@ -9,6 +9,7 @@ from blocks.api import BlockViewSet
 from core import health
 from llm.api import EndpointViewSet
 from payloads.api import PayloadViewSet
+from prices.api import PriceViewSet
 from runs.api import RunViewSet, WorkflowRunsView
 from runs.release_api import ReleaseViewSet
 from workflows.api import WorkflowViewSet
@@ -23,6 +24,7 @@ router.register("payloads", PayloadViewSet, basename="api-payload")
 router.register("workflows", WorkflowViewSet, basename="api-workflow")
 router.register("runs", RunViewSet, basename="api-run")
 router.register("releases", ReleaseViewSet, basename="api-release")
+router.register("prices", PriceViewSet, basename="api-price")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -43,6 +45,7 @@ urlpatterns = [
     path("blocks/", include("blocks.urls")),
     path("payloads/", include("payloads.urls")),
     path("workflows/", include("workflows.urls")),
+    path("prices/", include("prices.urls")),
     path("", include("runs.release_urls")),  # /workflows/<id>/releases/..., labels, /runs/<id>/changes/
     path("", include("runs.urls")),
 ]

@@ -52,9 +52,7 @@ def price_save(price: Price, *, fields: dict[str, Any] | None = None) -> Price:
         setattr(price, name, value)
     errors: dict[str, list[str]] = {}
     try:
-        # The constraints are the tie rule's exact half (price_tie says it by field) and the field
-        # validators' non-negative prices: checked here, they would come back as a nameless "__all__".
-        price.full_clean(validate_constraints=False)
+        price.full_clean()
     except ValidationError as exc:
         errors = exc.update_error_dict(errors)
     tie = price_tie(price) if price.model and price.effective_from else None
