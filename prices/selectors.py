@@ -5,7 +5,7 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from prices.book import Rate, book_forget, rate_for
@@ -41,7 +41,8 @@ def price_resolve(*, endpoint_id: int | None, model: str, at: datetime.datetime 
     book_forget()  # a person asking wants the book as it is now, not as this process last read it
     moment = at or timezone.now()
     rate = rate_for(endpoint_id, model, moment)
-    entries = Price.objects.filter(endpoint_id__in=[endpoint_id, None] if endpoint_id else [None])
+    entries = Price.objects.filter(Q(endpoint__isnull=True) | Q(endpoint_id=endpoint_id) if endpoint_id else
+                                   Q(endpoint__isnull=True))
     candidates = []
     for price in entries.select_related("endpoint").order_by("-effective_from", "id"):
         if price.matches(model):
