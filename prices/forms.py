@@ -67,4 +67,4 @@ class ResolveForm(forms.Form):
                                       empty_label="No endpoint (global entries only)")
     model = forms.CharField(max_length=200, widget=forms.TextInput(attrs={
         "class": "mono", "autocomplete": "off", "spellcheck": "false", "placeholder": "e.g. gpt-4o-mini"}))
-    at = _moment_field(required=False, label="At", help_text="Empty: now.")
+    at = _moment_field(required=False, label="At (empty: now)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import template
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
 
@@ -16,3 +18,11 @@ def price_amount(value: Decimal | None) -> str:
     text = f"{Decimal(value).normalize():f}"
     whole, _, places = text.partition(".")
     return f"{whole}.{places.ljust(2, '0')}"
+
+
+@register.filter
+def ticks(text: str) -> SafeString:
+    """prices.book's reasons name models and endpoints in `backticks`: shown as code."""
+    parts = escape(text).split("`")
+    return mark_safe("".join(f"<code>{part}</code>" if index % 2 else part  # escaped above
+                             for index, part in enumerate(parts)))
