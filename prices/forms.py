@@ -48,8 +48,12 @@ class PriceForm(RejectLoneSurrogatesMixin, ServiceErrorsMixin, forms.Form):
 PriceForm.base_fields = {
     **fields_for_model(
         Price, fields=FIELDS,
-        labels={"input_per_million": "Input / 1M", "output_per_million": "Output / 1M",
-                "cached_input_per_million": "Cached input / 1M", "reasoning_per_million": "Reasoning / 1M"},
+        labels={"input_per_million": "Input", "output_per_million": "Output",
+                "cached_input_per_million": "Cached input", "reasoning_per_million": "Reasoning"},
+        # Under the legend "Per million tokens": short, so the four boxes line up.
+        help_texts={"input_per_million": "Prompt tokens.", "output_per_million": "Completion tokens.",
+                    "cached_input_per_million": "Empty: the input price.",
+                    "reasoning_per_million": "Empty: the output price.", "currency": "ISO 4217, e.g. USD."},
         widgets={"model": forms.TextInput(attrs={"class": "mono", "autocomplete": "off", "spellcheck": "false"}),
                  "currency": forms.TextInput(attrs={"size": 3, "class": "mono", "autocapitalize": "characters"})}),
     "effective_from": _moment_field(label="Effective from", help_text=Price._meta.get_field("effective_from").help_text),
