@@ -110,7 +110,7 @@ def test_the_resolve_box_says_which_entry_wins_and_why(client_with_perms: Callab
     html = page.content.decode()
     assert 'id="resolve-answer"' in html and "wins" in html
     unknown = browser.get(f"/prices/?resolve-endpoint={endpoint.pk}&resolve-model=llama3").content.decode()
-    assert "No price for model `llama3` on endpoint `ollama`" in unknown
+    assert "No price for model <code>llama3</code> on endpoint <code>ollama</code>" in unknown
     assert f"/prices/new/?model=llama3&amp;endpoint={endpoint.pk}" in unknown
 
 
