@@ -62,7 +62,7 @@ PriceForm.base_fields = {name: PriceForm.base_fields[name] for name in FIELDS}
 PriceForm.base_fields["endpoint"].queryset = Endpoint.objects.order_by("name")  # type: ignore[attr-defined]
 
 
-class ResolveForm(forms.Form):
+class ResolveForm(RejectLoneSurrogatesMixin, forms.Form):
     """Endpoint + model (+ moment): which entry of the book a step would pay, as the engine decides."""
 
     label_suffix = ""
