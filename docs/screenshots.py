@@ -75,6 +75,23 @@ label_set(workflow=workflow, name="production", release=workflow.releases.get(nu
 """
 
 
+# The Prices page's story, besides the demo's mock price and the dated common-models file: a pattern
+# for a family of self-hosted models, and a newer price of one model from a date still to come.
+PRICES = """
+import datetime
+from decimal import Decimal
+from prices.models import Price
+from prices.services import price_save
+price_save(Price(), fields={"model": r"qwen2\\.5:.*", "match": "regex", "currency": "EUR",
+                            "effective_from": datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC),
+                            "input_per_million": Decimal("0.04"), "output_per_million": Decimal("0.12"),
+                            "note": "GPU rental divided by tokens served"})
+price_save(Price(), fields={"model": "gpt-4o-mini", "effective_from": datetime.datetime(2027, 1, 1, tzinfo=datetime.UTC),
+                            "input_per_million": Decimal("0.12"), "output_per_million": Decimal("0.50"),
+                            "note": "announced price change"})
+"""
+
+
 def free_port() -> int:
     import socket
 
@@ -118,6 +135,8 @@ def main() -> None:
     try:
         manage(env, "migrate", "--noinput")
         manage(env, "seed_demo", "--fake-llm-url", f"http://127.0.0.1:{llm_port}/v1")
+        manage(env, "prices", "import", str(ROOT / "docs" / "prices" / "common-models-2026-12.json"))
+        manage(env, "shell", "-c", PRICES)
         wait_for(f"http://127.0.0.1:{llm_port}/health")
         fake_llm = f"http://127.0.0.1:{llm_port}"
         # The first step of the first run thinks aloud, as reasoning models do: the run page folds it away.
@@ -205,6 +224,7 @@ def shoot(base: str, fake_llm: str) -> None:
         snap("endpoints", "/endpoints/")
         endpoint_path = page.locator("#endpoint-table td a[href^='/endpoints/']").first.get_attribute("href")
         snap("endpoint-edit", endpoint_path, "#endpoint-form")
+        prices_page(page, base)
         # The run extras: two runs side by side, a replay form, a workflow's runs per day.
         page.goto(f"{base}/runs/")
         run_ids = sorted(int(i) for i in page.locator("tr[data-run-id]").evaluate_all(
@@ -245,6 +265,20 @@ def releases_and_labels(page, base: str, workflow_id: str) -> None:  # type: ign
             page.wait_for_load_state("networkidle")
             page.screenshot(path=str(IMAGES / f"{name}{suffix}.png"), full_page=True)
             print(f"wrote docs/images/{name}{suffix}.png")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def prices_page(page, base: str) -> None:  # type: ignore[no-untyped-def]
+    """The price book with the "Which price wins?" box answered for the mock's model: laptop and phone."""
+    page.goto(f"{base}/endpoints/")
+    mock = page.locator("#endpoint-table tr[data-endpoint]").first.get_attribute("data-endpoint")
+    for suffix, size in (("", {"width": 1280, "height": 900}), ("-phone", PHONE)):
+        page.set_viewport_size(size)
+        page.goto(f"{base}/prices/?resolve-endpoint={mock}&resolve-model=gpt-4o-mini")
+        page.wait_for_selector("#resolve-answer")
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(IMAGES / f"prices{suffix}.png"), full_page=True)
+        print(f"wrote docs/images/prices{suffix}.png")
     page.set_viewport_size({"width": 1280, "height": 900})
 
 

@@ -74,6 +74,9 @@ class HeadersField(forms.CharField):
         return headers
 
 
+PRICING_FIELDS_KEPT = ("pricing", "price_currency")
+
+
 class EndpointForm(RejectLoneSurrogatesMixin, forms.ModelForm):
     """An endpoint's settings for the Endpoints page and the admin. The key and header values are write-only."""
 
@@ -102,9 +105,15 @@ class EndpointForm(RejectLoneSurrogatesMixin, forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["headers"].initial = self.instance.extra_headers if self.instance.pk else {}
+        # A form sent without the pricing fields (an older client, a script) keeps the stored pricing.
+        for name in PRICING_FIELDS_KEPT:
+            self.fields[name].required = False
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        for name in PRICING_FIELDS_KEPT:
+            if not cleaned.get(name) and name not in self.errors:
+                cleaned[name] = getattr(self.instance, name)
         if cleaned.get("clear_api_key") and cleaned.get("api_key"):
             self.add_error("clear_api_key", "Either type a new key or clear the stored one, not both.")
         return cleaned

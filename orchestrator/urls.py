@@ -9,6 +9,7 @@ from blocks.api import BlockViewSet
 from core import health
 from llm.api import EndpointViewSet
 from payloads.api import PayloadViewSet
+from prices.api import PriceViewSet
 from runs.api import RunViewSet, WorkflowRunsView
 from runs.release_api import ReleaseViewSet
 from runs.reprice_urls import api_urlpatterns as reprice_api_urls
@@ -24,6 +25,7 @@ router.register("payloads", PayloadViewSet, basename="api-payload")
 router.register("workflows", WorkflowViewSet, basename="api-workflow")
 router.register("runs", RunViewSet, basename="api-run")
 router.register("releases", ReleaseViewSet, basename="api-release")
+router.register("prices", PriceViewSet, basename="api-price")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -46,6 +48,7 @@ urlpatterns = [
     path("payloads/", include("payloads.urls")),
     path("workflows/", include("workflows.urls")),
     path("prices/reprice/", include("runs.reprice_urls")),  # before the Prices pages' own prices/ routes
+    path("prices/", include("prices.urls")),
     path("", include("runs.release_urls")),  # /workflows/<id>/releases/..., labels, /runs/<id>/changes/
     path("", include("runs.urls")),
 ]

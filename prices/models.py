@@ -10,6 +10,7 @@ Money is Decimal here; amounts a step costs are whole billionths of the currency
 `cost_nano` columns), so sums in SQL are exact integers.
 """
 import re
+from collections.abc import Collection
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
@@ -74,6 +75,21 @@ class Price(models.Model):
     def __str__(self) -> str:
         where = f" on {self.endpoint}" if self.endpoint_id else ""
         return f"{self.model}{where} from {self.effective_from:%Y-%m-%d}"
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        """The check constraints only: the unique ones are the exact half of the tie rule, which
+        prices.services.price_tie tells on "model" with the rival's id (checked here, Django would tell it
+        nameless, before the service could). The database still enforces them."""
+        super().validate_constraints(exclude={*(exclude or ()), "effective_from"})
+
+    def matches(self, name: str) -> bool:
+        """Whether this entry prices a model of that name (a pattern matches the whole name)."""
+        if self.match == MATCH_EXACT:
+            return self.model == name
+        try:
+            return re.fullmatch(self.model, name) is not None
+        except re.error:
+            return False
 
     def clean(self) -> None:
         if self.match == MATCH_REGEX and self.model:

@@ -37,7 +37,7 @@ class NavGroup:
 
 
 # Grouped by what people do. A URL name that does not exist (yet) is skipped, and so is a group left empty:
-# experiment-list, evaluation-list and price-list appear as soon as their pages land.
+# experiment-list and evaluation-list appear as soon as their pages land.
 NAV_GROUPS = (
     NavGroup("build", "Build", "hammer", (
         NavItem("block-manager", "Blocks", "blocks", ("block-edit", "block-new")),
@@ -55,7 +55,7 @@ NAV_GROUPS = (
     NavGroup("settings", "Settings", "settings", (
         NavItem("endpoint-list", "Endpoints", "server"),
         NavItem("llm-tester", "LLM Tester", "message-square"),
-        NavItem("price-list", "Prices", "settings"),
+        NavItem("prices:list", "Prices", "settings", ("prices:create", "prices:edit", "prices:delete")),
     )),
 )
 HELP_ITEMS = (

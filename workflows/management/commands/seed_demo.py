@@ -1,12 +1,14 @@
-"""Seed a demo: an admin user, a mock LLM endpoint, blocks, payloads and a 3-step workflow.
+"""Seed a demo: an admin user, a mock LLM endpoint with a price, blocks, payloads and a 3-step workflow.
 
 Idempotent: everything is looked up by its unique name and only created when missing, so
 `make run` can call it on every start. Objects a user has since edited are left as they are.
 It ends with one block saying where to log in, with the admin's password the first time and how
 to reset it afterwards; `make run` prints its output once the servers listen, below their logs.
 """
+import datetime
 import os
 import secrets
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -18,6 +20,8 @@ from blocks.services import block_create
 from llm.models import Endpoint
 from payloads.models import Payload
 from payloads.services import payload_create
+from prices.models import Price
+from prices.services import price_save
 from workflows.models import Workflow
 from workflows.services import workflow_create
 
@@ -29,6 +33,10 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
 DEMO_WORKFLOW_NAME = "Article"
 RESET_PASSWORD = ".venv/bin/python manage.py changepassword admin"
+# Made up and small, so a demo run shows a cost at once; real prices are the user's (docs/prices/ has a dated file).
+DEMO_PRICE = {"input_per_million": Decimal("0.10"), "output_per_million": Decimal("0.40"),
+              "cached_input_per_million": Decimal("0.05"), "currency": "USD", "note": "demo price for the mock model",
+              "effective_from": datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)}
 
 DEMO_BLOCKS: dict[str, tuple[str, str]] = {
     # name: (description, content)
@@ -68,6 +76,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             password = self._admin_user()
             endpoint = self._mock_endpoint(options["fake_llm_url"])
+            self._mock_price(endpoint)
             self._openai_endpoint()
             blocks = self._blocks()
             payloads = self._payloads(endpoint, blocks)
@@ -117,6 +126,13 @@ class Command(BaseCommand):
             endpoint.save(update_fields=["base_url", "updated_at"])
             self.stdout.write(f"pointed endpoint '{endpoint.name}' at {base_url}")
         return endpoint
+
+    def _mock_price(self, endpoint: Endpoint) -> None:
+        """The mock's model priced on the mock only; an entry already there (perhaps edited) is left alone."""
+        if Price.objects.filter(endpoint=endpoint, model=endpoint.default_model).exists():
+            return
+        price_save(Price(), fields={"model": endpoint.default_model, "endpoint": endpoint, **DEMO_PRICE})
+        self._say(True, f"price for '{endpoint.default_model}' on '{endpoint.name}' (made up, for the demo)")
 
     def _openai_endpoint(self) -> None:
         api_key = os.environ.get("OPENAI_API_KEY", "")
