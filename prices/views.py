@@ -5,19 +5,23 @@ which entry wins is prices.selectors.price_resolve, the engine's own rule.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from llm.models import Endpoint
 from prices import selectors, services
 from prices.forms import PriceForm, ResolveForm
-from prices.models import Price
+from prices.models import MATCH_REGEX, Price
 
 
 def _endpoint_filter(request: HttpRequest) -> Endpoint | None:
@@ -41,7 +45,17 @@ def price_list(request: HttpRequest) -> HttpResponse:
                                              model=resolve.cleaned_data["model"], at=resolve.cleaned_data["at"])
     return render(request, "prices/price_list.html", {
         "prices": prices, "endpoint": endpoint, "resolve": resolve,
-        "resolution": resolution, "endpoint_pricing": _special_endpoints()})
+        "resolution": resolution, "endpoint_pricing": _special_endpoints(), "saved": _saved(request)})
+
+
+def _saved(request: HttpRequest) -> dict[str, str] | None:
+    """After a save: the reprice of the steps the saved price now covers, offered (its form filled in)."""
+    saved = Price.objects.filter(pk=request.GET.get("saved", "")).first() if request.GET.get("saved", "").isdigit() else None
+    if saved is None:
+        return None
+    model = saved.model if saved.match == MATCH_REGEX else re.escape(saved.model)
+    query = urlencode({"model": model, "since": timezone.localtime(saved.effective_from).strftime("%Y-%m-%d %H:%M")})
+    return {"model": saved.model, "since": saved.effective_from, "url": f"{reverse('reprice')}?{query}"}
 
 
 def _special_endpoints() -> list[Endpoint]:
@@ -63,7 +77,7 @@ def _save(request: HttpRequest, form: PriceForm, price: Price | None) -> HttpRes
             form.add_service_errors(exc)
         else:
             messages.success(request, f"Price for “{saved.model}” saved (version {saved.version}).")
-            return redirect("prices:list")
+            return redirect(f"{reverse('prices:list')}?saved={saved.pk}")
     return _form_page(request, form, price, status=400)
 
 

@@ -21,7 +21,9 @@ RECENT_JOBS = 10
 @permission_required("prices.view_price", raise_exception=True)
 @require_http_methods(["GET", "POST"])
 def reprice(request: HttpRequest) -> HttpResponse:
-    form = RepriceForm(request.POST or None)
+    """`?model=..&since=..` fills the form in: the Prices page links here after a price is saved."""
+    form = RepriceForm(request.POST or None, initial={name: request.GET[name] for name in ("since", "until", "model",
+                                                                                          "workflow") if name in request.GET})
     context = {"form": form, "jobs": RepriceJob.objects.all()[:RECENT_JOBS],
                "can_apply": request.user.has_perm("prices.change_price")}
     if request.method == "POST":

@@ -134,3 +134,15 @@ def test_the_endpoint_page_edits_pricing(client_with_perms: Callable[..., Client
 def test_the_navigation_links_the_prices_page(client_with_perms: Callable[..., Client]) -> None:
     html = client_with_perms(*ALL).get(reverse("prices:list")).content.decode()
     assert 'href="/prices/" aria-current="page"' in html
+
+
+def test_a_saved_price_offers_to_reprice_the_steps_it_now_covers(client_with_perms: Callable[..., Client]) -> None:
+    browser = client_with_perms(*ALL)
+    response = browser.post(reverse("prices:create"), FORM, follow=True)
+    offer = response.content.decode()
+    assert 'id="reprice-offer"' in offer and "Steps of “qwen2.5:7b” from 2026-01-01 00:00 on" in offer
+    link = response.context["saved"]["url"]
+    assert link == reverse("reprice") + "?model=qwen2%5C.5%3A7b&since=2026-01-01+00%3A00"
+    reprice = browser.get(link).content.decode()
+    assert 'value="qwen2\\.5:7b"' in reprice and 'value="2026-01-01 00:00"' in reprice
+    assert 'id="reprice-offer"' not in browser.get(reverse("prices:list")).content.decode()
