@@ -181,7 +181,9 @@ class StepSpec(TypedDict):
     output_key: str
 
 
-WORKFLOW_UPDATABLE_FIELDS = {"name", "description", "inputs", "budget", "budget_currency"}
+# What a version holds (and a restore puts back); a budget is a setting of the runs, not content.
+WORKFLOW_VERSIONED_FIELDS = {"name", "description", "inputs"}
+WORKFLOW_UPDATABLE_FIELDS = WORKFLOW_VERSIONED_FIELDS | {"budget", "budget_currency"}
 
 
 def _steps_replace(*, workflow: Workflow, steps: Sequence[StepSpec]) -> None:
@@ -257,7 +259,7 @@ def workflow_version_restore(*, version: WorkflowVersion, user: Any = None, mess
             raise version_missing("payload", step["payload"])
     steps: list[StepSpec] = [{"payload": found[step["payload_id"]], "output_key": step["output_key"]}
                              for step in content["steps"]]
-    data = {name: content[name] for name in WORKFLOW_UPDATABLE_FIELDS}
+    data = {name: content[name] for name in WORKFLOW_VERSIONED_FIELDS}
     return workflow_update(workflow=version.workflow, data=data, steps=steps, user=user,
                            message=restore_message(version, message))
 
