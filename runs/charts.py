@@ -59,6 +59,7 @@ class BarChart:
     height: int = HEIGHT
     baseline: int = HEIGHT - BOTTOM
     show_values: bool = True
+    note: str = ""  # what the chart leaves out, said under its title (e.g. steps of unknown cost)
 
     @property
     def is_empty(self) -> bool:
@@ -97,9 +98,9 @@ def _ticks(top: float, step: float, baseline: int) -> list[Tick]:
 
 def bar_chart(*, chart_id: str, title: str, series: Sequence[str], categories: Sequence[str],
               values: Sequence[Sequence[int | float]], fmt: Callable[[int | float], str],
-              unit: str = "", label_every: int = 1) -> BarChart:
+              unit: str = "", label_every: int = 1, note: str = "") -> BarChart:
     """values[i] holds one number per series for category i; fmt writes a number for people; unit names the axis."""
-    chart = BarChart(chart_id=chart_id, title=title, series=list(series), unit=unit)
+    chart = BarChart(chart_id=chart_id, title=title, series=list(series), unit=unit, note=note)
     count = len(categories)
     if not count:
         return chart

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
@@ -16,7 +16,8 @@ from payloads.models import PayloadVersion
 from releases.cache import release_cached
 from releases.models import LabelMove, Release
 from releases.selectors import tree_diff
-from runs.models import FINAL_STATUSES, Response, Run, RunRollup, RunStatus
+from runs.costs import CostTotal
+from runs.models import FINAL_STATUSES, Response, Run, RunRollup, RunStatus, StepRollup
 from workflows.models import Workflow, WorkflowVersion
 from workflows.services import workflow_snapshot
 
@@ -220,15 +221,30 @@ class DayStats:
     latency_ms: int
     avg_latency_ms: int
     avg_tokens: int
+    cost: CostTotal = field(default_factory=CostTotal)
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
 
+def _daily_costs(workflow: Workflow, start: datetime.datetime) -> dict[datetime.date, CostTotal]:
+    """The steps' cost per day from the hourly step rollup: per currency, unknown ones counted apart."""
+    costs: dict[datetime.date, CostTotal] = {}
+    for hour, currency, steps, nano, unpriced in (
+            StepRollup.objects.filter(workflow=workflow, hour__gte=start)
+            .values_list("hour", "cost_currency", "steps", "cost_nano", "unpriced")):
+        total = costs.setdefault(timezone.localtime(hour).date(), CostTotal())
+        if unpriced:
+            total.add(nano=None, currency=None, count=unpriced)
+        if steps > unpriced:
+            total.add(nano=nano, currency=currency)
+    return costs
+
+
 def workflow_daily_stats(workflow: Workflow, *, days: int = 30, today: datetime.date | None = None) -> list[DayStats]:
     """Finished runs of the workflow per day (the server's time zone), oldest first; days without runs
-    are zeros. Read from the hourly rollup, so it costs the same at a thousand runs or a million."""
+    are zeros. Read from the hourly rollups, so it costs the same at a thousand runs or a million."""
     today = today or timezone.localdate()
     first = today - datetime.timedelta(days=days - 1)
     start = timezone.make_aware(datetime.datetime.combine(first, datetime.time.min))
@@ -239,13 +255,15 @@ def workflow_daily_stats(workflow: Workflow, *, days: int = 30, today: datetime.
         sums = totals.setdefault(day, [0, 0, 0, 0])
         for i, value in enumerate(row[1:]):
             sums[i] += value
+    costs = _daily_costs(workflow, start)
     stats = []
     for offset in range(days):
         day = first + datetime.timedelta(days=offset)
         runs, prompt, completion, latency = totals.get(day, (0, 0, 0, 0))
         stats.append(DayStats(day=day, runs=runs, prompt_tokens=prompt, completion_tokens=completion,
                               latency_ms=latency, avg_latency_ms=round(latency / runs) if runs else 0,
-                              avg_tokens=round((prompt + completion) / runs) if runs else 0))
+                              avg_tokens=round((prompt + completion) / runs) if runs else 0,
+                              cost=costs.get(day, CostTotal())))
     return stats
 
 
