@@ -10,13 +10,14 @@ from django.utils import timezone
 from blocks.models import BlockVersion
 from core.diffing import Segment, WordDiff, word_diff
 from core.internals.django_prefetch import set_prefetched
+from core.money import money_text
 from core.sql import CompiledValues, concrete_attnames, instances
 from core.versioning import content_hash
 from payloads.models import PayloadVersion
 from releases.cache import release_cached
 from releases.models import LabelMove, Release
 from releases.selectors import tree_diff
-from runs.costs import CostTotal
+from runs.costs import CostTotal, cost_of_steps, step_cost_text
 from runs.models import FINAL_STATUSES, Response, Run, RunRollup, RunStatus, StepRollup
 from workflows.models import Workflow, WorkflowVersion
 from workflows.services import workflow_snapshot
@@ -154,10 +155,17 @@ class ComparedStep:
         return self.prompt.is_same and self.output.is_same and (self.left is None) == (self.right is None)
 
     @property
-    def sides(self) -> list[tuple[str, Response | None, list[Segment], list[Segment]]]:
-        """(side, response, output segments, prompt segments) for the left and the right run."""
-        return [("left", self.left, self.output.left, self.prompt.left),
-                ("right", self.right, self.output.right, self.prompt.right)]
+    def sides(self) -> list[tuple[str, Response | None, list[Segment], list[Segment], str]]:
+        """(side, response, output segments, prompt segments, cost text) for the left and the right run."""
+        return [("left", self.left, self.output.left, self.prompt.left, _cost_text(self.left)),
+                ("right", self.right, self.output.right, self.prompt.right, _cost_text(self.right))]
+
+    @property
+    def cost_delta(self) -> str:
+        """The change in cost when both sides have one, in one currency; "" otherwise."""
+        if self.left is None or self.right is None:
+            return ""
+        return cost_delta(_step_total(self.left), _step_total(self.right))
 
     @property
     def tokens_delta(self) -> str:
@@ -171,6 +179,32 @@ class ComparedStep:
         if self.left is None or self.right is None:
             return ""
         return signed(self.right.latency_ms - self.left.latency_ms, " ms")
+
+
+def _cost_text(response: Response | None) -> str:
+    return step_cost_text(response) if response is not None else ""
+
+
+def _step_total(response: Response) -> CostTotal:
+    total = CostTotal()
+    total.add(nano=response.cost_nano, currency=response.cost_currency, estimated=response.cost_estimated)
+    return total
+
+
+def cost_delta(left: CostTotal, right: CostTotal) -> str:
+    """right - left when both are fully known (nothing unpriced) and in the same single currency; else ""."""
+    if left.unpriced or right.unpriced or not left.known or not right.known:
+        return ""
+    currencies = {c for c in (*left.nano, *right.nano) if c}
+    if len(currencies) > 1:
+        return ""
+    currency = currencies.pop() if currencies else ""
+    delta = sum(right.nano.values()) - sum(left.nano.values())
+    if not currency:  # both free
+        return "0"
+    if not delta:
+        return money_text(0, currency)
+    return ("+" if delta > 0 else "-") + money_text(abs(delta), currency)
 
 
 def signed(value: int, unit: str = "") -> str:
@@ -204,7 +238,9 @@ def run_comparison(left: Run, right: Run) -> dict[str, Any]:
             prompt=word_diff(_prompt_text(a), _prompt_text(b)),
             output=word_diff(a.output if a else "", b.output if b else ""),
         ))
+    left_cost, right_cost = cost_of_steps(left.responses.all()), cost_of_steps(right.responses.all())
     return {"inputs": inputs, "steps": steps,
+            "left_cost": left_cost, "right_cost": right_cost, "cost_delta": cost_delta(left_cost, right_cost),
             "tokens_delta": signed(right.total_tokens - left.total_tokens),
             "latency_delta": signed(right.latency_ms - left.latency_ms, " ms"),
             "changed_inputs": sum(1 for i in inputs if not i.diff.is_same),

@@ -1,5 +1,6 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TypedDict
 
 from django.core.exceptions import ValidationError
@@ -182,6 +183,8 @@ class StepSpec(TypedDict):
 
 
 WORKFLOW_UPDATABLE_FIELDS = {"name", "description", "inputs"}
+# Settings of its runs rather than content: changing them writes no version (and a restore keeps them).
+WORKFLOW_SETTINGS_FIELDS = {"budget", "budget_currency"}
 
 
 def _steps_replace(*, workflow: Workflow, steps: Sequence[StepSpec]) -> None:
@@ -220,9 +223,12 @@ def _workflow_version_write(workflow: Workflow, *, user: Any, message: str) -> N
 
 @transaction.atomic
 def workflow_create(*, name: str, description: str = "", inputs: list[dict[str, Any]] | None = None,
-                    steps: Sequence[StepSpec] = (), user: Any = None, message: str = "") -> Workflow:
-    """Save the workflow even if it has problems: workflow_problems() says why it cannot run yet."""
-    workflow = Workflow(name=name, description=description, inputs=inputs if inputs is not None else [])
+                    steps: Sequence[StepSpec] = (), user: Any = None, message: str = "",
+                    budget: Decimal | None = None, budget_currency: str = "USD") -> Workflow:
+    """Save the workflow even if it has problems: workflow_problems() says why it cannot run yet.
+    `budget` is the default cost cap of its runs (None: none)."""
+    workflow = Workflow(name=name, description=description, inputs=inputs if inputs is not None else [],
+                        budget=budget, budget_currency=budget_currency or "USD")
     workflow.full_clean()
     workflow.save()
     _steps_replace(workflow=workflow, steps=steps)
@@ -233,9 +239,9 @@ def workflow_create(*, name: str, description: str = "", inputs: list[dict[str, 
 @transaction.atomic
 def workflow_update(*, workflow: Workflow, data: dict[str, Any], steps: Sequence[StepSpec] | None = None,
                     user: Any = None, message: str = "") -> Workflow:
-    """Change name, description or inputs; `steps`, when given, replaces the whole list.
-    A save that changes the content appends a version; an identical one does not."""
-    apply_changes(workflow, data, allowed=WORKFLOW_UPDATABLE_FIELDS)
+    """Change name, description, inputs or the runs' default budget; `steps`, when given, replaces the
+    whole list. A save that changes the content appends a version; an identical one does not."""
+    apply_changes(workflow, data, allowed=WORKFLOW_UPDATABLE_FIELDS | WORKFLOW_SETTINGS_FIELDS)
     if steps is not None:
         _steps_replace(workflow=workflow, steps=steps)
     _workflow_version_write(workflow, user=user, message=message)
