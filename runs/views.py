@@ -236,7 +236,7 @@ def _step_cost_charts(responses: list[Response]) -> list[BarChart]:
     note = f"{_plural(unknown, 'step')} of unknown cost not shown." if unknown else ""
     if not by_currency:
         return [bar_chart(chart_id="chart-step-cost", title="Cost per step", series=["cost"], categories=[],
-                          values=[], fmt=_ms, note=note or "No step has a known cost in money.")]
+                          values=[], fmt=_ms, note=note or ("Every step was free." if responses else ""))]
     return [bar_chart(chart_id=f"chart-step-cost-{currency.lower()}", title=f"Cost per step ({currency})",
                       series=[currency], categories=[f"{r.index + 1} {r.output_key}" for r in steps],
                       values=[(float(from_nano(r.cost_nano or 0)),) for r in steps], fmt=_money(currency),
