@@ -84,10 +84,14 @@ def axis_step(highest: float, ticks: int = TICKS) -> float:
 
 
 def axis_number(value: float) -> str:
-    """Tick text: 2500 -> '2,500', 12000 -> '12k', 0.5 -> '0.5'."""
+    """Tick text: 2500 -> '2,500', 12000 -> '12k', 0.5 -> '0.5', 0.00003 -> '0.00003'."""
     if value >= 10_000:
         return f"{value / 1000:g}k"
-    return f"{value:,.0f}" if value == int(value) else f"{value:g}"
+    if value == int(value):
+        return f"{value:,.0f}"
+    text = f"{value:g}"
+    # Small amounts of money (0.00003) in plain digits, not 3e-05.
+    return f"{value:.10f}".rstrip("0").rstrip(".") if "e" in text else text
 
 
 def _ticks(top: float, step: float, baseline: int) -> list[Tick]:

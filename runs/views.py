@@ -237,7 +237,7 @@ def _step_cost_charts(responses: list[Response]) -> list[BarChart]:
     if not by_currency:
         return [bar_chart(chart_id="chart-step-cost", title="Cost per step", series=["cost"], categories=[],
                           values=[], fmt=_ms, note=note or ("Every step was free." if responses else ""))]
-    return [bar_chart(chart_id=f"chart-step-cost-{currency.lower()}", title=f"Cost per step ({currency})",
+    return [bar_chart(chart_id=f"chart-step-cost-{currency.lower()}", title="Cost per step",
                       series=[currency], categories=[f"{r.index + 1} {r.output_key}" for r in steps],
                       values=[(float(from_nano(r.cost_nano or 0)),) for r in steps], fmt=_money(currency),
                       unit=currency, note=note)
@@ -273,7 +273,7 @@ def _day_cost_charts(days: list[selectors.DayStats], labels: list[str]) -> list[
     if not currencies:
         return [bar_chart(chart_id="chart-day-cost", title="Cost per day", series=["cost"], categories=labels,
                           values=[(0,) for _ in days], fmt=_ms, label_every=5, note=note)]
-    return [bar_chart(chart_id=f"chart-day-cost-{currency.lower()}", title=f"Cost per day ({currency})",
+    return [bar_chart(chart_id=f"chart-day-cost-{currency.lower()}", title="Cost per day",
                       series=[currency], categories=labels,
                       values=[(float(day.cost.amounts.get(currency, 0)),) for day in days], fmt=_money(currency),
                       unit=currency, label_every=5, note=note)

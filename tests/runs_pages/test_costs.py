@@ -100,7 +100,7 @@ def test_the_run_list_shows_each_runs_cost_with_one_query_for_the_whole_page(use
         priced_run(article, [known(1_000_000 * (n + 1)), known(10, cost_currency="EUR")])
     assert queries() == few
     page = page_of(user_client, "/runs/")
-    assert '<th scope="col" class="num">Cost</th>' in page
+    assert '<th scope="col" class="num hide-narrow">Cost</th>' in page
     row = page.split(f'<tr data-run-id="{first.pk}">')[1].split("</tr>")[0]
     assert '>$0.001200 + 1 step unpriced</td>' in row and 'title="1 step of unknown cost, not counted as zero"' in row
     assert ">€0.00000001 + $0.006000</td>" in page  # two currencies side by side, never added
