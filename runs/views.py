@@ -94,7 +94,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     page.object_list = list(page.object_list)
     costs = run_costs(run.pk for run in page.object_list)
     for run in page.object_list:
-        run.cost = costs[run.pk]
+        run.cost = costs[run.pk]  # type: ignore[attr-defined]
     context = {"filters": filters, "page": page, "query": query.urlencode()}
     if not page.paginator.count and not filters.is_filtered:
         context["suggested_workflow"] = selectors.workflow_to_suggest()
@@ -109,7 +109,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
 def run_row(request: HttpRequest, pk: int) -> HttpResponse:
     """One row of the runs list, for a run the list page learned about from ws/runs/."""
     run = get_object_or_404(selectors.run_list(), pk=pk)
-    run.cost = run_costs([run.pk])[run.pk]
+    run.cost = run_costs([run.pk])[run.pk]  # type: ignore[attr-defined]
     return render(request, "runs/_run_row.html", {"run": run})
 
 
@@ -236,7 +236,7 @@ def _step_cost_charts(responses: list[Response]) -> list[BarChart]:
     note = f"{_plural(unknown, 'step')} of unknown cost not shown." if unknown else ""
     if not by_currency:
         return [bar_chart(chart_id="chart-step-cost", title="Cost per step", series=["cost"], categories=[],
-                          values=[], fmt=_ms, note=note or ("Every step was free." if responses else ""))]
+                          values=[], fmt=str, note=note or ("Every step was free." if responses else ""))]
     return [bar_chart(chart_id=f"chart-step-cost-{currency.lower()}", title="Cost per step",
                       series=[currency], categories=[f"{r.index + 1} {r.output_key}" for r in steps],
                       values=[(float(from_nano(r.cost_nano or 0)),) for r in steps], fmt=_money(currency),
@@ -272,7 +272,7 @@ def _day_cost_charts(days: list[selectors.DayStats], labels: list[str]) -> list[
     note = f"{_plural(unpriced, 'step')} of unknown cost not counted." if unpriced else ""
     if not currencies:
         return [bar_chart(chart_id="chart-day-cost", title="Cost per day", series=["cost"], categories=labels,
-                          values=[(0,) for _ in days], fmt=_ms, label_every=5, note=note)]
+                          values=[(0,) for _ in days], fmt=str, label_every=5, note=note)]
     return [bar_chart(chart_id=f"chart-day-cost-{currency.lower()}", title="Cost per day",
                       series=[currency], categories=labels,
                       values=[(float(day.cost.amounts.get(currency, 0)),) for day in days], fmt=_money(currency),
