@@ -65,6 +65,17 @@ r2, _ = release_cut(workflow=workflow, user=admin, message="Summary in one short
 label_set(workflow=workflow, name="staging", release=r2, user=admin, reason="Try the shorter summary")
 label_set(workflow=workflow, name="production", release=r2, user=admin, reason="Staging looked fine")
 """
+# Costs (issue 19): the first run has no price (the run page shows "—", the reason and "add a price");
+# the model is priced before the others, so the list, run page and statistics show amounts.
+PRICE = """
+import datetime
+from decimal import Decimal
+from django.utils import timezone
+from prices.models import Price
+from prices.services import price_save
+price_save(Price(model="gpt-4o-mini", match="exact", effective_from=timezone.now() - datetime.timedelta(days=1),
+                 input_per_million=Decimal("0.15"), output_per_million=Decimal("0.60"), currency="USD"))
+"""
 ROLLBACK = """
 from django.contrib.auth import get_user_model
 from releases.services import label_set
@@ -143,6 +154,8 @@ def main() -> None:
         control(fake_llm, {"faults": [{"content": REASONED_OUTLINE}]})
         for topic in ("tidal energy", "solar sails"):
             manage(env, "run_workflow", "Article", "--input", f"topic={topic}")
+            if topic == "tidal energy":
+                manage(env, "shell", "-c", PRICE)
         manage(env, "shell", "-c", CAPABILITIES)
         manage(env, "shell", "-c", RELEASES)
         manage(env, "run_workflow", "Article", "--input", "topic=deep sea vents")

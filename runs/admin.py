@@ -9,7 +9,9 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from core.admin import ReadOnlyMixin
+from core.money import money_text
 from core.paginators import CappedCountPaginator
+from runs.costs import step_cost_text
 from runs.models import Response, Run, RunStatus
 from runs.search import runs_search
 from runs.selectors import run_metrics
@@ -29,7 +31,9 @@ class ResponseInline(ReadOnlyMixin, admin.StackedInline):
               "rendered_messages", "output", "output_json_display", "reasoning", "error",
               ("prompt_tokens", "completion_tokens", "tokens_estimated", "finish_reason"),
               ("reasoning_tokens", "cached_tokens"),
-              ("latency_ms", "ttft_ms", "attempt_count"), "attempts_display", "request_params_display"]
+              ("latency_ms", "ttft_ms", "attempt_count"),
+              ("cost_display", "cost_currency", "cost_source"), ("price_id", "price_version"), "cost_note",
+              "attempts_display", "request_params_display"]
     readonly_fields = [name for item in fields for name in (item if isinstance(item, tuple) else (item,))]
 
     @admin.display(description="step")
@@ -40,6 +44,10 @@ class ResponseInline(ReadOnlyMixin, admin.StackedInline):
     def rendered_messages(self, response: Response) -> str:
         return format_html_join("", '<div class="ae-message"><span class="ae-role">{}</span><pre class="ae-pre">{}</pre></div>',
                                 ((m.get("role", ""), m.get("content", "")) for m in response.messages or []))
+
+    @admin.display(description="cost")
+    def cost_display(self, response: Response) -> str:
+        return step_cost_text(response)
 
     @admin.display(description="output JSON")
     def output_json_display(self, response: Response) -> str:
@@ -79,7 +87,7 @@ class RunAdmin(ReadOnlyMixin, admin.ModelAdmin):
     actions = ["cancel_runs", "rerun_runs"]
     fieldsets = [
         (None, {"fields": [("workflow", "workflow_name", "status"), "inputs_display", "output", "error",
-                           ("prompt_tokens", "completion_tokens", "latency_ms"),
+                           ("prompt_tokens", "completion_tokens", "latency_ms"), "budget_display",
                            ("created_by", "created_at", "started_at", "finished_at")]}),
         ("Replay", {"classes": ["collapse"], "fields": ["source_run", "replay_from_step_number"]}),
         ("Step ledger", {"classes": ["collapse"], "fields": [
@@ -88,7 +96,12 @@ class RunAdmin(ReadOnlyMixin, admin.ModelAdmin):
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Run | None = None) -> list[str]:
-        return [f.name for f in Run._meta.fields] + ["inputs_display", "snapshot_display", "replay_from_step_number"]
+        return [f.name for f in Run._meta.fields] + ["inputs_display", "snapshot_display", "replay_from_step_number",
+                                                     "budget_display"]
+
+    @admin.display(description="budget")
+    def budget_display(self, run: Run) -> str:
+        return money_text(run.budget_nano, run.budget_currency or "") if run.budget_nano is not None else "none"
 
     @admin.display(description="steps done")
     def progress(self, run: Run) -> str:

@@ -59,6 +59,7 @@ class BarChart:
     height: int = HEIGHT
     baseline: int = HEIGHT - BOTTOM
     show_values: bool = True
+    note: str = ""  # what the chart leaves out, said under its title (e.g. steps of unknown cost)
 
     @property
     def is_empty(self) -> bool:
@@ -83,10 +84,14 @@ def axis_step(highest: float, ticks: int = TICKS) -> float:
 
 
 def axis_number(value: float) -> str:
-    """Tick text: 2500 -> '2,500', 12000 -> '12k', 0.5 -> '0.5'."""
+    """Tick text: 2500 -> '2,500', 12000 -> '12k', 0.5 -> '0.5', 0.00003 -> '0.00003'."""
     if value >= 10_000:
         return f"{value / 1000:g}k"
-    return f"{value:,.0f}" if value == int(value) else f"{value:g}"
+    if value == int(value):
+        return f"{value:,.0f}"
+    text = f"{value:g}"
+    # Small amounts of money (0.00003) in plain digits, not 3e-05.
+    return f"{value:.10f}".rstrip("0").rstrip(".") if "e" in text else text
 
 
 def _ticks(top: float, step: float, baseline: int) -> list[Tick]:
@@ -97,9 +102,9 @@ def _ticks(top: float, step: float, baseline: int) -> list[Tick]:
 
 def bar_chart(*, chart_id: str, title: str, series: Sequence[str], categories: Sequence[str],
               values: Sequence[Sequence[int | float]], fmt: Callable[[int | float], str],
-              unit: str = "", label_every: int = 1) -> BarChart:
+              unit: str = "", label_every: int = 1, note: str = "") -> BarChart:
     """values[i] holds one number per series for category i; fmt writes a number for people; unit names the axis."""
-    chart = BarChart(chart_id=chart_id, title=title, series=list(series), unit=unit)
+    chart = BarChart(chart_id=chart_id, title=title, series=list(series), unit=unit, note=note)
     count = len(categories)
     if not count:
         return chart

@@ -15,7 +15,7 @@ from typing import Any
 from django.db.models import Count, Q, Sum
 
 from core.money import from_nano, money_text
-from prices.book import COST_COMPUTED
+from prices.book import COST_COMPUTED, COST_FREE, COST_REPORTED
 from runs.models import Response, ResponseStatus
 
 
@@ -86,3 +86,57 @@ def run_costs(run_ids: Iterable[int]) -> dict[int, CostTotal]:
         if row["steps"] > row["unknown"]:
             total.add(nano=row["nano"] or 0, currency=row["cost_currency"], estimated=bool(row["estimated"]))
     return totals
+
+
+NOT_PRICED_YET = "Recorded before the price book existed: `manage.py reprice` prices it."
+
+
+def step_cost_text(response: Response) -> str:
+    """A step's cost as shown: "$0.0012", "≈$0.0012" (from locally counted tokens), "free", or "—" (unknown)."""
+    if response.cost_nano is None:
+        return "—"
+    if response.cost_source == COST_FREE:
+        return "free"
+    text = money_text(response.cost_nano, response.cost_currency or "")
+    return "≈" + text if response.cost_estimated else text
+
+
+def step_cost_note(response: Response) -> str:
+    """Where a step's cost came from, or why it is unknown, in words."""
+    if response.cost_source is None:
+        return NOT_PRICED_YET
+    if response.cost_source == COST_REPORTED:
+        return "Reported by the server."
+    note = response.cost_note or ""
+    if response.cost_source == COST_FREE:
+        return f"Free. {note}".strip()
+    if response.cost_estimated:
+        note = f"{note} Estimated: the server sent no usage, the tokens were counted locally.".strip()
+    if response.cost_source == COST_COMPUTED and response.price_id and not note:
+        note = f"price #{response.price_id} v{response.price_version}"
+    return note
+
+
+def step_cost_basis(response: Response) -> str:
+    """The short form of the note, shown beside the amount: "price #3 v2", "reported by the server"; for an
+    unknown cost the whole reason (the note is then all there is to say)."""
+    if response.cost_nano is None or response.cost_source is None:
+        return step_cost_note(response)
+    if response.cost_source == COST_REPORTED:
+        return "reported by the server"
+    if response.cost_source == COST_COMPUTED and response.price_id:
+        return f"price #{response.price_id} v{response.price_version}"
+    if response.cost_source == COST_COMPUTED:
+        return "per second of LLM time"
+    return ""
+
+
+def cost_sum(totals: list[CostTotal]) -> CostTotal:
+    """Several totals as one: still per currency, the unknown steps counted."""
+    summed = CostTotal()
+    for total in totals:
+        for currency, nano in total.nano.items():
+            summed.add(nano=nano, currency=currency, estimated=total.estimated)
+        if total.unpriced:
+            summed.add(nano=None, currency=None, count=total.unpriced)
+    return summed

@@ -47,6 +47,45 @@ class WorkflowInputsForm(RejectLoneSurrogatesMixin, forms.Form):
                 self.add_error(field if field in self.fields else None, problem)
 
 
+class RunStartForm(WorkflowInputsForm):
+    """The inputs, and an optional cost cap for this run (prefilled with the workflow's default).
+
+    The cap's fields are named apart from the inputs (an input may be called "budget"); the
+    service's errors on "budget" and "budget_currency" are shown next to them."""
+
+    BUDGET_FIELDS = {"budget": "run_budget", "budget_currency": "run_budget_currency"}
+
+    def __init__(self, workflow: Workflow, *args: Any, **kwargs: Any) -> None:
+        super().__init__(workflow, *args, **kwargs)
+        self.input_names = list(self.fields)
+        self.fields["run_budget"] = forms.DecimalField(
+            label="Budget", required=False, min_value=0, max_digits=14, decimal_places=6, initial=workflow.budget,
+            help_text="The most this run may cost: it stops before a step whose worst case would pass it. "
+                      + ("Empty: the workflow's default." if workflow.budget is not None else "Empty: no cap."),
+            widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal", "placeholder": "No cap",
+                                            "aria-describedby": "id_run_budget_help"}))
+        self.fields["run_budget_currency"] = forms.CharField(
+            label="Currency", max_length=3, required=False, initial=workflow.budget_currency or "USD",
+            widget=forms.TextInput(attrs={"size": 4, "autocapitalize": "characters", "spellcheck": "false"}))
+
+    def clean_run_budget_currency(self) -> str:
+        return (self.cleaned_data.get("run_budget_currency") or "").strip().upper()
+
+    def inputs(self) -> dict[str, str]:
+        return {name: self.cleaned_data.get(name) or "" for name in self.input_names}
+
+    def budget(self) -> dict[str, Any]:
+        """run_start's keyword arguments for the cap (an empty amount leaves the workflow's default)."""
+        return {"budget": self.cleaned_data.get("run_budget"),
+                "budget_currency": self.cleaned_data.get("run_budget_currency") or None}
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        if hasattr(error, "error_dict"):
+            error = ValidationError({self.BUDGET_FIELDS.get(field, field): problems
+                                     for field, problems in error.message_dict.items()})
+        super().add_service_errors(error)
+
+
 # A version's runs are the runs of the releases that used it.
 VERSION_FILTERS = {"block_version": "release__block_versions", "payload_version": "release__payload_versions",
                    "workflow_version": "release__workflow_version"}

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
@@ -10,13 +10,15 @@ from django.utils import timezone
 from blocks.models import BlockVersion
 from core.diffing import Segment, WordDiff, word_diff
 from core.internals.django_prefetch import set_prefetched
+from core.money import money_text
 from core.sql import CompiledValues, concrete_attnames, instances
 from core.versioning import content_hash
 from payloads.models import PayloadVersion
 from releases.cache import release_cached
 from releases.models import LabelMove, Release
 from releases.selectors import tree_diff
-from runs.models import FINAL_STATUSES, Response, Run, RunRollup, RunStatus
+from runs.costs import CostTotal, cost_of_steps, step_cost_text
+from runs.models import FINAL_STATUSES, Response, Run, RunRollup, RunStatus, StepRollup
 from workflows.models import Workflow, WorkflowVersion
 from workflows.services import workflow_snapshot
 
@@ -153,10 +155,17 @@ class ComparedStep:
         return self.prompt.is_same and self.output.is_same and (self.left is None) == (self.right is None)
 
     @property
-    def sides(self) -> list[tuple[str, Response | None, list[Segment], list[Segment]]]:
-        """(side, response, output segments, prompt segments) for the left and the right run."""
-        return [("left", self.left, self.output.left, self.prompt.left),
-                ("right", self.right, self.output.right, self.prompt.right)]
+    def sides(self) -> list[tuple[str, Response | None, list[Segment], list[Segment], str]]:
+        """(side, response, output segments, prompt segments, cost text) for the left and the right run."""
+        return [("left", self.left, self.output.left, self.prompt.left, _cost_text(self.left)),
+                ("right", self.right, self.output.right, self.prompt.right, _cost_text(self.right))]
+
+    @property
+    def cost_delta(self) -> str:
+        """The change in cost when both sides have one, in one currency; "" otherwise."""
+        if self.left is None or self.right is None:
+            return ""
+        return cost_delta(_step_total(self.left), _step_total(self.right))
 
     @property
     def tokens_delta(self) -> str:
@@ -170,6 +179,32 @@ class ComparedStep:
         if self.left is None or self.right is None:
             return ""
         return signed(self.right.latency_ms - self.left.latency_ms, " ms")
+
+
+def _cost_text(response: Response | None) -> str:
+    return step_cost_text(response) if response is not None else ""
+
+
+def _step_total(response: Response) -> CostTotal:
+    total = CostTotal()
+    total.add(nano=response.cost_nano, currency=response.cost_currency, estimated=response.cost_estimated)
+    return total
+
+
+def cost_delta(left: CostTotal, right: CostTotal) -> str:
+    """right - left when both are fully known (nothing unpriced) and in the same single currency; else ""."""
+    if left.unpriced or right.unpriced or not left.known or not right.known:
+        return ""
+    currencies = {c for c in (*left.nano, *right.nano) if c}
+    if len(currencies) > 1:
+        return ""
+    currency = currencies.pop() if currencies else ""
+    delta = sum(right.nano.values()) - sum(left.nano.values())
+    if not currency:  # both free
+        return "0"
+    if not delta:
+        return money_text(0, currency)
+    return ("+" if delta > 0 else "-") + money_text(abs(delta), currency)
 
 
 def signed(value: int, unit: str = "") -> str:
@@ -203,7 +238,9 @@ def run_comparison(left: Run, right: Run) -> dict[str, Any]:
             prompt=word_diff(_prompt_text(a), _prompt_text(b)),
             output=word_diff(a.output if a else "", b.output if b else ""),
         ))
+    left_cost, right_cost = cost_of_steps(left.responses.all()), cost_of_steps(right.responses.all())
     return {"inputs": inputs, "steps": steps,
+            "left_cost": left_cost, "right_cost": right_cost, "cost_delta": cost_delta(left_cost, right_cost),
             "tokens_delta": signed(right.total_tokens - left.total_tokens),
             "latency_delta": signed(right.latency_ms - left.latency_ms, " ms"),
             "changed_inputs": sum(1 for i in inputs if not i.diff.is_same),
@@ -220,15 +257,30 @@ class DayStats:
     latency_ms: int
     avg_latency_ms: int
     avg_tokens: int
+    cost: CostTotal = field(default_factory=CostTotal)
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
 
+def _daily_costs(workflow: Workflow, start: datetime.datetime) -> dict[datetime.date, CostTotal]:
+    """The steps' cost per day from the hourly step rollup: per currency, unknown ones counted apart."""
+    costs: dict[datetime.date, CostTotal] = {}
+    for hour, currency, steps, nano, unpriced in (
+            StepRollup.objects.filter(workflow=workflow, hour__gte=start)
+            .values_list("hour", "cost_currency", "steps", "cost_nano", "unpriced")):
+        total = costs.setdefault(timezone.localtime(hour).date(), CostTotal())
+        if unpriced:
+            total.add(nano=None, currency=None, count=unpriced)
+        if steps > unpriced:
+            total.add(nano=nano, currency=currency)
+    return costs
+
+
 def workflow_daily_stats(workflow: Workflow, *, days: int = 30, today: datetime.date | None = None) -> list[DayStats]:
     """Finished runs of the workflow per day (the server's time zone), oldest first; days without runs
-    are zeros. Read from the hourly rollup, so it costs the same at a thousand runs or a million."""
+    are zeros. Read from the hourly rollups, so it costs the same at a thousand runs or a million."""
     today = today or timezone.localdate()
     first = today - datetime.timedelta(days=days - 1)
     start = timezone.make_aware(datetime.datetime.combine(first, datetime.time.min))
@@ -239,13 +291,15 @@ def workflow_daily_stats(workflow: Workflow, *, days: int = 30, today: datetime.
         sums = totals.setdefault(day, [0, 0, 0, 0])
         for i, value in enumerate(row[1:]):
             sums[i] += value
+    costs = _daily_costs(workflow, start)
     stats = []
     for offset in range(days):
         day = first + datetime.timedelta(days=offset)
         runs, prompt, completion, latency = totals.get(day, (0, 0, 0, 0))
         stats.append(DayStats(day=day, runs=runs, prompt_tokens=prompt, completion_tokens=completion,
                               latency_ms=latency, avg_latency_ms=round(latency / runs) if runs else 0,
-                              avg_tokens=round((prompt + completion) / runs) if runs else 0))
+                              avg_tokens=round((prompt + completion) / runs) if runs else 0,
+                              cost=costs.get(day, CostTotal())))
     return stats
 
 

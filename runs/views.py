@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -15,17 +16,21 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
+from core.money import from_nano, money_text, to_nano
 from core.paginators import CappedCountPaginator
 from releases.models import Release
 from releases.selectors import release_step_versions
 from runs import selectors, services
 from runs.charts import BarChart, bar_chart
-from runs.forms import RunCompareForm, RunFilterForm, RunReplayForm, WorkflowInputsForm
-from runs.models import ACTIVE_STATUSES, ResponseStatus, Run
+from runs.costs import cost_of_steps, cost_sum, run_costs, step_cost_basis, step_cost_note, step_cost_text
+from runs.forms import RunCompareForm, RunFilterForm, RunReplayForm, RunStartForm, WorkflowInputsForm
+from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run
 from runs.throttling import run_start_wait, too_many_runs
 from workflows.models import Workflow
 from workflows.services import workflow_problems
@@ -42,11 +47,33 @@ def _run_or_404(pk: int) -> Run:
         raise Http404("No such run.") from exc
 
 
+def price_add_url(*, model: str, endpoint_id: int | None) -> str:
+    """The Prices page's form, filled in for the model and endpoint a step had no price for."""
+    try:
+        base = reverse("prices:create")
+    except NoReverseMatch:  # the Prices pages are not installed in this checkout yet
+        base = "/prices/new/"
+    query = {"model": model, **({"endpoint": endpoint_id} if endpoint_id is not None else {})}
+    return f"{base}?{urlencode(query)}"
+
+
+def _step_cost(response: Response, planned: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a step's cost line shows: the amount, where it came from, and for an unknown one a link to price it."""
+    unknown = response.cost_nano is None
+    cost = {"text": step_cost_text(response), "note": step_cost_note(response), "basis": step_cost_basis(response),
+            "unknown": unknown, "copied": response.status == ResponseStatus.COPIED, "add_price_url": ""}
+    if unknown and response.model:
+        step = planned[response.index] if response.index < len(planned) else {}
+        cost["add_price_url"] = price_add_url(model=response.model,
+                                              endpoint_id=(step.get("payload") or {}).get("endpoint_id"))
+    return cost
+
+
 def _steps(run: Run) -> list[dict[str, Any]]:
     """The steps to show: every recorded response, plus the step being run now (if any)."""
     planned = (run.snapshot or {}).get("steps", [])
     steps = [{"index": r.index, "output_key": r.output_key, "payload": r.payload_name, "status": r.status,
-              "response": r} for r in run.responses.all()]
+              "response": r, "cost": _step_cost(r, planned)} for r in run.responses.all()]
     if run.status in ACTIVE_STATUSES and run.started_at and run.next_step < len(planned) \
             and all(s["index"] != run.next_step for s in steps):
         step = planned[run.next_step]
@@ -63,6 +90,11 @@ def run_list(request: HttpRequest) -> HttpResponse:
     page = CappedCountPaginator(filters.runs(), RUNS_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    # One grouped query for the page's costs, however many runs it shows.
+    page.object_list = list(page.object_list)
+    costs = run_costs(run.pk for run in page.object_list)
+    for run in page.object_list:
+        run.cost = costs[run.pk]  # type: ignore[attr-defined]
     context = {"filters": filters, "page": page, "query": query.urlencode()}
     if not page.paginator.count and not filters.is_filtered:
         context["suggested_workflow"] = selectors.workflow_to_suggest()
@@ -76,7 +108,9 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def run_row(request: HttpRequest, pk: int) -> HttpResponse:
     """One row of the runs list, for a run the list page learned about from ws/runs/."""
-    return render(request, "runs/_run_row.html", {"run": get_object_or_404(selectors.run_list(), pk=pk)})
+    run = get_object_or_404(selectors.run_list(), pk=pk)
+    run.cost = run_costs([run.pk])[run.pk]  # type: ignore[attr-defined]
+    return render(request, "runs/_run_row.html", {"run": run})
 
 
 @login_required
@@ -90,6 +124,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     steps = [{**step, "versions": used.get(step["index"], [])} for step in _steps(run)]
     return render(request, "runs/run_detail.html", {
         "run": run, "release": release, "steps": steps, "release_versions": sorted(used.items()), "done_steps": done, "is_active": run.status in ACTIVE_STATUSES,
+        "cost": cost_of_steps(run.responses.all()),
+        "budget": money_text(run.budget_nano, run.budget_currency or "") if run.budget_nano is not None else "",
         "can_start": request.user.has_perm("runs.add_run"), "can_cancel": request.user.has_perm("runs.change_run"),
         "charts": _step_charts(run),
         "blank_step": {"index": "", "output_key": "", "payload": "", "status": "running", "response": None},
@@ -160,11 +196,11 @@ def run_pick(request: HttpRequest) -> HttpResponse:
 def run_start(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_object_or_404(Workflow, pk=workflow_id)
     problems = workflow_problems(workflow)
-    form = WorkflowInputsForm(workflow, request.POST if request.method == "POST" else None)
+    form = RunStartForm(workflow, request.POST if request.method == "POST" else None)
     status = 400 if request.method == "POST" else 200
     if request.method == "POST" and not problems and form.is_valid():
         run, status = _start(request, form, lambda: services.run_start(
-            workflow=workflow, inputs=form.inputs(), user=request.user))
+            workflow=workflow, inputs=form.inputs(), user=request.user, **form.budget()))
         if run is not None:
             return redirect("run-detail", pk=run.pk)
     return render(request, "runs/run_start.html", {"workflow": workflow, "form": form, "problems": problems},
@@ -181,6 +217,33 @@ def _tokens(value: int | float) -> str:
     return f"{int(value)} tokens"
 
 
+def _money(currency: str) -> Callable[[int | float], str]:
+    return lambda value: money_text(to_nano(Decimal(str(value))), currency)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _step_cost_charts(responses: list[Response]) -> list[BarChart]:
+    """One cost chart per currency the steps were priced in (a chart never adds two currencies);
+    steps of unknown cost are left out, and the caption says how many."""
+    unknown = sum(1 for r in responses if r.cost_nano is None)
+    by_currency: dict[str, list[Response]] = {}
+    for response in responses:
+        if response.cost_nano is not None and response.cost_currency:
+            by_currency.setdefault(response.cost_currency, []).append(response)
+    note = f"{_plural(unknown, 'step')} of unknown cost not shown." if unknown else ""
+    if not by_currency:
+        return [bar_chart(chart_id="chart-step-cost", title="Cost per step", series=["cost"], categories=[],
+                          values=[], fmt=str, note=note or ("Every step was free." if responses else ""))]
+    return [bar_chart(chart_id=f"chart-step-cost-{currency.lower()}", title="Cost per step",
+                      series=[currency], categories=[f"{r.index + 1} {r.output_key}" for r in steps],
+                      values=[(float(from_nano(r.cost_nano or 0)),) for r in steps], fmt=_money(currency),
+                      unit=currency, note=note)
+            for currency, steps in sorted(by_currency.items())]
+
+
 def _step_charts(run: Run) -> list[BarChart]:
     responses = list(run.responses.all())
     labels = [f"{r.index + 1} {r.output_key}" for r in responses]
@@ -189,6 +252,7 @@ def _step_charts(run: Run) -> list[BarChart]:
                   categories=labels, values=[(r.latency_ms,) for r in responses], fmt=_ms, unit="ms"),
         bar_chart(chart_id="chart-step-tokens", title="Tokens per step", series=TOKEN_SERIES, categories=labels,
                   values=[(r.prompt_tokens, r.completion_tokens) for r in responses], fmt=_tokens, unit="tokens"),
+        *_step_cost_charts(responses),
     ]
 
 
@@ -201,11 +265,26 @@ def run_charts(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "runs/_run_charts.html", {"run": run, "charts": _step_charts(run)})
 
 
+def _day_cost_charts(days: list[selectors.DayStats], labels: list[str]) -> list[BarChart]:
+    """The steps' cost per day, one chart per currency (never added together); unknown costs counted in the note."""
+    currencies = sorted({currency for day in days for currency in day.cost.amounts})
+    unpriced = sum(day.cost.unpriced for day in days)
+    note = f"{_plural(unpriced, 'step')} of unknown cost not counted." if unpriced else ""
+    if not currencies:
+        return [bar_chart(chart_id="chart-day-cost", title="Cost per day", series=["cost"], categories=labels,
+                          values=[(0,) for _ in days], fmt=str, label_every=5, note=note)]
+    return [bar_chart(chart_id=f"chart-day-cost-{currency.lower()}", title="Cost per day",
+                      series=[currency], categories=labels,
+                      values=[(float(day.cost.amounts.get(currency, 0)),) for day in days], fmt=_money(currency),
+                      unit=currency, label_every=5, note=note)
+            for currency in currencies]
+
+
 @login_required
 @permission_required("runs.view_run", raise_exception=True)
 @require_GET
 def run_stats(request: HttpRequest) -> HttpResponse:
-    """Per day of the last 30: runs, average and total latency and tokens of one workflow."""
+    """Per day of the last 30: runs, average and total latency, tokens and cost of one workflow."""
     workflows = Workflow.objects.order_by("name")
     workflow = None
     error = ""
@@ -239,6 +318,7 @@ def run_stats(request: HttpRequest) -> HttpResponse:
                           fmt=_tokens, unit="tokens", label_every=5),
             ],
         )
+        context.update(total_cost=cost_sum([d.cost for d in days]), charts=[*context["charts"], *_day_cost_charts(days, labels)])
         context["total_avg_latency"] = round(context["total_latency"] / context["total_runs"]) \
             if context["total_runs"] else 0
         context["total_avg_tokens"] = round(context["total_tokens"] / context["total_runs"]) \

@@ -18,6 +18,17 @@ class WorkflowForm(RejectLoneSurrogatesMixin, ServiceErrorsMixin, forms.Form):
 
     name = forms.CharField(max_length=100)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    budget = forms.DecimalField(
+        label="Budget", required=False, min_value=0, max_digits=14, decimal_places=6,
+        help_text="The default cost cap of its runs: a run stops before a step whose worst case would pass it. "
+                  "Empty: no cap. A run can set its own.",
+        widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal", "placeholder": "No cap",
+                                        "aria-describedby": "id_budget_help"}))
+    budget_currency = forms.CharField(label="Currency", max_length=3, required=False, initial="USD",
+                                      widget=forms.TextInput(attrs={"size": 4, "spellcheck": "false"}))
+
+    def clean_budget_currency(self) -> str:
+        return (self.cleaned_data.get("budget_currency") or "").strip().upper() or "USD"
 
 
 def declared_inputs(data: QueryDict) -> list[dict[str, Any]]:

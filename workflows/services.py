@@ -1,5 +1,6 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TypedDict
 
 from django.core.exceptions import ValidationError
@@ -181,9 +182,9 @@ class StepSpec(TypedDict):
     output_key: str
 
 
-# What a version holds (and a restore puts back); a budget is a setting of the runs, not content.
-WORKFLOW_VERSIONED_FIELDS = {"name", "description", "inputs"}
-WORKFLOW_UPDATABLE_FIELDS = WORKFLOW_VERSIONED_FIELDS | {"budget", "budget_currency"}
+WORKFLOW_UPDATABLE_FIELDS = {"name", "description", "inputs"}
+# Settings of its runs rather than content: changing them writes no version (and a restore keeps them).
+WORKFLOW_SETTINGS_FIELDS = {"budget", "budget_currency"}
 
 
 def _steps_replace(*, workflow: Workflow, steps: Sequence[StepSpec]) -> None:
@@ -222,12 +223,12 @@ def _workflow_version_write(workflow: Workflow, *, user: Any, message: str) -> N
 
 @transaction.atomic
 def workflow_create(*, name: str, description: str = "", inputs: list[dict[str, Any]] | None = None,
-                    steps: Sequence[StepSpec] = (), user: Any = None, message: str = "", budget: Any = None,
-                    budget_currency: str = "USD") -> Workflow:
+                    steps: Sequence[StepSpec] = (), user: Any = None, message: str = "",
+                    budget: Decimal | None = None, budget_currency: str = "USD") -> Workflow:
     """Save the workflow even if it has problems: workflow_problems() says why it cannot run yet.
-    `budget` is the default cost cap of its runs (runs.services.run_budget)."""
+    `budget` is the default cost cap of its runs (None: none)."""
     workflow = Workflow(name=name, description=description, inputs=inputs if inputs is not None else [],
-                        budget=budget, budget_currency=budget_currency)
+                        budget=budget, budget_currency=budget_currency or "USD")
     workflow.full_clean()
     workflow.save()
     _steps_replace(workflow=workflow, steps=steps)
@@ -238,9 +239,9 @@ def workflow_create(*, name: str, description: str = "", inputs: list[dict[str, 
 @transaction.atomic
 def workflow_update(*, workflow: Workflow, data: dict[str, Any], steps: Sequence[StepSpec] | None = None,
                     user: Any = None, message: str = "") -> Workflow:
-    """Change name, description or inputs; `steps`, when given, replaces the whole list.
-    A save that changes the content appends a version; an identical one does not."""
-    apply_changes(workflow, data, allowed=WORKFLOW_UPDATABLE_FIELDS)
+    """Change name, description, inputs or the runs' default budget; `steps`, when given, replaces the
+    whole list. A save that changes the content appends a version; an identical one does not."""
+    apply_changes(workflow, data, allowed=WORKFLOW_UPDATABLE_FIELDS | WORKFLOW_SETTINGS_FIELDS)
     if steps is not None:
         _steps_replace(workflow=workflow, steps=steps)
     _workflow_version_write(workflow, user=user, message=message)
@@ -259,7 +260,7 @@ def workflow_version_restore(*, version: WorkflowVersion, user: Any = None, mess
             raise version_missing("payload", step["payload"])
     steps: list[StepSpec] = [{"payload": found[step["payload_id"]], "output_key": step["output_key"]}
                              for step in content["steps"]]
-    data = {name: content[name] for name in WORKFLOW_VERSIONED_FIELDS}
+    data = {name: content[name] for name in WORKFLOW_UPDATABLE_FIELDS}
     return workflow_update(workflow=version.workflow, data=data, steps=steps, user=user,
                            message=restore_message(version, message))
 

@@ -84,7 +84,8 @@ def workflow_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "GET":
         rows = [{"payload": s.payload, "output_key": s.output_key, "problems": []}
                 for s in workflow.steps.select_related("payload").order_by("position", "id")]
-        form = WorkflowForm(initial={"name": workflow.name, "description": workflow.description})
+        form = WorkflowForm(initial={"name": workflow.name, "description": workflow.description,
+                                     "budget": workflow.budget, "budget_currency": workflow.budget_currency})
         return _page(request, form=form, workflow=workflow, inputs=workflow.inputs, rows=rows)
     if not request.user.has_perm("workflows.change_workflow"):
         raise PermissionDenied("You may not change workflows.")

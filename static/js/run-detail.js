@@ -54,7 +54,7 @@ function field(el, name) {
 
 function setBadge(badge, status) {
   badge.dataset.status = status;
-  badge.textContent = status;
+  badge.textContent = status === "budget" ? "Budget reached" : status;
 }
 
 function watchPrompt(el, index) {
@@ -196,6 +196,7 @@ function applyOne(event) {
       if (FINAL.has(event.run.status)) {
         socket?.stop();
         refreshCharts();
+        refreshCosts();
       }
       return;
     case "run.started":
@@ -257,6 +258,23 @@ async function refreshFinalState() {
   // The final error of a cancelled run is not in its event: read the finished run once.
   await readState();
   await refreshCharts();
+  await refreshCosts();
+}
+
+async function refreshCosts() {
+  // Costs are worked out on the server (price, provenance, the add-a-price link) and the step events
+  // do not carry them: once the run has ended, take the cost parts of the page as rendered now.
+  const response = await fetch(root.dataset.stateUrl, { headers: { Accept: "text/html" } });
+  if (!response.ok) return;
+  const page = new DOMParser().parseFromString(await response.text(), "text/html");
+  const total = page.getElementById("run-cost");
+  if (total) document.getElementById("run-cost").replaceWith(document.importNode(total, true));
+  for (const fresh of page.querySelectorAll("#steps .step")) {
+    const step = steps.get(Number(fresh.dataset.index));
+    const item = fresh.querySelector("[data-field=cost_item]");
+    const current = step && field(step.el, "cost_item");
+    if (item && current) current.replaceWith(document.importNode(item, true));
+  }
 }
 
 async function refreshCharts() {

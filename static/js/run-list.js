@@ -46,7 +46,7 @@ function applyEvent(event) {
   if (row && event.status) {
     const badge = row.querySelector("[data-field=status]");
     badge.dataset.status = event.status;
-    badge.textContent = event.status;
+    badge.textContent = event.status === "budget" ? "Budget reached" : event.status;
   }
   if (!row && table().dataset.liveInsert !== "true") {
     document.getElementById("runs-new").hidden = false;

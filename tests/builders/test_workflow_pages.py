@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 import pytest
 
 from workflows.models import Workflow
@@ -101,3 +103,17 @@ def test_workflow_changes_need_the_csrf_token(csrf_client, chain):
     assert csrf_client.post("/workflows/new/", _form(chain)).status_code == 403
     assert csrf_client.post("/workflows/import/", {}).status_code == 403
     assert not Workflow.objects.filter(name="essay").exists()
+
+
+def test_the_builder_sets_the_default_budget_of_the_workflows_runs(user_client, chain):
+    response = user_client.post("/workflows/new/", _form(chain, budget="1.5", budget_currency="eur"))
+    assert response.status_code == 302
+    workflow = Workflow.objects.get(name="essay")
+    assert (workflow.budget, workflow.budget_currency) == (Decimal("1.5"), "EUR")
+    page = user_client.get(f"/workflows/{workflow.pk}/").content.decode()
+    assert 'name="budget" value="1.500000"' in page and 'name="budget_currency" value="EUR"' in page
+    assert user_client.post(f"/workflows/{workflow.pk}/", _form(chain, budget="", budget_currency="EUR")).status_code == 302
+    workflow.refresh_from_db()
+    assert workflow.budget is None
+    refused = user_client.post(f"/workflows/{workflow.pk}/", _form(chain, budget="-1"))
+    assert refused.status_code == 400 and 'id="id_budget_errors"' in refused.content.decode()

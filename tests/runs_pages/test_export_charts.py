@@ -72,7 +72,7 @@ def test_the_run_page_charts_latency_and_tokens_per_step_with_text_values(user_c
 def test_a_run_without_steps_says_so_instead_of_an_empty_chart(user_client, article):
     run = finished_run(article, {"topic": "tides"}, [], status=RunStatus.FAILED)
     page = user_client.get(f"/runs/{run.pk}/").content.decode()
-    assert page.count("No values yet.") == 2
+    assert page.count("No values yet.") == 3  # latency, tokens and cost
 
 
 @pytest.mark.django_db
