@@ -29,10 +29,12 @@ def from_nano(nano: int) -> Decimal:
 
 
 def money_text(nano: int | None, currency: str, *, places: int | None = None) -> str:
-    """How an amount is shown: "$0.0123", "€4.12", "12.50 CHF". Small amounts keep their significant digits."""
+    """How an amount is shown: "$0.0123", "€4.12", "12.50 CHF", "$0". Small amounts keep their significant digits."""
     if nano is None:
         return "—"
     amount = from_nano(nano)
+    if places is None and not amount:
+        places = 0
     if places is None:
         places = 2 if abs(amount) >= 1 else 4 if abs(amount) >= Decimal("0.01") or amount == 0 else 6
     shown = f"{amount:,.{places}f}"

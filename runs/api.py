@@ -124,7 +124,8 @@ class WorkflowRunsView(generics.ListCreateAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         run = services.run_start(workflow=workflow, inputs=data["inputs"], user=request.user, label=data["label"],
-                                 budget=data["budget"], budget_currency=data["budget_currency"])
+                                 budget=data.get("budget", services.WORKFLOW_DEFAULT),
+                                 budget_currency=data["budget_currency"])
         return HttpResponse(RunSerializer(selectors.run_detail(run.pk)).data, status=status.HTTP_201_CREATED)
 
     def _workflow(self) -> Workflow:

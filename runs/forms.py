@@ -60,8 +60,7 @@ class RunStartForm(WorkflowInputsForm):
         self.input_names = list(self.fields)
         self.fields["run_budget"] = forms.DecimalField(
             label="Budget", required=False, min_value=0, max_digits=14, decimal_places=6, initial=workflow.budget,
-            help_text="The most this run may cost: it stops before a step whose worst case would pass it. "
-                      + ("Empty: the workflow's default." if workflow.budget is not None else "Empty: no cap."),
+            help_text="The most this run may cost: it stops before a step whose worst case would pass it. Empty: no cap.",
             widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal", "placeholder": "No cap",
                                             "aria-describedby": "id_run_budget_help"}))
         self.fields["run_budget_currency"] = forms.CharField(
@@ -75,7 +74,8 @@ class RunStartForm(WorkflowInputsForm):
         return {name: self.cleaned_data.get(name) or "" for name in self.input_names}
 
     def budget(self) -> dict[str, Any]:
-        """run_start's keyword arguments for the cap (an empty amount leaves the workflow's default)."""
+        """run_start's keyword arguments for the cap: the field starts with the workflow's default, so
+        an empty one was emptied on purpose (no cap)."""
         return {"budget": self.cleaned_data.get("run_budget"),
                 "budget_currency": self.cleaned_data.get("run_budget_currency") or None}
 

@@ -153,9 +153,10 @@ class RunStartSerializer(serializers.Serializer):
     label = StrictCharField(required=False, allow_blank=True, default="", max_length=200,
                             help_text="Run the release this label (production, staging, ...) points at, "
                                       "rather than the tree as it stands.")
-    budget = serializers.DecimalField(max_digits=14, decimal_places=6, required=False, allow_null=True, default=None,
+    budget = serializers.DecimalField(max_digits=14, decimal_places=6, required=False, allow_null=True,
                                       min_value=0, help_text="Cost cap: no step starts whose worst case (its max_tokens "
-                                                             "at the output price) would pass it. Default: the workflow's.")
+                                                             "at the output price) would pass it. Left out: the "
+                                                             "workflow's default; null: no cap.")
     budget_currency = StrictCharField(required=False, allow_null=True, default=None, max_length=3,
                                       help_text="The cap's currency (default: the workflow's, USD).")
 

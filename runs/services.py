@@ -25,6 +25,15 @@ from workflows.models import Workflow
 from workflows.services import StepData, workflow_problems, workflow_snapshot, workflow_steps
 
 
+class _WorkflowDefault:
+    def __repr__(self) -> str:
+        return "WORKFLOW_DEFAULT"
+
+
+# run_start's `budget` when none was asked for: the workflow's default cap. None asks for no cap.
+WORKFLOW_DEFAULT: Any = _WorkflowDefault()
+
+
 def resolve_inputs(workflow: Workflow, inputs: dict[str, Any], *, declared_inputs: list[dict[str, Any]] | None = None
                    ) -> dict[str, Any]:
     """The declared inputs (the workflow's, or a release's) with defaults applied; ValidationError
@@ -58,10 +67,10 @@ def _after_commit_dispatch(run: Run) -> None:
 
 @transaction.atomic
 def run_start(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None, label: str = "",
-              budget: Any = None, budget_currency: str | None = None) -> Run:
+              budget: Any = WORKFLOW_DEFAULT, budget_currency: str | None = None) -> Run:
     """Validate, snapshot and queue a run of the tree as it stands, or of the release `label` points
     at (whatever the live definitions are now). Nothing reaches an LLM if the inputs are wrong.
-    `budget` caps its cost (default: the workflow's), in `budget_currency` (default: the workflow's)."""
+    `budget` caps its cost (default: the workflow's; None: no cap), in `budget_currency` (default: the workflow's)."""
     run = _new_run(workflow=workflow, inputs=inputs, user=user, label=label, budget=budget, budget_currency=budget_currency)
     _after_commit_dispatch(run)
     return run
@@ -69,7 +78,7 @@ def run_start(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseU
 
 @transaction.atomic
 def run_start_claimed(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None,
-                      owner: str, label: str = "", budget: Any = None,
+                      owner: str, label: str = "", budget: Any = WORKFLOW_DEFAULT,
                       budget_currency: str | None = None) -> tuple[Run, Claim | Finished | None]:
     """run_start for a caller that executes the run itself (the CLI): its first step is claimed for
     `owner` in the same transaction, and no executor or worker is asked to run it. If the caller
@@ -81,15 +90,15 @@ def run_start_claimed(*, workflow: Workflow, inputs: dict[str, Any], user: Abstr
     return run, step_claim_in_transaction(run_id=run_id, owner=owner)
 
 
-def run_budget(*, workflow: Workflow, steps: list[dict[str, Any]], budget: Any = None,
+def run_budget(*, workflow: Workflow, steps: list[dict[str, Any]], budget: Any = WORKFLOW_DEFAULT,
                currency: str | None = None) -> tuple[int | None, str | None]:
-    """The cap a run starts with, as (billionths, currency): the one asked for, else the workflow's.
-    ValidationError (by field) when it is not an amount, or cannot be checked against the steps'
-    prices: a step with no price, or priced in another currency (a total never mixes currencies)."""
-    if budget in (None, ""):
+    """The cap a run starts with, as (billionths, currency): the one asked for (None: no cap), else
+    the workflow's. ValidationError (by field) when it is not an amount, or cannot be checked against
+    the steps' prices: a step with no price, or priced in another currency (a total never mixes currencies)."""
+    if budget is WORKFLOW_DEFAULT:
         budget, currency = workflow.budget, currency or workflow.budget_currency
-        if budget is None:
-            return None, None
+    if budget is None or budget == "":
+        return None, None
     try:
         amount = Decimal(str(budget))
     except InvalidOperation:
@@ -116,7 +125,7 @@ def run_budget(*, workflow: Workflow, steps: list[dict[str, Any]], budget: Any =
 
 
 def _new_run(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None, label: str = "",
-             budget: Any = None, budget_currency: str | None = None) -> Run:
+             budget: Any = WORKFLOW_DEFAULT, budget_currency: str | None = None) -> Run:
     author = user if user and user.is_authenticated else None
     if label:
         release = label_release(workflow=workflow, name=label)

@@ -136,7 +136,7 @@ async def test_a_budget_below_the_first_steps_worst_case_stops_the_run_at_its_cl
     assert await execute_run(run.pk) == RunStatus.BUDGET_REACHED
     run = await Run.objects.aget(pk=run.pk)
     assert fake_llm.stats()["chat_requests"] == 0 and not await Response.objects.filter(run=run).aexists()
-    assert run.error == ("Budget reached: $0.0000 of $0.0500 spent; step 1 (outline) could cost up to $0.1000 "
+    assert run.error == ("Budget reached: $0 of $0.0500 spent; step 1 (outline) could cost up to $0.1000 "
                          "(max_tokens 100).")
 
 
@@ -218,3 +218,12 @@ def test_a_sum_over_many_steps_is_exact_to_the_billionth():
                                           cost_nano=100_000_001, cost_currency="USD", cost_source="computed")
                                  for i in range(10_000))
     assert run_costs([run.pk])[run.pk].amounts == {"USD": Decimal("1000.000010000")}
+
+
+def test_a_run_may_ask_for_no_cap_over_its_workflows_default():
+    price()
+    workflow = make_chain(make_endpoint())
+    workflow.budget = Decimal("1")
+    workflow.save()
+    assert run_start(workflow=workflow, inputs={"topic": "t"}, user=None).budget_nano == 10**9
+    assert run_start(workflow=workflow, inputs={"topic": "t"}, user=None, budget=None).budget_nano is None
