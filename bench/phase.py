@@ -528,6 +528,15 @@ def setup_db(a: argparse.Namespace) -> None:
                 PayloadBlock.objects.create(payload=payload, block=block, role="user", position=0)
                 Step.objects.create(workflow=workflow, payload=payload, output_key=key, position=position)
             fixtures["workflows"][name] = workflow.pk
+    from django.apps import apps
+
+    if apps.is_installed("prices"):  # issue 19: the model has a price, so every step computes its cost
+        import datetime
+        from decimal import Decimal
+
+        from prices.models import Price
+        Price.objects.create(model=MODEL, effective_from=datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC),
+                             input_per_million=Decimal("0.15"), output_per_million=Decimal("0.60"))
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file: copies need no -wal
     connection.close()

@@ -46,11 +46,12 @@ class Endpoint(models.Model):
     PRICING_TOKENS, PRICING_FREE, PRICING_PER_SECOND = "tokens", "free", "per_second"
     PRICING_CHOICES = [(PRICING_TOKENS, "By tokens, from the price book"), (PRICING_FREE, "Free (self-hosted, $0 on purpose)"),
                        (PRICING_PER_SECOND, "Per second of LLM time")]
-    pricing = models.CharField(max_length=10, choices=PRICING_CHOICES, default=PRICING_TOKENS)
+    # db_default too: rows written by code that predates the columns (a data migration) still get them.
+    pricing = models.CharField(max_length=10, choices=PRICING_CHOICES, default=PRICING_TOKENS, db_default=PRICING_TOKENS)
     price_per_second = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True,
                                            validators=[MinValueValidator(0)],
                                            help_text="With per-second pricing: the price of one second of LLM time.")
-    price_currency = models.CharField(max_length=3, default="USD", validators=[validate_currency],
+    price_currency = models.CharField(max_length=3, default="USD", db_default="USD", validators=[validate_currency],
                                       help_text="The currency of the per-second price.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -195,6 +195,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "runs.models.RunStatus",
         "ResponseStatusEnum": "runs.models.ResponseStatus",
+        "CostSourceEnum": "prices.book.COST_SOURCES",
     },
 }
 

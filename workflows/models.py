@@ -48,7 +48,8 @@ class Workflow(models.Model):
     inputs = models.JSONField(default=list, blank=True, validators=[validate_inputs])
     budget = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True, validators=[MinValueValidator(0)],
                                  help_text="The cost cap of its runs unless a run sets its own; empty: none.")
-    budget_currency = models.CharField(max_length=3, default="USD", validators=[validate_currency])
+    # db_default too: rows written by code that predates the column (a data migration) still get one.
+    budget_currency = models.CharField(max_length=3, default="USD", db_default="USD", validators=[validate_currency])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='endpoint',
             name='price_currency',
-            field=models.CharField(default='USD', help_text='The currency of the per-second price.', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}\\Z', 'A currency is a three-letter ISO 4217 code in capitals, e.g. USD or EUR.')]),
+            field=models.CharField(db_default='USD', default='USD', help_text='The currency of the per-second price.', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}\\Z', 'A currency is a three-letter ISO 4217 code in capitals, e.g. USD or EUR.')]),
         ),
         migrations.AddField(
             model_name='endpoint',
@@ -24,6 +24,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='endpoint',
             name='pricing',
-            field=models.CharField(choices=[('tokens', 'By tokens, from the price book'), ('free', 'Free (self-hosted, $0 on purpose)'), ('per_second', 'Per second of LLM time')], default='tokens', max_length=10),
+            field=models.CharField(choices=[('tokens', 'By tokens, from the price book'), ('free', 'Free (self-hosted, $0 on purpose)'), ('per_second', 'Per second of LLM time')], db_default='tokens', default='tokens', max_length=10),
         ),
     ]

@@ -19,6 +19,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='workflow',
             name='budget_currency',
-            field=models.CharField(default='USD', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}\\Z', 'A currency is a three-letter ISO 4217 code in capitals, e.g. USD or EUR.')]),
+            field=models.CharField(db_default='USD', default='USD', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}\\Z', 'A currency is a three-letter ISO 4217 code in capitals, e.g. USD or EUR.')]),
         ),
     ]
