@@ -18,7 +18,7 @@ class DatasetForm(RejectLoneSurrogatesMixin, forms.ModelForm):
 
 
 class UploadForm(forms.Form):
-    file = forms.FileField(help_text="CSV with a header row, or JSONL (one JSON object a line), UTF-8.")
+    file = forms.FileField(allow_empty_file=True, help_text="CSV with a header row, or JSONL (one JSON object a line), UTF-8.")
     format = forms.ChoiceField(choices=[("", "from the file's name"), *((name, name) for name in FORMATS)],
                                required=False)
     expected_column = forms.CharField(required=False, max_length=200,

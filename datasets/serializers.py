@@ -64,7 +64,7 @@ class RowsChangeSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
 
 
 class ImportSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
-    file = serializers.FileField()
+    file = serializers.FileField(allow_empty_file=True)
     format = serializers.ChoiceField(choices=FORMATS, required=False,
                                      help_text="csv or jsonl; by default from the file's name.")
     expected_column = StrictCharField(required=False, allow_blank=True, default="",

@@ -12,7 +12,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from core.surrogates import surrogate_path
-from datasets.models import Dataset, DatasetItem, DatasetRow, DatasetVersion
+from datasets import storage
+from datasets.models import Dataset, DatasetVersion
 from runs.models import Run, RunStatus
 
 BATCH_SIZE = 1000
@@ -76,16 +77,14 @@ class _VersionWriter:
     def flush(self) -> None:
         if not self.pending:
             return
-        fresh = [case for case in self.pending if case.get("row") is None]
-        rows = iter(DatasetRow.objects.bulk_create([DatasetRow(dataset_id=self.version.dataset_id) for _ in fresh]))
+        fresh = iter(storage.rows_insert(self.version.dataset_id,
+                                         sum(1 for case in self.pending if case.get("row") is None)))
         items = []
         for case in self.pending:
-            row_id = case.get("row") or next(rows).pk
-            items.append(DatasetItem(version=self.version, row_id=row_id, position=self.count,
-                                     inputs=case["inputs"], expected=case.get("expected"),
-                                     metadata=case.get("metadata") or {}))
+            items.append((self.version.pk, case.get("row") or next(fresh), self.count, case["inputs"],
+                          case.get("expected"), case.get("metadata") or {}))
             self.count += 1
-        DatasetItem.objects.bulk_create(items)
+        storage.items_insert(items)
         self.pending = []
 
 
