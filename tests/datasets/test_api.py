@@ -51,7 +51,7 @@ def test_rows_added_changed_and_deleted_make_versions_with_stable_row_ids(api: A
                                                 "message": "fix b"}, format="json")
     assert (changed.status_code, changed.data["number"], changed.data["message"]) == (201, 2, "fix b"), changed.data
     rows = api.get(f"{base}/rows/?version=2").data["results"]
-    assert [(row["row"], row["expected"]) for row in rows][0] == (second, "B")
+    assert (rows[0]["row"], rows[0]["expected"]) == (second, "B")
     assert rows[1]["metadata"] == {"k": 1} and rows[1]["row"] not in (first, second)
     assert [row["row"] for row in api.get(f"{base}/rows/?version=1").data["results"]] == [first, second]
     versions = api.get(f"{base}/versions/").data["results"]

@@ -28,6 +28,6 @@ def test_import_creates_the_dataset_then_versions_it(tmp_path: Path, capsys: pyt
 def test_a_bad_file_is_an_error_naming_the_line_and_creates_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n3\n")
-    with pytest.raises(CommandError, match="line 3: 1 fields where the header has 2."):
+    with pytest.raises(CommandError, match=r"line 3: 1 fields where the header has 2\."):
         call_command("import_dataset", "qa", str(bad))
     assert not Dataset.objects.exists() and stored() == (0, 0, 0)
