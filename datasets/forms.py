@@ -31,12 +31,19 @@ class UploadForm(forms.Form):
         return chosen or (name.rsplit(".", 1)[-1].lower() if "." in name else "")
 
 
+class JSONObjectField(forms.JSONField):
+    """A JSON field whose empty value shows as an empty box, not as `null`."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return "" if value is None else super().prepare_value(value)
+
+
 class RowForm(RejectLoneSurrogatesMixin, forms.Form):
-    inputs = forms.JSONField(help_text='A JSON object: {"question": "..."}',
+    inputs = JSONObjectField(help_text='A JSON object: {"question": "..."}',
                              widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}))
     expected = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
                                help_text="The expected output; empty for none.")
-    metadata = forms.JSONField(required=False, help_text="A JSON object; empty for none.",
+    metadata = JSONObjectField(required=False, help_text="A JSON object; empty for none.",
                                widget=forms.Textarea(attrs={"rows": 2, "class": "mono"}))
 
     def case(self) -> dict[str, Any]:
