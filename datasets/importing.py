@@ -39,6 +39,17 @@ def _problem(message: str, field: str = "file") -> ValidationError:
     return ValidationError({field: [message]})
 
 
+def contains_nul(value: Any) -> bool:
+    """Whether any text or key in a JSON value holds U+0000, which PostgreSQL's jsonb cannot store."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(name) or contains_nul(item) for name, item in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(item) for item in value)
+    return False
+
+
 def _text_lines(binary: IO[bytes], max_bytes: int) -> Iterator[tuple[int, str]]:
     """(line number, decoded line with its ending) of a binary file, counting the bytes read."""
     total = 0
@@ -155,6 +166,8 @@ def _jsonl_case(value: dict[str, Any], expected: str, line: int) -> Case:
     where = surrogate_path(value)
     if where:
         raise _problem(f"line {line}: {where} contains a lone surrogate, which is not valid Unicode text.")
+    if contains_nul(value):
+        raise _problem(f"line {line}: contains a NUL character (\\u0000).")
     metadata = value.get(METADATA, {})
     if not isinstance(metadata, dict):
         raise _problem(f"line {line}: “{METADATA}” is not a JSON object.")

@@ -13,6 +13,7 @@ from django.db import transaction
 
 from core.surrogates import surrogate_path
 from datasets import storage
+from datasets.importing import contains_nul
 from datasets.models import Dataset, DatasetVersion
 from runs.models import Run, RunStatus
 
@@ -135,6 +136,8 @@ def case_problems(case: Any, where: str) -> list[str]:
     spot = surrogate_path(case)
     if spot:
         problems.append(f"{where}.{spot}: contains a lone surrogate, which is not valid Unicode text.")
+    if contains_nul(case):
+        problems.append(f"{where}: contains a NUL character (\\u0000).")
     return problems
 
 

@@ -50,6 +50,9 @@ def test_a_jsonl_file_with_an_inputs_object_or_flat_keys(api: APIClient) -> None
     ("a.jsonl", b'{"q": 1}\n{"q": \n', "file", "line 2: not valid JSON (Expecting value)."),
     ("a.jsonl", b'{"q": 1, "metadata": 3}\n', "file", "line 1: “metadata” is not a JSON object."),
     ("a.csv", b'a,metadata\n1,[1]\n', "file", "line 2: column “metadata” is not a JSON object."),
+    ("a.jsonl", b'{"q": "a\\u0000b"}\n', "file", "line 1: contains a NUL character (\\u0000)."),
+    ("a.jsonl", b'{"q": "\\ud800"}\n', "file", "line 1: q contains a lone surrogate, which is not valid Unicode text."),
+    ("a.csv", b"a\n1\x002\n", "file", "line 2: contains a NUL character."),
     ("a.txt", b"a\n1\n", "format", "Say csv or jsonl: the file's name does not tell."),
 ])
 def test_a_bad_file_is_a_400_naming_the_line_and_nothing_is_kept(api: APIClient, name: str, content: bytes,
