@@ -115,14 +115,17 @@ class DatasetViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["get", "post"], filter_backends=[], pagination_class=Pagination,
             permission_classes=[ChangePermissions])
     def rows(self, request: Request, pk: str | None = None, format: str | None = None) -> Response:
-        """GET: a version's rows in order (paged). POST: add rows (`rows`, a list of cases), making a new version."""
+        """GET: a version's rows in order (paged). POST: add one case, a list of cases, or `{"rows": [...], "message": ...}`:
+        a new version."""
         dataset = self.get_object()
         if request.method == "GET":
             version = self._version_asked(dataset)
             items = selectors.version_items(version) if version else []
             page = self.paginate_queryset(items)
             return self.get_paginated_response(DatasetItemSerializer(page, many=True).data)
-        body = {"rows": request.data} if isinstance(request.data, list) else request.data
+        data = request.data
+        # A list of cases, one case, or {"rows": [...], "message": ...}.
+        body = {"rows": data} if isinstance(data, list) else {"rows": [data]} if isinstance(data, dict) and "inputs" in data else data
         serializer = RowsAddSerializer(data=body)
         serializer.is_valid(raise_exception=True)
         version, created = services.dataset_rows_change(dataset=dataset, add=serializer.validated_data["rows"],

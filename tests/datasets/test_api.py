@@ -61,11 +61,19 @@ def test_rows_added_changed_and_deleted_make_versions_with_stable_row_ids(api: A
     assert api.get(f"{base}/rows/?version=x").data == {"version": ["“x” is not a version number."]}
 
 
+def test_one_case_alone_is_a_row_added(api: APIClient) -> None:
+    dataset = make_dataset()
+    response = api.post(f"/api/datasets/{dataset.pk}/rows/", {"inputs": {"q": "a"}, "expected": {"n": 1}}, format="json")
+    assert (response.status_code, response.data["row_count"]) == (201, 1), response.data
+    assert api.get(f"/api/datasets/{dataset.pk}/rows/").data["results"][0]["expected"] == {"n": 1}
+
+
 def test_bad_rows_are_400s_naming_the_row_and_field(api: APIClient) -> None:
     dataset = make_dataset()
     base = f"/api/datasets/{dataset.pk}"
     response = api.post(f"{base}/rows/", [{"inputs": {"q": "a"}}, {"inputs": "text"}], format="json")
     assert (response.status_code, response.data) == (400, {"add": ["add[1].inputs: a JSON object with at least one input."]})
+    assert api.post(f"{base}/rows/", 5, format="json").status_code == 400
     response = api.post(f"{base}/rows/change/", {"change": {"abc": {}}}, format="json")
     assert (response.status_code, response.data) == (400, {"change": ["“abc” is not a row id."]})
     response = api.post(f"{base}/rows/change/", {"delete": [5]}, format="json")
