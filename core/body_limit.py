@@ -1,5 +1,7 @@
 """An ASGI guard that answers 413 to a request whose Content-Length is over its route's limit, before
 Django reads the body (Django's ASGI handler spools a whole body to disk before any view runs).
+daphne (Twisted) receives the whole body before it calls the application: only a reverse proxy in
+front refuses it sooner.
 
 Limits come from settings.BODY_LIMITS: (path regular expression, bytes) pairs; the first match wins
 and a path that matches none is let through (Django's own limits then apply)."""
