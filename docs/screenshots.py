@@ -101,6 +101,21 @@ price_save(Price(), fields={"model": "gpt-4o-mini", "effective_from": datetime.d
                             "input_per_million": Decimal("0.12"), "output_per_million": Decimal("0.50"),
                             "note": "announced price change"})
 """
+# Datasets (issue 20): topics uploaded as a CSV, then the first run added as a case (a second version).
+DATASET_CSV = (
+    "topic,audience,expected,meta.source\n"
+    "tidal energy,students,\"An outline of how tides are turned into power.\",seed\n"
+    "solar sails,engineers,\"How light pressure moves a spacecraft.\",seed\n"
+    "deep sea vents,general,,seed\n"
+    "comets,children,\"What a comet is made of, and why it has a tail.\",seed\n"
+)
+DATASET_CASE = """
+from datasets.models import Dataset
+from datasets.services import dataset_case_from_run
+from runs.models import Run
+run = Run.objects.filter(status="succeeded").order_by("id").first()
+dataset_case_from_run(run=run, dataset=Dataset.objects.get(name="Article topics"))
+"""
 
 
 def free_port() -> int:
@@ -163,19 +178,23 @@ def main() -> None:
         subprocess.run([sys.executable, "manage.py", "run_workflow", "Article", "--input", "topic=comets"],
                        cwd=ROOT, env=env, capture_output=True)  # fails on purpose: r2's failed run
         manage(env, "shell", "-c", ROLLBACK)
+        (workdir / "topics.csv").write_text(DATASET_CSV)
+        manage(env, "import_dataset", "Article topics", str(workdir / "topics.csv"), "--message", "first topics")
+        manage(env, "shell", "-c", DATASET_CASE)
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(app_port), "orchestrator.asgi:application"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         base = f"http://127.0.0.1:{app_port}"
         wait_for(f"{base}/healthz")
-        shoot(base, fake_llm)
+        shoot(base, fake_llm, only=sys.argv[1:])
     finally:
         for process in reversed(processes):
             process.terminate()
             process.wait(10)
 
 
-def shoot(base: str, fake_llm: str) -> None:
+def shoot(base: str, fake_llm: str, only: list[str]) -> None:
+    """Every page, or (`docs/screenshots.py datasets`) only the named groups."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -186,6 +205,11 @@ def shoot(base: str, fake_llm: str) -> None:
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Log in").click()
         page.wait_for_url(f"{base}/")
+        if only:
+            if "datasets" in only:
+                datasets_page(page, base)
+            browser.close()
+            return
 
         def snap(name: str, path: str, ready: str | None = None) -> None:
             page.goto(base + path)
@@ -238,6 +262,7 @@ def shoot(base: str, fake_llm: str) -> None:
         endpoint_path = page.locator("#endpoint-table td a[href^='/endpoints/']").first.get_attribute("href")
         snap("endpoint-edit", endpoint_path, "#endpoint-form")
         prices_page(page, base)
+        datasets_page(page, base)
         # The run extras: two runs side by side, a replay form, a workflow's runs per day.
         page.goto(f"{base}/runs/")
         run_ids = sorted(int(i) for i in page.locator("tr[data-run-id]").evaluate_all(
@@ -292,6 +317,20 @@ def prices_page(page, base: str) -> None:  # type: ignore[no-untyped-def]
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(IMAGES / f"prices{suffix}.png"), full_page=True)
         print(f"wrote docs/images/prices{suffix}.png")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def datasets_page(page, base: str) -> None:  # type: ignore[no-untyped-def]
+    """A dataset's rows, its upload and add-a-row forms and its versions: laptop and phone."""
+    page.goto(f"{base}/datasets/")
+    dataset_path = page.locator("#dataset-table a").first.get_attribute("href")
+    for suffix, size in (("", {"width": 1280, "height": 900}), ("-phone", PHONE)):
+        page.set_viewport_size(size)
+        page.goto(base + dataset_path)
+        page.wait_for_selector("#row-table")
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(IMAGES / f"dataset{suffix}.png"), full_page=True)
+        print(f"wrote docs/images/dataset{suffix}.png")
     page.set_viewport_size({"width": 1280, "height": 900})
 
 

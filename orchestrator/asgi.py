@@ -15,13 +15,14 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from core.body_limit import BodyLimitMiddleware  # noqa: E402
 from core.websocket_origin import SameOriginValidator  # noqa: E402
 from orchestrator.routing import websocket_urlpatterns  # noqa: E402
 from runs.engine.executor import start_with_reactor  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodyLimitMiddleware(django_asgi_app),
         "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "workflows",
     "releases",
     "runs",
+    "datasets",
     "fakellm",  # manage.py fake_llm: the mock server of the demo and the tests
 ]
 
@@ -120,6 +121,12 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # Request bodies above this are refused with 400 before any view sees them.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
+# A dataset upload (a file, so the limit above does not apply) is refused above this many bytes;
+# files over FILE_UPLOAD_MAX_MEMORY_SIZE (Django's 2.5 MB) are spooled to a temporary file, never held whole.
+DATASET_UPLOAD_MAX_BYTES = env.int("DATASET_UPLOAD_MAX_BYTES", default=1024 * 1024 * 1024)
+# Refused with 413 by its Content-Length before the body is read (core/body_limit.py, under ASGI); the
+# slack is the multipart envelope around the file.
+BODY_LIMITS = [(r"^/(api/)?datasets/\d+/(import|upload)/$", DATASET_UPLOAD_MAX_BYTES + 64 * 1024)]
 
 # --- Channels -----------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")

@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 
 from blocks.api import BlockViewSet
 from core import health
+from datasets.api import DatasetViewSet
 from llm.api import EndpointViewSet
 from payloads.api import PayloadViewSet
 from prices.api import PriceViewSet
@@ -26,6 +27,7 @@ router.register("workflows", WorkflowViewSet, basename="api-workflow")
 router.register("runs", RunViewSet, basename="api-run")
 router.register("releases", ReleaseViewSet, basename="api-release")
 router.register("prices", PriceViewSet, basename="api-price")
+router.register("datasets", DatasetViewSet, basename="api-dataset")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -49,6 +51,7 @@ urlpatterns = [
     path("workflows/", include("workflows.urls")),
     path("prices/reprice/", include("runs.reprice_urls")),  # before the Prices pages' own prices/ routes
     path("prices/", include("prices.urls")),
+    path("datasets/", include("datasets.urls")),
     path("", include("runs.release_urls")),  # /workflows/<id>/releases/..., labels, /runs/<id>/changes/
     path("", include("runs.urls")),
 ]

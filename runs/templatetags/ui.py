@@ -50,6 +50,7 @@ NAV_GROUPS = (
         NavItem("experiment-list", "Experiments", "flask-conical"),
     )),
     NavGroup("evaluate", "Evaluate", "flask-conical", (
+        NavItem("datasets:list", "Datasets", "list-checks", ("datasets:detail",)),
         NavItem("evaluation-list", "Evaluations", "list-checks"),
     )),
     NavGroup("settings", "Settings", "settings", (

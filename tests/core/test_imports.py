@@ -1,6 +1,6 @@
 """Who may import whom, read from the code's own import statements (every one, also inside functions).
 
-core/ is below every app; the apps stack runs → releases → workflows → prices → payloads → blocks, with llm
+core/ is below every app; the apps stack datasets → runs → releases → workflows → prices → payloads → blocks, with llm
 beside them (prices reads llm's endpoints and the models payloads name);
 orchestrator/ is the project's wiring, which only it and the ASGI server import.
 """
@@ -12,17 +12,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-APPS = ("llm", "blocks", "payloads", "prices", "workflows", "releases", "runs")
+APPS = ("llm", "blocks", "payloads", "prices", "workflows", "releases", "runs", "datasets")
 # What each package must never import: the apps above it, and the project's wiring.
 FORBIDDEN = {
     "core": {"orchestrator", "fakellm", "tests", *APPS},
-    "llm": {"orchestrator", "blocks", "payloads", "prices", "workflows", "releases", "runs"},
-    "blocks": {"orchestrator", "payloads", "prices", "workflows", "releases", "runs"},
-    "payloads": {"orchestrator", "prices", "workflows", "releases", "runs"},
-    "prices": {"orchestrator", "workflows", "releases", "runs"},
-    "workflows": {"orchestrator", "releases", "runs"},
-    "releases": {"orchestrator", "runs"},
-    "runs": {"orchestrator"},
+    "llm": {"orchestrator", "blocks", "payloads", "prices", "workflows", "releases", "runs", "datasets"},
+    "blocks": {"orchestrator", "payloads", "prices", "workflows", "releases", "runs", "datasets"},
+    "payloads": {"orchestrator", "prices", "workflows", "releases", "runs", "datasets"},
+    "prices": {"orchestrator", "workflows", "releases", "runs", "datasets"},
+    "workflows": {"orchestrator", "releases", "runs", "datasets"},
+    "releases": {"orchestrator", "runs", "datasets"},
+    "runs": {"orchestrator", "datasets"},
+    "datasets": {"orchestrator"},
 }
 
 
