@@ -84,6 +84,7 @@ class RunAdmin(ReadOnlyMixin, admin.ModelAdmin):
     # No date_hierarchy (it reads the months of every run) and no count beyond what a page needs.
     show_full_result_count = False
     paginator = CappedCountPaginator
+    list_per_page = 50  # rendering a row costs about 1 ms: 100 of them were most of the page's time
     actions = ["cancel_runs", "rerun_runs"]
     fieldsets = [
         (None, {"fields": [("workflow", "workflow_name", "status"), "inputs_display", "output", "error",

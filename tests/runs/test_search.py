@@ -73,3 +73,23 @@ def test_a_search_reaches_the_newest_matches_up_to_its_limit(workflow, monkeypat
     runs = [make_run(workflow=workflow, workflow_name="article", status=RunStatus.SUCCEEDED, output=f"tides {n}")
             for n in range(5)]
     assert found("tides") == {run.pk for run in runs[-3:]}
+
+
+@pytest.mark.parametrize(("first_window", "limit"), [(1, 3), (2, 3), (4, 100), (50_000, 3)])
+def test_postgresqls_search_in_windows_of_ids_finds_what_one_plain_query_finds(workflow, monkeypatch, first_window, limit):
+    """The windows (runs.search) are a fast path: the same newest matches as the plain query."""
+    from django.db import connection
+
+    from runs import search
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's search (make test-distributed)")
+    monkeypatch.setattr(search, "FIRST_WINDOW", first_window)
+    monkeypatch.setattr(search, "SEARCH_LIMIT", limit)
+    statuses = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.RUNNING, RunStatus.BUDGET_REACHED]
+    for n in range(13):
+        make_run(workflow=workflow, workflow_name="article", status=statuses[n % 4],
+                 output=f"tides {n}" if n % 3 else f"storms {n}")
+    for words in (["tides"], ["tid"], ["storms"], ["tides", "7"], ["nothing"]):
+        query = search._postgres_query(words)
+        assert search._postgres_newest_matches(query) == search._postgres_newest_matches_plain(query)
+    assert len(search._postgres_newest_matches(search._postgres_query(["tides"]))) == min(limit, 6)
