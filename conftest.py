@@ -81,17 +81,34 @@ async def _close_llm_clients() -> object:
     await dbthread.close_connections()
 
 
+def _person_with_perms(django_user_model, perms: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import Permission  # the app registry is ready once a test runs
+
+    person = django_user_model.objects.create_user(f"person{django_user_model.objects.count()}", password="x")
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        person.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return person
+
+
+@pytest.fixture
+def api_with_perms(django_user_model) -> Callable[..., object]:  # type: ignore[no-untyped-def]
+    """Factory: an API client authenticated as a user with only the named permissions ("app.codename")."""
+    from rest_framework.test import APIClient
+
+    def make(*perms: str) -> APIClient:
+        client = APIClient()
+        client.force_authenticate(_person_with_perms(django_user_model, perms))
+        return client
+    return make
+
+
 @pytest.fixture
 def client_with_perms(django_user_model) -> Callable[..., Client]:  # type: ignore[no-untyped-def]
     """Factory: a logged-in client whose user has only the named permissions ("app.codename")."""
-    from django.contrib.auth.models import Permission  # the app registry is ready once a test runs
 
     def make(*perms: str) -> Client:
-        person = django_user_model.objects.create_user(f"person{django_user_model.objects.count()}", password="x")
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            person.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
         client = Client()
-        client.force_login(person)
+        client.force_login(_person_with_perms(django_user_model, perms))
         return client
     return make

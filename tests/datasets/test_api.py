@@ -4,7 +4,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from datasets.models import Dataset
@@ -13,16 +12,6 @@ from tests.datasets.conftest import make_dataset, stored, upload
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def api_with_perms(django_user_model) -> Callable[..., APIClient]:  # type: ignore[no-untyped-def]
-    def make(*codenames: str) -> APIClient:
-        person = django_user_model.objects.create_user(f"p{django_user_model.objects.count()}", password="x")
-        for codename in codenames:
-            person.user_permissions.add(Permission.objects.get(content_type__app_label="datasets", codename=codename))
-        client = APIClient()
-        client.force_authenticate(person)
-        return client
-    return make
 
 
 def test_create_list_rename_delete(api: APIClient) -> None:
@@ -88,14 +77,14 @@ def test_every_route_needs_its_permission(api_with_perms: Callable[..., APIClien
     for url in ("/api/datasets/", f"{base}/", f"{base}/versions/", f"{base}/rows/"):
         assert nobody.get(url).status_code == 403, url
     assert APIClient().get("/api/datasets/").status_code in (401, 403)
-    reader = api_with_perms("view_dataset")
+    reader = api_with_perms("datasets.view_dataset")
     assert reader.get(f"{base}/rows/").status_code == 200
     assert reader.post(f"{base}/rows/", [{"inputs": {"q": "a"}}], format="json").status_code == 403
     assert reader.post(f"{base}/rows/change/", {"delete": [1]}, format="json").status_code == 403
     assert upload(reader, dataset, b"q\n1\n").status_code == 403
     assert reader.post("/api/datasets/", {"name": "x"}, format="json").status_code == 403
     assert stored() == (0, 0, 0)
-    editor = api_with_perms("view_dataset", "change_dataset")
+    editor = api_with_perms("datasets.view_dataset", "datasets.change_dataset")
     assert upload(editor, dataset, b"q\n1\n").status_code == 201
     assert editor.post(f"{base}/rows/", [{"inputs": {"q": "a"}}], format="json").status_code == 201
 

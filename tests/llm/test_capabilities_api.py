@@ -3,7 +3,6 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from llm import services
@@ -26,16 +25,6 @@ def learned(endpoint: Endpoint, model: str = "gpt-4o-mini") -> None:
                               evidence={"stream_options": "Unrecognized request argument supplied: stream_options"})
 
 
-@pytest.fixture
-def person(django_user_model: Any) -> Any:
-    def make(*codenames: str) -> APIClient:
-        user = django_user_model.objects.create_user(f"u{django_user_model.objects.count()}", password="x")
-        for codename in codenames:
-            user.user_permissions.add(Permission.objects.get(content_type__app_label="llm", codename=codename))
-        client = APIClient()
-        client.force_authenticate(user)
-        return client
-    return make
 
 
 def test_the_list_has_every_field_who_set_it_and_what_the_server_said(api: APIClient) -> None:
@@ -138,11 +127,12 @@ def test_an_unknown_endpoint_is_a_404(api: APIClient) -> None:
     assert api.post("/api/endpoints/999/capabilities/reset/").status_code == 404
 
 
-def test_reading_needs_view_and_writing_needs_change_endpoint(person: Any) -> None:
+def test_reading_needs_view_and_writing_needs_change_endpoint(api_with_perms: Any) -> None:
     endpoint = make_endpoint()
     learned(endpoint)
     url = base(endpoint) + "gpt-4o-mini/"
-    stranger, viewer, adder = person(), person("view_endpoint"), person("view_endpoint", "add_endpoint", "delete_endpoint")
+    stranger, viewer = api_with_perms(), api_with_perms("llm.view_endpoint")
+    adder = api_with_perms("llm.view_endpoint", "llm.add_endpoint", "llm.delete_endpoint")
     assert stranger.get(base(endpoint)).status_code == 403
     assert viewer.get(base(endpoint)).status_code == 200 and viewer.get(url).status_code == 200
     for client in (stranger, viewer, adder):
@@ -151,7 +141,7 @@ def test_reading_needs_view_and_writing_needs_change_endpoint(person: Any) -> No
         assert client.delete(url).status_code == 403
         assert client.post(base(endpoint) + "reset/").status_code == 403
     assert Capability.objects.get().overridden == []
-    changer = person("view_endpoint", "change_endpoint")
+    changer = api_with_perms("llm.view_endpoint", "llm.change_endpoint")
     assert changer.patch(url, {"temperature": False}, format="json").status_code == 200
     assert changer.post(base(endpoint) + "reset/").status_code == 200
 

@@ -3,7 +3,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from llm.models import Endpoint
@@ -17,16 +16,6 @@ VALID = {"model": "qwen2.5:7b", "match": "exact", "endpoint": None, "effective_f
          "input_per_million": "0.10", "output_per_million": "0.30", "currency": "USD"}
 
 
-@pytest.fixture
-def api_with_perms(django_user_model) -> Callable[..., APIClient]:  # type: ignore[no-untyped-def]
-    def make(*codenames: str) -> APIClient:
-        person = django_user_model.objects.create_user(f"p{django_user_model.objects.count()}", password="x")
-        for codename in codenames:
-            person.user_permissions.add(Permission.objects.get(content_type__app_label="prices", codename=codename))
-        client = APIClient()
-        client.force_authenticate(person)
-        return client
-    return make
 
 
 def create(api: APIClient, **overrides: Any) -> Any:
@@ -164,13 +153,13 @@ def test_every_route_needs_authentication_and_its_permission(api_with_perms: Cal
     nobody = api_with_perms()
     assert nobody.get("/api/prices/").status_code == 403
     assert nobody.get("/api/prices/resolve/?model=m").status_code == 403
-    viewer = api_with_perms("view_price")
+    viewer = api_with_perms("prices.view_price")
     assert viewer.get(url).status_code == 200 and viewer.get("/api/prices/resolve/?model=m").status_code == 200
     assert create(viewer, model="n").status_code == 403
     assert viewer.patch(url, {"note": "x"}, format="json").status_code == 403
     assert viewer.delete(url).status_code == 403
-    adder = api_with_perms("view_price", "add_price")
+    adder = api_with_perms("prices.view_price", "prices.add_price")
     assert create(adder, model="n").status_code == 201
     assert adder.patch(url, {"note": "x"}, format="json").status_code == 403
-    assert api_with_perms("view_price", "change_price").patch(url, {"note": "x"}, format="json").status_code == 200
-    assert api_with_perms("view_price", "delete_price").delete(url).status_code == 204
+    assert api_with_perms("prices.view_price", "prices.change_price").patch(url, {"note": "x"}, format="json").status_code == 200
+    assert api_with_perms("prices.view_price", "prices.delete_price").delete(url).status_code == 204
