@@ -9,12 +9,12 @@ from django.db import migrations
 
 
 def create(apps, schema_editor):  # noqa: ANN001, ANN201
-    from runs import triggers
+    from runs.migrations import _triggers_0012 as triggers
     triggers.search_create(schema_editor)
 
 
 def drop(apps, schema_editor):  # noqa: ANN001, ANN201
-    from runs import triggers
+    from runs.migrations import _triggers_0012 as triggers
     triggers.search_drop(schema_editor)
 
 

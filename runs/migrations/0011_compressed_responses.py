@@ -21,12 +21,12 @@ def pack_existing(apps, schema_editor):  # noqa: ANN001, ANN201
 
 
 def triggers_drop(apps, schema_editor):  # noqa: ANN001, ANN201
-    from runs import triggers
+    from runs.migrations import _triggers_0012 as triggers
     triggers.sqlite_triggers_drop(schema_editor)
 
 
 def triggers_create(apps, schema_editor):  # noqa: ANN001, ANN201
-    from runs import triggers
+    from runs.migrations import _triggers_0012 as triggers
     triggers.sqlite_triggers_create(schema_editor)
 
 

@@ -21,6 +21,23 @@ def triggers_create(apps, schema_editor):  # noqa: ANN001, ANN201
     triggers.all_create(schema_editor)
 
 
+def triggers_0012_create(apps, schema_editor):  # noqa: ANN001, ANN201
+    """Back to 0012: its own triggers (no cost columns, no "budget" status)."""
+    from runs.migrations import _triggers_0012 as old
+    old.sqlite_triggers_create(schema_editor)
+    old.run(schema_editor, {"postgresql": [*old.ROLLUP_POSTGRES, *old.SEARCH_POSTGRES]})
+
+
+def step_rollups_empty(apps, schema_editor):  # noqa: ANN001, ANN201
+    """Back to 0012: one hour's rows of several currencies would collide on the old key; emptied, then rebuilt."""
+    apps.get_model("runs", "StepRollup").objects.all().delete()
+
+
+def rollups_rebuild(apps, schema_editor):  # noqa: ANN001, ANN201
+    from runs.rollups import rollups_rebuild
+    rollups_rebuild(registry=apps)
+
+
 def earlier_steps_unpriced(apps, schema_editor):  # noqa: ANN001, ANN201
     apps.get_model("runs", "StepRollup").objects.update(unpriced=models.F("steps"))
 
@@ -35,11 +52,13 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(triggers_drop, triggers_create),
+        migrations.RunPython(migrations.RunPython.noop, rollups_rebuild),
+        migrations.RunPython(triggers_drop, triggers_0012_create),
         migrations.RemoveConstraint(
             model_name='steprollup',
             name='step_rollup_key',
         ),
+        migrations.RunPython(migrations.RunPython.noop, step_rollups_empty),
         migrations.RemoveIndex(
             model_name='run',
             name='run_finished',

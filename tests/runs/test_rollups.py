@@ -78,3 +78,42 @@ def test_the_rebuild_gives_the_same_rollups_and_the_command_says_what_it_did(cap
     assert kept() == before
     assert "Rebuilt 1 run rollup rows" in capsys.readouterr().out
     assert rollups_rebuild(registry=apps) == (1, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrating_back_before_costs_keeps_the_rollups_right_and_runs_finishing():
+    """runs 0013 reversed: the old key cannot hold one hour's rows of two currencies, and the old
+    triggers (frozen in runs/migrations/_triggers_0012.py) must not name the cost columns."""
+    import datetime
+    from decimal import Decimal
+
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    from prices.models import Price
+    from prices.services import price_save
+    from runs.models import Response
+
+    workflow = make_chain(make_endpoint())
+    price_save(Price(model="gpt-4o-mini", effective_from=timezone.now() - datetime.timedelta(days=1),
+                     input_per_million=Decimal("1"), output_per_million=Decimal("2")))
+    runs = [run_start(workflow=workflow, inputs={"topic": f"t{n}"}, user=None) for n in range(3)]
+    for n, run in enumerate(runs[:2]):  # one step priced, one unknown: two currencies ('USD', '') in one hour
+        Response.objects.create(run=run, index=0, output_key="outline", payload_name="p", endpoint_name="fake",
+                                model="gpt-4o-mini", status="succeeded", prompt_tokens=10,
+                                cost_nano=None if n else 20, cost_currency=None if n else "USD")
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
+    executor = MigrationExecutor(connection)
+    before = [("runs", "0012_partial_and_fewer_indexes")]
+    try:
+        executor.migrate(before)
+        old = MigrationExecutor(connection).loader.project_state(before).apps
+        old_steps = old.get_model("runs", "StepRollup")
+        assert [(r.steps, r.prompt_tokens) for r in old_steps.objects.all()] == [(2, 20)]
+        old.get_model("runs", "Run").objects.filter(pk=runs[2].pk).update(status="failed")  # the old trigger runs
+        assert old.get_model("runs", "RunRollup").objects.filter(status="failed").get().runs == 1
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    assert kept() == computed()
