@@ -68,6 +68,9 @@ def usage_detail(usage: dict[str, Any] | None, details: str, name: str) -> int |
     return value if isinstance(value, int) and value >= 0 else None
 
 
+MAX_REPORTED_COST = Decimal(1_000_000)
+
+
 def usage_cost(usage: dict[str, Any] | None) -> Decimal | None:
     """The cost a server reports in its usage (OpenRouter's `usage.cost`), exactly as it wrote it; None if absent or not a price."""
     value = usage.get("cost") if usage else None
@@ -77,7 +80,8 @@ def usage_cost(usage: dict[str, Any] | None) -> Decimal | None:
         cost = Decimal(str(value))
     except InvalidOperation:
         return None
-    return cost if cost.is_finite() and cost >= 0 else None
+    # Over a million for one call is not a price but a broken server (and would not fit the column).
+    return cost if cost.is_finite() and 0 <= cost <= MAX_REPORTED_COST else None
 
 
 def _snippet(body: bytes | str, limit: int = 120) -> str:

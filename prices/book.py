@@ -34,6 +34,8 @@ COST_SOURCES = [(COST_REPORTED, "Reported by the server"), (COST_COMPUTED, "Comp
 MILLION = Decimal(1_000_000)
 
 BOOK_CACHE_SECONDS = 5.0
+# A step whose call was cut off mid-answer without usage: unknown for good (reprice leaves it).
+CUT_OFF_NOTE = "The call was cut off mid-answer and the server sent no usage: what it cost is unknown."
 
 
 @dataclass(frozen=True)
@@ -52,17 +54,19 @@ class Rate:
     # Computed: which entry or endpoint setting it came from. Unknown: why there is none.
     basis: str = ""
 
-    def worst_case_nano(self, *, max_tokens: int, seconds: float) -> int | None:
-        """The most a call can cost before it is made: `max_tokens` at the output (or reasoning) price,
-        or `seconds` (the endpoint's timeout) per second. None: it cannot be known (unknown price)."""
+    def worst_case_nano(self, *, max_tokens: int, seconds: float, calls: int = 1) -> int | None:
+        """The most a step can cost before it is made: `calls` answers (its structured-output retries,
+        `n`) of `max_tokens` at the output (or reasoning) price, or of `seconds` (the endpoint's
+        timeout) per second. Its prompt is not counted: it is not rendered yet. None: it cannot be
+        known (unknown price)."""
         if self.source == COST_FREE:
             return 0
         if self.per_second is not None:
-            return to_nano(self.per_second * Decimal(str(seconds)))
+            return to_nano(self.per_second * Decimal(str(seconds)) * calls)
         if self.output is None:
             return None
         dearest = max(self.output, self.reasoning or self.output)
-        return to_nano(dearest * max_tokens / MILLION)
+        return to_nano(dearest * max_tokens * calls / MILLION)
 
 
 @dataclass(frozen=True)
@@ -83,13 +87,16 @@ class StepCost:
 
 def step_cost(rate: Rate, *, prompt_tokens: int, completion_tokens: int, cached_tokens: int | None = None,
               reasoning_tokens: int | None = None, latency_ms: int = 0, reported: Decimal | None = None,
-              called: bool = True) -> StepCost:
+              called: bool = True, cut_off: bool = False) -> StepCost:
     """The cost of one step. A step that made no call (its prompt failed to render, its endpoint is
-    gone) cost nothing; a cost the server reported wins, unless the endpoint is free on purpose."""
+    gone) cost nothing; a call cut off mid-answer (cancelled, a dropped stream) sent no usage, so
+    what it cost is unknown, not 0; a cost the server reported wins, unless the endpoint is free on purpose."""
     if not called:
         return StepCost(0, "", COST_COMPUTED, note="No call was made.")
     if rate.source == COST_FREE:
         return StepCost(0, "", COST_FREE, note=rate.basis)
+    if cut_off and reported is None:
+        return StepCost(None, "", COST_UNKNOWN, note=CUT_OFF_NOTE)
     if reported is not None:
         return StepCost(to_nano(reported), settings.COST_REPORTED_CURRENCY, COST_REPORTED,
                         note="The server reported this cost in its usage.")

@@ -33,7 +33,7 @@ from django.db.models import F, Max, Q, QuerySet
 from django.utils import timezone
 
 from core.money import from_nano, to_nano
-from prices.book import COST_REPORTED, StepCost, rate_for, step_cost
+from prices.book import COST_REPORTED, CUT_OFF_NOTE, StepCost, rate_for, step_cost
 from releases.cache import release_cached
 from runs.models import FINAL_STATUSES, RepriceJob, Response, ResponseStatus, Run, StepRollup
 
@@ -151,7 +151,7 @@ def _endpoint_id(run: dict[str, Any], index: int) -> int | None:
 
 def step_repriced(step: Response, run: dict[str, Any]) -> Cost:
     """What the step costs by the price book now (a reported cost stays as it is)."""
-    if step.cost_source == COST_REPORTED:
+    if step.cost_source == COST_REPORTED or step.cost_note == CUT_OFF_NOTE:
         return Cost.of_step(step)
     rate = rate_for(_endpoint_id(run, step.index), step.model, step.created_at)
     return Cost.of(step_cost(rate, prompt_tokens=step.prompt_tokens, completion_tokens=step.completion_tokens,

@@ -96,7 +96,10 @@ def run_budget(*, workflow: Workflow, steps: list[dict[str, Any]], budget: Any =
     the workflow's. ValidationError (by field) when it is not an amount, or cannot be checked against
     the steps' prices: a step with no price, or priced in another currency (a total never mixes currencies)."""
     if budget is WORKFLOW_DEFAULT:
-        budget, currency = workflow.budget, currency or workflow.budget_currency
+        if currency and currency != workflow.budget_currency:
+            raise ValidationError({"budget_currency": [f"Give the budget with its currency: the workflow's default cap "
+                                                       f"is in {workflow.budget_currency}."]})
+        budget, currency = workflow.budget, workflow.budget_currency
     if budget is None or budget == "":
         return None, None
     try:

@@ -51,10 +51,22 @@ class Budget:
 
 
 def worst_tokens(step: dict[str, Any]) -> tuple[int, bool]:
-    """The most tokens the step may answer with, and whether the payload said so (else the setting's default)."""
+    """The most tokens the step may answer with, and whether the payload said so (else the setting's
+    default: also for a value that is not a whole number of at least 1)."""
     params = step["payload"].get("params") or {}
     said = params.get("max_tokens") or params.get("max_completion_tokens")
-    return (int(said), True) if said else (settings.COST_BUDGET_DEFAULT_MAX_TOKENS, False)
+    if isinstance(said, int) and not isinstance(said, bool) and said >= 1:
+        return said, True
+    return settings.COST_BUDGET_DEFAULT_MAX_TOKENS, False
+
+
+def worst_calls(step: dict[str, Any]) -> int:
+    """Answers a step may be billed for: each structured-output retry, times `n` choices."""
+    payload = step["payload"]
+    n = (payload.get("params") or {}).get("n")
+    choices = n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else 1
+    retries = payload.get("structured_retries", 0) if payload.get("json_schema") else 0
+    return (1 + max(int(retries or 0), 0)) * choices
 
 
 def budget_stop(budget: Budget | None, rate: Rate, step: dict[str, Any], *, index: int, seconds: float) -> str | None:
@@ -66,7 +78,8 @@ def budget_stop(budget: Budget | None, rate: Rate, step: dict[str, Any], *, inde
     if budget.problem:
         return f"Budget reached: the cap of {cap} cannot be checked before {name}: {budget.problem}."
     tokens, said = worst_tokens(step)
-    worst = rate.worst_case_nano(max_tokens=tokens, seconds=seconds)
+    calls = worst_calls(step)
+    worst = rate.worst_case_nano(max_tokens=tokens, seconds=seconds, calls=calls)
     if rate.source == COST_UNKNOWN or worst is None:
         return f"Budget reached: the cap of {cap} cannot be checked before {name}: {rate.basis}"
     if worst and rate.currency and rate.currency != budget.currency:
@@ -74,6 +87,8 @@ def budget_stop(budget: Budget | None, rate: Rate, step: dict[str, Any], *, inde
                 f"its price is in {rate.currency}.")
     if budget.spent_nano + worst > budget.cap_nano:
         limit = f"max_tokens {tokens:,}" if said else f"no max_tokens, so {tokens:,} assumed"
+        if calls > 1:
+            limit += f", up to {calls} answers"
         return (f"Budget reached: {money_text(budget.spent_nano, budget.currency)} of {cap} spent; {name} could cost "
                 f"up to {money_text(worst, budget.currency)} ({limit}).")
     return None

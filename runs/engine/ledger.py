@@ -369,12 +369,19 @@ class _LeaseLost(Exception):
 
 
 def _cost(claim: Claim, result: StepResult) -> StepCost:
-    """What the step cost, by its rate resolved at the claim."""
-    rate = claim.rate or _rate(claim.step, timezone.now())
-    return step_cost(rate, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-                     cached_tokens=result.cached_tokens, reasoning_tokens=result.reasoning_tokens,
-                     latency_ms=result.latency_ms, reported=result.reported_cost,
-                     called=bool(result.attempts or result.prompt_tokens or result.completion_tokens))
+    """What the step cost, by the price in effect as it commits (the moment reprice prices it at too:
+    its response's created_at)."""
+    called = bool(result.attempts or result.prompt_tokens or result.completion_tokens
+                  or (result.status == ResponseStatus.CANCELLED and result.messages))
+    return step_cost(_rate(claim.step, timezone.now()), prompt_tokens=result.prompt_tokens,
+                     completion_tokens=result.completion_tokens, cached_tokens=result.cached_tokens,
+                     reasoning_tokens=result.reasoning_tokens, latency_ms=result.latency_ms,
+                     reported=result.reported_cost, called=called, cut_off=_cut_off(result))
+
+
+def _cut_off(result: StepResult) -> bool:
+    """A call that ended before its answer did (a cancel, a dropped stream) with part of it received."""
+    return result.status != ResponseStatus.SUCCEEDED and bool(result.output)
 
 
 def step_response(claim: Claim, result: StepResult, cost: StepCost | None = None) -> Response:

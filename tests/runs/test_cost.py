@@ -227,3 +227,35 @@ def test_a_run_may_ask_for_no_cap_over_its_workflows_default():
     workflow.save()
     assert run_start(workflow=workflow, inputs={"topic": "t"}, user=None).budget_nano == 10**9
     assert run_start(workflow=workflow, inputs={"topic": "t"}, user=None, budget=None).budget_nano is None
+
+
+def test_a_currency_alone_does_not_relabel_the_workflows_cap():
+    price()
+    workflow = make_chain(make_endpoint())
+    workflow.budget = Decimal("5")
+    workflow.save()
+    with pytest.raises(ValidationError) as caught:
+        run_start(workflow=workflow, inputs={"topic": "t"}, user=None, budget_currency="JPY")
+    assert "default cap is in USD" in caught.value.message_dict["budget_currency"][0]
+
+
+@pytest.mark.parametrize(("params", "extra", "tokens", "calls"), [
+    ({"max_tokens": 100}, {}, (100, True), 1),
+    ({"max_tokens": "abc"}, {}, (4096, False), 1),
+    ({"max_tokens": 0.5}, {}, (4096, False), 1),
+    ({"max_tokens": -3}, {}, (4096, False), 1),
+    ({"max_completion_tokens": 7, "n": 3}, {}, (7, True), 3),
+    ({"max_tokens": 10}, {"json_schema": {"type": "object"}, "structured_retries": 2}, (10, True), 3),
+])
+def test_a_steps_worst_case_reads_only_sound_limits_and_counts_every_answer_it_may_be_billed(params, extra, tokens, calls):
+    from runs.engine.budget import worst_calls, worst_tokens
+
+    step = {"payload": {"params": params, **extra}}
+    assert worst_tokens(step) == tokens and worst_calls(step) == calls
+
+
+def test_a_reported_cost_no_price_could_be_is_ignored():
+    from llm.parsing import usage_cost
+
+    assert usage_cost({"cost": 0.000123}) == Decimal("0.000123")
+    assert usage_cost({"cost": 1e12}) is None and usage_cost({"cost": "-1"}) is None and usage_cost({"cost": True}) is None

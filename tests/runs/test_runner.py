@@ -135,6 +135,8 @@ async def test_cancel_mid_stream_keeps_the_partial_response(fake_llm):
     assert response.status == "cancelled"
     assert response.output and len(response.output.split()) < 20
     assert expected_chain_output("tides") != run.output
+    # The call was paid for in part and the stream sent no usage: its cost is unknown, not $0.
+    assert (response.cost_nano, response.cost_source) == (None, "unknown") and "cut off" in response.cost_note
 
 
 async def test_cancelling_a_queued_run_stops_it_before_any_llm_call(fake_llm):
