@@ -34,12 +34,13 @@ def price_tie(price: Price) -> str | None:
     if price.pk:
         rivals = rivals.exclude(pk=price.pk)
     scope = "on this endpoint" if price.endpoint_id else "on every endpoint"
+    names = known_models() if price.match == MATCH_REGEX else set()
     for rival in rivals:
         if rival.model == price.model:
             return (f"Price #{rival.pk} already prices `{rival.model}` {scope} from the same moment: "
                     "edit it, or give this one another date.")
         if price.match == MATCH_REGEX:
-            both = sorted(name for name in known_models() if price.matches(name) and rival.matches(name))
+            both = sorted(name for name in names if price.matches(name) and rival.matches(name))
             if both:
                 return (f"This pattern and price #{rival.pk} (/{rival.model}/) both match `{both[0]}` {scope} "
                         "from the same moment, so neither would win: make one narrower or give them different dates.")
