@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from core.money import from_nano, to_nano
 from prices.book import COST_REPORTED, CUT_OFF_NOTE, StepCost, rate_for, step_cost
+from prices.models import validate_pattern
 from releases.cache import release_cached
 from runs.models import FINAL_STATUSES, RepriceJob, Response, ResponseStatus, Run, StepRollup
 
@@ -81,9 +82,9 @@ def reprice_scope(*, since: datetime.datetime | None = None, until: datetime.dat
     model, workflow = (model or "").strip(), (workflow or "").strip()
     if model:
         try:
-            re.compile(model)
-        except re.error as exc:
-            problems["model"] = [f"“{model}” is not a regular expression: {exc}."]
+            validate_pattern(model)
+        except ValidationError as exc:
+            problems["model"] = exc.messages
     if since is not None and until is not None and until <= since:
         problems["until"] = ["“until” must be later than “since”."]
     if problems:
