@@ -102,6 +102,13 @@ class ResponseStatus(models.TextChoices):
     COPIED = "copied"
 
 
+def call_was_made(*, status: str, attempts: list, prompt_tokens: int, completion_tokens: int) -> bool:
+    """Whether a step reached its LLM (what it costs then depends on its price): it has attempts or
+    tokens, or it was cancelled (a step is cancelled only with its call in flight). The engine's
+    commit and reprice both ask this."""
+    return bool(attempts or prompt_tokens or completion_tokens or status == ResponseStatus.CANCELLED)
+
+
 class Response(models.Model):
     """The exact record of one step of a run: what was sent, what came back, what it cost."""
 

@@ -36,7 +36,7 @@ from core.money import from_nano, to_nano
 from prices.book import COST_REPORTED, CUT_OFF_NOTE, StepCost, rate_for, step_cost
 from prices.models import validate_pattern
 from releases.cache import release_cached
-from runs.models import FINAL_STATUSES, RepriceJob, Response, ResponseStatus, Run, StepRollup
+from runs.models import FINAL_STATUSES, RepriceJob, Response, ResponseStatus, Run, StepRollup, call_was_made
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +158,9 @@ def step_repriced(step: Response, run: dict[str, Any]) -> Cost:
     return Cost.of(step_cost(rate, prompt_tokens=step.prompt_tokens, completion_tokens=step.completion_tokens,
                              cached_tokens=step.cached_tokens, reasoning_tokens=step.reasoning_tokens,
                              latency_ms=step.latency_ms,
-                             called=bool(step.attempts or step.prompt_tokens or step.completion_tokens)))
+                             called=call_was_made(status=step.status, attempts=step.attempts,
+                                                  prompt_tokens=step.prompt_tokens,
+                                                  completion_tokens=step.completion_tokens)))
 
 
 def _steps(scope: RepriceScope, *, after: int, upto: int, size: int, lock: bool) -> list[Response]:

@@ -37,7 +37,7 @@ from llm.services import capability_learn
 from prices.book import Rate, StepCost, rate_for, step_cost
 from releases.cache import release_cached
 from runs.engine.budget import Budget, budget_stop
-from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus
+from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus, call_was_made
 
 
 def lease_is_free(now: datetime.datetime) -> Q:
@@ -371,8 +371,8 @@ class _LeaseLost(Exception):
 def _cost(claim: Claim, result: StepResult) -> StepCost:
     """What the step cost, by the price in effect as it commits (the moment reprice prices it at too:
     its response's created_at)."""
-    called = bool(result.attempts or result.prompt_tokens or result.completion_tokens
-                  or (result.status == ResponseStatus.CANCELLED and result.messages))
+    called = call_was_made(status=result.status, attempts=result.attempts, prompt_tokens=result.prompt_tokens,
+                           completion_tokens=result.completion_tokens)
     return step_cost(_rate(claim.step, timezone.now()), prompt_tokens=result.prompt_tokens,
                      completion_tokens=result.completion_tokens, cached_tokens=result.cached_tokens,
                      reasoning_tokens=result.reasoning_tokens, latency_ms=result.latency_ms,
