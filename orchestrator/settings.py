@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "releases",
     "runs",
     "datasets",
+    "experiments",
     "fakellm",  # manage.py fake_llm: the mock server of the demo and the tests
 ]
 
@@ -210,6 +211,8 @@ SPECTACULAR_SETTINGS = {
 # "embedded": runs execute in the server process; "procrastinate": on worker machines.
 RUNS_BACKEND = env("RUNS_BACKEND", default="embedded")
 RUNS_MAX_CONCURRENCY = env.int("RUNS_MAX_CONCURRENCY", default=10000)
+# The highest concurrency an experiment may ask for (each running cell is a run in flight).
+EXPERIMENTS_MAX_CONCURRENCY = env.int("EXPERIMENTS_MAX_CONCURRENCY", default=1000)
 RUNS_LEASE_SECONDS = env.float("RUNS_LEASE_SECONDS", default=30.0)
 # Retention: finished runs older than this many days are pruned every hour (0: never; see
 # `manage.py prune_runs`). Runs of a release a label points at are kept unless RUNS_PRUNE_LABELLED.
@@ -246,7 +249,7 @@ if RUNS_BACKEND == "procrastinate":
         raise environ.ImproperlyConfigured("RUNS_BACKEND=procrastinate needs DATABASE_URL to point at PostgreSQL.")
     # Procrastinate's Django app goes before ours; workers import the engine's tasks from here.
     INSTALLED_APPS.insert(INSTALLED_APPS.index("llm"), "procrastinate.contrib.django")
-    PROCRASTINATE_IMPORT_PATHS = ["runs.engine.tasks"]
+    PROCRASTINATE_IMPORT_PATHS = ["runs.engine.tasks", "experiments.tasks"]
     # Workers beat every second and are stalled after 5 s: a kill -9ed worker's runs resume in
     # about 5-7 s (runs.engine.tasks.recover_stalled_work) instead of ~25 s with the defaults.
     PROCRASTINATE_WORKER_DEFAULTS = {

@@ -10,6 +10,8 @@ import contextvars
 import logging
 import sys
 import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -20,6 +22,15 @@ from runs import reprice, retention
 from runs.engine import dbthread, events, ledger, runner
 
 logger = logging.getLogger(__name__)
+
+# Long-lived tasks other apps run beside the executor (experiments' driver): each is a coroutine
+# function started with the executor and cancelled when it stops. Registered at app start-up.
+_companions: list[Callable[[], Coroutine[Any, Any, None]]] = []
+
+
+def add_companion(factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    if factory not in _companions:
+        _companions.append(factory)
 
 SWEEP_SECONDS = 5.0
 PRUNE_SECONDS = 3600.0
@@ -39,6 +50,7 @@ class Executor:
         self.semaphore: asyncio.Semaphore | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._repricer: asyncio.Task[int] | None = None
+        self._companions: list[asyncio.Task[None]] = []
 
     @property
     def running(self) -> bool:
@@ -50,6 +62,7 @@ class Executor:
         self.semaphore = asyncio.Semaphore(settings.RUNS_MAX_CONCURRENCY)
         if recover:
             self._sweeper = self.loop.create_task(self._sweep_forever(), context=contextvars.Context())
+            self._companions = [self.loop.create_task(factory(), context=contextvars.Context()) for factory in _companions]
 
     async def stop(self) -> None:
         """Stop at shutdown. Runs in flight keep their leases' steps uncommitted: they resume on start."""
@@ -57,6 +70,10 @@ class Executor:
             self._sweeper.cancel()
         if self._repricer:
             self._repricer.cancel()
+        for companion in self._companions:
+            companion.cancel()
+        await asyncio.gather(*self._companions, return_exceptions=True)
+        self._companions = []
         for task in list(self.tasks.values()):
             task.cancel()
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
@@ -84,13 +101,20 @@ class Executor:
             assert self.loop is not None
             dbthread.call_soon(self.loop, lambda: runner.cancel_signal_deliver(run_id))
 
-    def _spawn(self, run_id: int) -> None:
-        if run_id in self.tasks:
-            return
+    def _spawn(self, run_id: int) -> asyncio.Task[str | None]:
+        task = self.tasks.get(run_id)
+        if task is not None:
+            return task
         # A fresh context: a run must never inherit the context of the request that started it.
         task = asyncio.get_running_loop().create_task(self._execute(run_id), context=contextvars.Context())
         self.tasks[run_id] = task
         task.add_done_callback(lambda _: self.tasks.pop(run_id, None))
+        return task
+
+    def execute(self, run_id: int) -> asyncio.Task[str | None]:
+        """Execute a run now, on this loop (the executor's), or the task already executing it: a
+        caller on the loop (experiments' driver) waits on it or adds a done callback."""
+        return self._spawn(run_id)
 
     async def _execute(self, run_id: int) -> str | None:
         assert self.semaphore is not None

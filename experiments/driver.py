@@ -1,0 +1,353 @@
+"""The experiment driver: starts cells as capacity frees and ends the experiment when all are done.
+
+`tick(experiment_id)` is one pass, one short transaction, the same in every mode. It takes the
+experiment row's lock first (an UPDATE of `ticks`: PostgreSQL's row lock, SQLite's write lock), so
+two drivers of one experiment (a worker thought dead that comes back) take turns and never start
+one cell twice or pass the concurrency cap. In that transaction it
+1. copies the figures of cells whose run has ended (status, latency, tokens, cost) and adds them up;
+2. stops the experiment when its budget is spent;
+3. starts queued cells up to the concurrency cap: each gets a new run (queued, its inputs from the
+   case through the mapping) in the same statement group that marks the cell running;
+4. ends the experiment when nothing is queued or running.
+A run started here executes as any run does, so a crash loses nothing: its steps resume from the
+ledger, and the next tick (of whichever process drives next) picks up where this one committed.
+
+Who ticks: in embedded mode, a task per active experiment on the executor's loop, woken when one of
+its runs ends (and every few seconds); in distributed mode, the Procrastinate task
+`experiments.drive` (experiments/tasks.py), one per experiment at a time, which polls.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import close_old_connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from experiments import events
+from experiments.models import ACTIVE_EXPERIMENT_STATUSES, Cell, CellStatus, Experiment, ExperimentStatus
+from releases.models import Release
+from runs.costs import run_costs
+from runs.models import ACTIVE_STATUSES, FINAL_STATUSES, Run, RunStatus
+from runs.services import resolve_inputs
+
+logger = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 2.0
+POLL_SECONDS = 0.25  # distributed: how often a driver looks at its runs
+
+RUN_TO_CELL = {RunStatus.SUCCEEDED: CellStatus.SUCCEEDED, RunStatus.FAILED: CellStatus.FAILED,
+               RunStatus.CANCELLED: CellStatus.CANCELLED, RunStatus.BUDGET_REACHED: CellStatus.SKIPPED}
+
+
+@dataclass
+class Tick:
+    started: list[int] = field(default_factory=list)  # runs made now: to dispatch
+    running: list[int] = field(default_factory=list)  # runs of cells running before this tick
+    final: bool = False
+    changed: bool = False
+    progress: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class _Release:
+    declared: list[dict[str, Any]]
+    step_count: int
+
+
+# Releases never change: what a cell's run needs of one is read once per process.
+_releases: dict[int, _Release] = {}
+
+
+def _release(release_id: int) -> _Release:
+    cached = _releases.get(release_id)
+    if cached is None:
+        snapshot = Release.objects.values_list("snapshot", flat=True).get(pk=release_id)
+        cached = _releases[release_id] = _Release(declared=snapshot.get("inputs") or [],
+                                                  step_count=len(snapshot["steps"]))
+    return cached
+
+
+def cell_inputs(mapping: dict[str, dict[str, Any]], case_inputs: dict[str, Any], declared: list[dict[str, Any]]
+                ) -> dict[str, Any]:
+    """A cell's run inputs: each input the release declares, from its mapped column or constant.
+    ValidationError when the case lacks a value for an input with no default."""
+    names = {item["name"] for item in declared}
+    given: dict[str, Any] = {}
+    for name, target in mapping.items():
+        if name not in names:
+            continue
+        if "value" in target:
+            given[name] = target["value"]
+        elif target["column"] in case_inputs:
+            given[name] = case_inputs[target["column"]]
+    return resolve_inputs(None, given, declared_inputs=declared)  # type: ignore[arg-type]
+
+
+def _finish_cells(experiment: Experiment, running: list[tuple[int, int | None]], now: Any) -> list[int]:
+    """Copy ended runs' figures to their cells and add them to the experiment; the run ids still running."""
+    run_ids = [run_id for _, run_id in running if run_id is not None]
+    runs = {row["id"]: row for row in Run.objects.filter(pk__in=run_ids, status__in=FINAL_STATUSES).values(
+        "id", "status", "latency_ms", "prompt_tokens", "completion_tokens", "error")}
+    still = [run_id for _, run_id in running if run_id is not None and run_id not in runs]
+    ended = [(cell_id, run_id) for cell_id, run_id in running if run_id is None or run_id in runs]
+    if not ended:
+        return still
+    costs = run_costs([run_id for _, run_id in ended if run_id is not None])
+    currency = experiment.cost_currency
+    for cell_id, run_id in ended:
+        run = runs.get(run_id) if run_id is not None else None
+        if run is None:  # its run was deleted under it
+            Cell.objects.filter(pk=cell_id).update(status=CellStatus.FAILED, error="Its run was deleted.",
+                                                   finished_at=now)
+            experiment.failed += 1
+            continue
+        status = RUN_TO_CELL[run["status"]]
+        cost = costs[run_id]
+        amounts = {c: n for c, n in cost.nano.items() if c}
+        nano: int | None = None
+        cell_currency = ""
+        if not cost.unpriced and len(amounts) <= 1:
+            cell_currency, nano = next(iter(amounts.items()), (currency, 0))
+            if not currency:
+                currency = experiment.cost_currency = cell_currency
+        if nano is not None and cell_currency == currency:
+            experiment.cost_nano += nano
+        else:
+            experiment.unpriced += 1
+        Cell.objects.filter(pk=cell_id).update(
+            status=status, latency_ms=run["latency_ms"], prompt_tokens=run["prompt_tokens"],
+            completion_tokens=run["completion_tokens"], cost_nano=nano, cost_currency=cell_currency,
+            error=run["error"][:2000], finished_at=now)
+        experiment.prompt_tokens += run["prompt_tokens"]
+        experiment.completion_tokens += run["completion_tokens"]
+        setattr(experiment, status, getattr(experiment, status) + 1)
+        if run["status"] == RunStatus.BUDGET_REACHED and experiment.status == ExperimentStatus.RUNNING:
+            experiment.stop_reason = "budget"
+    experiment.running -= len(ended)
+    return still
+
+
+def cells_stop(experiment: Experiment, reason: str, now: Any) -> list[int]:
+    """Stop starting cells: queued ones end now; returns the runs to cancel."""
+    ending = CellStatus.SKIPPED if reason == "budget" else CellStatus.CANCELLED
+    stopped = Cell.objects.filter(experiment=experiment, status=CellStatus.QUEUED).update(status=ending, finished_at=now)
+    experiment.queued -= stopped
+    setattr(experiment, ending, getattr(experiment, ending) + stopped)
+    experiment.status, experiment.stop_reason = ExperimentStatus.STOPPING, reason
+    return list(Cell.objects.filter(experiment=experiment, status=CellStatus.RUNNING, run__isnull=False)
+                .values_list("run_id", flat=True))
+
+
+def _start_cells(experiment: Experiment, capacity: int, now: Any) -> list[int]:
+    cells = list(Cell.objects.filter(experiment=experiment, status=CellStatus.QUEUED)
+                 .select_related("item", "variant").order_by("id")[:capacity])
+    if not cells:
+        return []
+    remaining = None
+    if experiment.budget_nano is not None:
+        remaining = max(experiment.budget_nano - experiment.cost_nano, 0)
+    runs: list[Run] = []
+    starting: list[Cell] = []
+    for cell in cells:
+        release = _release(cell.variant.release_id)
+        try:
+            inputs = cell_inputs(experiment.mapping, cell.item.inputs, release.declared)
+        except ValidationError as exc:
+            cell.status, cell.finished_at = CellStatus.FAILED, now
+            cell.error = f"Case #{cell.position + 1}: " + " ".join(exc.messages)
+            experiment.failed += 1
+            experiment.queued -= 1
+            cell.save(update_fields=["status", "finished_at", "error"])
+            continue
+        runs.append(Run(workflow_id=experiment.workflow_id, workflow_name=experiment.workflow.name, inputs=inputs,
+                        release_id=cell.variant.release_id, label=cell.variant.label, step_count=release.step_count,
+                        created_by_id=experiment.created_by_id, budget_nano=remaining,
+                        budget_currency=experiment.budget_currency or None))
+        starting.append(cell)
+    Run.objects.bulk_create(runs)
+    for cell, run in zip(starting, runs, strict=True):
+        cell.status, cell.run_id, cell.tries = CellStatus.RUNNING, run.pk, cell.tries + 1
+    Cell.objects.bulk_update(starting, ["status", "run", "tries"])
+    experiment.queued -= len(starting)
+    experiment.running += len(starting)
+    return [run.pk for run in runs]
+
+
+COUNTERS = ["status", "stop_reason", "queued", "running", "succeeded", "failed", "cancelled", "skipped",
+            "cost_nano", "cost_currency", "unpriced", "prompt_tokens", "completion_tokens", "finished_at"]
+
+
+def tick(*, experiment_id: int) -> Tick:
+    """One pass of the driver (see the module's docstring)."""
+    from runs.services import run_cancel  # the service, for runs this experiment must stop
+
+    with transaction.atomic():
+        if not Experiment.objects.filter(pk=experiment_id, status__in=ACTIVE_EXPERIMENT_STATUSES).update(
+                ticks=F("ticks") + 1):
+            return Tick(final=True)
+        experiment = Experiment.objects.select_related("workflow").get(pk=experiment_id)
+        before = [getattr(experiment, name) for name in COUNTERS]
+        now = timezone.now()
+        running = list(Cell.objects.filter(experiment=experiment, status=CellStatus.RUNNING)
+                       .values_list("id", "run_id"))
+        still = _finish_cells(experiment, running, now)
+        to_cancel: list[int] = []
+        spent = experiment.budget_nano is not None and experiment.cost_nano >= experiment.budget_nano
+        if experiment.status == ExperimentStatus.RUNNING and (spent or experiment.stop_reason == "budget"):
+            to_cancel = cells_stop(experiment, "budget", now)
+        started: list[int] = []
+        if experiment.status == ExperimentStatus.RUNNING:
+            started = _start_cells(experiment, max(experiment.concurrency - len(still), 0), now)
+        if experiment.queued == 0 and experiment.running == 0:
+            experiment.status = {"cancel": ExperimentStatus.CANCELLED, "budget": ExperimentStatus.BUDGET_REACHED}.get(
+                experiment.stop_reason, ExperimentStatus.FINISHED)
+            experiment.finished_at = now
+        changed = [getattr(experiment, name) for name in COUNTERS] != before
+        if changed:
+            experiment.save(update_fields=COUNTERS)
+        for run in Run.objects.filter(pk__in=to_cancel, status__in=ACTIVE_STATUSES):
+            run_cancel(run=run)
+    return Tick(started=started, running=still, final=experiment.is_finished, changed=changed or bool(started),
+                progress=events.progress(experiment) if changed or started else None)
+
+
+def tick_in_thread(experiment_id: int) -> Tick:
+    close_old_connections()
+    return tick(experiment_id=experiment_id)
+
+
+def active_ids() -> list[int]:
+    close_old_connections()
+    return list(Experiment.objects.filter(status__in=ACTIVE_EXPERIMENT_STATUSES).order_by("id")
+                .values_list("id", flat=True))
+
+
+# --- Embedded mode -------------------------------------------------------------------------------
+
+class _Embedded:
+    """One driving task per active experiment, on the executor's loop."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.drivers: dict[int, asyncio.Task[None]] = {}
+        self.wakes: dict[int, asyncio.Event] = {}
+
+    async def supervise(self) -> None:
+        """The executor's companion: start a driver for every active experiment, now and every few seconds."""
+        from asgiref.sync import sync_to_async
+
+        self.loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    for experiment_id in await sync_to_async(active_ids, thread_sensitive=False)():
+                        self.drive(experiment_id)
+                except Exception:
+                    logger.exception("looking for active experiments failed")
+                await asyncio.sleep(SWEEP_SECONDS)
+        finally:
+            for task in list(self.drivers.values()):
+                task.cancel()
+            await asyncio.gather(*self.drivers.values(), return_exceptions=True)
+            self.loop = None
+
+    def drive(self, experiment_id: int) -> None:
+        """On the loop: drive the experiment (or wake its driver)."""
+        if experiment_id in self.drivers:
+            self.wakes[experiment_id].set()
+            return
+        self.wakes[experiment_id] = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(self._drive(experiment_id), context=contextvars.Context())
+        self.drivers[experiment_id] = task
+
+        def forget(_: Any) -> None:
+            self.drivers.pop(experiment_id, None)
+            self.wakes.pop(experiment_id, None)
+
+        task.add_done_callback(forget)
+
+    def wake(self, experiment_id: int) -> None:
+        """From any thread."""
+        from runs.engine import dbthread
+
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            dbthread.call_soon(loop, lambda: self.drive(experiment_id))
+
+    async def _drive(self, experiment_id: int) -> None:
+        from runs.engine import dbthread
+        from runs.engine.executor import executor
+
+        wake = self.wakes[experiment_id]
+
+        def ended(_: Any) -> None:
+            wake.set()
+
+        while True:
+            wake.clear()
+            try:
+                result = await dbthread.call(tick, experiment_id=experiment_id)
+            except Exception:
+                logger.exception("experiment %s: a driver pass failed; trying again", experiment_id)
+                await asyncio.sleep(SWEEP_SECONDS)
+                continue
+            for run_id in (*result.started, *result.running):
+                executor.execute(run_id).add_done_callback(ended)
+            if result.progress is not None:
+                await events.asend(experiment_id, result.progress)
+            if result.final:
+                return
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=SWEEP_SECONDS)
+            except TimeoutError:
+                pass
+
+
+embedded = _Embedded()
+
+
+# --- Both modes ----------------------------------------------------------------------------------
+
+def wake(experiment_id: int) -> None:
+    """Have the experiment driven now: after it was made, stopped or retried."""
+    if settings.RUNS_BACKEND == "procrastinate":
+        from experiments import tasks
+
+        tasks.defer_drive(experiment_id)
+    else:
+        embedded.wake(experiment_id)
+
+
+async def drive_until_final(experiment_id: int, *, poll: float = POLL_SECONDS, on_tick: Any = None) -> None:
+    """Distributed mode (and the CLI there): tick, queue the started runs, wait, until the experiment ends."""
+    from asgiref.sync import sync_to_async
+
+    from runs.engine import tasks as run_tasks
+
+    while True:
+        started_at = time.monotonic()
+        result = await sync_to_async(tick_in_thread, thread_sensitive=False)(experiment_id)
+        for run_id in result.started:
+            await run_tasks.defer_run_async(run_id)
+        if result.progress is not None:
+            await events.asend(experiment_id, result.progress)
+            if on_tick is not None:
+                on_tick(result.progress)
+        if result.final:
+            return
+        await asyncio.sleep(max(poll - (time.monotonic() - started_at), 0.0))
+
+
+def install() -> None:
+    """At start-up (ExperimentsConfig.ready): embedded servers drive experiments beside their executor."""
+    from runs.engine.executor import add_companion
+
+    add_companion(embedded.supervise)
