@@ -1,0 +1,165 @@
+"""Reads of experiments: the list, each variant's aggregates, the results matrix a page at a time,
+and the whole matrix streamed for export (memory flat whatever the number of rows)."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet, Sum
+
+from core.money import money_text
+from experiments.models import Cell, CellStatus, Experiment, Variant
+
+FILTERS = ("failures", "disagree")
+EXPORT_CHUNK = 2000
+
+
+def experiment_list() -> QuerySet[Experiment]:
+    return Experiment.objects.select_related("workflow", "dataset_version__dataset", "created_by")
+
+
+@dataclass
+class VariantSummary:
+    variant: Variant
+    cells: int = 0
+    finished: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    median_latency_ms: int | None = None
+    p95_latency_ms: int | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: dict[str, int] = field(default_factory=dict)  # currency -> billionths
+    unpriced: int = 0
+
+    @property
+    def success_rate(self) -> float | None:
+        ended = self.succeeded + self.failed
+        return self.succeeded / ended if ended else None
+
+    @property
+    def cost_text(self) -> str:
+        parts = [money_text(nano, currency) for currency, nano in sorted(self.cost.items()) if currency]
+        if self.unpriced:
+            parts.append(f"{self.unpriced} unpriced")
+        return " + ".join(parts) or "—"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"variant": self.variant.name, "variant_id": self.variant.pk, "release_id": self.variant.release_id,
+                "label": self.variant.label, "cells": self.cells, "succeeded": self.succeeded, "failed": self.failed,
+                "success_rate": self.success_rate, "median_latency_ms": self.median_latency_ms,
+                "p95_latency_ms": self.p95_latency_ms, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+                "cost": {c: str(n / 1_000_000_000) for c, n in sorted(self.cost.items()) if c},
+                "unpriced_cells": self.unpriced, "cost_text": self.cost_text}
+
+
+def _percentile(cells: QuerySet[Cell], count: int, fraction: float) -> int | None:
+    """The nearest-rank percentile of the cells' latency (one indexed-order read at an offset)."""
+    if not count:
+        return None
+    rank = max(int(-(-fraction * count // 1)) - 1, 0)  # ceil(fraction * count) - 1
+    return cells.order_by("latency_ms").values_list("latency_ms", flat=True)[rank]
+
+
+def variant_summaries(experiment: Experiment) -> list[VariantSummary]:
+    """Per variant: cells, success rate, median and p95 latency of the succeeded cells, tokens, cost."""
+    variants = list(experiment.variants.select_related("release").order_by("position"))
+    summaries = {v.pk: VariantSummary(variant=v) for v in variants}
+    counts = (Cell.objects.filter(experiment=experiment).values("variant_id")
+              .annotate(cells=Count("id"), succeeded=Count("id", filter=Q(status=CellStatus.SUCCEEDED)),
+                        failed=Count("id", filter=Q(status=CellStatus.FAILED)),
+                        finished=Count("id", filter=Q(status__in=(CellStatus.SUCCEEDED, CellStatus.FAILED))),
+                        prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"),
+                        unpriced=Count("id", filter=Q(status__in=(CellStatus.SUCCEEDED, CellStatus.FAILED),
+                                                      cost_nano__isnull=True))))
+    for row in counts:
+        summary = summaries[row["variant_id"]]
+        summary.cells, summary.succeeded, summary.failed = row["cells"], row["succeeded"], row["failed"]
+        summary.finished, summary.unpriced = row["finished"], row["unpriced"]
+        summary.prompt_tokens, summary.completion_tokens = row["prompt"] or 0, row["completion"] or 0
+    costs = (Cell.objects.filter(experiment=experiment, cost_nano__isnull=False).values("variant_id", "cost_currency")
+             .annotate(nano=Sum("cost_nano")))
+    for row in costs:
+        summaries[row["variant_id"]].cost[row["cost_currency"]] = row["nano"]
+    for summary in summaries.values():
+        succeeded = Cell.objects.filter(experiment=experiment, variant=summary.variant, status=CellStatus.SUCCEEDED)
+        summary.median_latency_ms = _percentile(succeeded, summary.succeeded, 0.5)
+        summary.p95_latency_ms = _percentile(succeeded, summary.succeeded, 0.95)
+    return [summaries[v.pk] for v in variants]
+
+
+@dataclass
+class ResultRow:
+    """One case (and repeat) of the matrix: the case's inputs and expected output, a cell per variant."""
+
+    position: int
+    repeat: int
+    row_id: int
+    inputs: dict[str, Any]
+    expected: Any
+    cells: dict[int, dict[str, Any]]  # variant id -> the cell's figures and its run's output
+
+
+CELL_FIELDS = ("id", "variant_id", "position", "repeat", "row_id", "status", "run_id", "latency_ms", "prompt_tokens",
+               "completion_tokens", "cost_nano", "cost_currency", "error", "item__inputs", "item__expected",
+               "run__output")
+
+
+def _row_keys(experiment: Experiment, row_filter: str | None) -> QuerySet[Any]:
+    cells = Cell.objects.filter(experiment=experiment)
+    if row_filter == "failures":
+        cells = cells.filter(status=CellStatus.FAILED)
+    keys = cells.values("position", "repeat").order_by("position", "repeat").distinct()
+    if row_filter == "disagree":
+        # Rows whose variants' finished cells gave more than one distinct output.
+        keys = (Cell.objects.filter(experiment=experiment, status=CellStatus.SUCCEEDED).values("position", "repeat")
+                .annotate(outputs=Count("run__output", distinct=True)).filter(outputs__gt=1).order_by("position", "repeat"))
+    return keys
+
+
+def results_page(experiment: Experiment, *, row_filter: str | None = None, offset: int = 0, limit: int = 50
+                 ) -> tuple[list[ResultRow], bool]:
+    """A page of the matrix in the dataset's order, and whether more follow. `row_filter`: None,
+    "failures" (a variant failed) or "disagree" (the variants' outputs differ)."""
+    keys = list(_row_keys(experiment, row_filter)[offset:offset + limit + 1])
+    more = len(keys) > limit
+    keys = keys[:limit]
+    if not keys:
+        return [], False
+    wanted = Q()
+    for key in keys:
+        wanted |= Q(position=key["position"], repeat=key["repeat"])
+    # The page's rows lie in one position range of the (experiment, position, repeat, variant) index.
+    cells = (Cell.objects.filter(experiment=experiment, position__gte=keys[0]["position"],
+                                 position__lte=keys[-1]["position"]).filter(wanted)
+             .order_by("position", "repeat", "variant__position").values(*CELL_FIELDS))
+    return list(_rows(cells.iterator())), more
+
+
+def _rows(cells: Iterator[dict[str, Any]]) -> Iterator[ResultRow]:
+    """Group cells (in (position, repeat) order) into matrix rows."""
+    row: ResultRow | None = None
+    for cell in cells:
+        if row is None or (row.position, row.repeat) != (cell["position"], cell["repeat"]):
+            if row is not None:
+                yield row
+            row = ResultRow(position=cell["position"], repeat=cell["repeat"], row_id=cell["row_id"],
+                            inputs=cell["item__inputs"], expected=cell["item__expected"], cells={})
+        row.cells[cell["variant_id"]] = cell
+    if row is not None:
+        yield row
+
+
+def results_stream(experiment: Experiment) -> Iterator[ResultRow]:
+    """Every row of the matrix in order, read in chunks (for export)."""
+    cells = (Cell.objects.filter(experiment=experiment).order_by("position", "repeat", "variant__position")
+             .values(*CELL_FIELDS))
+    return _rows(cells.iterator(chunk_size=EXPORT_CHUNK))
+
+
+def cell_cost_text(cell: dict[str, Any]) -> str:
+    if cell["cost_nano"] is None:
+        return "" if cell["status"] in (CellStatus.QUEUED, CellStatus.RUNNING) else "unpriced"
+    return money_text(cell["cost_nano"], cell["cost_currency"]) if cell["cost_currency"] else "free"
