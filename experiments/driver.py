@@ -347,7 +347,12 @@ async def drive_until_final(experiment_id: int, *, poll: float = POLL_SECONDS, o
 
 
 def install() -> None:
-    """At start-up (ExperimentsConfig.ready): embedded servers drive experiments beside their executor."""
+    """At start-up (ExperimentsConfig.ready): embedded servers drive experiments beside their executor,
+    and pruning old runs keeps the runs of experiments' cells unless asked."""
+    from runs import retention
     from runs.engine.executor import add_companion
 
     add_companion(embedded.supervise)
+    retention.keeper_add(retention.Keeper(
+        name="experiments", kept=lambda: Cell.objects.filter(run__isnull=False).values("run_id"),
+        let_go=lambda ids: Cell.objects.filter(run_id__in=ids).update(run=None)))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,25 @@ from runs.models import FINAL_STATUSES, Response, Run
 from workflows.models import Workflow
 
 BATCH_SIZE = 500
+
+
+@dataclass(frozen=True)
+class Keeper:
+    """Runs another app points at (an experiment's cells): `kept()` is a queryset of their ids, which a
+    prune leaves alone unless asked to include them; then `let_go(ids)` clears its pointers first."""
+
+    name: str
+    kept: Callable[[], QuerySet[Any]]
+    let_go: Callable[[list[int]], None]
+
+
+# Registered at start-up by the apps above runs (runs imports none of them).
+keepers: list[Keeper] = []
+
+
+def keeper_add(keeper: Keeper) -> None:
+    if all(k.name != keeper.name for k in keepers):
+        keepers.append(keeper)
 PAUSE_SECONDS = 0.05  # between batches: live runs' commits get the write lock in between
 VACUUM_PAGES = 2000  # pages handed back per incremental vacuum statement (each a short write)
 
@@ -49,19 +69,24 @@ class PruneReport:
 
 
 def prune_candidates(*, older_than: datetime.timedelta, workflow: Workflow | None = None,
-                     keep_labelled: bool = False) -> QuerySet[Run]:
+                     keep_labelled: bool = False, include_kept: bool = False) -> QuerySet[Run]:
     """Finished runs created before now - older_than; with keep_labelled, not those whose release a
-    label points at now."""
+    label points at now; unless include_kept, not those a keeper keeps (experiments' cells)."""
     runs = Run.objects.filter(status__in=FINAL_STATUSES, created_at__lt=timezone.now() - older_than)
     if workflow is not None:
         runs = runs.filter(workflow=workflow)
     if keep_labelled:
         runs = runs.exclude(release_id__in=Label.objects.values("release_id"))
+    if not include_kept:
+        for keeper in keepers:
+            runs = runs.exclude(pk__in=keeper.kept())
     return runs
 
 
 def _delete_batch(ids: list[int]) -> int:
     with transaction.atomic():
+        for keeper in keepers:
+            keeper.let_go(ids)
         Response.objects.filter(copied_from__run_id__in=ids).exclude(run_id__in=ids).update(copied_from=None)
         Run.objects.filter(source_run_id__in=ids).exclude(pk__in=ids).update(source_run=None)
         responses = raw_delete(Response.objects.filter(run_id__in=ids))
@@ -70,9 +95,10 @@ def _delete_batch(ids: list[int]) -> int:
 
 
 def runs_prune(*, older_than: datetime.timedelta, workflow: Workflow | None = None, keep_labelled: bool = False,
-               dry_run: bool = False, batch_size: int = BATCH_SIZE, pause: float = PAUSE_SECONDS,
-               reclaim: bool = True) -> PruneReport:
-    candidates = prune_candidates(older_than=older_than, workflow=workflow, keep_labelled=keep_labelled)
+               include_kept: bool = False, dry_run: bool = False, batch_size: int = BATCH_SIZE,
+               pause: float = PAUSE_SECONDS, reclaim: bool = True) -> PruneReport:
+    candidates = prune_candidates(older_than=older_than, workflow=workflow, keep_labelled=keep_labelled,
+                                  include_kept=include_kept)
     if dry_run:
         return PruneReport(runs=candidates.count(), responses=Response.objects.filter(run__in=candidates).count(),
                            dry_run=True)

@@ -1,4 +1,4 @@
-"""manage.py prune_runs --older-than 90d [--workflow NAME] [--keep-labelled] [--dry-run] [--vacuum]"""
+"""manage.py prune_runs --older-than 90d [--workflow NAME] [--keep-labelled] [--include-experiments] [--dry-run] [--vacuum]"""
 import datetime
 import re
 from typing import Any
@@ -30,14 +30,17 @@ class Command(BaseCommand):
         parser.add_argument("--workflow", help="Only this workflow's runs (by name).")
         parser.add_argument("--keep-labelled", action="store_true",
                             help="Keep runs whose release a label (production, ...) points at now.")
+        parser.add_argument("--include-experiments", action="store_true",
+                            help="Also delete runs that are cells of experiments (kept otherwise); the cells "
+                                 "stay, with their figures, without a link to a run.")
         parser.add_argument("--dry-run", action="store_true", help="Count what would go; delete nothing.")
         parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="Runs per transaction.")
         parser.add_argument("--vacuum", action="store_true",
                             help="SQLite: afterwards one full VACUUM (switches an older file to incremental "
                                  "auto-vacuum; rewrites the file, so run it when quiet).")
 
-    def handle(self, *args: Any, older_than: str, workflow: str | None, keep_labelled: bool, dry_run: bool,
-               batch_size: int, vacuum: bool, **options: Any) -> None:
+    def handle(self, *args: Any, older_than: str, workflow: str | None, keep_labelled: bool, include_experiments: bool,
+               dry_run: bool, batch_size: int, vacuum: bool, **options: Any) -> None:
         age = parse_age(older_than)
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
@@ -46,8 +49,8 @@ class Command(BaseCommand):
             chosen = Workflow.objects.filter(name=workflow).first()
             if chosen is None:
                 raise CommandError(f"No workflow named “{workflow}”.")
-        report = runs_prune(older_than=age, workflow=chosen, keep_labelled=keep_labelled, dry_run=dry_run,
-                            batch_size=batch_size)
+        report = runs_prune(older_than=age, workflow=chosen, keep_labelled=keep_labelled,
+                            include_kept=include_experiments, dry_run=dry_run, batch_size=batch_size)
         if dry_run:
             self.stdout.write(f"Would delete {report.runs} runs and {report.responses} responses (dry run).")
             return
