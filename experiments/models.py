@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 
 from datasets.models import DatasetItem, DatasetRow, DatasetVersion
+from evaluations.models import Evaluation
 from releases.models import LABEL_NAME_MAX, Release
 from runs.models import Run
 from workflows.models import Workflow
@@ -36,6 +37,10 @@ class Experiment(models.Model):
     # The cost cap in billionths of budget_currency (core.money), checked as cells finish.
     budget_nano = models.BigIntegerField(null=True, blank=True)
     budget_currency = models.CharField(max_length=3, blank=True, default="")
+    # The assertions every succeeded cell is scored with, and the evaluation that takes its scores as cells
+    # finish (a re-evaluation with other assertions becomes the current one; earlier ones are kept).
+    assertions = models.JSONField(default=list, blank=True)
+    evaluation = models.ForeignKey(Evaluation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     status = models.CharField(max_length=10, choices=ExperimentStatus.choices, default=ExperimentStatus.RUNNING)
     stop_reason = models.CharField(max_length=10, blank=True, default="", help_text="Why it is stopping: cancel or budget.")
     # Counters, kept by the driver's tick in the transaction that changes the cells.

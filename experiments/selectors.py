@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Avg, Count, Q, QuerySet, Sum
 
 from core.money import money_text
+from evaluations.models import Score
 from experiments.models import Cell, CellStatus, Experiment, Variant
 
 FILTERS = ("failures", "disagree")
@@ -163,3 +164,72 @@ def cell_cost_text(cell: dict[str, Any]) -> str:
     if cell["cost_nano"] is None:
         return "" if cell["status"] in (CellStatus.QUEUED, CellStatus.RUNNING) else "unpriced"
     return money_text(cell["cost_nano"], cell["cost_currency"]) if cell["cost_currency"] else "free"
+
+
+# --- Scores (the experiment's current evaluation) ---------------------------------------------------
+
+def wilson_interval(passed: int, total: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The Wilson score interval of a pass rate (95 % by default); None without any counted outcome."""
+    if total <= 0:
+        return None
+    rate = passed / total
+    denominator = 1 + z * z / total
+    centre = (rate + z * z / (2 * total)) / denominator
+    spread = z * ((rate * (1 - rate) / total + z * z / (4 * total * total)) ** 0.5) / denominator
+    return max(0.0, centre - spread), min(1.0, centre + spread)
+
+
+@dataclass
+class VariantScore:
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    pending: int = 0
+    mean_score: float | None = None
+
+    @property
+    def pass_rate(self) -> float | None:
+        counted = self.passed + self.failed
+        return self.passed / counted if counted else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return wilson_interval(self.passed, self.passed + self.failed)
+
+    def as_json(self) -> dict[str, Any]:
+        interval = self.interval
+        return {"passed": self.passed, "failed": self.failed, "errors": self.errors, "pending": self.pending,
+                "pass_rate": self.pass_rate, "pass_rate_low": interval[0] if interval else None,
+                "pass_rate_high": interval[1] if interval else None, "mean_score": self.mean_score}
+
+
+def variant_scores(experiment: Experiment) -> dict[int, VariantScore]:
+    """Per variant id, the current evaluation's outcomes (errors apart: they are not in the pass rate)."""
+    if experiment.evaluation_id is None:
+        return {}
+    rows = (Score.objects.filter(evaluation_id=experiment.evaluation_id)
+            .values("run__experiment_cell__variant_id", "outcome").annotate(n=Count("id"), mean=Avg("score")))
+    scores: dict[int, VariantScore] = {}
+    weighted: dict[int, tuple[float, int]] = {}
+    for row in rows:
+        variant_id = row["run__experiment_cell__variant_id"]
+        if variant_id is None:  # a retried cell's earlier run
+            continue
+        score = scores.setdefault(variant_id, VariantScore())
+        field_name = {"pass": "passed", "fail": "failed", "error": "errors", "pending": "pending"}[row["outcome"]]
+        setattr(score, field_name, getattr(score, field_name) + row["n"])
+        if row["mean"] is not None:
+            total, count = weighted.get(variant_id, (0.0, 0))
+            weighted[variant_id] = (total + row["mean"] * row["n"], count + row["n"])
+    for variant_id, (total, count) in weighted.items():
+        scores[variant_id].mean_score = total / count if count else None
+    return scores
+
+
+def cell_marks(experiment: Experiment, run_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Per run id, its outcome in the current evaluation: outcome, score, reason."""
+    if experiment.evaluation_id is None or not run_ids:
+        return {}
+    return {row["run_id"]: row for row in Score.objects.filter(evaluation_id=experiment.evaluation_id,
+                                                                run_id__in=run_ids)
+            .values("run_id", "outcome", "score", "reason")}

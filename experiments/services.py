@@ -11,6 +11,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from datasets.models import DatasetItem, DatasetVersion
+from evaluations.models import Evaluation
+from evaluations.services import assertions_check, evaluation_create
 from experiments import driver
 from experiments.models import (
     ACTIVE_EXPERIMENT_STATUSES,
@@ -123,7 +125,7 @@ def _number(value: Any, field: str, low: int, high: int) -> int:
 @transaction.atomic
 def experiment_create(*, name: str, workflow: Workflow, dataset_version: DatasetVersion, variants: list[Any],
                       mapping: Any = None, repeats: Any = 1, concurrency: Any = 10, budget: Any = None,
-                      budget_currency: str | None = None, user: Any = None) -> Experiment:
+                      budget_currency: str | None = None, assertions: Any = None, user: Any = None) -> Experiment:
     """Check everything, then write the experiment, its variants and every cell (queued). Nothing
     runs when anything is wrong: each problem is a ValidationError naming its field."""
     if not (name or "").strip():
@@ -144,6 +146,7 @@ def experiment_create(*, name: str, workflow: Workflow, dataset_version: Dataset
             raise ValidationError({f"variants[{index}]": [f"Same release ({release}) as variants[{seen[release.pk]}]."]})
         seen[release.pk] = index
     resolved = mapping_check(mapping=mapping, columns=list(dataset_version.columns), releases=releases)
+    assertions = assertions_check(assertions)
     cap, currency = None, ""
     for index, release in enumerate(releases):
         try:
@@ -158,8 +161,12 @@ def experiment_create(*, name: str, workflow: Workflow, dataset_version: Dataset
         name=name.strip()[:200], workflow=workflow, dataset_version=dataset_version, mapping=resolved,
         repeats=repeats, concurrency=concurrency, budget_nano=cap, budget_currency=currency,
         cell_count=cells_per_variant * len(releases), queued=cells_per_variant * len(releases),
-        cost_currency=currency, created_by=_author(user), started_at=timezone.now(),
+        cost_currency=currency, created_by=_author(user), started_at=timezone.now(), assertions=assertions,
     )
+    if assertions:
+        experiment.evaluation = evaluation_create(scope=scope(experiment), assertions=assertions, user=user,
+                                                  note="Scored as cells finish.")
+        experiment.save(update_fields=["evaluation"])
     made = [Variant.objects.create(experiment=experiment, position=index, release=release, label=label,
                                    name=_variant_name(release, label, (spec or {}).get("name")))
             for index, ((release, label), spec) in enumerate(zip(picked, variants, strict=True))]
@@ -224,6 +231,30 @@ def experiment_retry_errors(*, experiment: Experiment) -> int:
         experiment.save(update_fields=["failed", "queued", "status", "stop_reason", "finished_at"])
         transaction.on_commit(lambda: driver.wake(experiment.pk))
     return count
+
+
+def scope(experiment: Experiment) -> str:
+    """The evaluations' scope name of an experiment."""
+    return f"experiment:{experiment.pk}"
+
+
+@transaction.atomic
+def experiment_reevaluate(*, experiment: Experiment, assertions: Any = None, user: Any = None) -> Evaluation:
+    """Score the succeeded cells' stored outputs again, as a new evaluation (with these assertions, else
+    the experiment's), which becomes the current one: nothing is run again. Cells still to finish are
+    scored by it too."""
+    Experiment.objects.filter(pk=experiment.pk).update(ticks=F("ticks") + 1)  # the driver's lock
+    experiment.refresh_from_db()
+    chosen = experiment.assertions if assertions is None else assertions_check(assertions)
+    if not chosen:
+        raise ValidationError({"assertions": ["Give the assertions to score with: the experiment has none."]})
+    subjects = (Cell.objects.filter(experiment=experiment, status=CellStatus.SUCCEEDED, run__isnull=False)
+                .order_by("id").values_list("run_id", "item__expected"))
+    evaluation = evaluation_create(scope=scope(experiment), assertions=chosen, subjects=subjects.iterator(),
+                                   user=user, note="Re-evaluation of stored outputs.")
+    experiment.assertions, experiment.evaluation = chosen, evaluation
+    experiment.save(update_fields=["assertions", "evaluation"])
+    return evaluation
 
 
 def experiment_delete(*, experiment: Experiment) -> None:

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "releases",
     "runs",
     "datasets",
+    "evaluations",
     "experiments",
     "fakellm",  # manage.py fake_llm: the mock server of the demo and the tests
 ]
@@ -249,7 +250,7 @@ if RUNS_BACKEND == "procrastinate":
         raise environ.ImproperlyConfigured("RUNS_BACKEND=procrastinate needs DATABASE_URL to point at PostgreSQL.")
     # Procrastinate's Django app goes before ours; workers import the engine's tasks from here.
     INSTALLED_APPS.insert(INSTALLED_APPS.index("llm"), "procrastinate.contrib.django")
-    PROCRASTINATE_IMPORT_PATHS = ["runs.engine.tasks", "experiments.tasks"]
+    PROCRASTINATE_IMPORT_PATHS = ["runs.engine.tasks", "experiments.tasks", "evaluations.tasks"]
     # Workers beat every second and are stalled after 5 s: a kill -9ed worker's runs resume in
     # about 5-7 s (runs.engine.tasks.recover_stalled_work) instead of ~25 s with the defaults.
     PROCRASTINATE_WORKER_DEFAULTS = {

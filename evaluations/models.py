@@ -1,0 +1,80 @@
+"""Evaluations: one scoring of stored outputs with a fixed list of assertions.
+
+An evaluation never changes its assertions: scoring the same outputs with other assertions is a new
+evaluation, kept beside the old one. Its subjects are written with it, one `Score` per run, pending;
+they are scored in batches (evaluations.work), each batch committed with its scores, so a crash
+loses at most a batch's work and nothing is scored twice.
+"""
+from django.conf import settings
+from django.db import models
+
+from runs.models import Run
+
+
+class EvaluationStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Evaluation(models.Model):
+    scope = models.CharField(max_length=100, db_index=True,
+                             help_text='What was scored: "experiment:12", or "runs" for runs picked one by one.')
+    number = models.PositiveIntegerField(help_text="1, 2, ... within its scope.")
+    assertions = models.JSONField(default=list, help_text="The assertions, exactly as they were checked.")
+    assertions_hash = models.CharField(max_length=64)
+    note = models.CharField(max_length=200, blank=True, default="")
+    status = models.CharField(max_length=8, choices=EvaluationStatus.choices, default=EvaluationStatus.PENDING)
+    total = models.PositiveIntegerField(default=0)
+    scored = models.PositiveIntegerField(default=0)
+    passed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    lease_owner = models.CharField(max_length=100, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["scope", "number"], name="evaluation_number_unique")]
+        indexes = [models.Index(fields=["status", "lease_expires_at"], name="evaluation_claimable")]
+
+    def __str__(self) -> str:
+        return f"Evaluation {self.number} of {self.scope}"
+
+    @property
+    def pass_rate(self) -> float | None:
+        counted = self.passed + self.failed
+        return self.passed / counted if counted else None
+
+
+class ScoreOutcome(models.TextChoices):
+    PENDING = "pending"
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+
+
+class Score(models.Model):
+    """One run's outcome in one evaluation, with each assertion's result."""
+
+    evaluation = models.ForeignKey(Evaluation, on_delete=models.CASCADE, related_name="scores", db_index=False)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="scores")
+    expected = models.JSONField(null=True, blank=True, help_text="The case's expected output ({{ expected }}).")
+    outcome = models.CharField(max_length=7, choices=ScoreOutcome.choices, default=ScoreOutcome.PENDING)
+    score = models.FloatField(null=True, blank=True, help_text="The weighted score, 0 to 1, errors left out.")
+    reason = models.TextField(blank=True, default="", help_text="Why it failed: the first failing assertion.")
+    results = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["evaluation", "run"], name="score_unique")]
+        # The work reads an evaluation's pending scores in id order; pages read them by outcome.
+        indexes = [models.Index(fields=["evaluation", "outcome", "id"], name="score_evaluation_outcome")]
+
+    def __str__(self) -> str:
+        return f"{self.evaluation_id}: run {self.run_id} {self.outcome}"

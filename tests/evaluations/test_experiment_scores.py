@@ -1,0 +1,85 @@
+"""Assertions on an experiment: succeeded cells are scored as they finish, per-variant pass rates with
+their interval, re-evaluation of stored outputs without running anything, errors re-scored alone."""
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
+
+from evaluations.models import Evaluation, Score
+from evaluations.services import evaluation_rescore_errors
+from evaluations.work import evaluations_work
+from experiments.models import Cell, Experiment
+from experiments.selectors import cell_marks, variant_scores, wilson_interval
+from experiments.services import experiment_reevaluate
+from tests.experiments.conftest import make_dataset_version, make_two_releases, start_experiment
+from tests.experiments.test_driver import drive
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_cells_are_scored_and_a_reevaluation_calls_no_llm(fake_llm):
+    workflow, first, second = await sync_to_async(make_two_releases)(fake_llm.base_url)
+    version = await sync_to_async(make_dataset_version)(6)
+    # The fake server echoes words of the prompt: release A's prompt says "briefly", B's "detail".
+    experiment = await sync_to_async(start_experiment)(workflow, version, [first, second], concurrency=4, assertions=[
+        {"type": "icontains", "value": "briefly"}, {"type": "word-count", "value": {"min": 1}, "metric": "length"}])
+    experiment = await drive(experiment.pk)
+    assert experiment.succeeded == 12
+    assert await sync_to_async(evaluations_work)(owner="test") == 1
+    evaluation = await Evaluation.objects.aget(pk=experiment.evaluation_id)
+    assert evaluation.status == "done" and evaluation.total == evaluation.scored == 12
+    scores = await sync_to_async(variant_scores)(experiment)
+    variants = [v async for v in experiment.variants.order_by("position")]
+    outputs = {c.run_id: c async for c in Cell.objects.filter(experiment=experiment).select_related("run")}
+    expected_pass = {run_id: "briefly" in cell.run.output.lower() for run_id, cell in outputs.items()}
+    marks = await sync_to_async(cell_marks)(experiment, list(outputs))
+    assert {run_id: mark["outcome"] == "pass" for run_id, mark in marks.items()} == expected_pass
+    by_variant = {v.pk: sum(expected_pass[c.run_id] for c in outputs.values() if c.variant_id == v.pk) for v in variants}
+    assert [scores[v.pk].passed for v in variants] == [by_variant[v.pk] for v in variants]
+    assert scores[variants[0].pk].passed + scores[variants[0].pk].failed == 6
+
+    calls = fake_llm.stats()["chat_requests"]
+    again = await sync_to_async(experiment_reevaluate)(experiment=experiment,
+                                                       assertions=[{"type": "not-icontains", "value": "briefly"}])
+    await sync_to_async(evaluations_work)(owner="test")
+    again = await Evaluation.objects.aget(pk=again.pk)
+    assert again.number == 2 and again.passed == evaluation.failed and again.failed == evaluation.passed
+    assert fake_llm.stats()["chat_requests"] == calls  # nothing ran again
+    assert await Evaluation.objects.filter(scope=f"experiment:{experiment.pk}").acount() == 2  # the first is kept
+    experiment = await Experiment.objects.aget(pk=experiment.pk)
+    assert experiment.evaluation_id == again.pk
+
+
+async def test_errors_are_kept_apart_and_rescored_on_their_own(fake_llm):
+    workflow, first, _ = await sync_to_async(make_two_releases)(fake_llm.base_url)
+    version = await sync_to_async(make_dataset_version)(3)
+    # A cost check with no price: every subject is an error, not a fail.
+    experiment = await sync_to_async(start_experiment)(workflow, version, [first], assertions=[
+        {"type": "cost", "threshold": 1}])
+    experiment = await drive(experiment.pk)
+    await sync_to_async(evaluations_work)(owner="test")
+    evaluation = await Evaluation.objects.aget(pk=experiment.evaluation_id)
+    assert (evaluation.passed, evaluation.failed, evaluation.errors) == (0, 0, 3) and evaluation.pass_rate is None
+    assert await sync_to_async(evaluation_rescore_errors)(evaluation=evaluation) == 3
+    assert await Score.objects.filter(evaluation=evaluation, outcome="pending").acount() == 3
+    await sync_to_async(evaluations_work)(owner="test")
+    evaluation = await Evaluation.objects.aget(pk=evaluation.pk)
+    assert evaluation.status == "done" and evaluation.errors == 3 and evaluation.scored == 3
+
+
+@pytest.mark.django_db
+def test_bad_assertions_refuse_the_experiment_naming_the_field():
+    workflow, first, _ = make_two_releases("http://127.0.0.1:9/v1")
+    with pytest.raises(ValidationError) as raised:
+        start_experiment(workflow, make_dataset_version(2), [first], assertions=[{"type": "regex", "value": "(?=x)"}])
+    assert "assertions[0].value" in raised.value.message_dict
+    assert not Experiment.objects.exists() and not Evaluation.objects.exists()
+
+
+def test_wilson_interval():
+    assert wilson_interval(0, 0) is None
+    low, high = wilson_interval(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
+    low, high = wilson_interval(10, 10)
+    assert high == 1.0 and low == pytest.approx(0.7225, abs=1e-3)
