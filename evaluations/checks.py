@@ -4,7 +4,8 @@ A spec is a dict: `type` (with an optional `not-` prefix), `value`, `threshold`,
 1), `metric` (a name scores are grouped by), and what it looks at: the final output (default), a
 named step's output (`step`), or a field of the JSON output (`path`, e.g. `items[0].name`).
 `assert-set` groups specs (`assert`) into one result. Values may use the case's variables
-(`{{ expected }}`, the inputs) through the prompt templates' sandbox.
+(`{{ expected }}`, the inputs) through the prompt templates' sandbox; a value that is exactly one
+variable takes that variable's value as it is (a JSON `expected` compares as JSON).
 
 Every check ends `pass`, `fail` or `error` (the output could not be read the way the check needs,
 a variable is missing): an error is not a fail, and pass rates leave it out.
@@ -46,6 +47,7 @@ TYPES = (*SIMPLE_TYPES, "assert-set")
 # Types whose threshold is a limit on what they measure (ms, money, edits), not a score from 0 to 1.
 LIMIT_THRESHOLDS = frozenset({"latency", "cost", "levenshtein"})
 SPEC_KEYS = {"type", "value", "threshold", "weight", "metric", "step", "path", "assert", "description"}
+ONE_VARIABLE = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
 PATH_PART = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]")
 
 
@@ -359,11 +361,16 @@ class Check:
     step: str | None
     path: list[str | int] | None
     value_template: str | None  # a value with {{ }}: rendered per case
+    variable: str | None = None  # a value that is one variable, "{{ expected }}": taken as it is, unrendered
     children: list[Check] = field(default_factory=list)
 
     def value(self, subject: Subject) -> Any:
         if self.value_template is None:
             return self.spec.get("value")
+        if self.variable is not None:
+            if self.variable not in subject.variables:
+                raise _CheckError(f"its value could not be filled in: missing variable: '{self.variable}' is undefined")
+            return subject.variables[self.variable]
         try:
             return render(self.value_template, subject.variables)
         except TemplateProblem as exc:
@@ -528,10 +535,11 @@ def _compile_one(spec: Any, index: str, where: str, depth: int, problems: dict[s
             problems[f"{where}.value" if kind not in ("latency", "cost") else f"{where}.threshold"] = [problem]
     value = spec.get("value")
     template = value if _is_template(value) and kind != "regex" else None
+    only = ONE_VARIABLE.match(template) if template is not None else None
     return Check(index=index, type=written, kind=kind, negate=negate, spec=spec,
                  weight=1.0 if weight is None else weight, metric=metric if isinstance(metric, str) else "",
                  threshold=threshold, step=step if isinstance(step, str) else None, path=path,
-                 value_template=template, children=children)
+                 value_template=template, variable=only.group(1) if only else None, children=children)
 
 
 def compile_assertions(specs: Any, *, field_name: str = "assertions") -> list[Check]:
