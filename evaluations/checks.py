@@ -43,10 +43,14 @@ RE2_OPTIONS.max_mem = 8 << 20
 SIMPLE_TYPES = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any", "icontains-all",
                 "starts-with", "regex", "is-json", "contains-json", "levenshtein", "word-count", "latency", "cost",
                 "finish-reason")
-TYPES = (*SIMPLE_TYPES, "assert-set")
+# Model-graded: a judge (a workflow of this project whose output is {pass, score, reason}) decides.
+JUDGE_TYPES = ("llm-rubric", "factuality")
+DEFAULT_JUDGES = {"llm-rubric": "judge-rubric", "factuality": "judge-factuality"}
+TYPES = (*SIMPLE_TYPES, *JUDGE_TYPES, "assert-set")
 # Types whose threshold is a limit on what they measure (ms, money, edits), not a score from 0 to 1.
 LIMIT_THRESHOLDS = frozenset({"latency", "cost", "levenshtein"})
-SPEC_KEYS = {"type", "value", "threshold", "weight", "metric", "step", "path", "assert", "description"}
+SPEC_KEYS = {"type", "value", "threshold", "weight", "metric", "step", "path", "assert", "description", "judge"}
+PENDING = "pending"  # a judge's verdict is not in yet
 ONE_VARIABLE = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
 PATH_PART = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]")
 
@@ -62,6 +66,8 @@ class Subject:
     cost: Decimal | None = None
     finish_reason: str = ""
     variables: dict[str, Any] = field(default_factory=dict)
+    # Judges' verdicts by check index: {"pass": bool, "score": float, "reason": str} or {"error": str}.
+    judged: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,7 +89,7 @@ class Result:
         return data
 
 
-class _CheckError(Exception):
+class CheckProblem(Exception):
     """The check could not be made (an `error` outcome, not a fail)."""
 
 
@@ -196,7 +202,7 @@ def _as_json(value: Any) -> Any:
         try:
             return json.loads(value)
         except json.JSONDecodeError as exc:
-            raise _CheckError(f"the output is not JSON ({exc.msg})") from None
+            raise CheckProblem(f"the output is not JSON ({exc.msg})") from None
     return value
 
 
@@ -205,7 +211,7 @@ def _dig(value: Any, parts: list[str | int], path: str) -> Any:
         try:
             value = value[part]
         except (KeyError, IndexError, TypeError):
-            raise _CheckError(f"the output has no “{path}”") from None
+            raise CheckProblem(f"the output has no “{path}”") from None
     return value
 
 
@@ -230,14 +236,14 @@ def _find_json(text: str) -> Any:
             return decoder.raw_decode(text, match.start())[0]
         except json.JSONDecodeError:
             continue
-    raise _CheckError("the output contains no JSON object or array")
+    raise CheckProblem("the output contains no JSON object or array")
 
 
 def _matches_schema(value: Any, schema: Any) -> tuple[bool, str]:
     if schema is None:
         return True, ""
     if len(_text(value)) > MAX_VALIDATED_CHARS:
-        raise _CheckError(f"the JSON is longer than {MAX_VALIDATED_CHARS} characters: not checked")
+        raise CheckProblem(f"the JSON is longer than {MAX_VALIDATED_CHARS} characters: not checked")
     error = next(iter(_Validator(schema).iter_errors(value)), None)
     if error is None:
         return True, ""
@@ -301,7 +307,7 @@ def _is_json(text: str, raw: Any, spec: dict[str, Any], value: Any, subject: Sub
 def _contains_json(text: str, raw: Any, spec: dict[str, Any], value: Any, subject: Subject) -> Outcome:
     try:
         found = _find_json(text) if isinstance(raw, str) or raw is None else raw
-    except _CheckError as exc:
+    except CheckProblem as exc:
         return False, 0.0, str(exc)
     passed, reason = _matches_schema(found, value)
     return passed, float(passed), reason
@@ -323,13 +329,13 @@ def _word_count(text: str, raw: Any, spec: dict[str, Any], value: Any, subject: 
 
 def _latency(text: str, raw: Any, spec: dict[str, Any], value: Any, subject: Subject) -> Outcome:
     if subject.latency_ms is None:
-        raise _CheckError("no latency recorded")
+        raise CheckProblem("no latency recorded")
     return _verdict(subject.latency_ms <= spec["threshold"], f"{subject.latency_ms} ms > {spec['threshold']} ms")
 
 
 def _cost(text: str, raw: Any, spec: dict[str, Any], value: Any, subject: Subject) -> Outcome:
     if subject.cost is None:
-        raise _CheckError("the cost is unknown (no price)")
+        raise CheckProblem("the cost is unknown (no price)")
     return _verdict(subject.cost <= Decimal(str(spec["threshold"])), f"cost {subject.cost} > {spec['threshold']}")
 
 
@@ -369,18 +375,18 @@ class Check:
             return self.spec.get("value")
         if self.variable is not None:
             if self.variable not in subject.variables:
-                raise _CheckError(f"its value could not be filled in: missing variable: '{self.variable}' is undefined")
+                raise CheckProblem(f"its value could not be filled in: missing variable: '{self.variable}' is undefined")
             return subject.variables[self.variable]
         try:
             return render(self.value_template, subject.variables)
         except TemplateProblem as exc:
-            raise _CheckError(f"its value could not be filled in: {exc}") from None
+            raise CheckProblem(f"its value could not be filled in: {exc}") from None
 
     def target(self, subject: Subject) -> Any:
         value: Any
         if self.step is not None:
             if self.step not in subject.steps:
-                raise _CheckError(f"the run has no step “{self.step}”")
+                raise CheckProblem(f"the run has no step “{self.step}”")
             value = subject.steps[self.step]
         else:
             value = subject.output_json if subject.output_json is not None and self.path else subject.output
@@ -388,14 +394,44 @@ class Check:
             value = _dig(_as_json(value), self.path, self.spec["path"])
         return value
 
+    @property
+    def judge(self) -> str | None:
+        if self.kind not in JUDGE_TYPES:
+            return None
+        return str(self.spec.get("judge") or DEFAULT_JUDGES[self.kind])
+
+    def judge_inputs(self, subject: Subject) -> dict[str, Any]:
+        """What the judge is asked: the output checked, the rubric (or the reference answer), the case."""
+        target = self.target(subject)
+        return {"output": _text(target) if target is not None else "", "rubric": _text(self.value(subject) or ""),
+                "expected": _text(subject.variables.get("expected") or ""),
+                "input": json.dumps({k: v for k, v in subject.variables.items() if k != "expected"}, ensure_ascii=False)}
+
+    def _evaluate_judged(self, subject: Subject) -> Result:
+        verdict = subject.judged.get(self.index)
+        if verdict is None:
+            return Result(self.index, self.type, PENDING, 0.0, self.weight, self.metric, "waiting for the judge")
+        if "error" in verdict:
+            return Result(self.index, self.type, ERROR, 0.0, self.weight, self.metric, verdict["error"])
+        passed, score = bool(verdict.get("pass")), float(verdict.get("score", 1.0 if verdict.get("pass") else 0.0))
+        score = min(max(score, 0.0), 1.0)
+        reason = str(verdict.get("reason") or "")[:1000]
+        if self.negate:
+            passed, score = not passed, 1.0 - score
+        if self.threshold is not None:
+            passed = score >= self.threshold
+        return Result(self.index, self.type, PASS if passed else FAIL, score, self.weight, self.metric, reason)
+
     def evaluate(self, subject: Subject) -> Result:
         if self.kind == "assert-set":
             return self._evaluate_set(subject)
+        if self.kind in JUDGE_TYPES:
+            return self._evaluate_judged(subject)
         try:
             raw = self.target(subject)
             passed, score, reason = CHECKS[self.kind](_text(raw) if raw is not None else "", raw, self.spec,
                                                       self.value(subject), subject)
-        except _CheckError as exc:
+        except CheckProblem as exc:
             return Result(self.index, self.type, ERROR, 0.0, self.weight, self.metric, str(exc))
         if self.negate:
             passed, score = not passed, 1.0 - score
@@ -413,6 +449,8 @@ class Check:
 def combine(results: list[Result], threshold: float | None = None) -> tuple[str, float, str]:
     """Several results as one: the weighted mean score of those not in error; pass when every one
     passed (or, with a threshold, when the score reaches it); error when all are errors."""
+    if any(r.outcome == PENDING for r in results):
+        return (PENDING, 0.0, "waiting for a judge")
     counted = [r for r in results if r.outcome != ERROR]
     if not counted:
         return (ERROR, 0.0, results[0].reason if results else "nothing to check")
@@ -476,6 +514,10 @@ def _value_problem(kind: str, spec: dict[str, Any]) -> str | None:
         return 'Give a number of words, or {"min": n, "max": m}.'
     if kind in ("latency", "cost"):
         return None if "threshold" in spec else f"A {kind} check needs a threshold."
+    if kind == "llm-rubric":
+        return None if isinstance(value, str) and value.strip() else "Give the rubric the judge applies."
+    if kind == "factuality":
+        return None if value is None or isinstance(value, str) else "Give the reference answer (or leave it out to use {{ expected }})."
     rule = _VALUE_RULES.get(kind)
     return rule(value) if rule else None
 
@@ -534,6 +576,11 @@ def _compile_one(spec: Any, index: str, where: str, depth: int, problems: dict[s
         if problem:
             problems[f"{where}.value" if kind not in ("latency", "cost") else f"{where}.threshold"] = [problem]
     value = spec.get("value")
+    if kind == "factuality" and value is None:
+        value = "{{ expected }}"
+    judge = spec.get("judge")
+    if judge is not None and (kind not in JUDGE_TYPES or not isinstance(judge, str) or not judge.strip()):
+        problems[f"{where}.judge"] = ["Only llm-rubric and factuality have a judge: the name of a workflow."]
     template = value if _is_template(value) and kind != "regex" else None
     only = ONE_VARIABLE.match(template) if template is not None else None
     return Check(index=index, type=written, kind=kind, negate=negate, spec=spec,
@@ -565,6 +612,16 @@ class Verdict:
     score: float
     reason: str
     results: list[Result]
+
+
+def flatten(checks: list[Check]) -> Iterator[Check]:
+    for check in checks:
+        yield check
+        yield from flatten(check.children)
+
+
+def judge_checks(checks: list[Check]) -> list[Check]:
+    return [c for c in flatten(checks) if c.kind in JUDGE_TYPES]
 
 
 def evaluate(checks: list[Check], subject: Subject) -> Verdict:

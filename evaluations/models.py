@@ -55,6 +55,7 @@ class Evaluation(models.Model):
 
 class ScoreOutcome(models.TextChoices):
     PENDING = "pending"
+    JUDGING = "judging"  # its judges' runs are under way
     PASS = "pass"
     FAIL = "fail"
     ERROR = "error"
@@ -70,6 +71,7 @@ class Score(models.Model):
     score = models.FloatField(null=True, blank=True, help_text="The weighted score, 0 to 1, errors left out.")
     reason = models.TextField(blank=True, default="", help_text="Why it failed: the first failing assertion.")
     results = models.JSONField(default=list, blank=True)
+    judges = models.JSONField(default=dict, blank=True, help_text="The judges' runs, by assertion index.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["evaluation", "run"], name="score_unique")]

@@ -15,19 +15,32 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import close_old_connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from core.internals.django_raw_delete import raw_delete
-from evaluations.checks import Check, Subject, compile_assertions, evaluate
+from evaluations.checks import (
+    PENDING,
+    Check,
+    CheckProblem,
+    Subject,
+    Verdict,
+    compile_assertions,
+    evaluate,
+    judge_checks,
+)
 from evaluations.models import Evaluation, EvaluationStatus, Score, ScoreOutcome
 from runs.costs import CostTotal
-from runs.models import Response, ResponseStatus, Run
+from runs.models import FINAL_STATUSES, Response, ResponseStatus, Run, RunStatus
+from runs.services import run_start
+from workflows.models import Workflow
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+MAX_JUDGING = 50  # an evaluation's subjects waiting on judges at once: judges' runs start as these end
 LEASE_SECONDS = 60.0
 SWEEP_SECONDS = 2.0
 
@@ -96,52 +109,143 @@ def _add_steps(subjects: dict[int, Subject], run_ids: list[int], *, with_outputs
             subjects[run_id].cost = next(iter(amounts.values()), Decimal(0))
 
 
-def evaluation_batch(evaluation_id: int, *, owner: str, size: int = BATCH_SIZE) -> bool:
-    """Score one batch of pending subjects; True while more remain. False also when the lease is lost."""
+def _verdict_of(run: dict[str, Any] | None, run_id: int) -> dict[str, Any]:
+    """A judge run's verdict: its structured output {pass, score, reason}, or why there is none."""
+    if run is None:
+        return {"error": f"The judge's run {run_id} was deleted."}
+    if run["status"] != RunStatus.SUCCEEDED:
+        return {"error": f"The judge's run {run_id} {run['status']}: {run['error'][:500]}".rstrip(": ")}
+    answer = run["output_json"]
+    if not isinstance(answer, dict) or not isinstance(answer.get("pass"), bool):
+        return {"error": f"The judge's run {run_id} answered without a true/false `pass`."}
+    return answer
+
+
+class _Judges:
+    """The judge workflows of one batch, looked up once; starting a judge's run for one check."""
+
+    def __init__(self) -> None:
+        self.workflows: dict[str, Workflow | None] = {}
+
+    def start(self, check: Check, subject: Subject) -> int | dict[str, Any]:
+        """The judge run started for the check (its id), or the error verdict that stands in for it."""
+        name = check.judge or ""
+        if name not in self.workflows:
+            self.workflows[name] = Workflow.objects.filter(name=name).first()
+        workflow = self.workflows[name]
+        if workflow is None:
+            return {"error": f"There is no judge workflow named “{name}” (manage.py seed_judges makes the defaults)."}
+        try:
+            asked = check.judge_inputs(subject)
+        except CheckProblem as exc:
+            return {"error": str(exc)}
+        declared = {item["name"] for item in workflow.inputs or []}
+        try:
+            # The judge's call goes through the engine like any run: rate limits, retries, cost, crash safety.
+            return run_start(workflow=workflow, inputs={k: v for k, v in asked.items() if k in declared}, user=None,
+                             budget=None).pk
+        except ValidationError as exc:
+            return {"error": f"The judge “{name}” could not start: {' '.join(exc.messages)}"}
+
+
+def _scored(row: dict[str, Any], evaluation_id: int, verdict: Verdict | None, judges: dict[str, int]) -> Score:
+    score = Score(id=row["id"], evaluation_id=evaluation_id, run_id=row["run_id"], expected=row["expected"],
+                  judges=judges)
+    if verdict is None:  # the run is gone: nothing to score
+        score.outcome, score.reason, score.results = ScoreOutcome.ERROR, "The run was deleted.", []
+        return score
+    score.outcome = ScoreOutcome.JUDGING if verdict.outcome == PENDING else verdict.outcome
+    score.score = round(verdict.score, 6) if verdict.outcome in (ScoreOutcome.PASS, ScoreOutcome.FAIL) else None
+    score.reason = verdict.reason[:2000]
+    score.results = [r.as_json() for r in verdict.results]
+    for result in score.results:
+        if result["index"] in judges:
+            result["judge_run_id"] = judges[result["index"]]
+    return score
+
+
+def _judged(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[int, dict[str, dict[str, Any]]]]:
+    """Of scores waiting on judges, those whose judges have all finished, with the verdicts by index."""
+    run_ids = {run_id for row in rows for run_id in row["judges"].values() if isinstance(run_id, int)}
+    runs = {run["id"]: run for run in Run.objects.filter(pk__in=run_ids).values("id", "status", "output_json", "error")}
+    ready, verdicts = [], {}
+    for row in rows:
+        judged = {}
+        for index, run_id in row["judges"].items():
+            if isinstance(run_id, dict):  # an error recorded when the judge could not start
+                judged[index] = run_id
+                continue
+            run = runs.get(run_id)
+            if run is not None and run["status"] not in FINAL_STATUSES:
+                break
+            judged[index] = _verdict_of(run, run_id)
+        else:
+            ready.append(row)
+            verdicts[row["id"]] = judged
+    return ready, verdicts
+
+
+def evaluation_batch(evaluation_id: int, *, owner: str, size: int = BATCH_SIZE) -> str:
+    """Score one batch: subjects whose judges have answered, then pending ones (starting judges' runs
+    where assertions need them, at most MAX_JUDGING waiting at a time). Returns "more", "waiting"
+    (only judges are left to answer), "done", or "lost" (another worker has the lease)."""
     with transaction.atomic():
         if not Evaluation.objects.filter(pk=evaluation_id, lease_owner=owner).update(lease_expires_at=_lease_end()):
-            return False
+            return "lost"
         evaluation = Evaluation.objects.get(pk=evaluation_id)
         checks = compile_assertions(evaluation.assertions)
+        fields = ("id", "run_id", "expected", "judges")
+        waiting = list(Score.objects.filter(evaluation_id=evaluation_id, outcome=ScoreOutcome.JUDGING)
+                       .order_by("id").values(*fields)[:MAX_JUDGING])
+        ready, verdicts = _judged(waiting)
+        room = size if not judge_checks(checks) else max(MAX_JUDGING - (len(waiting) - len(ready)), 0)
         pending = list(Score.objects.filter(evaluation_id=evaluation_id, outcome=ScoreOutcome.PENDING)
-                       .order_by("id").values("id", "run_id", "expected")[:size])
-        if not pending:
+                       .order_by("id").values(*fields)[:min(room, size)]) if room else []
+        if not ready and not pending:
+            if waiting:
+                return "waiting"
             Evaluation.objects.filter(pk=evaluation_id, lease_owner=owner).update(
                 status=EvaluationStatus.DONE, lease_owner="", lease_expires_at=None, finished_at=timezone.now())
-            return False
-        subjects = _subjects(pending, checks)
+            return "done"
+        rows = ready + pending
+        subjects = _subjects(rows, checks)
+        judges = _Judges()
         scored: list[Score] = []
-        counts = {ScoreOutcome.PASS: 0, ScoreOutcome.FAIL: 0, ScoreOutcome.ERROR: 0}
-        for row in pending:
+        for row in rows:
             subject = subjects.get(row["run_id"])
-            if subject is None:  # the run is gone: nothing to score
-                score = Score(id=row["id"], evaluation_id=evaluation_id, run_id=row["run_id"], expected=row["expected"],
-                              outcome=ScoreOutcome.ERROR, score=None, reason="The run was deleted.", results=[])
-            else:
+            started = dict(row["judges"])
+            verdict = None
+            if subject is not None:
+                subject.judged = verdicts.get(row["id"], {})
                 verdict = evaluate(checks, subject)
-                score = Score(id=row["id"], evaluation_id=evaluation_id, run_id=row["run_id"], expected=row["expected"],
-                              outcome=verdict.outcome,
-                              score=None if verdict.outcome == ScoreOutcome.ERROR else round(verdict.score, 6),
-                              reason=verdict.reason[:2000], results=[r.as_json() for r in verdict.results])
-            counts[score.outcome] += 1
-            scored.append(score)
-        # The pending rows are written again, scored, with their ids: one DELETE and one INSERT per batch
+                if verdict.outcome == PENDING:
+                    for check in judge_checks(checks):
+                        if check.index not in started:
+                            started[check.index] = judges.start(check, subject)
+                    subject.judged = {i: r for i, r in started.items() if isinstance(r, dict)}
+                    verdict = evaluate(checks, subject)
+            scored.append(_scored(row, evaluation_id, verdict, started))
+        # The rows are written again, scored, with their ids: one DELETE and one INSERT per batch
         # (bulk_update builds a CASE per row and field, twenty times slower; docs/performance.md).
-        raw_delete(Score.objects.filter(pk__in=[row["id"] for row in pending]))
+        raw_delete(Score.objects.filter(pk__in=[row["id"] for row in rows]))
         Score.objects.bulk_create(scored, batch_size=500)
-        evaluation.scored += len(scored)
+        counts = {outcome: sum(s.outcome == outcome for s in scored) for outcome in ScoreOutcome.values}
+        evaluation.scored += counts[ScoreOutcome.PASS] + counts[ScoreOutcome.FAIL] + counts[ScoreOutcome.ERROR]
         evaluation.passed += counts[ScoreOutcome.PASS]
         evaluation.failed += counts[ScoreOutcome.FAIL]
         evaluation.errors += counts[ScoreOutcome.ERROR]
         evaluation.save(update_fields=["scored", "passed", "failed", "errors"])
-    return True
+    return "more"
 
 
 def evaluation_run(evaluation_id: int, *, owner: str) -> None:
     """Score an evaluation to the end (or until the lease is lost)."""
     try:
-        while evaluation_batch(evaluation_id, owner=owner):
+        while (state := evaluation_batch(evaluation_id, owner=owner)) == "more":
             pass
+        if state == "waiting":  # free it: the next pass (every few seconds) looks at its judges again
+            Evaluation.objects.filter(pk=evaluation_id, lease_owner=owner).update(lease_owner="",
+                                                                                  lease_expires_at=None)
     except Exception as exc:
         logger.exception("evaluation %s failed", evaluation_id)
         Evaluation.objects.filter(pk=evaluation_id, lease_owner=owner).update(

@@ -65,10 +65,10 @@ def _value_for(schema: dict[str, Any], text: str) -> Any:
         return {name: _value_for(sub, text) for name, sub in (schema.get("properties") or {}).items()}
     if kind == "array":
         return [_value_for(schema.get("items") or {"type": "string"}, text)]
-    if kind == "integer":
-        return len(text.split())
-    if kind == "number":
-        return float(len(text.split()))
+    if kind in ("integer", "number"):
+        # The word count, within the schema's bounds.
+        value = min(max(len(text.split()), schema.get("minimum", float("-inf"))), schema.get("maximum", float("inf")))
+        return int(value) if kind == "integer" else float(value)
     if kind == "boolean":
         return True
     return text

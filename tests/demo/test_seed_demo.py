@@ -28,7 +28,8 @@ def test_seeding_twice_creates_nothing_new_and_prints_the_password_once(seed_dem
     after_first = counts()
     second = seed_demo()
     assert counts() == after_first
-    assert after_first["User"] == 1 and after_first["Workflow"] == 1 and after_first["Step"] == 3
+    # The demo's 3-step workflow, and the two default judges (one step each).
+    assert after_first["User"] == 1 and after_first["Workflow"] == 3 and after_first["Step"] == 5
     password = re.search(r"password: (\S+)", first).group(1)
     assert password not in second and "created" not in second
 

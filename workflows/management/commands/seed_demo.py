@@ -6,12 +6,14 @@ It ends with one block saying where to log in, with the admin's password the fir
 to reset it afterwards; `make run` prints its output once the servers listen, below their logs.
 """
 import datetime
+import io
 import os
 import secrets
 from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -81,6 +83,9 @@ class Command(BaseCommand):
             blocks = self._blocks()
             payloads = self._payloads(endpoint, blocks)
             self._workflow(payloads)
+            # The default judges of llm-rubric / factuality assertions, on the demo's mock endpoint (by
+            # command: evaluations sits above workflows).
+            call_command("seed_judges", endpoint=endpoint.name, stdout=io.StringIO())
         self._login_block(options["site_url"], options["fake_llm_url"], password)
 
     def _login_block(self, site_url: str, fake_llm_url: str, password: str | None) -> None:
