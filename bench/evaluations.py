@@ -82,7 +82,7 @@ def main() -> int:
         rng = random.Random(7)
         with transaction.atomic():
             evaluation = evaluation_create(scope="bench", assertions=ASSERTIONS, subjects=(
-                (run_id, " ".join(rng.choice(WORDS) for _ in range(40))) for run_id in ids))
+                (run_id, " ".join(rng.choice(WORDS) for _ in range(40)), None) for run_id in ids))
         cpu, wall = time.process_time(), time.perf_counter()
         evaluations_work(owner="bench")
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

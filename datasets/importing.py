@@ -27,6 +27,8 @@ from core.surrogates import surrogate_path
 
 FORMATS = ("csv", "jsonl")
 EXPECTED = "expected"
+ASSERT = "assert"  # a JSONL case's own assertions (promptfoo's name)
+ASSERT_COLUMN = "__assert"  # a CSV case's, as a JSON list
 METADATA = "metadata"
 META_PREFIX = "meta."
 # A line longer than this is refused rather than read into memory.
@@ -130,11 +132,21 @@ def _csv_case(header: list[str], record: list[str], expected: str, line: int) ->
         elif name == METADATA:
             if value:
                 metadata.update(_metadata_object(value, line))
+        elif name == ASSERT_COLUMN:
+            if value:
+                case["assert"] = _assertions(_json_value(value, line, ASSERT_COLUMN), line)
         elif name.startswith(META_PREFIX):
             metadata[name[len(META_PREFIX):]] = value
         else:
             inputs[name] = value
     return case
+
+
+def _json_value(value: str, line: int, column: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise _problem(f"line {line}: column “{column}” is not JSON.") from None
 
 
 def _metadata_object(value: str, line: int) -> dict[str, Any]:
@@ -171,11 +183,23 @@ def _jsonl_case(value: dict[str, Any], expected: str, line: int) -> Case:
     metadata = value.get(METADATA, {})
     if not isinstance(metadata, dict):
         raise _problem(f"line {line}: “{METADATA}” is not a JSON object.")
-    rest = {name: item for name, item in value.items() if name not in (expected, METADATA)}
+    rest = {name: item for name, item in value.items() if name not in (expected, METADATA, ASSERT)}
     inputs = rest["inputs"] if set(rest) == {"inputs"} and isinstance(rest["inputs"], dict) else rest
     if not inputs:
         raise _problem(f"line {line}: no inputs.")
-    return {"inputs": inputs, "expected": value.get(expected), "metadata": metadata}
+    case: Case = {"inputs": inputs, "expected": value.get(expected), "metadata": metadata}
+    if value.get(ASSERT):
+        case["assert"] = _assertions(value[ASSERT], line)
+    return case
+
+
+def _assertions(specs: Any, line: int) -> list[Any]:
+    from datasets.services import assertion_problems  # the service checks cases given any way
+
+    problems = assertion_problems(specs, ASSERT)
+    if problems:
+        raise _problem(f"line {line}: {problems[0]}")
+    return specs
 
 
 def _jsonl_cases(lines: Iterator[tuple[int, str]], expected_column: str) -> Iterator[Case]:

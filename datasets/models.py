@@ -62,6 +62,8 @@ class DatasetItem(models.Model):
     inputs = models.JSONField(default=dict)
     expected = models.JSONField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # The case's own assertions (evaluations.checks specs), checked beside the experiment's.
+    assertions = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["version_id", "position"]

@@ -35,12 +35,20 @@ class DatasetItemSerializer(serializers.ModelSerializer):
         fields = ["row", "position", "inputs", "expected", "metadata"]
         read_only_fields = fields
 
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # "assert" (promptfoo's name) is a Python keyword: it cannot be a class attribute here.
+        fields["assert"] = serializers.JSONField(source="assertions", read_only=True,
+                                                 help_text="The case's own assertions (evaluations), or null.")
+        return fields
+
 
 class CaseSerializer(serializers.Serializer):
     # Documentation only: datasets.services.case_problems checks cases, naming where each problem is.
     inputs = serializers.DictField()
     expected = serializers.JSONField(required=False, allow_null=True)
     metadata = serializers.DictField(required=False)
+    # "assert": the case's own assertions (evaluations), as in promptfoo's tests.
 
 
 class RowsAddSerializer(RejectUnknownFieldsMixin, serializers.Serializer):

@@ -15,6 +15,7 @@ from core.surrogates import surrogate_path
 from datasets import storage
 from datasets.importing import contains_nul
 from datasets.models import Dataset, DatasetVersion
+from evaluations.checks import compile_assertions
 from runs.models import Run, RunStatus
 
 BATCH_SIZE = 1000
@@ -51,6 +52,8 @@ def dataset_delete(*, dataset: Dataset) -> None:
 def case_line(case: Case) -> bytes:
     """The case as one canonical JSON line: what the version's content hash is computed over."""
     body = {"inputs": case["inputs"], "expected": case.get("expected"), "metadata": case.get("metadata") or {}}
+    if case.get("assert"):  # only when present: versions hashed before cases had assertions keep their hash
+        body["assert"] = case["assert"]
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
@@ -83,7 +86,7 @@ class _VersionWriter:
         items = []
         for case in self.pending:
             items.append((self.version.pk, case.get("row") or next(fresh), self.count, case["inputs"],
-                          case.get("expected"), case.get("metadata") or {}))
+                          case.get("expected"), case.get("metadata") or {}, case.get("assert") or None))
             self.count += 1
         storage.items_insert(items)
         self.pending = []
@@ -124,11 +127,22 @@ def dataset_latest_version(dataset: Dataset) -> DatasetVersion | None:
     return dataset.versions.order_by("-number").first()
 
 
+def assertion_problems(specs: Any, where: str) -> list[str]:
+    """A case's own assertions, as "where[i].field: message" lines; [] when they compile (or there are none)."""
+    try:
+        compile_assertions(specs, field_name=where)
+    except ValidationError as exc:
+        return [f"{field}: {message}" for field, messages in exc.message_dict.items() for message in messages]
+    return []
+
+
 def case_problems(case: Any, where: str) -> list[str]:
     """What is wrong with a case given over the API or a form ({"inputs": {...}, "expected": ..., "metadata": {...}})."""
     if not isinstance(case, dict):
         return [f"{where}: not a JSON object."]
-    problems = [f"{where}: unknown field “{name}”." for name in case if name not in ("inputs", "expected", "metadata")]
+    problems = [f"{where}: unknown field “{name}”." for name in case
+                if name not in ("inputs", "expected", "metadata", "assert")]
+    problems += assertion_problems(case.get("assert"), f"{where}.assert")
     if not isinstance(case.get("inputs"), dict) or not case.get("inputs"):
         problems.append(f"{where}.inputs: a JSON object with at least one input.")
     if not isinstance(case.get("metadata", {}), dict):
@@ -147,7 +161,8 @@ def _changed_cases(version: DatasetVersion | None, change: dict[int, Case], dele
     for item in version.items.order_by("position").iterator(chunk_size=BATCH_SIZE):
         if item.row_id in delete:
             continue
-        case = {"row": item.row_id, "inputs": item.inputs, "expected": item.expected, "metadata": item.metadata}
+        case = {"row": item.row_id, "inputs": item.inputs, "expected": item.expected, "metadata": item.metadata,
+                "assert": item.assertions}
         case.update(change.get(item.row_id, {}))
         yield case
 
@@ -184,7 +199,8 @@ def dataset_rows_change(*, dataset: Dataset, add: list[Case] | None = None, chan
     def cases() -> Iterator[Case]:
         yield from _changed_cases(latest, change, removed)
         for case in add:
-            yield {"inputs": case["inputs"], "expected": case.get("expected"), "metadata": case.get("metadata") or {}}
+            yield {"inputs": case["inputs"], "expected": case.get("expected"), "metadata": case.get("metadata") or {},
+                   "assert": case.get("assert")}
 
     return dataset_version_create(dataset=dataset, cases=cases(), message=message, user=user)
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from datasets.models import DatasetItem, DatasetRow
 
-ITEM_FIELDS = ("version", "row", "position", "inputs", "expected", "metadata")
+ITEM_FIELDS = ("version", "row", "position", "inputs", "expected", "metadata", "assertions")
 
 
 def rows_insert(dataset_id: int, count: int) -> list[int]:
@@ -26,8 +26,8 @@ def rows_insert(dataset_id: int, count: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def items_insert(items: list[tuple[int, int, int, Any, Any, Any]]) -> None:
-    """Insert (version id, row id, position, inputs, expected, metadata) tuples."""
+def items_insert(items: list[tuple[int, int, int, Any, Any, Any, Any]]) -> None:
+    """Insert (version id, row id, position, inputs, expected, metadata, assertions) tuples."""
     if not items:
         return
     fields = [DatasetItem._meta.get_field(name) for name in ITEM_FIELDS]

@@ -589,8 +589,9 @@ def _compile_one(spec: Any, index: str, where: str, depth: int, problems: dict[s
                  value_template=template, variable=only.group(1) if only else None, children=children)
 
 
-def compile_assertions(specs: Any, *, field_name: str = "assertions") -> list[Check]:
-    """The checks of a list of specs; ValidationError keyed by field (`assertions[2].value`) otherwise."""
+def compile_assertions(specs: Any, *, field_name: str = "assertions", index_prefix: str = "") -> list[Check]:
+    """The checks of a list of specs; ValidationError keyed by field (`assertions[2].value`) otherwise.
+    Results are numbered "1", "2", "2.1" ... after `index_prefix` ("row." for a case's own)."""
     if specs in (None, ""):
         return []
     if not isinstance(specs, list):
@@ -598,7 +599,8 @@ def compile_assertions(specs: Any, *, field_name: str = "assertions") -> list[Ch
     if len(specs) > MAX_ASSERTIONS:
         raise ValidationError({field_name: [f"At most {MAX_ASSERTIONS} assertions."]})
     problems: dict[str, list[str]] = {}
-    checks = [c for i, s in enumerate(specs) if (c := _compile_one(s, str(i + 1), f"{field_name}[{i}]", 1, problems))]
+    checks = [c for i, s in enumerate(specs)
+              if (c := _compile_one(s, f"{index_prefix}{i + 1}", f"{field_name}[{i}]", 1, problems))]
     if problems:
         raise ValidationError(problems)
     return checks

@@ -67,6 +67,7 @@ class Score(models.Model):
     evaluation = models.ForeignKey(Evaluation, on_delete=models.CASCADE, related_name="scores", db_index=False)
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="scores")
     expected = models.JSONField(null=True, blank=True, help_text="The case's expected output ({{ expected }}).")
+    assertions = models.JSONField(null=True, blank=True, help_text="The case's own assertions, checked after the evaluation's.")
     outcome = models.CharField(max_length=7, choices=ScoreOutcome.choices, default=ScoreOutcome.PENDING)
     score = models.FloatField(null=True, blank=True, help_text="The weighted score, 0 to 1, errors left out.")
     reason = models.TextField(blank=True, default="", help_text="Why it failed: the first failing assertion.")

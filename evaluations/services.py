@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Max
 
@@ -12,6 +13,8 @@ from evaluations.checks import compile_assertions
 from evaluations.models import Evaluation, EvaluationStatus, Score, ScoreOutcome
 
 INSERT_BATCH = 2000
+# A subject: (run id, the case's expected output, the case's own assertions or None).
+Subject = tuple[int, Any, list[dict[str, Any]] | None]
 
 
 def _author(user: Any) -> Any:
@@ -25,11 +28,14 @@ def assertions_check(assertions: Any, *, field_name: str = "assertions") -> list
 
 
 @transaction.atomic
-def evaluation_create(*, scope: str, assertions: list[dict[str, Any]], subjects: Iterable[tuple[int, Any]] = (),
-                      note: str = "", user: Any = None) -> Evaluation:
+def evaluation_create(*, scope: str, assertions: list[dict[str, Any]], subjects: Iterable[Subject] = (),
+                      note: str = "", user: Any = None, allow_empty: bool = False) -> Evaluation:
     """A new evaluation of `scope` (numbered after its earlier ones) with its subjects, (run id,
-    expected) pairs, pending. More subjects may be added while it is pending or running."""
+    expected, the case's own assertions or None), pending. More may be added while it runs.
+    `allow_empty`: no assertions of its own (its subjects bring theirs)."""
     assertions = assertions_check(assertions)
+    if not assertions and not allow_empty:
+        raise ValidationError({"assertions": ["Give at least one assertion."]})
     number = (Evaluation.objects.filter(scope=scope).aggregate(n=Max("number"))["n"] or 0) + 1
     evaluation = Evaluation.objects.create(scope=scope, number=number, assertions=assertions,
                                            assertions_hash=content_hash(assertions), note=note[:200],
@@ -38,12 +44,12 @@ def evaluation_create(*, scope: str, assertions: list[dict[str, Any]], subjects:
     return evaluation
 
 
-def subjects_add(*, evaluation_id: int, subjects: Iterable[tuple[int, Any]]) -> int:
+def subjects_add(*, evaluation_id: int, subjects: Iterable[Subject]) -> int:
     """Add pending scores (in the caller's transaction); the evaluation is pending again if it was done."""
     added = 0
     batch: list[Score] = []
-    for run_id, expected in subjects:
-        batch.append(Score(evaluation_id=evaluation_id, run_id=run_id, expected=expected))
+    for run_id, expected, own in subjects:
+        batch.append(Score(evaluation_id=evaluation_id, run_id=run_id, expected=expected, assertions=own or None))
         if len(batch) >= INSERT_BATCH:
             added += len(Score.objects.bulk_create(batch, ignore_conflicts=True))
             batch = []

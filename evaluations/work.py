@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import logging
 from decimal import Decimal
 from typing import Any
@@ -148,9 +149,27 @@ class _Judges:
             return {"error": f"The judge “{name}” could not start: {' '.join(exc.messages)}"}
 
 
+class _CaseChecks:
+    """Cases' own assertions, compiled once per distinct list in a batch (numbered "row.1", ...)."""
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, list[Check]] = {}
+
+    def of(self, specs: list[dict[str, Any]] | None) -> list[Check]:
+        if not specs:
+            return []
+        key = json.dumps(specs, sort_keys=True)
+        if key not in self.compiled:
+            self.compiled[key] = compile_assertions(specs, field_name="assert", index_prefix="row.")
+        return self.compiled[key]
+
+    def all(self, rows: list[dict[str, Any]]) -> list[Check]:
+        return [check for row in rows for check in self.of(row["assertions"])]
+
+
 def _scored(row: dict[str, Any], evaluation_id: int, verdict: Verdict | None, judges: dict[str, int]) -> Score:
     score = Score(id=row["id"], evaluation_id=evaluation_id, run_id=row["run_id"], expected=row["expected"],
-                  judges=judges)
+                  assertions=row["assertions"], judges=judges)
     if verdict is None:  # the run is gone: nothing to score
         score.outcome, score.reason, score.results = ScoreOutcome.ERROR, "The run was deleted.", []
         return score
@@ -194,7 +213,7 @@ def evaluation_batch(evaluation_id: int, *, owner: str, size: int = BATCH_SIZE) 
             return "lost"
         evaluation = Evaluation.objects.get(pk=evaluation_id)
         checks = compile_assertions(evaluation.assertions)
-        fields = ("id", "run_id", "expected", "judges")
+        fields = ("id", "run_id", "expected", "judges", "assertions")
         waiting = list(Score.objects.filter(evaluation_id=evaluation_id, outcome=ScoreOutcome.JUDGING)
                        .order_by("id").values(*fields)[:MAX_JUDGING])
         ready, verdicts = _judged(waiting)
@@ -208,7 +227,8 @@ def evaluation_batch(evaluation_id: int, *, owner: str, size: int = BATCH_SIZE) 
                 status=EvaluationStatus.DONE, lease_owner="", lease_expires_at=None, finished_at=timezone.now())
             return "done"
         rows = ready + pending
-        subjects = _subjects(rows, checks)
+        own = _CaseChecks()
+        subjects = _subjects(rows, checks + own.all(rows))
         judges = _Judges()
         scored: list[Score] = []
         for row in rows:
@@ -216,14 +236,15 @@ def evaluation_batch(evaluation_id: int, *, owner: str, size: int = BATCH_SIZE) 
             started = dict(row["judges"])
             verdict = None
             if subject is not None:
+                all_checks = checks + own.of(row["assertions"])
                 subject.judged = verdicts.get(row["id"], {})
-                verdict = evaluate(checks, subject)
+                verdict = evaluate(all_checks, subject)
                 if verdict.outcome == PENDING:
-                    for check in judge_checks(checks):
+                    for check in judge_checks(all_checks):
                         if check.index not in started:
                             started[check.index] = judges.start(check, subject)
                     subject.judged = {i: r for i, r in started.items() if isinstance(r, dict)}
-                    verdict = evaluate(checks, subject)
+                    verdict = evaluate(all_checks, subject)
             scored.append(_scored(row, evaluation_id, verdict, started))
         # The rows are written again, scored, with their ids: one DELETE and one INSERT per batch
         # (bulk_update builds a CASE per row and field, twenty times slower; docs/performance.md).

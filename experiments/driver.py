@@ -92,20 +92,20 @@ def cell_inputs(mapping: dict[str, dict[str, Any]], case_inputs: dict[str, Any],
     return resolve_inputs(None, given, declared_inputs=declared)  # type: ignore[arg-type]
 
 
-def _finish_cells(experiment: Experiment, running: list[tuple[int, int | None, Any]], now: Any) -> list[int]:
+def _finish_cells(experiment: Experiment, running: list[tuple[int, int | None, Any, Any]], now: Any) -> list[int]:
     """Copy ended runs' figures to their cells and add them to the experiment; the succeeded ones are
     the current evaluation's subjects from now. Returns the run ids still running."""
-    run_ids = [run_id for _, run_id, _ in running if run_id is not None]
+    run_ids = [run_id for _, run_id, _, _ in running if run_id is not None]
     runs = {row["id"]: row for row in Run.objects.filter(pk__in=run_ids, status__in=FINAL_STATUSES).values(
         "id", "status", "latency_ms", "prompt_tokens", "completion_tokens", "error")}
-    still = [run_id for _, run_id, _ in running if run_id is not None and run_id not in runs]
-    ended = [(cell_id, run_id, expected) for cell_id, run_id, expected in running if run_id is None or run_id in runs]
+    still = [run_id for _, run_id, _, _ in running if run_id is not None and run_id not in runs]
+    ended = [cell for cell in running if cell[1] is None or cell[1] in runs]
     if not ended:
         return still
-    costs = run_costs([run_id for _, run_id, _ in ended if run_id is not None])
+    costs = run_costs([run_id for _, run_id, _, _ in ended if run_id is not None])
     currency = experiment.cost_currency
-    to_score: list[tuple[int, Any]] = []
-    for cell_id, run_id, expected in ended:
+    to_score: list[tuple[int, Any, Any]] = []
+    for cell_id, run_id, expected, own in ended:
         run = runs.get(run_id) if run_id is not None else None
         if run is None:  # its run was deleted under it
             Cell.objects.filter(pk=cell_id).update(status=CellStatus.FAILED, error="Its run was deleted.",
@@ -132,8 +132,8 @@ def _finish_cells(experiment: Experiment, running: list[tuple[int, int | None, A
         experiment.prompt_tokens += run["prompt_tokens"]
         experiment.completion_tokens += run["completion_tokens"]
         setattr(experiment, status, getattr(experiment, status) + 1)
-        if status == CellStatus.SUCCEEDED:
-            to_score.append((run_id, expected))
+        if status == CellStatus.SUCCEEDED and (experiment.assertions or own):  # something to check
+            to_score.append((run_id, expected, own))
         if run["status"] == RunStatus.BUDGET_REACHED and experiment.status == ExperimentStatus.RUNNING:
             experiment.stop_reason = "budget"
     experiment.running -= len(ended)
@@ -204,7 +204,7 @@ def tick(*, experiment_id: int) -> Tick:
         before = [getattr(experiment, name) for name in COUNTERS]
         now = timezone.now()
         running = list(Cell.objects.filter(experiment=experiment, status=CellStatus.RUNNING)
-                       .values_list("id", "run_id", "item__expected"))
+                       .values_list("id", "run_id", "item__expected", "item__assertions"))
         still = _finish_cells(experiment, running, now)
         to_cancel: list[int] = []
         spent = experiment.budget_nano is not None and experiment.cost_nano >= experiment.budget_nano

@@ -163,9 +163,9 @@ def experiment_create(*, name: str, workflow: Workflow, dataset_version: Dataset
         cell_count=cells_per_variant * len(releases), queued=cells_per_variant * len(releases),
         cost_currency=currency, created_by=_author(user), started_at=timezone.now(), assertions=assertions,
     )
-    if assertions:
+    if assertions or DatasetItem.objects.filter(version=dataset_version, assertions__isnull=False).exists():
         experiment.evaluation = evaluation_create(scope=scope(experiment), assertions=assertions, user=user,
-                                                  note="Scored as cells finish.")
+                                                  note="Scored as cells finish.", allow_empty=True)
         experiment.save(update_fields=["evaluation"])
     made = [Variant.objects.create(experiment=experiment, position=index, release=release, label=label,
                                    name=_variant_name(release, label, (spec or {}).get("name")))
@@ -246,12 +246,16 @@ def experiment_reevaluate(*, experiment: Experiment, assertions: Any = None, use
     Experiment.objects.filter(pk=experiment.pk).update(ticks=F("ticks") + 1)  # the driver's lock
     experiment.refresh_from_db()
     chosen = experiment.assertions if assertions is None else assertions_check(assertions)
-    if not chosen:
-        raise ValidationError({"assertions": ["Give the assertions to score with: the experiment has none."]})
+    own = DatasetItem.objects.filter(version=experiment.dataset_version_id, assertions__isnull=False).exists()
+    if not chosen and not own:
+        raise ValidationError({"assertions": ["Give the assertions to score with: the experiment and its cases "
+                                              "have none."]})
     subjects = (Cell.objects.filter(experiment=experiment, status=CellStatus.SUCCEEDED, run__isnull=False)
-                .order_by("id").values_list("run_id", "item__expected"))
+                .order_by("id").values_list("run_id", "item__expected", "item__assertions"))
+    if not chosen:  # only the cases with assertions of their own have something to check
+        subjects = subjects.filter(item__assertions__isnull=False)
     evaluation = evaluation_create(scope=scope(experiment), assertions=chosen, subjects=subjects.iterator(),
-                                   user=user, note="Re-evaluation of stored outputs.")
+                                   user=user, note="Re-evaluation of stored outputs.", allow_empty=True)
     experiment.assertions, experiment.evaluation = chosen, evaluation
     experiment.save(update_fields=["assertions", "evaluation"])
     return evaluation

@@ -83,3 +83,44 @@ def test_wilson_interval():
     assert low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
     low, high = wilson_interval(10, 10)
     assert high == 1.0 and low == pytest.approx(0.7225, abs=1e-3)
+
+
+async def test_a_cases_own_assertions_are_checked_after_the_experiments(fake_llm):
+    from datasets.services import dataset_create, dataset_version_create
+
+    workflow, first, _ = await sync_to_async(make_two_releases)(fake_llm.base_url)
+
+    def version_with_own_checks():
+        dataset = dataset_create(name="own")
+        return dataset_version_create(dataset=dataset, cases=[
+            {"inputs": {"topic": "t0"}, "assert": [{"type": "contains", "value": "zzz-never"}]},
+            {"inputs": {"topic": "t1"}},
+        ])[0]
+
+    version = await sync_to_async(version_with_own_checks)()
+    experiment = await sync_to_async(start_experiment)(workflow, version, [first])  # no assertions of its own
+    experiment = await drive(experiment.pk)
+    await sync_to_async(evaluations_work)(owner="test")
+    evaluation = await Evaluation.objects.aget(pk=experiment.evaluation_id)
+    assert (evaluation.total, evaluation.passed, evaluation.failed) == (1, 0, 1)  # a case with nothing to check is not scored
+    scores = {s.run_id: s async for s in Score.objects.filter(evaluation=evaluation)}
+    cells = {c.position: c async for c in Cell.objects.filter(experiment=experiment)}
+    failing = scores[cells[0].run_id]
+    assert failing.outcome == "fail" and failing.results[0]["index"] == "row.1"
+    assert cells[1].run_id not in scores
+
+
+async def test_a_bad_assertion_in_an_uploaded_case_is_a_400_naming_the_line_and_field(api):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from datasets.models import DatasetVersion
+    from datasets.services import dataset_create
+
+    dataset = await sync_to_async(dataset_create)(name="bad-assert")
+    body = b'{"q": "a", "assert": [{"type": "contains", "value": "x"}]}\n{"q": "b", "assert": [{"type": "regexx"}]}\n'
+    response = await sync_to_async(api.post)(f"/api/datasets/{dataset.pk}/import/",
+                                             {"file": SimpleUploadedFile("c.jsonl", body)}, format="multipart")
+    assert response.status_code == 400
+    text = str(response.json())
+    assert "line 2" in text and "assert[0].type" in text and "regexx" in text
+    assert not await DatasetVersion.objects.filter(dataset=dataset).aexists()
