@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 
 from runs.models import Run
+from workflows.models import Workflow
 
 
 class EvaluationStatus(models.TextChoices):
@@ -81,3 +82,26 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.evaluation_id}: run {self.run_id} {self.outcome}"
+
+
+class RunChecks(models.Model):
+    """A workflow's assertions, checked on every run of it that succeeds (when enabled): each finished
+    run becomes a subject of the current evaluation (scope "workflow:<id>"). Changing the assertions
+    starts a new evaluation; runs before it keep the scores they had."""
+
+    workflow = models.OneToOneField(Workflow, on_delete=models.CASCADE, related_name="run_checks")
+    assertions = models.JSONField(default=list, blank=True)
+    enabled = models.BooleanField(default=True)
+    evaluation = models.ForeignKey(Evaluation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # Runs of the workflow up to this id have been looked at (scored if they succeeded).
+    last_run_id = models.BigIntegerField(default=0)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "run checks"
+        verbose_name_plural = "run checks"
+
+    def __str__(self) -> str:
+        return f"Checks of {self.workflow}"

@@ -1,6 +1,7 @@
 """Making evaluations and giving them subjects; the scoring itself is evaluations.work."""
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -9,8 +10,10 @@ from django.db import transaction
 from django.db.models import F, Max
 
 from core.versioning import content_hash
-from evaluations.checks import compile_assertions
-from evaluations.models import Evaluation, EvaluationStatus, Score, ScoreOutcome
+from evaluations.checks import compile_assertions, judge_checks
+from evaluations.models import Evaluation, EvaluationStatus, RunChecks, Score, ScoreOutcome
+from runs.models import FINAL_STATUSES, Run, RunStatus
+from workflows.models import Workflow
 
 INSERT_BATCH = 2000
 # A subject: (run id, the case's expected output, the case's own assertions or None).
@@ -80,3 +83,53 @@ def wake() -> None:
     from evaluations import work
 
     work.wake()
+
+
+def workflow_scope(workflow_id: int) -> str:
+    return f"workflow:{workflow_id}"
+
+
+@transaction.atomic
+def run_checks_set(*, workflow: Workflow, assertions: Any, enabled: bool = True, user: Any = None) -> RunChecks:
+    """Set the assertions every succeeded run of the workflow is checked with. New assertions make a new
+    evaluation, which takes the runs that finish from now on; turning checks off keeps what was scored."""
+    assertions = assertions_check(assertions)
+    for check in judge_checks(compile_assertions(assertions)):
+        if check.judge == workflow.name:
+            raise ValidationError({f"assertions[{int(check.index.split('.')[0]) - 1}].judge": [
+                "A workflow cannot be its own judge: every verdict would call for another."]})
+    checks = RunChecks.objects.select_for_update().filter(workflow=workflow).first() or RunChecks(workflow=workflow)
+    changed = checks.pk is None or checks.assertions != assertions
+    checks.enabled, checks.updated_by = enabled, _author(user)
+    if changed and assertions:
+        checks.assertions = assertions
+        checks.evaluation = evaluation_create(scope=workflow_scope(workflow.pk), assertions=assertions, user=user,
+                                              note="Runs of the workflow, checked as they finish.")
+        # From now on: runs already finished are scored by a re-evaluation if wanted, not by this one.
+        checks.last_run_id = Run.objects.filter(workflow=workflow).aggregate(n=Max("id"))["n"] or 0
+    elif changed:
+        checks.assertions, checks.evaluation = [], None
+    checks.save()
+    return checks
+
+
+def run_checks_collect(*, limit: int = 1000) -> int:
+    """Give each enabled workflow's current evaluation its runs that finished since last time (the
+    succeeded ones: a failed run has no output to check). The cursor moves only over finished runs,
+    so a run still going is looked at again next time. Returns how many subjects were added."""
+    added = 0
+    for checks in RunChecks.objects.filter(enabled=True, evaluation__isnull=False):
+        with transaction.atomic():
+            runs = list(Run.objects.filter(workflow_id=checks.workflow_id, pk__gt=checks.last_run_id)
+                        .order_by("pk").values_list("pk", "status")[:limit])
+            finished = list(itertools.takewhile(lambda run: run[1] in FINAL_STATUSES, runs))
+            if not finished:
+                continue
+            assert checks.evaluation_id is not None
+            # The cursor moves first, fenced on where it was: a second collector at the same time adds nothing.
+            if not RunChecks.objects.filter(pk=checks.pk, last_run_id=checks.last_run_id).update(
+                    last_run_id=finished[-1][0]):
+                continue
+            added += subjects_add(evaluation_id=checks.evaluation_id, subjects=(
+                (pk, None, None) for pk, status in finished if status == RunStatus.SUCCEEDED))
+    return added

@@ -33,6 +33,7 @@ from evaluations.checks import (
     judge_checks,
 )
 from evaluations.models import Evaluation, EvaluationStatus, Score, ScoreOutcome
+from evaluations.services import run_checks_collect
 from runs.costs import CostTotal
 from runs.models import FINAL_STATUSES, Response, ResponseStatus, Run, RunStatus
 from runs.services import run_start
@@ -279,6 +280,7 @@ def evaluations_work(*, owner: str) -> int:
     close_old_connections()
     worked = 0
     try:
+        run_checks_collect()
         for evaluation_id in list(_claimable().order_by("id").values_list("id", flat=True)[:100]):
             if evaluation_claim(evaluation_id, owner=owner):
                 evaluation_run(evaluation_id, owner=owner)
