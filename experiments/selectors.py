@@ -10,6 +10,7 @@ from django.db.models import Avg, Count, Q, QuerySet, Sum
 
 from core.money import money_text
 from evaluations.models import Score
+from evaluations.selectors import wilson_interval
 from experiments.models import Cell, CellStatus, Experiment, Variant
 
 FILTERS = ("failures", "disagree")
@@ -167,17 +168,6 @@ def cell_cost_text(cell: dict[str, Any]) -> str:
 
 
 # --- Scores (the experiment's current evaluation) ---------------------------------------------------
-
-def wilson_interval(passed: int, total: int, z: float = 1.96) -> tuple[float, float] | None:
-    """The Wilson score interval of a pass rate (95 % by default); None without any counted outcome."""
-    if total <= 0:
-        return None
-    rate = passed / total
-    denominator = 1 + z * z / total
-    centre = (rate + z * z / (2 * total)) / denominator
-    spread = z * ((rate * (1 - rate) / total + z * z / (4 * total * total)) ** 0.5) / denominator
-    return max(0.0, centre - spread), min(1.0, centre + spread)
-
 
 @dataclass
 class VariantScore:

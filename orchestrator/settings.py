@@ -205,6 +205,8 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "runs.models.RunStatus",
         "ResponseStatusEnum": "runs.models.ResponseStatus",
         "CostSourceEnum": "prices.book.COST_SOURCES",
+        "EvaluationStatusEnum": "evaluations.models.EvaluationStatus",
+        "ScoreOutcomeEnum": "evaluations.models.ScoreOutcome",
     },
 }
 

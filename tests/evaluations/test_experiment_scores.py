@@ -7,10 +7,11 @@ from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
 
 from evaluations.models import Evaluation, Score
+from evaluations.selectors import wilson_interval
 from evaluations.services import evaluation_rescore_errors
 from evaluations.work import evaluations_work
 from experiments.models import Cell, Experiment
-from experiments.selectors import cell_marks, variant_scores, wilson_interval
+from experiments.selectors import cell_marks, variant_scores
 from experiments.services import experiment_reevaluate
 from tests.experiments.conftest import make_dataset_version, make_two_releases, start_experiment
 from tests.experiments.test_driver import drive
