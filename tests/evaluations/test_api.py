@@ -44,3 +44,17 @@ def test_evaluations_and_their_scores_are_listed_and_errors_rescored(api, api_wi
     assert api.post(f"/api/evaluations/{evaluation.pk}/rescore-errors/").json() == {"rescored": 3}
     assert Evaluation.objects.get(pk=evaluation.pk).status == "pending"
     assert client.get("/api/evaluations/").status_code in (401, 403)
+
+
+def test_the_admin_shows_evaluations_read_only_and_refuses_bad_run_checks(user_client):
+    workflow = make_chain(make_endpoint())
+    evaluation = evaluation_create(scope="runs", assertions=[{"type": "contains", "value": "a"}])
+    page = user_client.get(f"/admin/evaluations/evaluation/{evaluation.pk}/change/")
+    assert page.status_code == 200 and "contains" in page.content.decode()
+    bad = user_client.post("/admin/evaluations/runchecks/add/", {
+        "workflow": workflow.pk, "assertions": '[{"type": "regexx"}]', "enabled": "on"})
+    assert bad.status_code == 200 and "assertions[0].type" in bad.content.decode()
+    assert not RunChecks.objects.exists()
+    good = user_client.post("/admin/evaluations/runchecks/add/", {
+        "workflow": workflow.pk, "assertions": '[{"type": "contains", "value": "a"}]', "enabled": "on"})
+    assert good.status_code == 302 and RunChecks.objects.get().evaluation is not None
