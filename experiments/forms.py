@@ -92,7 +92,8 @@ class ExperimentForm(RejectLoneSurrogatesMixin, forms.Form):
         if self.initial.get(f"map_{name}") not in dict(choices):
             self.initial.pop(f"map_{name}", None)  # a column of the dataset picked before
         self.fields[f"value_{name}"] = forms.CharField(required=False, label=f"Constant for {name}",
-                                                       widget=forms.TextInput(attrs={"class": "mapping-value"}))
+                                                       widget=forms.TextInput(attrs={"class": "mapping-value",
+                                                                                      "placeholder": "the constant"}))
 
     def mapping_rows(self) -> list[tuple[forms.BoundField, forms.BoundField]]:
         return [(self[f"map_{item['name']}"], self[f"value_{item['name']}"]) for item in self.mapped_inputs]

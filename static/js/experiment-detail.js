@@ -86,6 +86,9 @@ const socket = liveSocket({
     showRetry(event);
     const final = FINAL.has(event.status);
     if (!(wasFinal && final)) scheduleReload(final);
-    if (final) socket.stop("finished");
+    if (final) {
+      socket.stop("finished");
+      document.getElementById("experiment-conn").hidden = true; // the status badge says it
+    }
   },
 });
