@@ -22,6 +22,7 @@ from workflows.models import Workflow
 
 EXPERIMENTS_PER_PAGE = 50
 ROWS_PER_PAGE = 50
+COMPARE_CHOICES = 100
 FILTER_NAMES = {"": "All rows", "failures": "Only failures", "disagree": "Variants disagree"}
 
 
@@ -173,9 +174,11 @@ def experiment_compare(request: HttpRequest) -> HttpResponse:
     number = _page_number(request)
     rows, more = selectors.compared_rows(variant_a, variant_b, offset=(number - 1) * ROWS_PER_PAGE,
                                          limit=ROWS_PER_PAGE) if variant_a and variant_b else ([], False)
+    choices = list(selectors.experiment_list()[:COMPARE_CHOICES])
+    choices += [picked for picked in (a, b) if picked is not None and picked not in choices]
     return render(request, "experiments/experiment_compare.html", {
         "a": a, "b": b, "variant_a": variant_a, "variant_b": variant_b, "rows": rows, "more": more,
-        "page_number": number, "experiments": selectors.experiment_list()[:100],
+        "page_number": number, "experiments": choices,
         "summaries_a": selectors.variant_summaries(a) if a else [],
         "summaries_b": selectors.variant_summaries(b) if b else []},
         status=404 if (request.GET.get("a") and a is None) or (request.GET.get("b") and b is None) else 200)
