@@ -208,6 +208,8 @@ def shoot(base: str, fake_llm: str, only: list[str]) -> None:
         if only:
             if "datasets" in only:
                 datasets_page(page, base)
+            if "experiments" in only:
+                experiments_pages(page, base, fake_llm)
             browser.close()
             return
 
@@ -263,6 +265,7 @@ def shoot(base: str, fake_llm: str, only: list[str]) -> None:
         snap("endpoint-edit", endpoint_path, "#endpoint-form")
         prices_page(page, base)
         datasets_page(page, base)
+        experiments_pages(page, base, fake_llm)
         # The run extras: two runs side by side, a replay form, a workflow's runs per day.
         page.goto(f"{base}/runs/")
         run_ids = sorted(int(i) for i in page.locator("tr[data-run-id]").evaluate_all(
@@ -332,6 +335,58 @@ def datasets_page(page, base: str) -> None:  # type: ignore[no-untyped-def]
         page.screenshot(path=str(IMAGES / f"dataset{suffix}.png"), full_page=True)
         print(f"wrote docs/images/dataset{suffix}.png")
     page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def experiments_pages(page, base: str, fake_llm: str) -> None:  # type: ignore[no-untyped-def]
+    """The new-experiment form, an experiment while it runs and once finished (one cell failed), the
+    list, and two experiments compared: laptop and phone."""
+    def shot(name: str, sizes: tuple[tuple[str, dict[str, int]], ...] = (("", {"width": 1280, "height": 900}),
+                                                                        ("-phone", PHONE))) -> None:
+        for suffix, size in sizes:
+            page.set_viewport_size(size)
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(IMAGES / f"{name}{suffix}.png"), full_page=True)
+            print(f"wrote docs/images/{name}{suffix}.png")
+        page.set_viewport_size({"width": 1280, "height": 900})
+
+    def start(name: str, labels: list[str], budget: str = "") -> None:
+        page.goto(f"{base}/experiments/new/")
+        page.get_by_label("Name").fill(name)
+        page.get_by_label("Workflow").select_option(label="Article")
+        page.get_by_label(re.compile("The workflow as it stands")).wait_for()
+        page.locator("#id_dataset").select_option(label="Article topics")
+        page.locator("#id_map_topic").wait_for()
+        for label in labels:
+            page.get_by_label(re.compile(f"Label “{label}”")).check()
+        page.get_by_label("Concurrency").fill("2")
+        page.get_by_label("Budget").fill(budget)
+        page.evaluate("document.activeElement.blur()")
+
+    start("Shorter summary?", ["production", "staging"], budget="0.50")
+    shot("experiment-new")
+    # Slow answers, so the page is seen running; the third call fails, so a cell shows its error.
+    control(fake_llm, {"latency_ms": 700, "faults": [{}, {}, {"status": 400, "message": "context length exceeded"}]})
+    page.get_by_role("button", name="Start experiment").click()
+    page.wait_for_url(re.compile(r"/experiments/\d+/$"))
+    detail = page.url
+    page.wait_for_function("Number(document.getElementById('experiment-bar').getAttribute('aria-valuenow')) >= 3")
+    page.wait_for_selector("#matrix td.cell[data-status=failed]")  # the matrix has caught up (reloaded every 3 s)
+    page.screenshot(path=str(IMAGES / "experiment-running.png"), full_page=True)
+    print("wrote docs/images/experiment-running.png")
+    control(fake_llm, {"latency_ms": 0})
+    page.wait_for_selector("#experiment-status [data-status=finished]", timeout=120_000)
+    page.goto(detail)
+    shot("experiment-detail")
+    start("Production again", ["production"])
+    page.get_by_role("button", name="Start experiment").click()
+    page.wait_for_url(re.compile(r"/experiments/\d+/$"))
+    page.wait_for_selector("#experiment-status [data-status=finished]", timeout=120_000)
+    second = page.url.rstrip("/").rsplit("/", 1)[1]
+    first = detail.rstrip("/").rsplit("/", 1)[1]
+    page.goto(f"{base}/experiments/")
+    shot("experiments", (("", {"width": 1280, "height": 900}),))
+    page.goto(f"{base}/experiments/compare/?a={first}&b={second}")
+    shot("experiment-compare", (("", {"width": 1280, "height": 900}),))
 
 
 def tester_answer_and_checks(page, base: str, fake_llm: str) -> None:  # type: ignore[no-untyped-def]

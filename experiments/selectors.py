@@ -223,3 +223,33 @@ def cell_marks(experiment: Experiment, run_ids: list[int]) -> dict[int, dict[str
     return {row["run_id"]: row for row in Score.objects.filter(evaluation_id=experiment.evaluation_id,
                                                                 run_id__in=run_ids)
             .values("run_id", "outcome", "score", "reason")}
+
+
+@dataclass
+class ComparedRow:
+    """One dataset row present in both experiments: its first repeat's cell of the chosen variant of each."""
+
+    row_id: int
+    inputs: dict[str, Any]
+    expected: Any
+    a: dict[str, Any]
+    b: dict[str, Any]
+
+    @property
+    def same_output(self) -> bool:
+        return self.a["run__output"] == self.b["run__output"]
+
+
+def compared_rows(a: Variant, b: Variant, *, offset: int = 0, limit: int = 50) -> tuple[list[ComparedRow], bool]:
+    """A page (in a's dataset order) of the rows whose stable id both experiments ran, a's variant `a`
+    beside b's variant `b`, and whether more follow. Rows are matched by DatasetRow id, so two versions
+    of a dataset compare case by case."""
+    in_b = Cell.objects.filter(variant=b, repeat=0).values("row_id")
+    cells_a = list(Cell.objects.filter(variant=a, repeat=0, row_id__in=in_b).order_by("position")
+                   .values(*CELL_FIELDS)[offset:offset + limit + 1])
+    more = len(cells_a) > limit
+    cells_a = cells_a[:limit]
+    cells_b = {cell["row_id"]: cell for cell in Cell.objects.filter(
+        variant=b, repeat=0, row_id__in=[cell["row_id"] for cell in cells_a]).values(*CELL_FIELDS)}
+    return [ComparedRow(row_id=cell["row_id"], inputs=cell["item__inputs"], expected=cell["item__expected"],
+                        a=cell, b=cells_b[cell["row_id"]]) for cell in cells_a], more

@@ -55,6 +55,7 @@ urlpatterns = [
     path("prices/reprice/", include("runs.reprice_urls")),  # before the Prices pages' own prices/ routes
     path("prices/", include("prices.urls")),
     path("datasets/", include("datasets.urls")),
+    path("experiments/", include("experiments.urls")),
     path("", include("runs.release_urls")),  # /workflows/<id>/releases/..., labels, /runs/<id>/changes/
     path("", include("runs.urls")),
 ]

@@ -29,10 +29,10 @@ logger = logging.getLogger(__name__)
 NOT_AUTHENTICATED, FORBIDDEN, NOT_FOUND = 4401, 4403, 4404
 
 
-def _allowed(user: Any) -> int | None:
+def _allowed(user: Any, permission: str = "runs.view_run") -> int | None:
     if user is None or not user.is_authenticated:
         return NOT_AUTHENTICATED
-    if not user.has_perm("runs.view_run"):
+    if not user.has_perm(permission):
         return FORBIDDEN
     return None
 
@@ -48,14 +48,14 @@ def _state(run_id: int, user: Any) -> tuple[int | None, dict[str, Any] | None]:
         return NOT_FOUND, None
 
 
-async def _refused_now(session_key: str | None) -> int | None:
+async def _refused_now(session_key: str | None, permission: str) -> int | None:
     """The close code for this session's user as the database has it now (None: still allowed)."""
     if not session_key:
         return NOT_AUTHENTICATED
     # A fresh store: the scope's session was read once, at the handshake.
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     user = await get_user({"session": store})  # anonymous once logged out, deactivated or re-keyed
-    return await database_sync_to_async(_allowed)(user)
+    return await database_sync_to_async(_allowed)(user, permission)
 
 
 def _parsed(text_data: str | None, bytes_data: bytes | None) -> tuple[Any, str | None]:
@@ -68,13 +68,15 @@ def _parsed(text_data: str | None, bytes_data: bytes | None) -> tuple[Any, str |
         return None, "Not JSON: send a JSON object."
 
 
-class _LiveSocket(AsyncJsonWebsocketConsumer):
-    """What every run socket shares: the user's re-check, bounded frames, forwarding events.
+class LiveSocket(AsyncJsonWebsocketConsumer):
+    """What every live socket shares: the user's re-check, bounded frames, forwarding events.
 
     Channels closes stale database connections (a hop to a thread) before every message it
     dispatches. A run event is only forwarded to the browser and reads no database, so it skips
     that; connecting and subscribing, which read, still get it."""
 
+    # The model permission asked at the handshake and at every re-check (experiments' socket asks its own).
+    permission = "runs.view_run"
     recheck: asyncio.Task[None] | None = None
     closing = False
 
@@ -110,7 +112,7 @@ class _LiveSocket(AsyncJsonWebsocketConsumer):
         """Accept, then close with 4401/4403 unless the user may watch runs; re-check it from then on."""
         # Accept first so the close code reaches the browser (a refused handshake has none).
         await self.accept()
-        refused = await sync_to_async(_allowed)(self.scope.get("user"))
+        refused = await sync_to_async(_allowed)(self.scope.get("user"), self.permission)
         if refused:
             await self.shut(refused)
             return False
@@ -127,7 +129,7 @@ class _LiveSocket(AsyncJsonWebsocketConsumer):
         while not self.closing:
             await asyncio.sleep(settings.WS_RECHECK_SECONDS)
             try:
-                refused = await _refused_now(session_key)
+                refused = await _refused_now(session_key, self.permission)
             except Exception:  # the database is away: keep the socket, try again at the next check
                 logger.warning("could not re-check the user of a WebSocket", exc_info=True)
                 continue
@@ -146,7 +148,7 @@ class _LiveSocket(AsyncJsonWebsocketConsumer):
         """Leave the groups joined."""
 
 
-class RunConsumer(_LiveSocket):
+class RunConsumer(LiveSocket):
     group = ""
 
     async def connect(self) -> None:
@@ -166,7 +168,7 @@ class RunConsumer(_LiveSocket):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
 
-class RunListConsumer(_LiveSocket):
+class RunListConsumer(LiveSocket):
     """Status changes of all runs, for the runs list page."""
 
     joined = False
@@ -182,7 +184,7 @@ class RunListConsumer(_LiveSocket):
             await self.channel_layer.group_discard(events.RUNS_GROUP, self.channel_name)
 
 
-class RunWatchConsumer(_LiveSocket):
+class RunWatchConsumer(LiveSocket):
     """Every event of the runs this socket subscribes to: one socket for many runs.
 
     A client that starts runs one after another follows them all over one connection instead

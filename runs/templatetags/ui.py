@@ -37,7 +37,7 @@ class NavGroup:
 
 
 # Grouped by what people do. A URL name that does not exist (yet) is skipped, and so is a group left empty:
-# experiment-list and evaluation-list appear as soon as their pages land.
+# evaluation-list appears as soon as their pages land.
 NAV_GROUPS = (
     NavGroup("build", "Build", "hammer", (
         NavItem("block-manager", "Blocks", "blocks", ("block-edit", "block-new")),
@@ -47,10 +47,11 @@ NAV_GROUPS = (
     NavGroup("run", "Run", "play", (
         NavItem("run-list", "Runs", "list-checks", ("home", "run-detail", "run-compare", "run-stats", "run-replay")),
         NavItem("run-pick", "Run a workflow", "play", ("run-start",)),
-        NavItem("experiment-list", "Experiments", "flask-conical"),
     )),
     NavGroup("evaluate", "Evaluate", "flask-conical", (
         NavItem("datasets:list", "Datasets", "list-checks", ("datasets:detail",)),
+        NavItem("experiments:list", "Experiments", "flask-conical",
+                ("experiments:detail", "experiments:new", "experiments:compare")),
         NavItem("evaluation-list", "Evaluations", "list-checks"),
     )),
     NavGroup("settings", "Settings", "settings", (

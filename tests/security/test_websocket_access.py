@@ -52,8 +52,8 @@ def refused(answer: tuple[bool, object], code: int) -> bool:
                             and message.get("code") == code)
 
 
-async def test_router_lists_the_run_list_run_detail_and_watch_routes():
-    assert every_websocket_path(7) == ["/ws/runs/", "/ws/runs/7/", "/ws/watch/"]
+async def test_router_lists_the_run_list_run_detail_watch_and_experiment_routes():
+    assert every_websocket_path(7) == ["/ws/runs/", "/ws/runs/7/", "/ws/watch/", "/ws/experiments/7/"]
 
 
 async def test_every_websocket_route_refuses_anonymous_visitors():

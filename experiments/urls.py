@@ -1,0 +1,16 @@
+from django.urls import path
+
+from core import converters  # noqa: F401 (registers <id:...>)
+from experiments import views
+
+app_name = "experiments"
+urlpatterns = [
+    path("", views.experiment_list, name="list"),
+    path("new/", views.experiment_new, name="new"),
+    path("compare/", views.experiment_compare, name="compare"),
+    path("<id:pk>/", views.experiment_detail, name="detail"),
+    path("<id:pk>/results/", views.experiment_results, name="results"),
+    path("<id:pk>/cancel/", views.experiment_cancel, name="cancel"),
+    path("<id:pk>/retry/", views.experiment_retry, name="retry"),
+    path("<id:pk>/export/", views.experiment_export, name="export"),
+]
