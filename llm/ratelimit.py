@@ -154,6 +154,12 @@ class Pacer:
                 if bucket is not None:
                     bucket.tat = max(bucket.tat, bucket.resumed_tat(until))
 
+    async def pause(self, until: float) -> None:
+        """No call starts before `until`: at once in this process, and through the row in the others."""
+        self.pause_here(until)
+        if self.shared:
+            await _in_db_thread(_pause_row, self, until)
+
     async def wait_turn(self, request: dict[str, Any]) -> float:
         """Wait until this call may start; the tokens it booked (settle them after the answer)."""
         wanted = estimated_tokens(request) if self.tokens is not None else 0
@@ -260,9 +266,7 @@ async def pause(config: EndpointConfig, seconds: float) -> None:
     until = time.time() + seconds
     pacer = _pacers.get(config.id) or _pacer(config.id)
     pacer.configure(config.requests_per_minute, config.tokens_per_minute)
-    pacer.pause_here(until)
-    if pacer.shared:
-        await _in_db_thread(_pause_row, pacer, until)
+    await pacer.pause(until)
 
 
 def paused_until(config: EndpointConfig) -> float:
@@ -292,10 +296,10 @@ async def _in_db_thread(function: Any, *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(_executor[0], function, *args)
 
 
-async def close_connections() -> None:
-    """Close the database thread's connection (before a test database is dropped)."""
+def close_connections() -> None:
+    """Close the database thread's connection (before a test database is flushed or dropped)."""
     if _executor:
-        await _in_db_thread(connections.close_all)
+        _executor[0].submit(connections.close_all).result()
 
 
 def _greatest() -> str:
