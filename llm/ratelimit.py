@@ -189,7 +189,10 @@ class Pacer:
             units = requests.slice(1.0, _usable(requests.credit, fresh)) if requests is not None else 0.0
             amount = tokens_.slice(cost, _usable(tokens_.credit, fresh)) if tokens_ is not None else 0.0
         try:
-            row = allowance_reserve(self.endpoint_id, now=now, requests=(requests, units), tokens=(tokens_, amount))
+            if units or amount:
+                row = allowance_reserve(self.endpoint_id, now=now, requests=(requests, units), tokens=(tokens_, amount))
+            else:  # no limits: only the pause is read
+                row = allowance_read(self.endpoint_id)
         except Exception:  # the database is away: keep calling on this process's own limits
             logger.warning("rate limits of endpoint %s: the shared allowance could not be read", self.endpoint_id,
                            exc_info=True)
@@ -322,6 +325,13 @@ def allowance_reserve(endpoint_id: int, *, now: float, requests: tuple[_Bucket |
         _allowance_create(endpoint_id)
         row = execute(connection, sql, params, lambda cursor: cursor.fetchone())
     return float(row[0]), float(row[1]), float(row[2])
+
+
+def allowance_read(endpoint_id: int) -> tuple[float, float, float]:
+    close_old_connections()
+    row = execute(connection, "SELECT request_tat, token_tat, paused_until FROM llm_endpointallowance "
+                  "WHERE endpoint_id = %s", [endpoint_id], lambda cursor: cursor.fetchone())
+    return (float(row[0]), float(row[1]), float(row[2])) if row is not None else (0.0, 0.0, 0.0)
 
 
 def _allowance_create(endpoint_id: int) -> None:
