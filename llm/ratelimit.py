@@ -162,7 +162,8 @@ class Pacer:
 
     async def wait_turn(self, request: dict[str, Any]) -> float:
         """Wait until this call may start; the tokens it booked (settle them after the answer)."""
-        wanted = estimated_tokens(request) if self.tokens is not None else 0
+        # Counting a long prompt (and loading the encoding, the first time) is no work for the loop.
+        wanted = await asyncio.to_thread(estimated_tokens, request) if self.tokens is not None else 0
         while True:
             now = time.time()
             booked = self.book(wanted, now)
@@ -225,7 +226,11 @@ def _usable(credit: float, fresh: bool) -> float:
 
 def estimated_tokens(request: dict[str, Any]) -> int:
     """What a request may use at most, before the server says: its prompt, and its answer's limit."""
-    prompt = tokens.count_messages(request.get("messages") or [], request.get("model") or "")
+    messages = request.get("messages") or []
+    try:
+        prompt = tokens.count_messages(messages, request.get("model") or "")
+    except (TypeError, AttributeError):  # content in parts: about four characters a token
+        prompt = len(str(messages)) // 4
     answer = request.get("max_completion_tokens") or request.get("max_tokens")
     if not isinstance(answer, int) or answer <= 0:
         answer = DEFAULT_COMPLETION_TOKENS
