@@ -70,7 +70,7 @@ async def _close_llm_clients() -> object:
 
     book_forget()  # the price book of an earlier test's database
     yield
-    from llm import client
+    from llm import client, ratelimit
     from releases import cache as releases_cache
     from runs.engine import dbthread
 
@@ -79,6 +79,8 @@ async def _close_llm_clients() -> object:
 
     await client.aclose_all()
     await dbthread.close_connections()
+    ratelimit.forget()  # an endpoint id of the next test's database is another endpoint
+    ratelimit.close_connections()
 
 
 def _person_with_perms(django_user_model, perms: tuple[str, ...]):  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ default), vLLM, Ollama, llama-server, LM Studio or a strict FastAPI server; the 
 copies is in fakellm/dialects.py, the sources in docs/compatibility.md.
 
 Tests steer it over HTTP: `POST /_control` changes settings or queues faults for the next
-requests, `GET /_stats` counts requests and keeps the last request bodies, `POST /_reset` clears.
+requests, `GET /_stats` counts requests and keeps the last request bodies and arrival times, `POST /_reset` clears.
 """
 from __future__ import annotations
 
@@ -113,6 +113,8 @@ class State:
     inflight_max: int = 0
     peers: set[tuple[str, int]] = field(default_factory=set)
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=200))
+    # When each chat request arrived (epoch seconds) and its last user message: pacing is tested by them.
+    arrivals: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1000))
     rng: random.Random = field(default_factory=random.Random)
 
 
@@ -360,6 +362,7 @@ async def _chat(request: web.Request, state: State) -> web.StreamResponse:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return _error(400, "invalid JSON body", "invalid_request_error")
     state.recent.append(body)
+    state.arrivals.append({"at": time.time(), "prompt": last_user_message(body.get("messages") or [])})
     refusal = _refusal(state, request, body)
     if refusal is not None:
         return refusal
@@ -396,7 +399,7 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response({
         "requests": state.requests, "chat_requests": state.chat_requests, "errors": state.errors,
         "inflight": state.inflight, "inflight_max": state.inflight_max, "connections": len(state.peers),
-        "recent": list(state.recent), "faults_left": len(state.faults),
+        "recent": list(state.recent), "faults_left": len(state.faults), "arrivals": list(state.arrivals),
     })
 
 
@@ -430,6 +433,7 @@ async def reset(request: web.Request) -> web.Response:
     state.rng.seed(state.settings.seed)
     state.faults.clear()
     state.recent.clear()
+    state.arrivals.clear()
     state.peers.clear()
     state.requests = state.chat_requests = state.errors = 0
     state.inflight_max = state.inflight

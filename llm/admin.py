@@ -40,7 +40,8 @@ class EndpointAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "base_url", "default_model", "enabled", "is_mock"]}),
         ("API key", {"fields": ["api_key_status", "api_key", "clear_api_key"]}),
-        ("Limits and headers", {"fields": ["timeout_seconds", "max_retries", "max_concurrency", "headers"]}),
+        ("Limits and headers", {"fields": ["timeout_seconds", "max_retries", "max_concurrency",
+                                                "requests_per_minute", "tokens_per_minute", "headers"]}),
         ("Pricing", {"fields": ["pricing", "price_per_second", "price_currency"],
                      "description": "By tokens: the price book's entries for each model (Prices page). Free: "
                                     "$0 on purpose, e.g. self-hosted. Per second: of LLM time."}),

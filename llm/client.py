@@ -19,7 +19,7 @@ from typing import Any
 import httpx2
 import openai
 
-from llm import tokens
+from llm import ratelimit, tokens
 from llm.capabilities import STANDARD, Capabilities, adapt, next_structured_dialect, shape_request
 from llm.config import EndpointConfig
 from llm.errors import LLMError, classify, redact
@@ -228,10 +228,23 @@ def _nothing() -> None:
     pass
 
 
-async def _wait_before_retry(record: dict[str, Any], attempt: int, error: LLMError) -> None:
+async def _pause_if_rate_limited(config: EndpointConfig, error: LLMError, delay: float) -> None:
+    # A 429 is the endpoint's word for everyone calling it, not only this call (llm/ratelimit.py).
+    if error.http_status == 429:
+        await ratelimit.pause(config, delay)
+
+
+async def _wait_before_retry(config: EndpointConfig, record: dict[str, Any], attempt: int, error: LLMError) -> None:
     delay = backoff(attempt, error.retry_after)
     record["retry_in_ms"] = round(delay * 1000)
+    await _pause_if_rate_limited(config, error, delay)
     await asyncio.sleep(delay)
+
+
+def _settled(pacer: ratelimit.Pacer | None, booked: float, completion: Completion) -> Completion:
+    if pacer is not None and booked:
+        pacer.settle(booked, completion.prompt_tokens + completion.completion_tokens)
+    return completion
 
 
 def _ignored_format(learning: _Learning, answer: Answer, request: dict[str, Any], attempts: list[dict[str, Any]],
@@ -284,6 +297,8 @@ async def complete(
         request = shape_request({"model": model, "messages": messages, **(params or {})}, learning.caps, json_schema,
                                 stream=stream)
         sink = StreamSink(on_delta=on_delta)
+        pacer = ratelimit.pacer_for(config)
+        booked = await pacer.wait_turn(request) if pacer is not None else 0.0
         started = time.perf_counter()
         try:
             async with limit(config):
@@ -297,10 +312,11 @@ async def complete(
                 record["adapted"] = adapted
             attempts.append(record)
             if not adapted and gives_up(error, attempt, config, interactive=interactive):
+                await _pause_if_rate_limited(config, error, backoff(attempt, error.retry_after))
                 raise _final(error, attempt, attempts, sink) from exc
             restart()
             if not adapted:
-                await _wait_before_retry(record, attempt, error)
+                await _wait_before_retry(config, record, attempt, error)
             continue
         latency_ms = round((time.perf_counter() - started) * 1000)
         if json_schema is not None and _ignored_format(learning, answer, request, attempts, attempt, latency_ms):
@@ -310,5 +326,5 @@ async def complete(
         learning.observe(answer, request)
         if learning.changes:
             _remember(config, model, learning.caps)
-        return _completion(answer, messages, model, sink, started_all, attempts, learning)
+        return _settled(pacer, booked, _completion(answer, messages, model, sink, started_all, attempts, learning))
 

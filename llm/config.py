@@ -19,6 +19,8 @@ class EndpointConfig:
     timeout: float = 60.0
     max_retries: int = 3
     max_concurrency: int = 64
+    requests_per_minute: int | None = None  # None: no limit (llm/ratelimit.py)
+    tokens_per_minute: int | None = None
     extra_headers: tuple[tuple[str, str], ...] = ()
     version: str = ""
     # Model name -> what its server accepts (llm.selectors.endpoint_config loads them), and when.
@@ -36,6 +38,8 @@ class EndpointConfig:
             timeout=endpoint.timeout_seconds,
             max_retries=endpoint.max_retries,
             max_concurrency=endpoint.max_concurrency,
+            requests_per_minute=endpoint.requests_per_minute,
+            tokens_per_minute=endpoint.tokens_per_minute,
             extra_headers=tuple(sorted((endpoint.extra_headers or {}).items())),
             version=str(endpoint.updated_at.timestamp()) if endpoint.updated_at else "",
             capabilities=capabilities or {}, loaded_at=loaded_at,

@@ -38,6 +38,15 @@ class Endpoint(models.Model):
         default=64, validators=[MinValueValidator(1), MaxValueValidator(10000)],
         help_text="Requests in flight at once to this endpoint, across all runs in one process.",
     )
+    # Shared by every run, experiment and process (llm/ratelimit.py); null: no limit.
+    requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Requests per minute to this endpoint, shared by every run and worker. Blank: no limit.",
+    )
+    tokens_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Prompt and answer tokens per minute, shared by every run and worker. Blank: no limit.",
+    )
     extra_headers = models.JSONField(default=dict, blank=True, validators=[validate_headers])
     enabled = models.BooleanField(default=True)
     is_mock = models.BooleanField(default=False, help_text="A local fake server, not a real model.")
@@ -125,3 +134,19 @@ class Capability(models.Model):
 
     def as_capabilities(self) -> capabilities.Capabilities:
         return capabilities.Capabilities(**{name: getattr(self, name) for name in capabilities.FIELDS})
+
+
+class EndpointAllowance(models.Model):
+    """The shared state of an endpoint's rate limits, one row per endpoint (llm/ratelimit.py).
+
+    Times are seconds since the epoch. `*_tat` is when the endpoint's allowance would be whole
+    again (the "theoretical arrival time" of a GCRA); `paused_until` is set by a 429.
+    """
+
+    endpoint = models.OneToOneField(Endpoint, on_delete=models.CASCADE, primary_key=True, related_name="allowance")
+    request_tat = models.FloatField(default=0.0)
+    token_tat = models.FloatField(default=0.0)
+    paused_until = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return f"allowance of {self.endpoint_id}"

@@ -53,7 +53,7 @@ class EndpointSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         model = Endpoint
         fields = [
             "id", "name", "base_url", "api_key", "has_api_key", "default_model", "timeout_seconds",
-            "max_retries", "max_concurrency", "extra_headers", "enabled", "is_mock", "pricing", "price_per_second",
+            "max_retries", "max_concurrency", "requests_per_minute", "tokens_per_minute", "extra_headers", "enabled", "is_mock", "pricing", "price_per_second",
             "price_currency", "created_at", "updated_at",
         ]
         read_only_fields = ["id", "has_api_key", "created_at", "updated_at"]

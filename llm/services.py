@@ -20,7 +20,7 @@ from llm.models import Capability, Endpoint
 # Fields a caller may set directly; the API key goes through set_api_key().
 EDITABLE_FIELDS = (
     "name", "base_url", "default_model", "timeout_seconds", "max_retries", "max_concurrency",
-    "extra_headers", "enabled", "is_mock", "pricing", "price_per_second", "price_currency",
+    "requests_per_minute", "tokens_per_minute", "extra_headers", "enabled", "is_mock", "pricing", "price_per_second", "price_currency",
 )
 # Extra headers as given by a caller: a value of None keeps the stored value of that header.
 HeaderChanges = dict[str, str | None]

@@ -314,6 +314,9 @@ MIDDLEWARE.append("core.login_throttle.LoginThrottleMiddleware")
 # What a server was found not to accept (llm.Capability) is tried again after this long, so a
 # server upgraded since is used at its best; the connectivity test re-learns at once.
 LLM_CAPABILITY_RELEARN_SECONDS = env.float("LLM_CAPABILITY_RELEARN_SECONDS", default=7 * 24 * 3600.0)
+# Endpoints' requests/tokens per minute and 429 pauses hold across processes through the database
+# (llm/ratelimit.py); one process alone keeps them in memory.
+LLM_RATE_LIMIT_SHARED = env.bool("LLM_RATE_LIMIT_SHARED", default=RUNS_BACKEND == "procrastinate")
 
 # Where endpoint URLs may point (llm/egress.py). Hosts here skip every check; denied hosts are
 # refused even when they resolve to a public address. Loopback is allowed only with DEBUG on.
