@@ -13,7 +13,8 @@ default), vLLM, Ollama, llama-server, LM Studio or a strict FastAPI server; the 
 copies is in fakellm/dialects.py, the sources in docs/compatibility.md.
 
 Tests steer it over HTTP: `POST /_control` changes settings or queues faults for the next
-requests, `GET /_stats` counts requests and keeps the last request bodies, `POST /_reset` clears.
+requests, `GET /_stats` counts requests and keeps the last request bodies, `GET /_requests` lists every
+request's arrival time and prompt (with `log_requests` on), `POST /_reset` clears.
 """
 from __future__ import annotations
 
@@ -100,6 +101,9 @@ class Settings:
     cached_tokens: int = 0
     # Like OpenRouter: the call's cost in the usage (`usage.cost`); None sends none.
     usage_cost: float | None = None
+    # Keep (arrival time, last user message) of every chat request for `GET /_requests`: a test
+    # can then tell which calls came after a moment (a kill) for which prompt.
+    log_requests: bool = False
 
 
 @dataclass
@@ -114,6 +118,7 @@ class State:
     peers: set[tuple[str, int]] = field(default_factory=set)
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=200))
     rng: random.Random = field(default_factory=random.Random)
+    logged: list[tuple[float, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -360,6 +365,8 @@ async def _chat(request: web.Request, state: State) -> web.StreamResponse:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return _error(400, "invalid JSON body", "invalid_request_error")
     state.recent.append(body)
+    if state.settings.log_requests:
+        state.logged.append((time.time(), last_user_message(body.get("messages") or [])))
     refusal = _refusal(state, request, body)
     if refusal is not None:
         return refusal
@@ -400,6 +407,11 @@ async def stats(request: web.Request) -> web.Response:
     })
 
 
+async def requests_logged(request: web.Request) -> web.Response:
+    """Every chat request since the last reset while `log_requests` was on: [arrival time, prompt]."""
+    return web.json_response({"requests": _state(request).logged})
+
+
 def _setting_problem(key: str, value: Any) -> str | None:
     if not hasattr(Settings, key) and key not in Settings.__dataclass_fields__:
         return f"unknown setting {key}"
@@ -430,6 +442,7 @@ async def reset(request: web.Request) -> web.Response:
     state.rng.seed(state.settings.seed)
     state.faults.clear()
     state.recent.clear()
+    state.logged.clear()
     state.peers.clear()
     state.requests = state.chat_requests = state.errors = 0
     state.inflight_max = state.inflight
@@ -449,6 +462,7 @@ def build_app(settings: Settings | None = None) -> web.Application:
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/_stats", stats)
+    app.router.add_get("/_requests", requests_logged)
     app.router.add_post("/_control", control)
     app.router.add_post("/_reset", reset)
     app.router.add_get("/health", health)
