@@ -165,34 +165,34 @@ def cells_stop(experiment: Experiment, reason: str, now: Any) -> list[int]:
 
 
 def _start_cells(experiment: Experiment, capacity: int, now: Any) -> list[int]:
-    cells = list(Cell.objects.filter(experiment=experiment, status=CellStatus.QUEUED)
-                 .select_related("item", "variant").order_by("id")[:capacity])
+    # Plain rows, not model instances: the driver's pass runs on the thread where steps commit.
+    cells = list(Cell.objects.filter(experiment=experiment, status=CellStatus.QUEUED).order_by("id").values_list(
+        "id", "position", "tries", "variant__release_id", "variant__label", "item__inputs")[:capacity])
     if not cells:
         return []
     remaining = None
     if experiment.budget_nano is not None:
         remaining = max(experiment.budget_nano - experiment.cost_nano, 0)
     runs: list[Run] = []
-    starting: list[Cell] = []
-    for cell in cells:
-        release = _release(cell.variant.release_id)
+    starting: list[tuple[int, int]] = []  # (cell id, its tries)
+    for cell_id, position, tries, release_id, label, case_inputs in cells:
+        release = _release(release_id)
         try:
-            inputs = cell_inputs(experiment.mapping, cell.item.inputs, release.declared)
+            inputs = cell_inputs(experiment.mapping, case_inputs, release.declared)
         except ValidationError as exc:
-            cell.status, cell.finished_at = CellStatus.FAILED, now
-            cell.error = f"Case #{cell.position + 1}: " + " ".join(exc.messages)
+            Cell.objects.filter(pk=cell_id).update(status=CellStatus.FAILED, finished_at=now,
+                                                   error=f"Case #{position + 1}: " + " ".join(exc.messages))
             experiment.failed += 1
             experiment.queued -= 1
-            cell.save(update_fields=["status", "finished_at", "error"])
             continue
         runs.append(Run(workflow_id=experiment.workflow_id, workflow_name=experiment.workflow.name, inputs=inputs,
-                        release_id=cell.variant.release_id, label=cell.variant.label, step_count=release.step_count,
+                        release_id=release_id, label=label, step_count=release.step_count,
                         created_by_id=experiment.created_by_id, budget_nano=remaining,
                         budget_currency=experiment.budget_currency or None))
-        starting.append(cell)
+        starting.append((cell_id, tries))
     Run.objects.bulk_create(runs)
-    _cells_update(["status", "run", "tries"], [(str(CellStatus.RUNNING), run.pk, cell.tries + 1, cell.pk)
-                                               for cell, run in zip(starting, runs, strict=True)])
+    _cells_update(["status", "run", "tries"], [(str(CellStatus.RUNNING), run.pk, tries + 1, cell_id)
+                                               for (cell_id, tries), run in zip(starting, runs, strict=True)])
     experiment.queued -= len(starting)
     experiment.running += len(starting)
     return [run.pk for run in runs]
