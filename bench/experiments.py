@@ -133,6 +133,10 @@ class Daphne:
     def kb(self, key: str) -> int:
         return proc_status_kb(key, self.process.pid)
 
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
     def tracebacks(self) -> int:
         return Path(self.log_path).read_text(errors="replace").count("Traceback")
 
@@ -167,14 +171,17 @@ async def raw_aiohttp(a: argparse.Namespace) -> dict[str, Any]:
 
     await one(-1)  # warm-up: imports and the first connection, as the server is warm when a cell starts
     rss_before = proc_status_kb("VmRSS")
+    cpu_before = time.process_time()
     started = time.perf_counter()
     results = await asyncio.gather(*(one(i) for i in range(a.cells)), return_exceptions=True)
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_before
     await client.close()
     errors = [r for r in results if isinstance(r, BaseException)]
     if errors:
         print(f"raw-aiohttp: {len(errors)} errors, first {errors[0]!r}", file=sys.stderr)
     return {"impl": "raw-aiohttp", "cells": a.cells, "wall_s": round(wall, 3), "errors": len(errors),
+            "cpu_ms_per_cell": round(cpu * 1000 / a.cells, 3),
             "mismatches": sum(r is False for r in results), "rss_before_kb": rss_before,
             "peak_rss_kb": proc_status_kb("VmHWM")}
 
@@ -197,6 +204,7 @@ def experiment(a: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"impl": "experiment", "cells": fixtures["cells"], "concurrency": a.concurrency,
                            "server_rss_before_kb": server.kb("VmRSS")}
     try:
+        cpu_before = server.cpu_seconds()
         created_at = time.time()
         made = experiment_create(name="bench", workflow=Workflow.objects.get(pk=fixtures["workflow_id"]),
                                  dataset_version=DatasetVersion.objects.get(pk=fixtures["version_id"]),
@@ -210,6 +218,7 @@ def experiment(a: argparse.Namespace) -> dict[str, Any]:
             if time.monotonic() > deadline or server.process.poll() is not None:
                 raise RuntimeError(f"experiment not finished after {a.timeout} s (server log {server.log_path})")
             time.sleep(0.05)
+        out["server_cpu_ms_per_cell"] = round((server.cpu_seconds() - cpu_before) * 1000 / fixtures["cells"], 3)
         out["server_peak_rss_kb"] = server.kb("VmHWM")
         out["server_rss_max_sampled_kb"] = rss_max
         out["server_tracebacks"] = server.tracebacks()
@@ -357,6 +366,8 @@ def render(result: dict[str, Any]) -> str:
                   f"{raw['wall_s']:.2f} | {exp['wall_s']:.2f} ({exp['wall_s'] / raw['wall_s']:.2f}x) |",
                   f"| from the server's first cell to finished (s) | | {exp['drive_s']:.2f} "
                   f"({exp['drive_s'] / raw['wall_s']:.2f}x) |",
+                  f"| CPU per call / cell (ms; client / server process) | {raw['cpu_ms_per_cell']:.2f} | "
+                  f"{exp['server_cpu_ms_per_cell']:.2f} ({exp['server_cpu_ms_per_cell'] / raw['cpu_ms_per_cell']:.2f}x) |",
                   f"| peak RSS (MB) | {raw['peak_rss_kb'] / 1024:.0f} (client) | "
                   f"{exp['server_peak_rss_kb'] / 1024:.0f} (server; {exp['server_rss_before_kb'] / 1024:.0f} at start) |",
                   f"| errors, wrong outputs | {raw['errors']}, {raw['mismatches']} | {exp['errors']}, {exp['mismatches']} |",
