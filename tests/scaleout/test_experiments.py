@@ -9,19 +9,24 @@ from typing import Any
 
 import pytest
 from django.db.models import Count
-from procrastinate.contrib.django.models import ProcrastinateJob
 
-from experiments import tasks
 from experiments.models import Cell, Experiment
 from runs.models import Response, Run
 from tests.experiments.conftest import make_dataset_version, make_two_releases, start_experiment
 from tests.scaleout.conftest import Worker, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+DRIVE_TASK = "experiments.drive"  # experiments.tasks, which only a distributed session can import
+
+
+def drive_lock(experiment_id: int) -> str:
+    from experiments import tasks
+
+    return tasks.lock(experiment_id)
 
 
 def drove(worker: Worker) -> bool:
-    return f"Starting job {tasks.DRIVE_TASK}" in worker.log()
+    return f"Starting job {DRIVE_TASK}" in worker.log()
 
 
 def wait_for_finished(experiment_id: int, timeout: float) -> Experiment:
@@ -84,11 +89,13 @@ def test_kill_9_of_the_driving_worker_at_40_percent_repeats_no_committed_call(fa
 
 def test_two_workers_finish_an_experiment_and_the_sweep_queues_a_driver_that_was_lost(
         fake_llm: Any, start_worker: Any) -> None:
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
     fake_llm.control(latency_ms=50)
     workflow, first, second = make_two_releases(fake_llm.base_url, max_concurrency=100)
     experiment = start_experiment(workflow, make_dataset_version(30), [first, second], concurrency=10)
     # The process that made it died between its commit and the driver's job: no job to find.
-    lost = ProcrastinateJob.objects.filter(task_name=tasks.DRIVE_TASK, lock=tasks.lock(experiment.pk))
+    lost = ProcrastinateJob.objects.filter(task_name=DRIVE_TASK, lock=drive_lock(experiment.pk))
     assert lost.count() == 1
     lost.delete()
     workers = [start_worker(concurrency=10), start_worker(concurrency=10)]
@@ -97,7 +104,7 @@ def test_two_workers_finish_an_experiment_and_the_sweep_queues_a_driver_that_was
 
     assert_every_cell_succeeded_with_one_run_and_one_response(experiment, 60)
     # The sweep queued a new job: the only one there was is gone.
-    assert ProcrastinateJob.objects.filter(task_name=tasks.DRIVE_TASK, lock=tasks.lock(experiment.pk)).exists()
+    assert ProcrastinateJob.objects.filter(task_name=DRIVE_TASK, lock=drive_lock(experiment.pk)).exists()
     assert any(drove(w) for w in workers)
     assert fake_llm.stats()["chat_requests"] == 60
 
