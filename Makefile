@@ -54,9 +54,21 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 
 # What the runner adds over the raw openai SDK: 3 reps, 11-13 min on 2 cores (docs/performance.md),
-# then the distributed phase (bench-distributed). Both run; it fails if either did.
+# then the distributed phase (bench-distributed), then experiments (bench-experiments and
+# bench-experiments-distributed). All run; it fails if any did.
 bench: install-dev
-	$(PY) bench/run.py; status=$$?; $(PY) bench/distributed.py && exit $$status
+	status=0; $(PY) bench/run.py || status=1; $(PY) bench/distributed.py || status=1; \
+	$(PY) bench/experiments.py || status=1; $(PY) bench/experiments_distributed.py || status=1; exit $$status
+
+# Issue 20, embedded: 10,000 one-step cells in a real daphne against raw-aiohttp's same 10,000 calls,
+# the CSV export of the results and a 100,000-row upload (about 3 min; docs/performance.md "Experiments").
+.PHONY: bench-experiments bench-experiments-distributed
+bench-experiments: install-dev
+	$(PY) bench/experiments.py
+
+# Issue 20, distributed: the same 10,000 cells on 2 Procrastinate workers, one killed with SIGKILL at 40 %.
+bench-experiments-distributed: install-dev
+	$(PY) bench/experiments_distributed.py
 
 # Issue 21: re-scoring 100,000 stored outputs with five assertions (under 30 s on one core; about 2 min
 # with seeding). docs/performance.md "Evaluations".

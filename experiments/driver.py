@@ -27,7 +27,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -92,6 +92,23 @@ def cell_inputs(mapping: dict[str, dict[str, Any]], case_inputs: dict[str, Any],
     return resolve_inputs(None, given, declared_inputs=declared)  # type: ignore[arg-type]
 
 
+def _cells_update(fields: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """One UPDATE statement run for many cells (`rows`: the fields' values, then the cell's id). The ORM's
+    update per cell and bulk_update's CASE expressions cost several times the statements, on the thread
+    the engine's steps commit on (docs/performance.md, "Experiments")."""
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    sets = ", ".join(f"{quote(Cell._meta.get_field(name).column)} = %s" for name in fields)
+    with connection.cursor() as cursor:
+        cursor.executemany(f"UPDATE {quote(Cell._meta.db_table)} SET {sets} WHERE {quote(Cell._meta.pk.column)} = %s",
+                           rows)
+
+
+FINISH_FIELDS = ["status", "latency_ms", "prompt_tokens", "completion_tokens", "cost_nano", "cost_currency", "error",
+                 "finished_at"]
+
+
 def _finish_cells(experiment: Experiment, running: list[tuple[int, int | None, Any, Any]], now: Any) -> list[int]:
     """Copy ended runs' figures to their cells and add them to the experiment; the succeeded ones are
     the current evaluation's subjects from now. Returns the run ids still running."""
@@ -105,6 +122,8 @@ def _finish_cells(experiment: Experiment, running: list[tuple[int, int | None, A
     costs = run_costs([run_id for _, run_id, _, _ in ended if run_id is not None])
     currency = experiment.cost_currency
     to_score: list[tuple[int, Any, Any]] = []
+    finished_at = connection.ops.adapt_datetimefield_value(now)
+    updates: list[tuple[Any, ...]] = []
     for cell_id, run_id, expected, own in ended:
         run = runs.get(run_id) if run_id is not None else None
         if run is None:  # its run was deleted under it
@@ -125,10 +144,8 @@ def _finish_cells(experiment: Experiment, running: list[tuple[int, int | None, A
             experiment.cost_nano += nano
         else:
             experiment.unpriced += 1
-        Cell.objects.filter(pk=cell_id).update(
-            status=status, latency_ms=run["latency_ms"], prompt_tokens=run["prompt_tokens"],
-            completion_tokens=run["completion_tokens"], cost_nano=nano, cost_currency=cell_currency,
-            error=run["error"][:2000], finished_at=now)
+        updates.append((str(status), run["latency_ms"], run["prompt_tokens"], run["completion_tokens"], nano, cell_currency,
+                        run["error"][:2000], finished_at, cell_id))
         experiment.prompt_tokens += run["prompt_tokens"]
         experiment.completion_tokens += run["completion_tokens"]
         setattr(experiment, status, getattr(experiment, status) + 1)
@@ -136,6 +153,7 @@ def _finish_cells(experiment: Experiment, running: list[tuple[int, int | None, A
             to_score.append((run_id, expected, own))
         if run["status"] == RunStatus.BUDGET_REACHED and experiment.status == ExperimentStatus.RUNNING:
             experiment.stop_reason = "budget"
+    _cells_update(FINISH_FIELDS, updates)
     experiment.running -= len(ended)
     if to_score and experiment.evaluation_id is not None:
         subjects_add(evaluation_id=experiment.evaluation_id, subjects=to_score)
@@ -154,35 +172,34 @@ def cells_stop(experiment: Experiment, reason: str, now: Any) -> list[int]:
 
 
 def _start_cells(experiment: Experiment, capacity: int, now: Any) -> list[int]:
-    cells = list(Cell.objects.filter(experiment=experiment, status=CellStatus.QUEUED)
-                 .select_related("item", "variant").order_by("id")[:capacity])
+    # Plain rows, not model instances: the driver's pass runs on the thread where steps commit.
+    cells = list(Cell.objects.filter(experiment=experiment, status=CellStatus.QUEUED).order_by("id").values_list(
+        "id", "position", "tries", "variant__release_id", "variant__label", "item__inputs")[:capacity])
     if not cells:
         return []
     remaining = None
     if experiment.budget_nano is not None:
         remaining = max(experiment.budget_nano - experiment.cost_nano, 0)
     runs: list[Run] = []
-    starting: list[Cell] = []
-    for cell in cells:
-        release = _release(cell.variant.release_id)
+    starting: list[tuple[int, int]] = []  # (cell id, its tries)
+    for cell_id, position, tries, release_id, label, case_inputs in cells:
+        release = _release(release_id)
         try:
-            inputs = cell_inputs(experiment.mapping, cell.item.inputs, release.declared)
+            inputs = cell_inputs(experiment.mapping, case_inputs, release.declared)
         except ValidationError as exc:
-            cell.status, cell.finished_at = CellStatus.FAILED, now
-            cell.error = f"Case #{cell.position + 1}: " + " ".join(exc.messages)
+            Cell.objects.filter(pk=cell_id).update(status=CellStatus.FAILED, finished_at=now,
+                                                   error=f"Case #{position + 1}: " + " ".join(exc.messages))
             experiment.failed += 1
             experiment.queued -= 1
-            cell.save(update_fields=["status", "finished_at", "error"])
             continue
         runs.append(Run(workflow_id=experiment.workflow_id, workflow_name=experiment.workflow.name, inputs=inputs,
-                        release_id=cell.variant.release_id, label=cell.variant.label, step_count=release.step_count,
+                        release_id=release_id, label=label, step_count=release.step_count,
                         created_by_id=experiment.created_by_id, budget_nano=remaining,
                         budget_currency=experiment.budget_currency or None))
-        starting.append(cell)
+        starting.append((cell_id, tries))
     Run.objects.bulk_create(runs)
-    for cell, run in zip(starting, runs, strict=True):
-        cell.status, cell.run_id, cell.tries = CellStatus.RUNNING, run.pk, cell.tries + 1
-    Cell.objects.bulk_update(starting, ["status", "run", "tries"])
+    _cells_update(["status", "run", "tries"], [(str(CellStatus.RUNNING), run.pk, tries + 1, cell_id)
+                                               for (cell_id, tries), run in zip(starting, runs, strict=True)])
     experiment.queued -= len(starting)
     experiment.running += len(starting)
     return [run.pk for run in runs]

@@ -13,7 +13,8 @@ default), vLLM, Ollama, llama-server, LM Studio or a strict FastAPI server; the 
 copies is in fakellm/dialects.py, the sources in docs/compatibility.md.
 
 Tests steer it over HTTP: `POST /_control` changes settings or queues faults for the next
-requests, `GET /_stats` counts requests and keeps the last request bodies and arrival times, `POST /_reset` clears.
+requests, `GET /_stats` counts requests and keeps the last request bodies and arrival times (the last
+1,000), `GET /_requests` lists every request's arrival time and prompt (with `log_requests` on), `POST /_reset` clears.
 """
 from __future__ import annotations
 
@@ -100,6 +101,9 @@ class Settings:
     cached_tokens: int = 0
     # Like OpenRouter: the call's cost in the usage (`usage.cost`); None sends none.
     usage_cost: float | None = None
+    # Keep (arrival time, last user message) of every chat request for `GET /_requests`: a test
+    # can then tell which calls came after a moment (a kill) for which prompt.
+    log_requests: bool = False
 
 
 @dataclass
@@ -116,6 +120,7 @@ class State:
     # When each chat request arrived (epoch seconds) and its last user message: pacing is tested by them.
     arrivals: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1000))
     rng: random.Random = field(default_factory=random.Random)
+    logged: list[tuple[float, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -363,6 +368,8 @@ async def _chat(request: web.Request, state: State) -> web.StreamResponse:
         return _error(400, "invalid JSON body", "invalid_request_error")
     state.recent.append(body)
     state.arrivals.append({"at": time.time(), "prompt": last_user_message(body.get("messages") or [])})
+    if state.settings.log_requests:
+        state.logged.append((time.time(), last_user_message(body.get("messages") or [])))
     refusal = _refusal(state, request, body)
     if refusal is not None:
         return refusal
@@ -403,6 +410,11 @@ async def stats(request: web.Request) -> web.Response:
     })
 
 
+async def requests_logged(request: web.Request) -> web.Response:
+    """Every chat request since the last reset while `log_requests` was on: [arrival time, prompt]."""
+    return web.json_response({"requests": _state(request).logged})
+
+
 def _setting_problem(key: str, value: Any) -> str | None:
     if not hasattr(Settings, key) and key not in Settings.__dataclass_fields__:
         return f"unknown setting {key}"
@@ -434,6 +446,7 @@ async def reset(request: web.Request) -> web.Response:
     state.faults.clear()
     state.recent.clear()
     state.arrivals.clear()
+    state.logged.clear()
     state.peers.clear()
     state.requests = state.chat_requests = state.errors = 0
     state.inflight_max = state.inflight
@@ -453,6 +466,7 @@ def build_app(settings: Settings | None = None) -> web.Application:
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/_stats", stats)
+    app.router.add_get("/_requests", requests_logged)
     app.router.add_post("/_control", control)
     app.router.add_post("/_reset", reset)
     app.router.add_get("/health", health)

@@ -80,6 +80,11 @@ class FakeLLM:
         with urllib.request.urlopen(f"{self.url}/_stats", timeout=5) as response:
             return json.load(response)
 
+    def requests_logged(self) -> list[tuple[float, str]]:
+        """(arrival time, prompt) of every chat request since `control(log_requests=True)`."""
+        with urllib.request.urlopen(f"{self.url}/_requests", timeout=30) as response:
+            return [(at, prompt) for at, prompt in json.load(response)["requests"]]
+
     def stop(self) -> None:
         self.process.terminate()
         try:

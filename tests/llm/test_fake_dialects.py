@@ -1,5 +1,6 @@
 """The fake server's dialects over real HTTP: each answers, refuses and streams as its real server does."""
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -258,3 +259,16 @@ def test_the_command_line_dialect_survives_a_reset() -> None:
         assert post(fake, response_format=JSON_SCHEMA_FORMAT)[0] == 500
     finally:
         fake.stop()
+
+
+def test_the_request_log_keeps_each_prompt_with_its_arrival_time_only_while_on(fake: FakeLLM) -> None:
+    post(fake, messages=[{"role": "user", "content": "before"}])
+    fake.control(log_requests=True)
+    started = time.time()
+    post(fake, messages=[{"role": "user", "content": "first"}])
+    post(fake)
+    logged = fake.requests_logged()
+    assert [prompt for _, prompt in logged] == ["first", PROMPT]
+    assert all(started <= at <= time.time() for at, _ in logged)
+    fake.reset()
+    assert fake.requests_logged() == []
