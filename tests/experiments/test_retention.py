@@ -33,3 +33,22 @@ def test_cell_runs_are_kept_unless_the_prune_includes_them():
     assert Run.objects.count() == 0
     for cell in Cell.objects.filter(experiment=experiment):
         assert cell.run_id is None and cell.status == "succeeded" and cell.latency_ms == 42
+
+
+def test_the_drivers_one_statement_update_writes_what_the_orm_would():
+    """experiments.driver._cells_update is a fast path: the same cells, updated by it and by the ORM, read back equal."""
+    from experiments.driver import FINISH_FIELDS, _cells_update
+
+    workflow, first, _ = make_two_releases("http://127.0.0.1:9/v1")
+    experiment = start_experiment(workflow, make_dataset_version(2), [first])
+    fast, plain = Cell.objects.filter(experiment=experiment).order_by("id")
+    now = timezone.now()
+    values = {"status": "failed", "latency_ms": 1234, "prompt_tokens": 7, "completion_tokens": 9,
+              "cost_nano": 123_456, "cost_currency": "EUR", "error": "a “quoted” error ✓", "finished_at": now}
+    from django.db import connection
+
+    _cells_update(FINISH_FIELDS, [(*[connection.ops.adapt_datetimefield_value(v) if k == "finished_at" else v
+                                     for k, v in values.items()], fast.pk)])
+    Cell.objects.filter(pk=plain.pk).update(**values)
+    fields = [*FINISH_FIELDS, "run_id", "tries"]
+    assert Cell.objects.filter(pk=fast.pk).values(*fields).get() == Cell.objects.filter(pk=plain.pk).values(*fields).get()
