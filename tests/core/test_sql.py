@@ -6,7 +6,7 @@ import pytest
 from django.db.models import F
 from django.utils import timezone
 
-from core.sql import CompiledValues, insert_instance, update_rows
+from core.sql import CompiledValues, insert_copies, insert_instance, update_rows
 from runs.models import Response, Run, RunStatus
 from tests.factories import make_chain, make_endpoint, make_release, make_run
 
@@ -59,6 +59,24 @@ def test_insert_instance_applies_defaults_auto_now_and_json_like_save() -> None:
                       output_json=[1, "two"], attempts=[{"ok": True}])
     insert_instance(second)
     assert Response.objects.get(pk=second.pk).output_json == [1, "two"]
+
+
+def test_insert_copies_leaves_the_rows_bulk_create_leaves() -> None:
+    workflow = make_chain(make_endpoint())
+    release = make_release(workflow, {"steps": []})
+    inputs = [{"topic": f"é{i}", "n": [i]} for i in range(3)]
+    common = {"workflow": workflow, "workflow_name": workflow.name, "release": release, "label": "prod", "step_count": 1,
+              "budget_nano": 5, "budget_currency": "USD"}
+    before = timezone.now()
+    ids = insert_copies(Run(**common), {"inputs": inputs})
+    plain = Run.objects.bulk_create([Run(**common, inputs=value) for value in inputs])
+    assert ids == sorted(ids) and len(ids) == 3
+    fields = [f.attname for f in Run._meta.concrete_fields if f.attname not in ("id", "created_at")]
+    stored = list(Run.objects.filter(pk__in=ids).order_by("id").values(*fields))
+    assert stored == list(Run.objects.filter(pk__in=[r.pk for r in plain]).order_by("id").values(*fields))
+    assert [row["inputs"] for row in stored] == inputs
+    assert all(before <= r.created_at <= timezone.now() for r in Run.objects.filter(pk__in=ids))
+    assert insert_copies(Run(**common), {"inputs": []}) == []  # nothing to insert: no statement
 
 
 def test_update_rows_is_a_compare_and_set() -> None:
