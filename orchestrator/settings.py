@@ -204,6 +204,7 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "runs.models.RunStatus",
         "ResponseStatusEnum": "runs.models.ResponseStatus",
         "CostSourceEnum": "prices.book.COST_SOURCES",
+        "ExperimentStatusEnum": "experiments.models.ExperimentStatus",
     },
 }
 

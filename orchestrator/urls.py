@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 from blocks.api import BlockViewSet
 from core import health
 from datasets.api import DatasetViewSet
+from experiments.api import ExperimentViewSet
 from llm.api import EndpointViewSet
 from payloads.api import PayloadViewSet
 from prices.api import PriceViewSet
@@ -28,6 +29,7 @@ router.register("runs", RunViewSet, basename="api-run")
 router.register("releases", ReleaseViewSet, basename="api-release")
 router.register("prices", PriceViewSet, basename="api-price")
 router.register("datasets", DatasetViewSet, basename="api-dataset")
+router.register("experiments", ExperimentViewSet, basename="api-experiment")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
