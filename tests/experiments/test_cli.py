@@ -187,3 +187,34 @@ def test_export_experiment_writes_csv_and_jsonl_to_a_file_or_stdout(setup, tmp_p
         call_command("export_experiment", str(experiment.pk), "--format", "xml")
     with pytest.raises(CommandError, match="--output"):
         call_command("export_experiment", str(experiment.pk), "--output", str(tmp_path / "missing" / "x.csv"))
+
+
+def test_ctrl_c_cancels_the_experiment_and_exits_2(setup, fake_llm) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.servers import ROOT, shared_database_url
+
+    fake_llm.control(latency_ms=5000)
+    make_dataset_version(10, name="slow")
+    env = {**os.environ, "DATABASE_URL": shared_database_url(), "DEBUG": "1"}
+    process = subprocess.Popen([sys.executable, "manage.py", "run_experiment", "--workflow", "answer", "--dataset",
+                                "slow", "--variant", f"release:{setup['first'].pk}", "--concurrency", "2", "--json"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while fake_llm.stats()["chat_requests"] < 2 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # until both cells' calls are in flight
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 2, err
+    assert "cancelled" in err
+    assert _json_lines(out)[-1]["status"] == "cancelled"
+    experiment = Experiment.objects.get()
+    assert (experiment.status, experiment.cancelled, experiment.succeeded) == ("cancelled", 10, 0)
+    assert fake_llm.stats()["chat_requests"] == 2

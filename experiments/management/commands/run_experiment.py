@@ -4,12 +4,15 @@ progress bar, or JSON lines for scripts. Exit 0: finished with no failed cell; 1
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import signal
 import sys
 import time
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -164,8 +167,7 @@ class Command(BaseCommand):
         try:
             self._drive(experiment.pk, view)
         except KeyboardInterrupt:
-            services.experiment_cancel(experiment=experiment)
-            self.stderr.write(f"\nInterrupted: experiment {experiment.pk} cancelled; waiting for its running cells to stop.")
+            self._cancel(experiment.pk)
             self._drive(experiment.pk, view)
         self._finish(Experiment.objects.get(pk=experiment.pk), view, options["json"])
 
@@ -205,10 +207,28 @@ class Command(BaseCommand):
                 return
             time.sleep(WATCH_SECONDS)
 
+    def _cancel(self, experiment_id: int) -> None:
+        services.experiment_cancel(experiment=Experiment.objects.get(pk=experiment_id))
+        self.stderr.write(f"\nInterrupted: experiment {experiment_id} cancelled; waiting for its running cells to stop.")
+
     async def _drive_here(self, experiment_id: int, view: ProgressView) -> None:
+        loop = asyncio.get_running_loop()
+        cancelling: list[asyncio.Future[None]] = []
+
+        def interrupted() -> None:
+            # The first Ctrl-C cancels while this loop still executes the cells' runs, so they end
+            # cancelled at once; a second one interrupts for good.
+            loop.remove_signal_handler(signal.SIGINT)
+            cancelling.append(asyncio.ensure_future(sync_to_async(self._cancel, thread_sensitive=False)(experiment_id)))
+
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+            loop.add_signal_handler(signal.SIGINT, interrupted)
         try:
             await driver.drive_here(experiment_id, on_tick=view.show)
+            await asyncio.gather(*cancelling)
         finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGINT)
             await llm.aclose_all()  # the pooled clients belong to this loop
 
     def _finish(self, experiment: Experiment, view: ProgressView, json_lines: bool) -> None:
