@@ -164,11 +164,8 @@ class Command(BaseCommand):
         view = ProgressView(self.stdout, json_lines=options["json"])
         if not options["json"]:
             self.stderr.write(f"Experiment {experiment.pk} “{experiment}”: {experiment.cell_count} cells.")
-        try:
-            self._drive(experiment.pk, view)
-        except KeyboardInterrupt:
-            self._cancel(experiment.pk)
-            self._drive(experiment.pk, view)
+        self.cancelled = False
+        self._drive_to_end(experiment.pk, view)
         self._finish(Experiment.objects.get(pk=experiment.pk), view, options["json"])
 
     def _create(self, options: dict[str, Any]) -> Experiment:
@@ -207,7 +204,20 @@ class Command(BaseCommand):
                 return
             time.sleep(WATCH_SECONDS)
 
+    def _drive_to_end(self, experiment_id: int, view: ProgressView) -> None:
+        while True:
+            try:
+                self._drive(experiment_id, view)
+                return
+            except KeyboardInterrupt:
+                if self.cancelled:
+                    self.stderr.write(f"\nInterrupted again: leaving experiment {experiment_id} to stop without "
+                                      "this process.")
+                    sys.exit(EXIT_STOPPED)
+                self._cancel(experiment_id)
+
     def _cancel(self, experiment_id: int) -> None:
+        self.cancelled = True
         services.experiment_cancel(experiment=Experiment.objects.get(pk=experiment_id))
         self.stderr.write(f"\nInterrupted: experiment {experiment_id} cancelled; waiting for its running cells to stop.")
 
