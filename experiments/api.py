@@ -21,6 +21,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 from core.money import from_nano
 from core.pagination import Pagination
 from core.permissions import ModelPermissions
+from core.streaming import streaming_response
 from experiments import selectors, services
 from experiments.export import FORMATS, export_lines
 from experiments.models import Experiment
@@ -146,9 +147,8 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         fmt = request.query_params.get("format", "")
         if fmt not in FORMATS:
             raise ValidationError({"format": [f"“{fmt}” is not one of: {', '.join(FORMATS)}."]})
-        response = StreamingHttpResponse(export_lines(experiment, fmt), content_type=FORMATS[fmt])
-        response["Content-Disposition"] = f'attachment; filename="experiment-{experiment.pk}.{fmt}"'
-        return response
+        return streaming_response(request._request, export_lines(experiment, fmt), content_type=FORMATS[fmt],
+                                  filename=f"experiment-{experiment.pk}.{fmt}")
 
 
 def _row(request: Request, row: selectors.ResultRow, variants: list[tuple[int, str]]) -> dict[str, Any]:

@@ -232,3 +232,21 @@ def test_the_schema_describes_the_routes(api: APIClient) -> None:
                  "/api/experiments/{id}/retry-errors/", "/api/experiments/{id}/results/",
                  "/api/experiments/{id}/export/"):
         assert path in schema["paths"], path
+
+
+def test_export_under_asgi_streams_the_same_lines(api: APIClient, setup, user) -> None:  # type: ignore[no-untyped-def]
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    experiment = _created(api, setup["body"])
+    drive_to_end(experiment["id"])
+    _, expected = _export(api, experiment["id"], "jsonl")
+
+    async def fetch() -> bytes:
+        client = AsyncClient()
+        await client.aforce_login(user)
+        response = await client.get(f"/api/experiments/{experiment['id']}/export/?format=jsonl")
+        assert response.status_code == 200 and response.is_async
+        return b"".join([chunk async for chunk in response.streaming_content])
+
+    assert async_to_sync(fetch)().decode() == expected
