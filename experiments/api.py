@@ -31,6 +31,7 @@ from experiments.serializers import (
     ExperimentSerializer,
     ResultPageSerializer,
 )
+from runs.throttling import RunStartThrottle
 
 
 class ChangePermissions(ModelPermissions):
@@ -75,6 +76,12 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         if self.action == "create":
             return ExperimentCreateSerializer
         return ExperimentSerializer if self.action == "list" else ExperimentDetailSerializer
+
+    def get_throttles(self):  # type: ignore[no-untyped-def]
+        # Cells are runs, which spend money at the LLM provider: the same per-user limit as starting a run.
+        if self.action in ("create", "retry_errors"):
+            return [RunStartThrottle()]
+        return super().get_throttles()
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
         # ?format= names the export's format, not a renderer: its errors are JSON, its body a stream.

@@ -88,7 +88,7 @@ class ExperimentDetailSerializer(ExperimentSerializer):
     variants = serializers.SerializerMethodField(help_text="Per variant, in order: its aggregates so far.")
 
     class Meta(ExperimentSerializer.Meta):
-        fields = [*ExperimentSerializer.Meta.fields[:11], "mapping", "variants", *ExperimentSerializer.Meta.fields[11:]]
+        fields = [*ExperimentSerializer.Meta.fields, "mapping", "variants"]
         read_only_fields = fields
 
     @extend_schema_field(VariantSummarySerializer(many=True))
