@@ -196,12 +196,15 @@ class Command(BaseCommand):
             asyncio.run(self._drive_here(experiment_id, view))
             return
         # Distributed: a worker drives it (experiments.drive); this process watches the database.
-        driver.wake(experiment_id)
+        woken = False
         while True:
             experiment = Experiment.objects.get(pk=experiment_id)
             view.show(events.progress(experiment))
             if experiment.is_finished:
                 return
+            if not woken:
+                driver.wake(experiment_id)
+                woken = True
             time.sleep(WATCH_SECONDS)
 
     def _drive_to_end(self, experiment_id: int, view: ProgressView) -> None:
