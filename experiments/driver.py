@@ -14,7 +14,8 @@ ledger, and the next tick (of whichever process drives next) picks up where this
 
 Who ticks: in embedded mode, a task per active experiment on the executor's loop, woken when one of
 its runs ends (and every few seconds); in distributed mode, the Procrastinate task
-`experiments.drive` (experiments/tasks.py), one per experiment at a time, which polls.
+`experiments.drive` (experiments/tasks.py), one per experiment at a time, which polls; in the CLI's
+embedded mode (`manage.py run_experiment`), `drive_here`, which executes the cells' runs itself.
 """
 from __future__ import annotations
 
@@ -374,6 +375,62 @@ async def drive_until_final(experiment_id: int, *, poll: float = POLL_SECONDS, o
         if result.final:
             return
         await asyncio.sleep(max(poll - (time.monotonic() - started_at), 0.0))
+
+
+class _Executions:
+    """The runs a process executes itself, a task each (drive_here)."""
+
+    def __init__(self, experiment_id: int, poll: float) -> None:
+        self.experiment_id, self.poll = experiment_id, poll
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+
+    async def _execute(self, run_id: int) -> None:
+        from runs.engine import execute_run
+
+        if await execute_run(run_id) is None:
+            await asyncio.sleep(self.poll)  # held by another process: look again after a while, not at once
+
+    def start(self, run_ids: Any) -> None:
+        for run_id, task in list(self.tasks.items()):
+            if task.done():
+                del self.tasks[run_id]
+                error = task.exception()
+                if error is not None:  # the run stays running in the ledger: the next tick hands it back
+                    logger.error("experiment %s: executing run %s failed", self.experiment_id, run_id, exc_info=error)
+        for run_id in run_ids:
+            if run_id not in self.tasks:
+                self.tasks[run_id] = asyncio.get_running_loop().create_task(self._execute(run_id))
+
+    async def wait(self) -> None:
+        if self.tasks:
+            await asyncio.wait(self.tasks.values(), timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
+        else:
+            await asyncio.sleep(self.poll)
+
+    async def close(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+
+async def drive_here(experiment_id: int, *, poll: float = SWEEP_SECONDS, on_tick: Any = None) -> None:
+    """Embedded mode without a server (the CLI): tick, execute the started runs on this loop, until the
+    experiment ends. A server driving the same experiment meanwhile is harmless: the tick's row lock
+    fences cells and the ledger's lease fences steps (execute_run returns at once on a run held elsewhere)."""
+    from asgiref.sync import sync_to_async
+
+    executions = _Executions(experiment_id, poll)
+    try:
+        while True:
+            result = await sync_to_async(tick_in_thread, thread_sensitive=False)(experiment_id)
+            executions.start((*result.started, *result.running))
+            if result.progress is not None and on_tick is not None:
+                on_tick(result.progress)
+            if result.final:
+                return
+            await executions.wait()
+    finally:
+        await executions.close()
 
 
 def install() -> None:

@@ -207,6 +207,7 @@ SPECTACULAR_SETTINGS = {
         "CostSourceEnum": "prices.book.COST_SOURCES",
         "EvaluationStatusEnum": "evaluations.models.EvaluationStatus",
         "ScoreOutcomeEnum": "evaluations.models.ScoreOutcome",
+        "ExperimentStatusEnum": "experiments.models.ExperimentStatus",
     },
 }
 

@@ -9,6 +9,7 @@ from blocks.api import BlockViewSet
 from core import health
 from datasets.api import DatasetViewSet
 from evaluations.api import EvaluationViewSet, RunChecksViewSet
+from experiments.api import ExperimentViewSet
 from llm.api import EndpointViewSet
 from payloads.api import PayloadViewSet
 from prices.api import PriceViewSet
@@ -31,6 +32,7 @@ router.register("prices", PriceViewSet, basename="api-price")
 router.register("datasets", DatasetViewSet, basename="api-dataset")
 router.register("evaluations", EvaluationViewSet, basename="api-evaluation")
 router.register("run-checks", RunChecksViewSet, basename="api-run-checks")
+router.register("experiments", ExperimentViewSet, basename="api-experiment")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
