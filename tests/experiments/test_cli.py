@@ -218,3 +218,31 @@ def test_ctrl_c_cancels_the_experiment_and_exits_2(setup, fake_llm) -> None:  # 
     experiment = Experiment.objects.get()
     assert (experiment.status, experiment.cancelled, experiment.succeeded) == ("cancelled", 10, 0)
     assert fake_llm.stats()["chat_requests"] == 2
+
+
+def test_fail_under_gates_on_each_variants_pass_rate_with_judges_run_here(setup, fake_llm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # Release A's prompt says "briefly", B's "in detail": the fake model echoes prompt words, so only A passes.
+    checks = tmp_path / "checks.json"
+    checks.write_text(json.dumps([{"type": "icontains", "value": "briefly"},
+                                  {"type": "llm-rubric", "value": "Answers about {{ topic }}"}]))
+    call_command("seed_judges", endpoint=setup["workflow"].steps.get().payload.endpoint.name, stdout=io.StringIO())
+    both = [*setup["args"], "--variant", f"release:{setup['second'].pk}", "--assertions", f"@{checks}"]
+    code, out, err = run_experiment(*both, "--fail-under", "0.9", "--json")
+    summary = _json_lines(out)[-1]
+    rates = [v["scores"]["pass_rate"] for v in summary["variants"]]
+    outputs_say_briefly = [any("briefly" in run.output.lower() for run in Run.objects.filter(release_id=release.pk))
+                           for release in (setup["first"], setup["second"])]
+    assert rates == [1.0 if says else 0.0 for says in outputs_say_briefly]
+    assert code == (3 if not all(outputs_say_briefly) else 0), err
+    assert "Pass rate under 0.9" in err or code == 0
+    # The judges ran in this process, one run of judge-rubric per succeeded cell.
+    assert Run.objects.filter(workflow_name="judge-rubric", status="succeeded").count() == 6
+    code, _, err = run_experiment(*both, "--fail-under", "0")
+    assert code == 0, err
+    with pytest.raises(CommandError, match="--fail-under"):
+        run_experiment(*setup["args"], "--fail-under", "1.5")
+
+
+def test_fail_under_needs_assertions(setup) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(CommandError, match="--fail-under"):
+        call_command("run_experiment", *setup["args"], "--fail-under", "0.5", stdout=io.StringIO(), stderr=io.StringIO())

@@ -19,15 +19,21 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from datasets.models import Dataset, DatasetVersion
 from datasets.selectors import dataset_version
+from evaluations.models import Evaluation, Score
+from evaluations.work import evaluations_work
 from experiments import driver, events, services
 from experiments.models import Experiment, ExperimentStatus
-from experiments.selectors import variant_summaries
+from experiments.selectors import VariantScore, variant_scores, variant_summaries
 from llm import client as llm
+from runs.engine import execute_run, new_owner
+from runs.models import ACTIVE_STATUSES, Run
 from workflows.models import Workflow
 
-EXIT_FAILED_CELLS, EXIT_STOPPED = 1, 2
+EXIT_FAILED_CELLS, EXIT_STOPPED, EXIT_BELOW_BAR = 1, 2, 3
+SCORING_POLL_SECONDS = 0.5
 WATCH_SECONDS = 1.0  # distributed mode: how often the database is read for progress
 CREATE_OPTIONS = ("workflow", "dataset", "version", "variant", "map", "repeats", "concurrency", "budget", "currency",
+                  "assertions",
                   "name")
 
 
@@ -92,6 +98,20 @@ def _option(key: str) -> str:
             "mapping": "--map", "status": "--experiment"}.get(key, f"--{key}")
 
 
+def _assertions(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        if text.startswith("@"):
+            with open(text[1:], encoding="utf-8") as source:
+                return json.load(source)
+        return json.loads(text)
+    except OSError as exc:
+        raise CommandError(f"--assertions: cannot read {text[1:]}: {exc.strerror}.") from None
+    except ValueError as exc:
+        raise CommandError(f"--assertions: not JSON ({exc}).") from None
+
+
 def _variant(text: str) -> dict[str, Any]:
     kind, _, value = text.partition(":")
     if text == "current":
@@ -149,9 +169,16 @@ class Command(BaseCommand):
         parser.add_argument("--budget", metavar="AMOUNT", help="stop when the cells have cost this much")
         parser.add_argument("--currency", metavar="USD", help="the budget's currency")
         parser.add_argument("--name", metavar="NAME", help="the experiment's name")
+        parser.add_argument("--assertions", metavar="JSON|@FILE",
+                            help="the experiment's assertions: a JSON list, or @path of a file holding one")
+        parser.add_argument("--fail-under", type=float, metavar="RATE",
+                            help="exit 3 when a variant's pass rate (0 to 1) is below this, once scored")
         parser.add_argument("--json", action="store_true", help="print JSON lines: progress events, then a summary")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        bar = options["fail_under"]
+        if bar is not None and not 0 <= bar <= 1:
+            raise CommandError("--fail-under: a pass rate from 0 to 1.")
         if options["experiment"] is not None:
             given = [name for name in CREATE_OPTIONS if options[name] not in (None, [])]
             if given:
@@ -166,7 +193,9 @@ class Command(BaseCommand):
             self.stderr.write(f"Experiment {experiment.pk} “{experiment}”: {experiment.cell_count} cells.")
         self.cancelled = False
         self._drive_to_end(experiment.pk, view)
-        self._finish(Experiment.objects.get(pk=experiment.pk), view, options["json"])
+        experiment = Experiment.objects.get(pk=experiment.pk)
+        scores = self._scores(experiment) if bar is not None else None
+        self._finish(experiment, view, options["json"], scores, bar)
 
     def _create(self, options: dict[str, Any]) -> Experiment:
         for name in ("workflow", "dataset"):
@@ -186,7 +215,8 @@ class Command(BaseCommand):
                 dataset_version=version, variants=[_variant(text) for text in options["variant"]],
                 mapping=_mapping(options["map"]), repeats=1 if options["repeats"] is None else options["repeats"],
                 concurrency=10 if options["concurrency"] is None else options["concurrency"],
-                budget=options["budget"], budget_currency=options["currency"])
+                budget=options["budget"], budget_currency=options["currency"],
+                assertions=_assertions(options["assertions"]))
         except ValidationError as exc:
             raise CommandError("; ".join(f"{_option(key)}: {message}" for key, messages in exc.message_dict.items()
                                          for message in messages)) from None
@@ -244,22 +274,75 @@ class Command(BaseCommand):
                 loop.remove_signal_handler(signal.SIGINT)
             await llm.aclose_all()  # the pooled clients belong to this loop
 
-    def _finish(self, experiment: Experiment, view: ProgressView, json_lines: bool) -> None:
+    def _scores(self, experiment: Experiment) -> dict[int, VariantScore]:
+        """The experiment's pass rates once its current evaluation is scored: here in embedded mode (with
+        its judges' runs), by the workers in distributed mode."""
+        if experiment.evaluation_id is None:
+            raise CommandError("--fail-under: the experiment has no assertions to score (--assertions).")
+        if settings.RUNS_BACKEND == "embedded":
+            asyncio.run(_score_here(experiment.evaluation_id))
+        while Evaluation.objects.get(pk=experiment.evaluation_id).status not in ("done", "failed"):
+            time.sleep(SCORING_POLL_SECONDS)
+        return variant_scores(experiment)
+
+    def _finish(self, experiment: Experiment, view: ProgressView, json_lines: bool,
+                scores: dict[int, VariantScore] | None = None, bar: float | None = None) -> None:
         progress = events.progress(experiment)
         view.show(progress, final=True)
         summaries = variant_summaries(experiment)
         if json_lines:
-            self.stdout.write(json.dumps({**progress, "type": "experiment.summary",
-                                          "variants": [summary.as_json() for summary in summaries]}))
+            variants = [{**summary.as_json(), **({"scores": scores.get(summary.variant.pk, VariantScore()).as_json()}
+                                                 if scores is not None else {})} for summary in summaries]
+            self.stdout.write(json.dumps({**progress, "type": "experiment.summary", "variants": variants}))
         else:
             for s in summaries:
                 rate = "—" if s.success_rate is None else f"{s.success_rate:.0%}"
                 self.stdout.write(f"  {s.variant.name}: {s.succeeded}/{s.cells} succeeded ({rate}), "
                                   f"median {s.median_latency_ms or '—'} ms, p95 {s.p95_latency_ms or '—'} ms, "
                                   f"{s.prompt_tokens + s.completion_tokens} tokens, {s.cost_text}")
+                if scores is not None:
+                    self.stdout.write(f"    {_pass_rate_text(scores.get(s.variant.pk, VariantScore()))}")
         if experiment.status in (ExperimentStatus.CANCELLED, ExperimentStatus.BUDGET_REACHED):
             self.stderr.write(f"Experiment {experiment.pk} {experiment.get_status_display().lower()}.")
             sys.exit(EXIT_STOPPED)
         if experiment.failed:
             self.stderr.write(f"Experiment {experiment.pk} finished with {experiment.failed} failed cell(s).")
             sys.exit(EXIT_FAILED_CELLS)
+        if scores is not None and bar is not None:
+            below = [s.variant.name for s in summaries
+                     if (scores.get(s.variant.pk, VariantScore()).pass_rate or 0.0) < bar]
+            if below:
+                self.stderr.write(f"Pass rate under {bar:g}: {', '.join(below)}.")
+                sys.exit(EXIT_BELOW_BAR)
+
+
+def _pass_rate_text(score: VariantScore) -> str:
+    if score.pass_rate is None:
+        return f"no pass rate ({score.errors} errors)" if score.errors else "no pass rate"
+    low, high = score.interval or (0.0, 0.0)
+    return (f"pass rate {score.pass_rate:.0%} (95 % interval {low:.0%} to {high:.0%}), {score.passed} passed, "
+            f"{score.failed} failed, {score.errors} errors")
+
+
+async def _score_here(evaluation_id: int) -> None:
+    """Score the evaluation in this process, executing the judges' runs it starts, until it is done."""
+    work = sync_to_async(evaluations_work, thread_sensitive=False)
+    try:
+        while True:
+            await work(owner=new_owner("cli:evaluations:"))
+            status, judges = await sync_to_async(_judging, thread_sensitive=False)(evaluation_id)
+            if status in ("done", "failed"):
+                return
+            await asyncio.gather(*(execute_run(run_id) for run_id in judges))
+            if not judges:
+                await asyncio.sleep(SCORING_POLL_SECONDS)
+    finally:
+        await llm.aclose_all()
+
+
+def _judging(evaluation_id: int) -> tuple[str, list[int]]:
+    """The evaluation's status, and its judges' runs still to run."""
+    status = Evaluation.objects.values_list("status", flat=True).get(pk=evaluation_id)
+    run_ids = {run_id for judges in Score.objects.filter(evaluation_id=evaluation_id, outcome="judging")
+               .values_list("judges", flat=True) for run_id in judges.values() if isinstance(run_id, int)}
+    return status, list(Run.objects.filter(pk__in=run_ids, status__in=ACTIVE_STATUSES).values_list("pk", flat=True))
