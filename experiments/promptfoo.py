@@ -294,7 +294,7 @@ class _Reader:
         return self._vars(raw.get("vars"), ("defaultTest", "vars")) or {}, self.assertions(
             raw.get("assert"), ("defaultTest", "assert"))
 
-    def tests(self, default_vars: dict[str, Any]) -> list[dict[str, Any]]:
+    def tests(self, default_vars: dict[str, Any], default_asserts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         raw = self.document.data.get("tests")
         if isinstance(raw, str):
             self.leave_out(("tests",), raw[:200], "Tests in a file cannot be read from an upload: list them inline.")
@@ -302,12 +302,14 @@ class _Reader:
         if not isinstance(raw, list):
             self.problem(("tests",), "tests is a list of {vars, assert, description}.")
             return []
-        cases = [case for index, entry in enumerate(raw) if (case := self._case(entry, ("tests", index), default_vars))]
+        cases = [case for index, entry in enumerate(raw)
+                 if (case := self._case(entry, ("tests", index), default_vars, default_asserts))]
         if not cases and "tests" not in self.problems:
             self.problem(("tests",), "Give at least one test: it is a case of the dataset.")
         return cases
 
-    def _case(self, entry: Any, path: Path, default_vars: dict[str, Any]) -> dict[str, Any] | None:
+    def _case(self, entry: Any, path: Path, default_vars: dict[str, Any], default_asserts: list[dict[str, Any]]
+              ) -> dict[str, Any] | None:
         if isinstance(entry, str) and entry.startswith("file://"):
             self.leave_out(path, entry[:200], "Tests in a file cannot be read from an upload.")
             return None
@@ -322,8 +324,11 @@ class _Reader:
         metadata = dict(entry["metadata"]) if isinstance(entry.get("metadata"), dict) else {}
         if entry.get("description"):
             metadata["description"] = str(entry["description"])
-        return {"inputs": {**default_vars, **test_vars}, "expected": None, "metadata": metadata,
-                "assert": self.assertions(entry.get("assert"), (*path, "assert")) or None}
+        inputs = {**default_vars, **test_vars}
+        own = self.assertions(entry.get("assert"), (*path, "assert"))
+        # promptfoo's {{expected}} in an assertion reads vars.expected; ours reads the case's expected output.
+        expected = inputs.get("expected") if _reads_expected([*default_asserts, *own]) else None
+        return {"inputs": inputs, "expected": expected, "metadata": metadata, "assert": own or None}
 
     def _vars(self, raw: Any, path: Path) -> dict[str, Any] | None:
         if raw is None:
@@ -353,6 +358,17 @@ class _Reader:
     def top_level(self) -> None:
         for key in sorted(set(self.document.data) - TOP_KEYS):
             self.leave_out((key,), key, "Not used by this project.", "ignored")
+
+
+def _reads_expected(specs: list[dict[str, Any]]) -> bool:
+    """Whether a value of these assertions (or of their sets) reads the variable `expected`."""
+    for spec in specs:
+        value = spec.get("value")
+        if isinstance(value, str) and "expected" in templating.variables_of(value):
+            return True
+        if isinstance(spec.get("assert"), list) and _reads_expected(spec["assert"]):
+            return True
+    return False
 
 
 def _chat_messages(text: str) -> list[tuple[str, str]] | None:
@@ -493,7 +509,7 @@ def _read(document: Document, endpoint_map: dict[str, int | str], default: Endpo
     prompts = reader.prompts()
     providers = reader.providers(endpoint_map, default)
     default_vars, default_asserts = reader.default_test()
-    cases = reader.tests(default_vars)
+    cases = reader.tests(default_vars, default_asserts)
     if reader.problems:
         raise ValidationError(reader.problems)
     return reader, prompts, providers, default_asserts, cases
@@ -601,15 +617,30 @@ def _prompts_and_providers(releases: list[Release]) -> tuple[list[dict[str, Any]
                                                                               if k in p}} for p in providers.values()]
 
 
+def _exported_assertions(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ours as promptfoo reads them: factuality names its reference (ours defaults to {{ expected }})."""
+    exported = []
+    for spec in specs:
+        spec = dict(spec)
+        if spec.get("type") in ("factuality", "not-factuality") and spec.get("value") is None:
+            spec["value"] = "{{ expected }}"
+        if isinstance(spec.get("assert"), list):
+            spec["assert"] = _exported_assertions(spec["assert"])
+        exported.append(spec)
+    return exported
+
+
 def _tests(version: DatasetVersion) -> list[dict[str, Any]]:
     tests = []
     for item in version.items.order_by("position").iterator(chunk_size=1000):
         test: dict[str, Any] = {}
         if (item.metadata or {}).get("description"):
             test["description"] = item.metadata["description"]
-        test["vars"] = item.inputs
+        test["vars"] = dict(item.inputs)
+        if item.expected is not None and "expected" not in test["vars"]:
+            test["vars"]["expected"] = item.expected  # promptfoo's assertions read it as {{expected}}
         if item.assertions:
-            test["assert"] = item.assertions
+            test["assert"] = _exported_assertions(item.assertions)
         tests.append(test)
     return tests
 
@@ -631,7 +662,7 @@ def promptfoo_export(*, experiment: Experiment | None = None, workflow: Workflow
     config: dict[str, Any] = {"description": workflow.description or workflow.name, "prompts": prompts,
                               "providers": providers}
     if assertions:
-        config["defaultTest"] = {"assert": assertions}
+        config["defaultTest"] = {"assert": _exported_assertions(assertions)}
     config["tests"] = _tests(dataset_version)
     return yaml_dump(config)
 

@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 from blocks.api import BlockViewSet
 from core import health
 from datasets.api import DatasetViewSet
+from experiments.promptfoo_api import PromptfooExportView, PromptfooImportView
 from llm.api import EndpointViewSet
 from payloads.api import PayloadViewSet
 from prices.api import PriceViewSet
@@ -38,6 +39,8 @@ urlpatterns = [
     path("api/endpoints/<id:pk>/capabilities/", include("llm.api_urls")),
     path("api/", include("runs.release_api_urls")),
     path("api/reprice/", include(reprice_api_urls)),
+    path("api/promptfoo/import/", PromptfooImportView.as_view(), name="api-promptfoo-import"),
+    path("api/promptfoo/export/", PromptfooExportView.as_view(), name="api-promptfoo-export"),
     path("api/", include(router.urls)),
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
