@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from blocks.models import Block
 from datasets.models import Dataset
+from datasets.services import dataset_create, dataset_version_create
 from experiments.models import Experiment
 from experiments.promptfoo import promptfoo_export, promptfoo_import, provider_model
 from payloads.models import Payload
@@ -179,6 +180,17 @@ def test_a_malformed_regex_is_refused_naming_the_test_and_field(endpoints):
     assert problems["tests[2].assert[0].value"][0].startswith(f"line {_line(text, '(unclosed')}:")
 
 
+def test_bad_var_names_settings_and_taken_names_are_refused_naming_the_field(endpoints):
+    text = "prompts: ['{{q}}']\nproviders: [openai:gpt-4o-mini]\ntests:\n  - vars: {user-name: x, q: 1}\n"
+    assert list(_refused(text)) == ["tests[0].vars.user-name"]
+    hot = CONFIG.replace("temperature: 0.2", "temperature: 7")
+    assert list(_refused(hot)) == ["providers[1].config.temperature"]
+    _import()
+    with pytest.raises(ValidationError) as raised:
+        _import()
+    assert list(raised.value.message_dict) == ["name_prefix"]
+
+
 def test_no_prompts_or_no_tests_is_refused(endpoints):
     assert "prompts" in _refused("providers: [openai:gpt-4o-mini]\ntests:\n  - vars: {q: 1}\n")
     assert "tests" in _refused("prompts: ['{{q}}']\nproviders: [openai:gpt-4o-mini]\ntests: []\n")
@@ -261,6 +273,20 @@ def test_export_pairs_providers_with_their_prompts_only(endpoints):
     Release.objects.filter(pk=report.variants[3]["release"].pk).delete()  # chat x big is not a variant
     config = yaml.safe_load(promptfoo_export(workflow=workflow, dataset_version=version))
     assert "prompts" not in config["providers"][0] and config["providers"][1]["prompts"] == ["prompt 1"]
+
+
+def test_an_expected_output_is_exported_as_vars_expected_and_read_back(endpoints):
+    report = _import()
+    dataset = dataset_create(name="answers")
+    version, _ = dataset_version_create(dataset=dataset, cases=[
+        {"inputs": {"question": "Capital of France?", "product": "Atlas"}, "expected": "Paris",
+         "assert": [{"type": "factuality"}]}])
+    config = yaml.safe_load(promptfoo_export(workflow=report.workflow, dataset_version=version))
+    assert config["tests"] == [{"vars": {"question": "Capital of France?", "product": "Atlas", "expected": "Paris"},
+                                "assert": [{"type": "factuality", "value": "{{ expected }}"}]}]
+    again = promptfoo_import(yaml.safe_dump(config), name_prefix="again", default_endpoint="fake")
+    item = again.dataset_version.items.get()
+    assert item.expected == "Paris" and item.assertions == [{"type": "factuality", "value": "{{ expected }}"}]
 
 
 def test_provider_models():
