@@ -73,6 +73,7 @@ class Provider:
     endpoint: Endpoint
     model: str
     settings: dict[str, Any]
+    prompts: list[str] | None  # the labels of the only prompts it runs (promptfoo's provider `prompts`)
 
 
 @dataclass
@@ -198,11 +199,15 @@ class _Reader:
             self.problem(path, f"No endpoint for the provider “{label or provider_id}”: map it (endpoint_map "
                                f"{{\"{label or provider_id}\": endpoint}}) or give a default endpoint.")
             return None
-        for key in sorted(set(entry) - {"id", "label", "config"}):
+        for key in sorted(set(entry) - {"id", "label", "config", "prompts"}):
             self.leave_out((*path, key), key, "Not used by this project.", "ignored")
         settings = self._settings(entry.get("config") or {}, (*path, "config"))
+        only = entry.get("prompts")
+        if only is not None and not (isinstance(only, list) and all(isinstance(p, str) for p in only)):
+            self.problem((*path, "prompts"), "The labels of the prompts this provider runs: a list of strings.")
         return Provider(path=path, id=provider_id, label=label or provider_id, endpoint=endpoint,
-                        model=provider_model(provider_id), settings=settings)
+                        model=provider_model(provider_id), settings=settings,
+                        prompts=only if isinstance(only, list) else None)
 
     def _settings(self, config: Any, path: Path) -> dict[str, Any]:
         if not isinstance(config, dict):
@@ -223,7 +228,7 @@ class _Reader:
 
     # --- assertions -------------------------------------------------------------------------------
 
-    def assertions(self, raw: Any, path: Path) -> list[dict[str, Any]]:
+    def assertions(self, raw: Any, path: Path, depth: int = 1) -> list[dict[str, Any]]:
         """The supported assertions of a list, each compiled; the others listed and left out."""
         if raw in (None, []):
             return []
@@ -233,8 +238,7 @@ class _Reader:
         if not isinstance(raw, list):
             self.problem(path, "A list of assertions.")
             return []
-        kept = [spec for index, entry in enumerate(raw) if (spec := self._assertion(entry, (*path, index), 1))]
-        return kept
+        return [spec for index, entry in enumerate(raw) if (spec := self._assertion(entry, (*path, index), depth))]
 
     def _assertion(self, entry: Any, path: Path, depth: int) -> dict[str, Any] | None:
         if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
@@ -258,7 +262,7 @@ class _Reader:
             self.leave_out((*path, key), f"{kind}.{key}", reason, "ignored")
         spec = {key: value for key, value in entry.items() if key in ASSERTION_KEYS}
         if base == "assert-set":
-            inner = self.assertions(entry.get("assert"), (*path, "assert"))
+            inner = self.assertions(entry.get("assert"), (*path, "assert"), depth + 1)
             if not inner:
                 self.leave_out(path, kind, "No assertion of the set is supported.")
                 return None
@@ -460,7 +464,10 @@ def _inputs(prompts: list[Prompt], cases: list[dict[str, Any]]) -> list[dict[str
 
 
 def _combinations(prompts: list[Prompt], providers: list[Provider]) -> list[tuple[Prompt, Provider]]:
-    combos = [(prompt, provider) for prompt in prompts for provider in providers]
+    combos = [(prompt, provider) for prompt in prompts for provider in providers
+              if provider.prompts is None or prompt.label in provider.prompts]
+    if not combos:
+        raise ValidationError({"providers": ["No provider runs any of the prompts (see their `prompts`)."]})
     if len(combos) > MAX_VARIANTS:
         raise ValidationError({"prompts": [f"{len(prompts)} prompts x {len(providers)} providers make {len(combos)} "
                                            f"variants; at most {MAX_VARIANTS}."]})
@@ -536,7 +543,7 @@ def promptfoo_import(text_or_bytes: str | bytes, *, endpoint_map: dict[str, int 
     reader, prompts, providers, default_asserts, cases = _read(document, endpoint_map or {},
                                                                _default_endpoint(default_endpoint))
     description = str(document.data.get("description") or "")
-    prefix = (name_prefix or description or "promptfoo").strip()[:NAME_MAX - 8]
+    prefix = (name_prefix or description.strip().partition("\n")[0] or "promptfoo").strip()[:NAME_MAX - 8]
     _names_free(prefix, prompts)
     report = ImportReport(unsupported=reader.unsupported, assertions=default_asserts)
     _variants(report, prefix, prompts, providers, _inputs(prompts, cases), description, user)

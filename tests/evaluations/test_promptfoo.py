@@ -203,13 +203,17 @@ def test_files_and_unknown_filters_are_listed_not_fatal(endpoints):
             "providers: [openai:gpt-4o-mini]\ntests:\n  - vars: {item: x}\n    assert:\n"
             "      - type: similar\n        value: x\n        threshold: 0.8\n"
             "      - type: contains\n        value: x\n        transform: output.trim()\n"
+            "      - type: assert-set\n        assert:\n          - type: python\n            value: x\n"
+            "          - type: icontains\n            value: X\n"
             "  - file://more_tests.yaml\n")
     report = _import(text)
     listed = {(u["where"], u["line"]) for u in report.unsupported if u["action"] == "left out"}
     assert listed == {("prompts[0]", 2), ("prompts[1]", 3), ("tests[0].assert[0]", 9),
-                      ("tests[0].assert[1].transform", 14), ("tests[1]", 15)}
+                      ("tests[0].assert[1].transform", 14), ("tests[0].assert[2].assert[0]", 17), ("tests[1]", 21)}
     assert [b.content for b in report.blocks] == ["Plain {{ item }}"]
-    assert report.dataset_version.row_count == 1 and report.dataset_version.items.get().assertions is None
+    assert report.dataset_version.row_count == 1
+    assert report.dataset_version.items.get().assertions == [
+        {"type": "assert-set", "assert": [{"type": "icontains", "value": "X"}]}]
 
 
 def test_expected_is_taken_from_vars_only_when_an_assertion_reads_it(endpoints):
@@ -271,8 +275,12 @@ def test_export_pairs_providers_with_their_prompts_only(endpoints):
     report = _import()
     version, workflow = report.dataset_version, report.workflow
     Release.objects.filter(pk=report.variants[3]["release"].pk).delete()  # chat x big is not a variant
-    config = yaml.safe_load(promptfoo_export(workflow=workflow, dataset_version=version))
+    exported = promptfoo_export(workflow=workflow, dataset_version=version)
+    config = yaml.safe_load(exported)
     assert "prompts" not in config["providers"][0] and config["providers"][1]["prompts"] == ["prompt 1"]
+    again = promptfoo_import(exported, name_prefix="again", default_endpoint="fake")
+    assert [(v["prompt"], v["provider"]) for v in again.variants] == [
+        ("prompt 1", "fake/gpt-4o-mini"), ("prompt 1", "big-one/gpt-4o"), ("prompt 2", "fake/gpt-4o-mini")]
 
 
 def test_an_expected_output_is_exported_as_vars_expected_and_read_back(endpoints):
@@ -355,4 +363,10 @@ def test_api_needs_the_model_permissions(endpoints, django_user_model):
     assert client.post("/api/promptfoo/import/", {**body, "create_experiment": True}, format="json").status_code == 403
     assert client.post("/api/promptfoo/import/", body, format="json").status_code == 201
     assert client.get("/api/promptfoo/export/?experiment=1").status_code == 403
+    workflow, version = Workflow.objects.get(), Dataset.objects.get().versions.get()
+    by_workflow = f"/api/promptfoo/export/?workflow={workflow.pk}&dataset_version={version.pk}"
+    assert client.get(by_workflow).status_code == 403
+    person.user_permissions.add(*Permission.objects.filter(codename__in=["view_workflow", "view_dataset"]))
+    client.force_authenticate(django_user_model.objects.get(pk=person.pk))
+    assert client.get(by_workflow).status_code == 200
     assert APIClient().post("/api/promptfoo/import/", body, format="json").status_code in (401, 403)
