@@ -127,7 +127,10 @@ def yaml_read(text_or_bytes: str | bytes) -> Document:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise _refuse(f"Not UTF-8 text (byte {exc.start}).") from None
-    loader = BoundedLoader(text)
+    try:
+        loader = BoundedLoader(text)
+    except yaml.YAMLError as exc:  # a character YAML does not allow
+        raise _refuse(f"Not YAML: {exc}") from None
     try:
         node = loader.get_single_node()
         if node is None:

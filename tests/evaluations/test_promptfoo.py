@@ -249,6 +249,7 @@ def test_hostile_yaml_is_refused_before_anything_is_built(endpoints):
     many = "".join(f"a{i}: &a{i} x\n" for i in range(1100)) + "b: [" + ",".join(f"*a{i}" for i in range(1100)) + "]\n"
     assert "aliases" in _refused(many)["yaml"][0]
     assert "yaml" in _refused("!!python/object/apply:os.system ['true']")
+    assert "yaml" in _refused("prompts: ['\x84']")  # a character YAML refuses
 
 
 def test_round_trip_keeps_prompts_tests_and_assertions(endpoints):
