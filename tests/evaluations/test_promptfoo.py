@@ -371,3 +371,11 @@ def test_api_needs_the_model_permissions(endpoints, django_user_model):
     client.force_authenticate(django_user_model.objects.get(pk=person.pk))
     assert client.get(by_workflow).status_code == 200
     assert APIClient().post("/api/promptfoo/import/", body, format="json").status_code in (401, 403)
+
+
+async def test_an_oversized_import_is_refused_by_its_length_before_its_body_is_read():
+    from tests.datasets.test_body_limit import call
+
+    sent, reached = await call("/api/promptfoo/import/", 50 * 1024 * 1024)
+    assert reached == [] and sent[0]["status"] == 413
+    assert (await call("/api/promptfoo/import/", 100_000))[1] == ["/api/promptfoo/import/"]
