@@ -456,11 +456,13 @@ def _block_names(prefix: str, prompts: list[Prompt]) -> list[str]:
 
 
 def _inputs(prompts: list[Prompt], cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The union of the tests' vars in order; a variable only a prompt reads gets an empty default."""
+    """The union of the tests' vars in order. A var some tests lack, or a variable only a prompt reads, gets
+    an empty default: promptfoo renders an undefined variable as nothing, our templates refuse it."""
     names = list(dict.fromkeys(name for case in cases for name in case["inputs"]))
     read = sorted({name for p in prompts for _, text in p.messages for name in templating.variables_of(text)}
                   - set(names) - RESERVED_NAMES)
-    return [{"name": name} for name in names] + [{"name": name, "default": ""} for name in read]
+    return ([{"name": name} if all(name in case["inputs"] for case in cases) else {"name": name, "default": ""}
+             for name in names] + [{"name": name, "default": ""} for name in read])
 
 
 def _combinations(prompts: list[Prompt], providers: list[Provider]) -> list[tuple[Prompt, Provider]]:

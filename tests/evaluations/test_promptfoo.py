@@ -227,6 +227,12 @@ def test_expected_is_taken_from_vars_only_when_an_assertion_reads_it(endpoints):
     assert items[1].inputs == {"country": "Spain", "expected": "Madrid"}
 
 
+def test_a_var_some_tests_lack_or_only_a_prompt_reads_defaults_to_empty(endpoints):
+    text = ("prompts: ['{{a}} {{b}} {{c}}']\nproviders: [openai:gpt-4o-mini]\n"
+            "tests:\n  - vars: {a: 1}\n  - vars: {a: 2, b: 3}\n")
+    assert _import(text).workflow.inputs == [{"name": "a"}, {"name": "b", "default": ""}, {"name": "c", "default": ""}]
+
+
 BOMB = """\
 a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
 b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
