@@ -128,7 +128,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 *
 DATASET_UPLOAD_MAX_BYTES = env.int("DATASET_UPLOAD_MAX_BYTES", default=1024 * 1024 * 1024)
 # Refused with 413 by its Content-Length before the body is read (core/body_limit.py, under ASGI); the
 # slack is the multipart envelope around the file.
-BODY_LIMITS = [(r"^/(api/)?datasets/\d+/(import|upload)/$", DATASET_UPLOAD_MAX_BYTES + 64 * 1024)]
+BODY_LIMITS = [(r"^/(api/)?datasets/\d+/(import|upload)/$", DATASET_UPLOAD_MAX_BYTES + 64 * 1024),
+               # A promptfooconfig is at most 1 MiB (experiments/promptfoo_yaml.py); JSON escaping can double it.
+               (r"^/api/promptfoo/import/$", 2 * 1024 * 1024 + 64 * 1024)]
 
 # --- Channels -----------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")

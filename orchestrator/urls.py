@@ -10,6 +10,7 @@ from core import health
 from datasets.api import DatasetViewSet
 from evaluations.api import EvaluationViewSet, RunChecksViewSet
 from experiments.api import ExperimentViewSet
+from experiments.promptfoo_api import PromptfooExportView, PromptfooImportView
 from llm.api import EndpointViewSet
 from payloads.api import PayloadViewSet
 from prices.api import PriceViewSet
@@ -43,6 +44,8 @@ urlpatterns = [
     path("api/endpoints/<id:pk>/capabilities/", include("llm.api_urls")),
     path("api/", include("runs.release_api_urls")),
     path("api/reprice/", include(reprice_api_urls)),
+    path("api/promptfoo/import/", PromptfooImportView.as_view(), name="api-promptfoo-import"),
+    path("api/promptfoo/export/", PromptfooExportView.as_view(), name="api-promptfoo-export"),
     path("api/", include(router.urls)),
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
