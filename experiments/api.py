@@ -22,6 +22,7 @@ from core.money import from_nano
 from core.pagination import Pagination
 from core.permissions import ModelPermissions
 from core.streaming import streaming_response
+from evaluations.serializers import EvaluationSerializer
 from experiments import selectors, services
 from experiments.export import FORMATS, export_lines
 from experiments.models import Experiment
@@ -29,6 +30,7 @@ from experiments.serializers import (
     ExperimentCreateSerializer,
     ExperimentDetailSerializer,
     ExperimentSerializer,
+    ReevaluateSerializer,
     ResultPageSerializer,
 )
 from runs.throttling import RunStartThrottle
@@ -122,6 +124,18 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         response = self._detail(experiment.pk, status.HTTP_202_ACCEPTED)
         response.data["retried"] = retried
         return response
+
+    @extend_schema(request=ReevaluateSerializer, responses={202: EvaluationSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[ChangePermissions])
+    def reevaluate(self, request: Request, pk: str | None = None, format: str | None = None) -> Response:
+        """Score the succeeded cells' stored outputs again as a new evaluation (which becomes the current
+        one), with `assertions` or the experiment's own: nothing runs again but the judges."""
+        experiment = self.get_object()
+        serializer = ReevaluateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        evaluation = services.experiment_reevaluate(experiment=experiment, user=request.user,
+                                                    assertions=serializer.validated_data["assertions"])
+        return Response(EvaluationSerializer(evaluation).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(parameters=[ROW_FILTER, PAGE, PAGE_SIZE], responses=ResultPageSerializer)
     @action(detail=True, methods=["get"], filter_backends=[])

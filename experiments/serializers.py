@@ -13,7 +13,7 @@ from datasets.models import Dataset, DatasetVersion
 from datasets.selectors import dataset_version
 from experiments import events
 from experiments.models import Experiment
-from experiments.selectors import variant_summaries
+from experiments.selectors import variant_scores, variant_summaries
 from workflows.models import Workflow
 
 
@@ -85,15 +85,23 @@ class ExperimentSerializer(serializers.ModelSerializer):
 
 
 class ExperimentDetailSerializer(ExperimentSerializer):
-    variants = serializers.SerializerMethodField(help_text="Per variant, in order: its aggregates so far.")
+    variants = serializers.SerializerMethodField(help_text="Per variant, in order: its aggregates so far, and its "
+                                                           "scores in the current evaluation (`scores`, or null).")
 
     class Meta(ExperimentSerializer.Meta):
-        fields = [*ExperimentSerializer.Meta.fields, "mapping", "variants"]
+        fields = [*ExperimentSerializer.Meta.fields, "mapping", "assertions", "evaluation", "variants"]
         read_only_fields = fields
 
     @extend_schema_field(VariantSummarySerializer(many=True))
     def get_variants(self, experiment: Experiment) -> list[dict[str, Any]]:
-        return [summary.as_json() for summary in variant_summaries(experiment)]
+        scores = variant_scores(experiment)
+        return [{**summary.as_json(), "scores": scores[summary.variant.pk].as_json()
+                 if summary.variant.pk in scores else None} for summary in variant_summaries(experiment)]
+
+
+class ReevaluateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    assertions = serializers.JSONField(required=False, default=None, help_text=(
+        "The assertions to score with; the experiment's own when left out."))
 
 
 class ExperimentCreateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
@@ -115,6 +123,8 @@ class ExperimentCreateSerializer(RejectUnknownFieldsMixin, serializers.Serialize
     budget = serializers.DecimalField(max_digits=14, decimal_places=6, required=False, allow_null=True, default=None,
                                       help_text="Stop the experiment when its cells have cost this much.")
     budget_currency = StrictCharField(required=False, allow_null=True, allow_blank=True, default=None, max_length=3)
+    assertions = serializers.JSONField(required=False, default=None, help_text=(
+        "Assertions every succeeded cell is scored with (docs/evaluations.md), checked after each case's own."))
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         dataset, version = attrs.pop("dataset", None), attrs.pop("version", None)

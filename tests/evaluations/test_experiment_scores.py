@@ -125,3 +125,27 @@ async def test_a_bad_assertion_in_an_uploaded_case_is_a_400_naming_the_line_and_
     text = str(response.json())
     assert "line 2" in text and "assert[0].type" in text and "regexx" in text
     assert not await DatasetVersion.objects.filter(dataset=dataset).aexists()
+
+
+async def test_the_api_creates_with_assertions_reevaluates_and_reports_scores(fake_llm, api, api_with_perms):
+    workflow, first, _ = await sync_to_async(make_two_releases)(fake_llm.base_url)
+    version = await sync_to_async(make_dataset_version)(2)
+    post = sync_to_async(api.post)
+    bad = await post("/api/experiments/", {"name": "x", "workflow": workflow.pk, "dataset_version": version.pk,
+                                           "variants": [{"release": first.pk}],
+                                           "assertions": [{"type": "contains"}]}, format="json")
+    assert bad.status_code == 400 and "assertions[0].value" in bad.json()
+    made = await post("/api/experiments/", {"name": "x", "workflow": workflow.pk, "dataset_version": version.pk,
+                                            "variants": [{"release": first.pk}],
+                                            "assertions": [{"type": "word-count", "value": {"min": 1}}]}, format="json")
+    assert made.status_code == 201, made.json()
+    experiment = await drive(made.json()["id"])
+    await sync_to_async(evaluations_work)(owner="test")
+    detail = (await sync_to_async(api.get)(f"/api/experiments/{experiment.pk}/")).json()
+    assert detail["variants"][0]["scores"]["passed"] == 2 and detail["variants"][0]["scores"]["pass_rate"] == 1.0
+    viewer = await sync_to_async(api_with_perms)("experiments.view_experiment")
+    url = f"/api/experiments/{experiment.pk}/reevaluate/"
+    assert (await sync_to_async(viewer.post)(url, {}, format="json")).status_code == 403
+    again = await post(url, {"assertions": [{"type": "word-count", "value": 1}]}, format="json")
+    assert again.status_code == 202 and again.json()["number"] == 2
+    assert (await post(url, {"assertions": [{"type": "nope"}]}, format="json")).status_code == 400
