@@ -19,7 +19,8 @@ DEFAULT = ""
 RELEASE_CHOICES = 50
 ASSERTIONS_EXAMPLE = '[{"type": "icontains", "value": "{{ expected }}"}, {"type": "latency", "threshold": 3000}]'
 ASSERTIONS_HELP = ("Optional: a JSON list of checks on every cell that succeeds (promptfoo's types: equals, "
-                   "contains, regex, is-json, llm-rubric, …; values may use {{ expected }} and the case's inputs).")
+                   "contains, regex, is-json, llm-rubric, …; values may use {{ expected }} and the case's inputs). "
+                   f"For example {ASSERTIONS_EXAMPLE}")
 
 
 def _variant_choices(workflow: Workflow | None) -> list[tuple[str, str]]:

@@ -29,8 +29,14 @@ def run_assertion_results(context: dict[str, Any], run: Any) -> dict[str, Any]:
     user = context.get("user")
     if user is None or not user.has_perm("evaluations.view_evaluation"):
         return {"scores": []}
-    return {"scores": [{"score": score, "results": list(_flat(score.results or []))}
+    return {"scores": [{"score": score, "results": list(_flat(score.results or [])), **_scope_of(score.evaluation.scope)}
                        for score in run_scores(run.pk)]}
+
+
+def _scope_of(scope: str) -> dict[str, int]:
+    """"experiment:12" -> {"experiment_id": 12}; "workflow:3" -> {"workflow_id": 3}."""
+    kind, _, pk = scope.partition(":")
+    return {f"{kind}_id": int(pk)} if kind in ("experiment", "workflow") and pk.isdigit() else {}
 
 
 def _percent(value: int | float) -> str:
