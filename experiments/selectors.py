@@ -250,8 +250,9 @@ def evaluation_marks(evaluation_id: int, run_ids: list[int]) -> dict[int, dict[s
 def _regression_keys(experiment: Experiment, evaluation_id: int, baseline_id: int) -> QuerySet[Any]:
     """(position, repeat) of the rows where a variant fails a case (and repeat) the baseline passes."""
     baseline_passed = Score.objects.filter(
-        evaluation_id=evaluation_id, outcome=ScoreOutcome.PASS, run__experiment_cell__variant_id=baseline_id,
-        run__experiment_cell__position=OuterRef("position"), run__experiment_cell__repeat=OuterRef("repeat"))
+        evaluation_id=evaluation_id, outcome=ScoreOutcome.PASS, run__experiment_cell__experiment=experiment,
+        run__experiment_cell__position=OuterRef("position"), run__experiment_cell__repeat=OuterRef("repeat"),
+        run__experiment_cell__variant_id=baseline_id)
     return (Cell.objects.filter(experiment=experiment, run__scores__evaluation_id=evaluation_id,
                                 run__scores__outcome=ScoreOutcome.FAIL)
             .exclude(variant_id=baseline_id).filter(Exists(baseline_passed))
