@@ -29,6 +29,9 @@ REASONED_OUTLINE = (
     "4. Tides are predictable years ahead, unlike wind and sun.\n5. Costs, few good sites and marine life hold it back."
 )
 PHONE = {"width": 390, "height": 844}
+# The experiment's checks: a short summary that names its topic (the demo's shorter summary may pass more).
+ASSERTIONS = ('[{"type": "word-count", "value": {"max": 25}, "metric": "length"}, '
+              '{"type": "icontains", "value": "{{ topic }}", "metric": "on topic"}]')
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -360,6 +363,7 @@ def experiments_pages(page, base: str, fake_llm: str) -> None:  # type: ignore[n
             page.get_by_label(re.compile(f"Label “{label}”")).check()
         page.get_by_label("Concurrency").fill("2")
         page.get_by_label("Budget").fill(budget)
+        page.get_by_label("Assertions").fill(ASSERTIONS)
         page.evaluate("document.activeElement.blur()")
 
     start("Shorter summary?", ["production", "staging"], budget="0.50")
@@ -376,7 +380,16 @@ def experiments_pages(page, base: str, fake_llm: str) -> None:  # type: ignore[n
     control(fake_llm, {"latency_ms": 0})
     page.wait_for_selector("#experiment-status [data-status=finished]", timeout=120_000)
     page.goto(detail)
+    page.wait_for_selector("#evaluation-shown[data-status=done]", timeout=60_000)
     shot("experiment-detail")
+    # The first variant as the baseline: where the second fails a case the first passes, a regression.
+    baseline = page.locator("#id_baseline option").nth(1).get_attribute("value")
+    page.goto(f"{detail}?baseline={baseline}")
+    shot("experiment-regressions")
+    run_path = page.locator("#matrix td.cell[data-outcome=fail] a.cell-output").first.get_attribute("href")
+    page.goto(base + run_path)
+    page.wait_for_selector("#assertion-results")
+    shot("run-assertions")
     start("Production again", ["production"])
     page.get_by_role("button", name="Start experiment").click()
     page.wait_for_url(re.compile(r"/experiments/\d+/$"))

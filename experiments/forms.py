@@ -2,6 +2,7 @@
 the workflow and dataset picked; what makes an experiment valid is experiments.services'."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -16,6 +17,10 @@ CURRENT = "current"
 CONSTANT = "__value__"
 DEFAULT = ""
 RELEASE_CHOICES = 50
+ASSERTIONS_EXAMPLE = '[{"type": "icontains", "value": "{{ expected }}"}, {"type": "latency", "threshold": 3000}]'
+ASSERTIONS_HELP = ("Optional: a JSON list of checks on every cell that succeeds (promptfoo's types: equals, "
+                   "contains, regex, is-json, llm-rubric, …; values may use {{ expected }} and the case's inputs). "
+                   f"For example {ASSERTIONS_EXAMPLE}")
 
 
 def _variant_choices(workflow: Workflow | None) -> list[tuple[str, str]]:
@@ -50,6 +55,34 @@ def workflow_inputs(workflow: Workflow | None) -> list[dict[str, Any]]:
     return list(found.values())
 
 
+class AssertionsField(forms.CharField):
+    """A JSON list of assertions as text; whether each one is valid is evaluations.checks' to say."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 4, "class": "mono", "spellcheck": "false",
+                                                          "placeholder": ASSERTIONS_EXAMPLE}))
+        super().__init__(required=False, strip=True, help_text=ASSERTIONS_HELP, max_length=100_000, **kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        text = super().to_python(value)
+        if not text:
+            return None
+        try:
+            parsed = json.loads(text)
+        except ValueError as error:
+            raise ValidationError(f"Not JSON: {error}.") from None
+        if not isinstance(parsed, list):
+            raise ValidationError(f"Give a JSON list of assertions, like {ASSERTIONS_EXAMPLE}.")
+        return parsed
+
+    def prepare_value(self, value: Any) -> Any:
+        return json.dumps(value, indent=1, ensure_ascii=False) if isinstance(value, list) else value
+
+
+class ReevaluateForm(forms.Form):
+    assertions = AssertionsField(label="Assertions (empty: the same ones again)")
+
+
 class ExperimentForm(RejectLoneSurrogatesMixin, forms.Form):
     name = forms.CharField(max_length=200)
     workflow = forms.ModelChoiceField(queryset=Workflow.objects.order_by("name"))
@@ -63,6 +96,7 @@ class ExperimentForm(RejectLoneSurrogatesMixin, forms.Form):
                              help_text="Stop starting cells once they have cost this much; empty for no cap.")
     budget_currency = forms.CharField(required=False, max_length=3, label="Currency",
                                       help_text="Three letters; the workflow's when empty.")
+    assertions = AssertionsField()
 
     def __init__(self, *args: Any, workflow: Workflow | None = None, dataset: Dataset | None = None,
                  **kwargs: Any) -> None:
@@ -127,6 +161,9 @@ class ExperimentForm(RejectLoneSurrogatesMixin, forms.Form):
             position = int(index[len("variants["):]) if index.startswith("variants[") else -1
             label = dict(self.fields["variants"].choices).get(chosen[position]) if 0 <= position < len(chosen) else None
             return "variants", [f"{label}: {m}" for m in messages] if label else messages
+        if key.startswith("assertions"):
+            # "assertions[2].value": the field, with which assertion and key the message is about.
+            return "assertions", [f"{key}: {m}" if key != "assertions" else m for m in messages]
         if key.startswith("mapping."):
             return f"map_{key[len('mapping.'):]}", messages
         return {"dataset_version": "version"}.get(key, key), messages

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Avg, Count, Q, QuerySet, Sum
+from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet, Sum
 
 from core.money import money_text
-from evaluations.models import Score
+from evaluations.models import Evaluation, Score, ScoreOutcome
 from evaluations.selectors import wilson_interval
 from experiments.models import Cell, CellStatus, Experiment, Variant
 
@@ -125,7 +125,13 @@ def results_page(experiment: Experiment, *, row_filter: str | None = None, offse
                  ) -> tuple[list[ResultRow], bool]:
     """A page of the matrix in the dataset's order, and whether more follow. `row_filter`: None,
     "failures" (a variant failed) or "disagree" (the variants' outputs differ)."""
-    keys = list(_row_keys(experiment, row_filter)[offset:offset + limit + 1])
+    return _page_of(experiment, _row_keys(experiment, row_filter), offset=offset, limit=limit)
+
+
+def _page_of(experiment: Experiment, row_keys: QuerySet[Any], *, offset: int, limit: int
+             ) -> tuple[list[ResultRow], bool]:
+    """The rows of a page of (position, repeat) keys, in that order, and whether more follow."""
+    keys = list(row_keys[offset:offset + limit + 1])
     more = len(keys) > limit
     keys = keys[:limit]
     if not keys:
@@ -193,11 +199,21 @@ class VariantScore:
                 "pass_rate_high": interval[1] if interval else None, "mean_score": self.mean_score}
 
 
+def experiment_evaluations(experiment: Experiment) -> QuerySet[Evaluation]:
+    """The experiment's evaluations, newest first (the current one is experiment.evaluation)."""
+    return Evaluation.objects.filter(scope=f"experiment:{experiment.pk}").order_by("-number")
+
+
 def variant_scores(experiment: Experiment) -> dict[int, VariantScore]:
     """Per variant id, the current evaluation's outcomes (errors apart: they are not in the pass rate)."""
     if experiment.evaluation_id is None:
         return {}
-    rows = (Score.objects.filter(evaluation_id=experiment.evaluation_id)
+    return evaluation_variant_scores(experiment.evaluation_id)
+
+
+def evaluation_variant_scores(evaluation_id: int) -> dict[int, VariantScore]:
+    """Per variant id, one evaluation's outcomes (the current one or an earlier one of the experiment)."""
+    rows = (Score.objects.filter(evaluation_id=evaluation_id)
             .values("run__experiment_cell__variant_id", "outcome").annotate(n=Count("id"), mean=Avg("score")))
     scores: dict[int, VariantScore] = {}
     weighted: dict[int, tuple[float, int]] = {}
@@ -206,7 +222,7 @@ def variant_scores(experiment: Experiment) -> dict[int, VariantScore]:
         if variant_id is None:  # a retried cell's earlier run
             continue
         score = scores.setdefault(variant_id, VariantScore())
-        field_name = {"pass": "passed", "fail": "failed", "error": "errors", "pending": "pending"}[row["outcome"]]
+        field_name = {"pass": "passed", "fail": "failed", "error": "errors"}.get(row["outcome"], "pending")
         setattr(score, field_name, getattr(score, field_name) + row["n"])
         if row["mean"] is not None:
             total, count = weighted.get(variant_id, (0.0, 0))
@@ -218,11 +234,62 @@ def variant_scores(experiment: Experiment) -> dict[int, VariantScore]:
 
 def cell_marks(experiment: Experiment, run_ids: list[int]) -> dict[int, dict[str, Any]]:
     """Per run id, its outcome in the current evaluation: outcome, score, reason."""
-    if experiment.evaluation_id is None or not run_ids:
+    if experiment.evaluation_id is None:
         return {}
-    return {row["run_id"]: row for row in Score.objects.filter(evaluation_id=experiment.evaluation_id,
-                                                                run_id__in=run_ids)
+    return evaluation_marks(experiment.evaluation_id, run_ids)
+
+
+def evaluation_marks(evaluation_id: int, run_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Per run id, its outcome in one evaluation: outcome, score, reason."""
+    if not run_ids:
+        return {}
+    return {row["run_id"]: row for row in Score.objects.filter(evaluation_id=evaluation_id, run_id__in=run_ids)
             .values("run_id", "outcome", "score", "reason")}
+
+
+def _regression_keys(experiment: Experiment, evaluation_id: int, baseline_id: int) -> QuerySet[Any]:
+    """(position, repeat) of the rows where a variant fails a case (and repeat) the baseline passes."""
+    baseline_passed = Score.objects.filter(
+        evaluation_id=evaluation_id, outcome=ScoreOutcome.PASS, run__experiment_cell__experiment=experiment,
+        run__experiment_cell__position=OuterRef("position"), run__experiment_cell__repeat=OuterRef("repeat"),
+        run__experiment_cell__variant_id=baseline_id)
+    return (Cell.objects.filter(experiment=experiment, run__scores__evaluation_id=evaluation_id,
+                                run__scores__outcome=ScoreOutcome.FAIL)
+            .exclude(variant_id=baseline_id).filter(Exists(baseline_passed))
+            .values("position", "repeat").order_by("position", "repeat").distinct())
+
+
+def regression_page(experiment: Experiment, *, evaluation_id: int, baseline_id: int, offset: int = 0,
+                    limit: int = 50) -> tuple[list[ResultRow], bool]:
+    """A page of the matrix (as results_page) holding only the rows with a regression: a cell that fails
+    in `evaluation_id` where the baseline variant's cell of the same case and repeat passes."""
+    return _page_of(experiment, _regression_keys(experiment, evaluation_id, baseline_id), offset=offset, limit=limit)
+
+
+@dataclass
+class MarkedCell:
+    """A matrix cell with its outcome in the evaluation shown, and whether it regressed from the baseline."""
+
+    cell: dict[str, Any] | None
+    mark: dict[str, Any] | None
+    regression: bool = False
+
+
+def marked_rows(rows: list[ResultRow], variant_ids: list[int], *, evaluation_id: int | None,
+                baseline_id: int | None) -> list[dict[str, Any]]:
+    """The page's rows, each cell with its mark (one query for the page) and its regression flag."""
+    run_ids = [cell["run_id"] for row in rows for cell in row.cells.values() if cell["run_id"]]
+    marks = evaluation_marks(evaluation_id, run_ids) if evaluation_id else {}
+    marked = []
+    for row in rows:
+        cells = {pk: MarkedCell(cell=row.cells.get(pk), mark=marks.get((row.cells.get(pk) or {}).get("run_id")))
+                 for pk in variant_ids}
+        base = cells.get(baseline_id) if baseline_id else None
+        if base is not None and base.mark and base.mark["outcome"] == ScoreOutcome.PASS:
+            for pk, item in cells.items():
+                item.regression = pk != baseline_id and bool(item.mark) and item.mark["outcome"] == ScoreOutcome.FAIL
+        marked.append({"row": row, "cells": [cells[pk] for pk in variant_ids]})
+    return marked
 
 
 @dataclass

@@ -13,4 +13,6 @@ urlpatterns = [
     path("<id:pk>/cancel/", views.experiment_cancel, name="cancel"),
     path("<id:pk>/retry/", views.experiment_retry, name="retry"),
     path("<id:pk>/export/", views.experiment_export, name="export"),
+    path("<id:pk>/reevaluate/", views.experiment_reevaluate, name="reevaluate"),
+    path("<id:pk>/rescore-errors/", views.experiment_rescore_errors, name="rescore-errors"),
 ]

@@ -15,16 +15,21 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.streaming import streaming_response
 from datasets.models import Dataset
+from evaluations.models import Evaluation
+from evaluations.services import evaluation_rescore_errors
 from experiments import events, selectors, services
 from experiments.export import FORMATS, export_lines
-from experiments.forms import ExperimentForm, variant_spec
+from experiments.forms import ExperimentForm, ReevaluateForm, variant_spec
 from experiments.models import Experiment, Variant
+from runs.charts import BarChart, bar_chart
 from workflows.models import Workflow
 
 EXPERIMENTS_PER_PAGE = 50
 ROWS_PER_PAGE = 50
+EVALUATIONS_SHOWN = 20
 COMPARE_CHOICES = 100
 FILTER_NAMES = {"": "All rows", "failures": "Only failures", "disagree": "Variants disagree"}
+REGRESSIONS = "regressions"
 
 
 def _page_number(request: HttpRequest) -> int:
@@ -65,7 +70,7 @@ def _created(form: ExperimentForm, user: Any) -> Experiment | None:
             name=data["name"], workflow=data["workflow"], dataset_version=version,
             variants=[variant_spec(choice) for choice in data["variants"]], mapping=form.mapping(),
             repeats=data["repeats"], concurrency=data["concurrency"], budget=data["budget"] or None,
-            budget_currency=data["budget_currency"] or None, user=user)
+            budget_currency=data["budget_currency"] or None, assertions=data["assertions"], user=user)
     except ValidationError as error:
         form.service_errors(error)
         return None
@@ -85,16 +90,65 @@ def experiment_new(request: HttpRequest) -> HttpResponse:
                   status=400 if form.errors else 200)
 
 
+def _id(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) < 19 else None
+
+
+def _shown_evaluation(request: HttpRequest, experiment: Experiment) -> Evaluation | None:
+    """The evaluation whose marks the matrix shows: ?evaluation=<id> of this experiment, else the current one."""
+    evaluations = selectors.experiment_evaluations(experiment)
+    asked = _id(request.GET.get("evaluation"))
+    shown = evaluations.filter(pk=asked).first() if asked else None
+    return shown or (evaluations.filter(pk=experiment.evaluation_id).first() if experiment.evaluation_id else None)
+
+
+def _page_rows(experiment: Experiment, row_filter: str, number: int, evaluation: Evaluation | None,
+               baseline: Variant | None) -> tuple[list[Any], bool]:
+    offset = (number - 1) * ROWS_PER_PAGE
+    if row_filter == REGRESSIONS and evaluation is not None and baseline is not None:
+        return selectors.regression_page(experiment, evaluation_id=evaluation.pk, baseline_id=baseline.pk,
+                                         offset=offset, limit=ROWS_PER_PAGE)
+    return selectors.results_page(experiment, row_filter=row_filter or None, offset=offset, limit=ROWS_PER_PAGE)
+
+
+def _pass_rate_chart(columns: list[dict[str, Any]]) -> BarChart | None:
+    """Pass rate per variant with its 95 % Wilson interval, in percent."""
+    scored = [c for c in columns if c["score"] is not None and c["score"].pass_rate is not None]
+    if not scored:
+        return None
+    chart = bar_chart(
+        chart_id="chart-pass-rate", title="Pass rate per variant", series=["pass rate"],
+        categories=[c["variant"].name for c in scored], values=[(c["score"].pass_rate * 100,) for c in scored],
+        fmt=lambda value: f"{value:.0f} %", unit="%", top=100,
+        intervals=[(c["score"].interval[0] * 100, c["score"].interval[1] * 100) for c in scored],
+        note="Errors are not counted; the whiskers are the 95 % Wilson interval.")
+    chart.interval_name = "95 % interval"
+    return chart
+
+
 def _results(request: HttpRequest, experiment: Experiment) -> dict[str, Any]:
-    row_filter = request.GET.get("filter", "")
-    row_filter = row_filter if row_filter in selectors.FILTERS else ""
-    number = _page_number(request)
-    rows, more = selectors.results_page(experiment, row_filter=row_filter or None,
-                                        offset=(number - 1) * ROWS_PER_PAGE, limit=ROWS_PER_PAGE)
     variants = list(experiment.variants.order_by("position"))
-    return {"experiment": experiment, "variants": variants, "filter": row_filter, "filters": FILTER_NAMES,
-            "rows": [{"row": row, "cells": [row.cells.get(v.pk) for v in variants]} for row in rows],
-            "page_number": number, "more": more, "columns": list(experiment.dataset_version.columns)}
+    evaluation = _shown_evaluation(request, experiment)
+    baseline = next((v for v in variants if v.pk == _id(request.GET.get("baseline"))), None)
+    filters = {**FILTER_NAMES, **({REGRESSIONS: "Only regressions"} if baseline and evaluation else {})}
+    row_filter = request.GET.get("filter", "")
+    row_filter = row_filter if row_filter in filters else ""
+    number = _page_number(request)
+    rows, more = _page_rows(experiment, row_filter, number, evaluation, baseline)
+    scores = selectors.evaluation_variant_scores(evaluation.pk) if evaluation else {}
+    summaries = {summary.variant.pk: summary for summary in selectors.variant_summaries(experiment)}
+    columns = [{"variant": v, "summary": summaries.get(v.pk), "score": scores.get(v.pk)} for v in variants]
+    kept = {key: value for key, value in (("evaluation", request.GET.get("evaluation", "") if evaluation and
+                                           evaluation.pk != experiment.evaluation_id else ""),
+                                          ("baseline", str(baseline.pk) if baseline else "")) if value}
+    return {"experiment": experiment, "variants": variants, "filter": row_filter, "filters": filters,
+            "rows": selectors.marked_rows(rows, [v.pk for v in variants], evaluation_id=evaluation.pk
+                                          if evaluation else None, baseline_id=baseline.pk if baseline else None),
+            "page_number": number, "more": more, "columns": list(experiment.dataset_version.columns),
+            "evaluation": evaluation, "baseline": baseline, "variant_columns": columns,
+            "summaries": list(summaries.values()), "pass_rate_chart": _pass_rate_chart(columns),
+            "kept": kept, "results_query": request.GET.urlencode(),
+            "evaluations": list(selectors.experiment_evaluations(experiment)[:EVALUATIONS_SHOWN])}
 
 
 def _experiment_or_404(pk: int) -> Experiment:
@@ -108,7 +162,7 @@ def experiment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     experiment = _experiment_or_404(pk)
     return render(request, "experiments/experiment_detail.html", {
         **_results(request, experiment), "progress": events.progress(experiment),
-        "summaries": selectors.variant_summaries(experiment),
+        "reevaluate_form": ReevaluateForm(initial={"assertions": experiment.assertions or None}),
         "can_change": request.user.has_perm("experiments.change_experiment")})
 
 
@@ -117,9 +171,7 @@ def experiment_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def experiment_results(request: HttpRequest, pk: int) -> HttpResponse:
     """The aggregates and the matrix alone: the page reloads them as progress arrives."""
-    experiment = _experiment_or_404(pk)
-    return render(request, "experiments/_results.html", {
-        **_results(request, experiment), "summaries": selectors.variant_summaries(experiment)})
+    return render(request, "experiments/_results.html", _results(request, _experiment_or_404(pk)))
 
 
 @login_required
@@ -142,6 +194,39 @@ def experiment_retry(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(error.messages))
     else:
         messages.success(request, f"{count} errored cells queued again." if count else "No cell had failed.")
+    return redirect("experiments:detail", pk=pk)
+
+
+@login_required
+@permission_required("experiments.change_experiment", raise_exception=True)
+@require_POST
+def experiment_reevaluate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Score the stored outputs again as a new evaluation, with the assertions posted (else the same ones)."""
+    experiment = get_object_or_404(Experiment, pk=pk)
+    form = ReevaluateForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["assertions"]))
+        return redirect("experiments:detail", pk=pk)
+    try:
+        evaluation = services.experiment_reevaluate(experiment=experiment, assertions=form.cleaned_data["assertions"],
+                                                    user=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(f"{key}: {' '.join(texts)}" for key, texts in error.message_dict.items()))
+    else:
+        evaluation.refresh_from_db(fields=["total"])  # its subjects were counted in the database
+        messages.success(request, f"Evaluation {evaluation.number} started: {evaluation.total} stored outputs "
+                                  "are scored again, nothing runs again but the judges.")
+    return redirect("experiments:detail", pk=pk)
+
+
+@login_required
+@permission_required("experiments.change_experiment", raise_exception=True)
+@require_POST
+def experiment_rescore_errors(request: HttpRequest, pk: int) -> HttpResponse:
+    """Score again the current evaluation's subjects that ended in error."""
+    experiment = get_object_or_404(Experiment.objects.select_related("evaluation"), pk=pk)
+    count = evaluation_rescore_errors(evaluation=experiment.evaluation) if experiment.evaluation else 0
+    messages.success(request, f"{count} scores in error are scored again." if count else "No score was in error.")
     return redirect("experiments:detail", pk=pk)
 
 

@@ -30,6 +30,17 @@ class Rect:
 
 
 @dataclass(frozen=True)
+class Whisker:
+    """An interval drawn over a bar (e.g. a pass rate's 95 % confidence interval)."""
+
+    low_y: float   # pixels from the top
+    high_y: float
+    x1: float      # percent: the caps' ends
+    x2: float
+    text: str
+
+
+@dataclass(frozen=True)
 class Bar:
     label: str
     values: tuple[int | float, ...]
@@ -38,6 +49,7 @@ class Bar:
     label_x: float  # percent
     value_y: float
     show_label: bool
+    whisker: Whisker | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,7 @@ class BarChart:
     baseline: int = HEIGHT - BOTTOM
     show_values: bool = True
     note: str = ""  # what the chart leaves out, said under its title (e.g. steps of unknown cost)
+    interval_name: str = ""  # what the bars' whiskers are ("95 % interval"), a column of the table
 
     @property
     def is_empty(self) -> bool:
@@ -102,16 +115,18 @@ def _ticks(top: float, step: float, baseline: int) -> list[Tick]:
 
 def bar_chart(*, chart_id: str, title: str, series: Sequence[str], categories: Sequence[str],
               values: Sequence[Sequence[int | float]], fmt: Callable[[int | float], str],
-              unit: str = "", label_every: int = 1, note: str = "") -> BarChart:
-    """values[i] holds one number per series for category i; fmt writes a number for people; unit names the axis."""
+              unit: str = "", label_every: int = 1, note: str = "", top: float | None = None,
+              intervals: Sequence[tuple[float, float] | None] | None = None) -> BarChart:
+    """values[i] holds one number per series for category i; fmt writes a number for people; unit names the axis.
+    `top` fixes the axis' end (100 for percentages); `intervals[i]` draws a (low, high) whisker over bar i."""
     chart = BarChart(chart_id=chart_id, title=title, series=list(series), unit=unit, note=note)
     count = len(categories)
     if not count:
         return chart
     chart.show_values = count <= MAX_LABELLED_BARS
-    highest = max((sum(v) for v in values), default=0)
-    step = axis_step(highest)
-    top = step * max(math.ceil(highest / step), 1)
+    highest = max([*(sum(v) for v in values), *(high for _, high in filter(None, intervals or []))], default=0)
+    step = axis_step(top or highest)
+    top = top or step * max(math.ceil(highest / step), 1)
     chart.ticks = _ticks(top, step, chart.baseline)
     plot_height = chart.baseline - TOP
     slot = 100 / count
@@ -125,9 +140,20 @@ def bar_chart(*, chart_id: str, title: str, series: Sequence[str], categories: S
             y -= height
             rects.append(Rect(series=name, x=round(x, 3), y=round(y, 2), width=round(bar_width, 3),
                               height=round(height, 2), title=f"{category}: {name} {fmt(number)}"))
+        interval = intervals[index] if intervals else None
+        whisker = _whisker(interval, x, bar_width, chart.baseline, plot_height, top, fmt) if interval else None
         chart.bars.append(Bar(
             label=category, values=tuple(numbers), total_text=fmt(sum(numbers)), rects=rects,
-            label_x=round(x + bar_width / 2, 3), value_y=round(y - 4, 2),
-            show_label=index % label_every == 0 or index == count - 1,
+            label_x=round(x + bar_width / 2, 3), value_y=round(min(y, whisker.high_y if whisker else y) - 4, 2),
+            show_label=index % label_every == 0 or index == count - 1, whisker=whisker,
         ))
     return chart
+
+
+def _whisker(interval: tuple[float, float], x: float, bar_width: float, baseline: int, plot_height: float,
+             top: float, fmt: Callable[[int | float], str]) -> Whisker:
+    low, high = interval
+    middle = x + bar_width / 2
+    return Whisker(low_y=round(baseline - plot_height * low / top, 2), high_y=round(baseline - plot_height * high / top, 2),
+                   x1=round(middle - bar_width / 6, 3), x2=round(middle + bar_width / 6, 3),
+                   text=f"{fmt(low)} to {fmt(high)}")

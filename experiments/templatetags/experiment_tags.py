@@ -3,6 +3,7 @@ inclusion tag: runs/ knows nothing of experiments."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django import template
 
@@ -43,3 +44,17 @@ def experiment_cell_of(context: dict[str, Any], run: Any) -> dict[str, Any]:
             .only("position", "repeat", "experiment__name", "variant__name").first())
     user = context.get("user")
     return {"cell": cell, "can_view": user is not None and user.has_perm("experiments.view_experiment")}
+
+
+@register.filter
+def interval_text(score: Any) -> str:
+    """A pass rate's 95 % interval as "52 to 86 %"; empty without counted outcomes."""
+    interval = score.interval if score is not None else None
+    return f"{round(interval[0] * 100)} to {round(interval[1] * 100)} %" if interval else ""
+
+
+@register.simple_tag
+def matrix_query(kept: dict[str, str], **changes: Any) -> str:
+    """The matrix's query string: the evaluation and baseline shown, with `changes` (empty ones dropped)."""
+    query = {**kept, **{key: str(value) for key, value in changes.items()}}
+    return "?" + urlencode({key: value for key, value in query.items() if value not in ("", "None")})
