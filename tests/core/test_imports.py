@@ -1,6 +1,7 @@
 """Who may import whom, read from the code's own import statements (every one, also inside functions).
 
-core/ is below every app; the apps stack datasets → runs → releases → workflows → prices → payloads → blocks, with llm
+core/ is below every app; the apps stack experiments → datasets → evaluations → runs → releases → workflows → prices →
+payloads → blocks, with llm
 beside them (prices reads llm's endpoints and the models payloads name);
 orchestrator/ is the project's wiring, which only it and the ASGI server import.
 """
@@ -12,18 +13,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-APPS = ("llm", "blocks", "payloads", "prices", "workflows", "releases", "runs", "datasets")
+APPS = ("llm", "blocks", "payloads", "prices", "workflows", "releases", "runs", "evaluations", "datasets", "experiments")
 # What each package must never import: the apps above it, and the project's wiring.
+ABOVE_RUNS = ("evaluations", "datasets", "experiments")
 FORBIDDEN = {
     "core": {"orchestrator", "fakellm", "tests", *APPS},
-    "llm": {"orchestrator", "blocks", "payloads", "prices", "workflows", "releases", "runs", "datasets"},
-    "blocks": {"orchestrator", "payloads", "prices", "workflows", "releases", "runs", "datasets"},
-    "payloads": {"orchestrator", "prices", "workflows", "releases", "runs", "datasets"},
-    "prices": {"orchestrator", "workflows", "releases", "runs", "datasets"},
-    "workflows": {"orchestrator", "releases", "runs", "datasets"},
-    "releases": {"orchestrator", "runs", "datasets"},
-    "runs": {"orchestrator", "datasets"},
-    "datasets": {"orchestrator"},
+    "llm": {"orchestrator", "blocks", "payloads", "prices", "workflows", "releases", "runs", *ABOVE_RUNS},
+    "blocks": {"orchestrator", "payloads", "prices", "workflows", "releases", "runs", *ABOVE_RUNS},
+    "payloads": {"orchestrator", "prices", "workflows", "releases", "runs", *ABOVE_RUNS},
+    "prices": {"orchestrator", "workflows", "releases", "runs", *ABOVE_RUNS},
+    "workflows": {"orchestrator", "releases", "runs", *ABOVE_RUNS},
+    "releases": {"orchestrator", "runs", *ABOVE_RUNS},
+    "runs": {"orchestrator", *ABOVE_RUNS},
+    "evaluations": {"orchestrator", "datasets", "experiments"},
+    "datasets": {"orchestrator", "experiments"},
+    "experiments": {"orchestrator"},
 }
 
 
