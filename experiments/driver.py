@@ -29,7 +29,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from core.sql import insert_copies
@@ -111,16 +111,14 @@ FINISH_FIELDS = ["status", "latency_ms", "prompt_tokens", "completion_tokens", "
                  "finished_at"]
 
 
-def _finish_cells(experiment: Experiment, running: list[tuple[int, int | None, Any, Any]], now: Any) -> list[int]:
-    """Copy ended runs' figures to their cells and add them to the experiment; the succeeded ones are
-    the current evaluation's subjects from now. Returns the run ids still running."""
-    run_ids = [run_id for _, run_id, _, _ in running if run_id is not None]
-    runs = {row["id"]: row for row in Run.objects.filter(pk__in=run_ids, status__in=FINAL_STATUSES).values(
-        "id", "status", "latency_ms", "prompt_tokens", "completion_tokens", "error")}
-    still = [run_id for _, run_id, _, _ in running if run_id is not None and run_id not in runs]
-    ended = [cell for cell in running if cell[1] is None or cell[1] in runs]
+def _finish_cells(experiment: Experiment, ended: list[tuple[int, int | None, Any, Any]], now: Any) -> None:
+    """Copy the figures of the runs that ended (cells: id, run id, the case's expected and own assertions)
+    to their cells and add them to the experiment; the succeeded ones are the current evaluation's
+    subjects from now."""
     if not ended:
-        return still
+        return
+    runs = {row["id"]: row for row in Run.objects.filter(pk__in=[run_id for _, run_id, _, _ in ended]).values(
+        "id", "status", "latency_ms", "prompt_tokens", "completion_tokens", "error")}
     costs = run_costs([run_id for _, run_id, _, _ in ended if run_id is not None])
     currency = experiment.cost_currency
     to_score: list[tuple[int, Any, Any]] = []
@@ -159,7 +157,6 @@ def _finish_cells(experiment: Experiment, running: list[tuple[int, int | None, A
     experiment.running -= len(ended)
     if to_score and experiment.evaluation_id is not None:
         subjects_add(evaluation_id=experiment.evaluation_id, subjects=to_score)
-    return still
 
 
 def cells_stop(experiment: Experiment, reason: str, now: Any) -> list[int]:
@@ -216,8 +213,9 @@ COUNTERS = ["status", "stop_reason", "queued", "running", "succeeded", "failed",
             "cost_nano", "cost_currency", "unpriced", "prompt_tokens", "completion_tokens", "finished_at"]
 
 
-def tick(*, experiment_id: int) -> Tick:
-    """One pass of the driver (see the module's docstring)."""
+def tick(*, experiment_id: int, with_running: bool = True) -> Tick:
+    """One pass of the driver (see the module's docstring). `with_running`: also say which runs are
+    still under way (a driver that just started, or one that polls, attaches to them)."""
     from runs.services import run_cancel  # the service, for runs this experiment must stop
 
     with transaction.atomic():
@@ -227,16 +225,19 @@ def tick(*, experiment_id: int) -> Tick:
         experiment = Experiment.objects.select_related("workflow").get(pk=experiment_id)
         before = [getattr(experiment, name) for name in COUNTERS]
         now = timezone.now()
-        running = list(Cell.objects.filter(experiment=experiment, status=CellStatus.RUNNING)
-                       .values_list("id", "run_id", "item__expected", "item__assertions"))
-        still = _finish_cells(experiment, running, now)
+        # Only the cells whose run has ended (or was deleted): a pass reads what changed, not every running cell.
+        ended = list(Cell.objects.filter(experiment=experiment, status=CellStatus.RUNNING)
+                     .filter(Q(run__isnull=True) | Q(run__status__in=FINAL_STATUSES))
+                     .values_list("id", "run_id", "item__expected", "item__assertions"))
+        _finish_cells(experiment, ended, now)
         to_cancel: list[int] = []
         spent = experiment.budget_nano is not None and experiment.cost_nano >= experiment.budget_nano
         if experiment.status == ExperimentStatus.RUNNING and (spent or experiment.stop_reason == "budget"):
             to_cancel = cells_stop(experiment, "budget", now)
         started: list[int] = []
         if experiment.status == ExperimentStatus.RUNNING:
-            started = _start_cells(experiment, max(experiment.concurrency - len(still), 0), now)
+            # `running` is kept with the cells in these passes' transactions: the count of cells running now.
+            started = _start_cells(experiment, max(experiment.concurrency - experiment.running, 0), now)
         if experiment.queued == 0 and experiment.running == 0:
             experiment.status = {"cancel": ExperimentStatus.CANCELLED, "budget": ExperimentStatus.BUDGET_REACHED}.get(
                 experiment.stop_reason, ExperimentStatus.FINISHED)
@@ -246,6 +247,8 @@ def tick(*, experiment_id: int) -> Tick:
             experiment.save(update_fields=COUNTERS)
         for run in Run.objects.filter(pk__in=to_cancel, status__in=ACTIVE_STATUSES):
             run_cancel(run=run)
+        still = list(Cell.objects.filter(experiment=experiment, status=CellStatus.RUNNING, run__isnull=False)
+                     .exclude(run_id__in=started).values_list("run_id", flat=True)) if with_running else []
     return Tick(started=started, running=still, final=experiment.is_finished, changed=changed or bool(started),
                 progress=events.progress(experiment) if changed or started else None)
 
@@ -322,10 +325,16 @@ class _Embedded:
         def ended(_: Any) -> None:
             wake.set()
 
+        attached_at = -SWEEP_SECONDS
         while True:
             wake.clear()
+            now = asyncio.get_running_loop().time()
+            # The runs still under way are asked for at first (runs a previous server started) and now and
+            # then; in between, this driver holds every run it started.
+            with_running = now - attached_at >= SWEEP_SECONDS
+            attached_at = now if with_running else attached_at
             try:
-                result = await dbthread.call(tick, experiment_id=experiment_id)
+                result = await dbthread.call(tick, experiment_id=experiment_id, with_running=with_running)
             except Exception:
                 logger.exception("experiment %s: a driver pass failed; trying again", experiment_id)
                 await asyncio.sleep(SWEEP_SECONDS)
