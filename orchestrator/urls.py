@@ -8,7 +8,7 @@ from rest_framework.routers import DefaultRouter
 from blocks.api import BlockViewSet
 from core import health
 from datasets.api import DatasetViewSet
-from evaluations.api import EvaluationViewSet, RunChecksViewSet
+from evaluations.api import EvaluationViewSet, PreferenceViewSet, ReviewViewSet, RunChecksViewSet
 from llm.api import EndpointViewSet
 from payloads.api import PayloadViewSet
 from prices.api import PriceViewSet
@@ -31,6 +31,8 @@ router.register("prices", PriceViewSet, basename="api-price")
 router.register("datasets", DatasetViewSet, basename="api-dataset")
 router.register("evaluations", EvaluationViewSet, basename="api-evaluation")
 router.register("run-checks", RunChecksViewSet, basename="api-run-checks")
+router.register("reviews", ReviewViewSet, basename="api-review")
+router.register("preferences", PreferenceViewSet, basename="api-preference")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
