@@ -54,7 +54,9 @@ class Progress:
 def review_progress(experiment: Experiment, reviewer: Any, *, variant: Variant | None = None) -> Progress:
     """How many of the reviewable cells this reviewer has reviewed."""
     cells = reviewable_cells(experiment, variant).order_by()
-    counts = cells.aggregate(total=Count("id"), reviewed=Count("id", filter=Q(run__reviews__reviewer=reviewer)))
+    # Other people's reviews join in too: count each cell once.
+    counts = cells.aggregate(total=Count("id", distinct=True),
+                             reviewed=Count("id", filter=Q(run__reviews__reviewer=reviewer), distinct=True))
     return Progress(reviewed=counts["reviewed"], total=counts["total"])
 
 
