@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -144,7 +144,7 @@ class _UpsertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return Response(self.get_serializer(saved).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-@extend_schema(parameters=[RUN, EXPERIMENT, MINE])
+@extend_schema_view(list=extend_schema(parameters=[RUN, EXPERIMENT, MINE]))
 class ReviewViewSet(_UpsertViewSet):
     """People's verdicts on runs: good or bad, an optional score (0 to 1) and comment. POST your review
     of a run; POSTing again replaces it (200 instead of 201)."""
@@ -167,7 +167,7 @@ class ReviewViewSet(_UpsertViewSet):
                                   score=data.get("score"), comment=data.get("comment", ""))
 
 
-@extend_schema(parameters=[RUN, EXPERIMENT, MINE])
+@extend_schema_view(list=extend_schema(parameters=[RUN, EXPERIMENT, MINE]))
 class PreferenceViewSet(_UpsertViewSet):
     """People's blinded choices between two runs of the same case: "a", "b" or "tie". POST your choice;
     POSTing again for the same two runs (in either order) replaces it."""
