@@ -18,5 +18,5 @@ def review_agreement(experiment: Experiment) -> Agreements:
 
 @register.filter
 def share(part: int, whole: int) -> str:
-    """3, 4 -> '75 %'; empty when there is no whole."""
-    return f"{round(100 * part / whole)} %" if whole else ""
+    """3, 4 -> '75 %' (a space that does not break); empty when there is no whole."""
+    return f"{round(100 * part / whole)}\u00a0%" if whole else ""

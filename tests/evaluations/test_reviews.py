@@ -199,8 +199,8 @@ def review_for_agreement(experiment: Experiment, user) -> None:  # type: ignore[
     client = Client()
     client.force_login(user)
     summary = client.get(reverse("experiments:reviews", args=[experiment.pk])).content.decode()
-    assert '<dd data-field="judge-agreement">40 %</dd>' in summary
-    assert '<dd data-field="checks-agreement">80 %</dd>' in summary and "2 of 5 reviews" in summary
+    assert '<strong data-field="judge-agreement">40&nbsp;%</strong>' in summary and "2 of 5 reviews" in summary
+    assert '<strong data-field="checks-agreement">80&nbsp;%</strong>' in summary and "4 of 5 reviews" in summary
 
 
 async def test_agreement_between_people_and_the_judges_is_computed_where_both_exist(user, fake_llm):
