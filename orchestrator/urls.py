@@ -58,6 +58,7 @@ urlpatterns = [
     path("prices/", include("prices.urls")),
     path("datasets/", include("datasets.urls")),
     path("experiments/", include("experiments.urls")),
+    path("reviews/", include("evaluations.urls")),
     path("", include("runs.release_urls")),  # /workflows/<id>/releases/..., labels, /runs/<id>/changes/
     path("", include("runs.urls")),
 ]

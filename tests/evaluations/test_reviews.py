@@ -331,3 +331,26 @@ def test_the_prune_keeps_reviewed_and_compared_runs_unless_asked(user):
     report = runs_prune(older_than=datetime.timedelta(days=30), reclaim=False, pause=0, include_kept=True)
     assert report.runs == 3 and not Run.objects.exists()
     assert not Review.objects.exists() and not Preference.objects.exists()
+
+
+@pytest.mark.django_db
+def test_any_finished_run_is_reviewed_on_its_own_page_and_the_admin_lists_reviews(user_client, client,
+                                                                                   client_with_perms, user):
+    run = make_run(status=RunStatus.SUCCEEDED, inputs={"topic": "tides"}, output="The moon pulls the sea.")
+    url = reverse("evaluations:run-review", args=[run.pk])
+    assert client.get(url).status_code == 302
+    assert client_with_perms("runs.view_run").get(url).status_code == 403
+    assert client_with_perms("evaluations.add_review").get(url).status_code == 403
+    page = user_client.get(url).content.decode()
+    assert "The moon pulls the sea." in page and "tides" in page
+    bad = user_client.post(url, {"verdict": "good", "score": "-1"})
+    assert bad.status_code == 400 and "score: " in bad.content.decode() and not Review.objects.exists()
+    assert user_client.post(url, {"verdict": "good", "score": "0.5", "comment": "right"}).status_code == 302
+    assert user_client.post(url, {"verdict": "bad", "comment": "wrong after all"}).status_code == 302
+    review = Review.objects.get()
+    assert (review.verdict, review.score, review.comment) == ("bad", None, "wrong after all")
+    assert 'aria-pressed="true"' in user_client.get(url).content.decode()
+    listed = user_client.get("/admin/evaluations/review/")
+    assert listed.status_code == 200 and 'class="field-verdict">Bad<' in listed.content.decode()
+    assert user_client.get("/admin/evaluations/review/add/").status_code == 403
+    assert user_client.get("/admin/evaluations/preference/").status_code == 200
