@@ -211,8 +211,10 @@ def shoot(base: str, fake_llm: str, only: list[str]) -> None:
         if only:
             if "datasets" in only:
                 datasets_page(page, base)
-            if "experiments" in only:
-                experiments_pages(page, base, fake_llm)
+            if "experiments" in only or "reviews" in only:
+                experiments_pages(page, base, fake_llm)  # the reviews need its finished experiment
+            if "reviews" in only:
+                review_pages(page, base)
             browser.close()
             return
 
@@ -269,6 +271,7 @@ def shoot(base: str, fake_llm: str, only: list[str]) -> None:
         prices_page(page, base)
         datasets_page(page, base)
         experiments_pages(page, base, fake_llm)
+        review_pages(page, base)
         # The run extras: two runs side by side, a replay form, a workflow's runs per day.
         page.goto(f"{base}/runs/")
         run_ids = sorted(int(i) for i in page.locator("tr[data-run-id]").evaluate_all(
@@ -400,6 +403,49 @@ def experiments_pages(page, base: str, fake_llm: str) -> None:  # type: ignore[n
     shot("experiments", (("", {"width": 1280, "height": 900}),))
     page.goto(f"{base}/experiments/compare/?a={first}&b={second}")
     shot("experiment-compare", (("", {"width": 1280, "height": 900}),))
+
+
+def review_pages(page, base: str) -> None:  # type: ignore[no-untyped-def]
+    """The review queue after two verdicts given by keyboard, the blinded A/B queue just after a choice
+    (the previous case's names revealed, the next one blinded), and what people said: laptop and phone."""
+    page.goto(f"{base}/experiments/")
+    detail = page.get_by_role("link", name="Shorter summary?").first.get_attribute("href")
+    queue = f"{base}{detail}review/"
+
+    def shot(name: str, sizes: tuple[tuple[str, dict[str, int]], ...] = (("", {"width": 1280, "height": 900}),
+                                                                        ("-phone", PHONE))) -> None:
+        for suffix, size in sizes:
+            page.set_viewport_size(size)
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(IMAGES / f"{name}{suffix}.png"), full_page=True)
+            print(f"wrote docs/images/{name}{suffix}.png")
+        page.set_viewport_size({"width": 1280, "height": 900})
+
+    page.goto(queue)
+    page.get_by_label("Score").fill("0.9")
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("g")
+    page.wait_for_selector("#review-progress >> text=1 of")
+    page.get_by_label("Comment").fill("Misses the second half of the question.")
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("b")
+    page.wait_for_selector("#review-progress >> text=2 of")
+    page.get_by_label("Comment").fill("Clear, but a little long")
+    shot("review-queue")
+    page.get_by_label("Comment").fill("")
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("?")
+    page.get_by_role("dialog", name="Keyboard shortcuts").wait_for()
+    shot("review-shortcuts", (("", {"width": 1280, "height": 900}),))
+    page.keyboard.press("Escape")
+    page.goto(f"{base}{detail}review/ab/")
+    page.keyboard.press("1")
+    page.wait_for_selector("#ab-reveal")
+    shot("review-ab")
+    page.keyboard.press("t")
+    page.wait_for_selector("#ab-reveal")
+    page.goto(f"{base}{detail}reviews/")
+    shot("review-summary")
 
 
 def tester_answer_and_checks(page, base: str, fake_llm: str) -> None:  # type: ignore[no-untyped-def]

@@ -1,6 +1,7 @@
 """Evaluations in the admin: evaluations and scores are read-only records (a scoring never changes
 after the fact; re-scoring errors is an action); a workflow's run checks are edited through
-evaluations.services, so bad assertions are refused as everywhere else."""
+evaluations.services, so bad assertions are refused as everywhere else. People's reviews and blinded
+choices are listed read-only: they are a reviewer's own words, given on the review pages or the API."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from evaluations import services
-from evaluations.models import Evaluation, RunChecks, Score
+from evaluations.models import Evaluation, Preference, Review, RunChecks, Score
 
 
 class _ReadOnly(admin.ModelAdmin):
@@ -88,3 +89,27 @@ class RunChecksAdmin(admin.ModelAdmin):
                                         assertions=form.cleaned_data["assertions"],
                                         enabled=form.cleaned_data["enabled"], user=request.user)
         obj.pk = saved.pk
+
+
+@admin.register(Review)
+class ReviewAdmin(_ReadOnly):
+    list_display = ["id", "run", "verdict", "score", "reviewer", "updated_at"]
+    list_filter = ["verdict"]
+    list_select_related = ["reviewer"]
+    search_fields = ["comment", "reviewer__username"]
+    raw_id_fields = ["run"]
+    fields = readonly_fields = ["run", "reviewer", "verdict", "score", "comment", "created_at", "updated_at"]
+    list_per_page = 50
+    show_full_result_count = False
+
+
+@admin.register(Preference)
+class PreferenceAdmin(_ReadOnly):
+    list_display = ["id", "run_a", "run_b", "choice", "reviewer", "updated_at"]
+    list_filter = ["choice"]
+    list_select_related = ["reviewer"]
+    search_fields = ["comment", "reviewer__username"]
+    raw_id_fields = ["run_a", "run_b"]
+    fields = readonly_fields = ["run_a", "run_b", "reviewer", "choice", "comment", "created_at", "updated_at"]
+    list_per_page = 50
+    show_full_result_count = False

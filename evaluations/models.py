@@ -105,3 +105,61 @@ class RunChecks(models.Model):
 
     def __str__(self) -> str:
         return f"Checks of {self.workflow}"
+
+
+class ReviewVerdict(models.TextChoices):
+    GOOD = "good"
+    BAD = "bad"
+
+
+class Review(models.Model):
+    """A person's verdict on one run (an experiment cell's review is its run's): good or bad, with an
+    optional score and comment. One per run and reviewer: reviewing again replaces it."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="reviews", db_index=False)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    verdict = models.CharField(max_length=4, choices=ReviewVerdict.choices)
+    score = models.FloatField(null=True, blank=True, help_text="0 to 1, optional.")
+    comment = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "reviewer"], name="review_unique"),
+            models.CheckConstraint(condition=models.Q(score__isnull=True) | models.Q(score__gte=0, score__lte=1),
+                                   name="review_score_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.run_id}: {self.verdict}"
+
+
+class Choice(models.TextChoices):
+    A = "a", "A was better"
+    B = "b", "B was better"
+    TIE = "tie", "Tie"
+
+
+class Preference(models.Model):
+    """A person's choice between two runs of the same case (a blinded A/B comparison). Stored with
+    run_a the lower id, so a pair seen the other way round is the same row."""
+
+    run_a = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_index=False)
+    run_b = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    choice = models.CharField(max_length=3, choices=Choice.choices)
+    comment = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run_a", "run_b", "reviewer"], name="preference_unique"),
+            models.CheckConstraint(condition=models.Q(run_a__lt=models.F("run_b")), name="preference_pair_ordered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Runs {self.run_a_id} / {self.run_b_id}: {self.choice}"

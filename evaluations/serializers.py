@@ -4,8 +4,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from core.serializers import RejectUnknownFieldsMixin
-from evaluations.models import Evaluation, RunChecks, Score
+from core.serializers import RejectUnknownFieldsMixin, StrictCharField
+from evaluations.models import Choice, Evaluation, Preference, Review, ReviewVerdict, RunChecks, Score
 from evaluations.selectors import pass_rate_json
 
 
@@ -39,3 +39,39 @@ class RunChecksSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer)
         model = RunChecks
         fields = ["workflow", "assertions", "enabled", "evaluation", "last_run_id", "updated_at"]
         read_only_fields = ["workflow", "evaluation", "last_run_id", "updated_at"]
+
+
+class ReviewSerializer(serializers.ModelSerializer):
+    reviewer = serializers.CharField(source="reviewer.get_username", read_only=True)
+
+    class Meta:
+        model = Review
+        fields = ["id", "run", "reviewer", "verdict", "score", "comment", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class ReviewWriteSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    """Your review of a run; sending it again replaces it. Ranges and choices are the service's to refuse."""
+
+    run = serializers.IntegerField(help_text="The run (an experiment cell's run) reviewed.")
+    verdict = StrictCharField(help_text=f"One of {', '.join(ReviewVerdict.values)}.")
+    score = serializers.FloatField(required=False, allow_null=True, help_text="0 to 1, optional.")
+    comment = StrictCharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+
+
+class PreferenceSerializer(serializers.ModelSerializer):
+    reviewer = serializers.CharField(source="reviewer.get_username", read_only=True)
+
+    class Meta:
+        model = Preference
+        fields = ["id", "run_a", "run_b", "reviewer", "choice", "comment", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class PreferenceWriteSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    """Your choice between two runs of the same case; stored with run_a the lower id (the choice follows)."""
+
+    run_a = serializers.IntegerField()
+    run_b = serializers.IntegerField()
+    choice = StrictCharField(help_text=f"One of {', '.join(Choice.values)}: which run was better, or a tie.")
+    comment = StrictCharField(required=False, allow_blank=True, default="", trim_whitespace=False)

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from core import converters  # noqa: F401 (registers <id:...>)
-from experiments import views
+from experiments import review_views, views
 
 app_name = "experiments"
 urlpatterns = [
@@ -15,4 +15,7 @@ urlpatterns = [
     path("<id:pk>/export/", views.experiment_export, name="export"),
     path("<id:pk>/reevaluate/", views.experiment_reevaluate, name="reevaluate"),
     path("<id:pk>/rescore-errors/", views.experiment_rescore_errors, name="rescore-errors"),
+    path("<id:pk>/review/", review_views.experiment_review, name="review"),
+    path("<id:pk>/review/ab/", review_views.experiment_review_ab, name="review-ab"),
+    path("<id:pk>/reviews/", review_views.experiment_reviews, name="reviews"),
 ]

@@ -8,7 +8,7 @@ from rest_framework.routers import DefaultRouter
 from blocks.api import BlockViewSet
 from core import health
 from datasets.api import DatasetViewSet
-from evaluations.api import EvaluationViewSet, RunChecksViewSet
+from evaluations.api import EvaluationViewSet, PreferenceViewSet, ReviewViewSet, RunChecksViewSet
 from experiments.api import ExperimentViewSet
 from experiments.promptfoo_api import PromptfooExportView, PromptfooImportView
 from llm.api import EndpointViewSet
@@ -34,6 +34,8 @@ router.register("datasets", DatasetViewSet, basename="api-dataset")
 router.register("evaluations", EvaluationViewSet, basename="api-evaluation")
 router.register("run-checks", RunChecksViewSet, basename="api-run-checks")
 router.register("experiments", ExperimentViewSet, basename="api-experiment")
+router.register("reviews", ReviewViewSet, basename="api-review")
+router.register("preferences", PreferenceViewSet, basename="api-preference")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -61,6 +63,7 @@ urlpatterns = [
     path("prices/", include("prices.urls")),
     path("datasets/", include("datasets.urls")),
     path("experiments/", include("experiments.urls")),
+    path("reviews/", include("evaluations.urls")),
     path("", include("runs.release_urls")),  # /workflows/<id>/releases/..., labels, /runs/<id>/changes/
     path("", include("runs.urls")),
 ]

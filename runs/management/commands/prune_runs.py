@@ -31,8 +31,9 @@ class Command(BaseCommand):
         parser.add_argument("--keep-labelled", action="store_true",
                             help="Keep runs whose release a label (production, ...) points at now.")
         parser.add_argument("--include-experiments", action="store_true",
-                            help="Also delete runs that are cells of experiments (kept otherwise); the cells "
-                                 "stay, with their figures, without a link to a run.")
+                            help="Also delete runs that are cells of experiments or that people reviewed (kept "
+                                 "otherwise); the cells stay, with their figures, without a link to a run; the "
+                                 "reviews go with their runs.")
         parser.add_argument("--dry-run", action="store_true", help="Count what would go; delete nothing.")
         parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="Runs per transaction.")
         parser.add_argument("--vacuum", action="store_true",
