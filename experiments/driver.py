@@ -38,6 +38,8 @@ from experiments import events
 from experiments.models import ACTIVE_EXPERIMENT_STATUSES, Cell, CellStatus, Experiment, ExperimentStatus
 from releases.models import Release
 from runs.costs import run_costs
+from runs.engine import ledger
+from runs.engine.ledger import Claim, Finished
 from runs.models import ACTIVE_STATUSES, FINAL_STATUSES, Run, RunStatus
 from runs.services import resolve_inputs
 
@@ -54,6 +56,7 @@ RUN_TO_CELL = {RunStatus.SUCCEEDED: CellStatus.SUCCEEDED, RunStatus.FAILED: Cell
 class Tick:
     started: list[int] = field(default_factory=list)  # runs made now: to dispatch
     running: list[int] = field(default_factory=list)  # runs of cells running before this tick
+    claims: dict[int, Claim | Finished] = field(default_factory=dict)  # started runs' first steps, when asked
     final: bool = False
     changed: bool = False
     progress: dict[str, Any] | None = None
@@ -62,7 +65,11 @@ class Tick:
 @dataclass(frozen=True)
 class _Release:
     declared: list[dict[str, Any]]
-    step_count: int
+    steps: list[dict[str, Any]]
+
+    @property
+    def step_count(self) -> int:
+        return len(self.steps)
 
 
 # Releases never change: what a cell's run needs of one is read once per process.
@@ -73,8 +80,7 @@ def _release(release_id: int) -> _Release:
     cached = _releases.get(release_id)
     if cached is None:
         snapshot = Release.objects.values_list("snapshot", flat=True).get(pk=release_id)
-        cached = _releases[release_id] = _Release(declared=snapshot.get("inputs") or [],
-                                                  step_count=len(snapshot["steps"]))
+        cached = _releases[release_id] = _Release(declared=snapshot.get("inputs") or [], steps=snapshot["steps"])
     return cached
 
 
@@ -170,7 +176,11 @@ def cells_stop(experiment: Experiment, reason: str, now: Any) -> list[int]:
                 .order_by().values_list("run_id", flat=True))
 
 
-def _start_cells(experiment: Experiment, capacity: int, now: Any) -> list[int]:
+def _start_cells(experiment: Experiment, capacity: int, now: Any, owners: Any = None,
+                 claims: dict[int, Claim | Finished] | None = None) -> list[int]:
+    """Start up to `capacity` queued cells: a run each, inserted in one statement per variant. With
+    `owners` (a function making lease owners: the embedded driver, which executes them itself), each
+    run is inserted with its first step claimed, and its claim put in `claims`."""
     # Plain rows, not model instances: the driver's pass runs on the thread where steps commit.
     cells = list(Cell.objects.filter(experiment=experiment, status=CellStatus.QUEUED).order_by("id").values_list(
         "id", "position", "tries", "variant__release_id", "variant__label", "item__inputs")[:capacity])
@@ -198,8 +208,21 @@ def _start_cells(experiment: Experiment, capacity: int, now: Any) -> list[int]:
         template = Run(workflow_id=experiment.workflow_id, workflow_name=experiment.workflow.name, release_id=release_id,
                        label=label, step_count=_release(release_id).step_count, created_by_id=experiment.created_by_id,
                        budget_nano=remaining, budget_currency=experiment.budget_currency or None)
+        varying: dict[str, list[Any]] = {"inputs": [inputs for _, _, inputs in group]}
+        if owners is not None:
+            # Claimed as inserted: the claim's read and compare-and-set are this INSERT (ledger.claimed_at_insert).
+            fields = ledger.claimed_at_insert(owner="", now=now)
+            for name, value in fields.items():
+                setattr(template, name, value)
+            varying["lease_owner"] = [owners() for _ in group]
         # One INSERT of the group's runs, values prepared once (bulk_create was most of the pass: docs/performance.md).
-        run_ids = insert_copies(template, {"inputs": [inputs for _, _, inputs in group]})
+        run_ids = insert_copies(template, varying)
+        if owners is not None and claims is not None:
+            steps = _release(release_id).steps
+            for run_id, (_, _, inputs), owner in zip(run_ids, group, varying["lease_owner"], strict=True):
+                claims[run_id] = ledger.claim_inserted(run_id=run_id, owner=owner, steps=steps, inputs=inputs,
+                                                       budget_nano=remaining,
+                                                       budget_currency=experiment.budget_currency or None)
         updates += [(str(CellStatus.RUNNING), run_id, tries + 1, cell_id)
                     for (cell_id, tries, _), run_id in zip(group, run_ids, strict=True)]
         started += run_ids
@@ -213,9 +236,10 @@ COUNTERS = ["status", "stop_reason", "queued", "running", "succeeded", "failed",
             "cost_nano", "cost_currency", "unpriced", "prompt_tokens", "completion_tokens", "finished_at"]
 
 
-def tick(*, experiment_id: int, with_running: bool = True) -> Tick:
+def tick(*, experiment_id: int, with_running: bool = True, owners: Any = None) -> Tick:
     """One pass of the driver (see the module's docstring). `with_running`: also say which runs are
-    still under way (a driver that just started, or one that polls, attaches to them)."""
+    still under way (a driver that just started, or one that polls, attaches to them). `owners`: the
+    caller executes the runs started here, whose first steps are claimed for owners it makes."""
     from runs.services import run_cancel  # the service, for runs this experiment must stop
 
     with transaction.atomic():
@@ -237,9 +261,10 @@ def tick(*, experiment_id: int, with_running: bool = True) -> Tick:
         if experiment.status == ExperimentStatus.RUNNING and (spent or experiment.stop_reason == "budget"):
             to_cancel = cells_stop(experiment, "budget", now)
         started: list[int] = []
+        claims: dict[int, Claim | Finished] = {}
         if experiment.status == ExperimentStatus.RUNNING:
             # `running` is kept with the cells in these passes' transactions: the count of cells running now.
-            started = _start_cells(experiment, max(experiment.concurrency - experiment.running, 0), now)
+            started = _start_cells(experiment, max(experiment.concurrency - experiment.running, 0), now, owners, claims)
         if experiment.queued == 0 and experiment.running == 0:
             experiment.status = {"cancel": ExperimentStatus.CANCELLED, "budget": ExperimentStatus.BUDGET_REACHED}.get(
                 experiment.stop_reason, ExperimentStatus.FINISHED)
@@ -251,7 +276,8 @@ def tick(*, experiment_id: int, with_running: bool = True) -> Tick:
             run_cancel(run=run)
         still = list(Cell.objects.filter(experiment=experiment, status=CellStatus.RUNNING, run__isnull=False)
                      .exclude(run_id__in=started).order_by().values_list("run_id", flat=True)) if with_running else []
-    return Tick(started=started, running=still, final=experiment.is_finished, changed=changed or bool(started),
+    return Tick(started=started, running=still, claims=claims, final=experiment.is_finished,
+                changed=changed or bool(started),
                 progress=events.progress(experiment) if changed or started else None)
 
 
@@ -320,7 +346,8 @@ class _Embedded:
 
     async def _drive(self, experiment_id: int) -> None:
         from runs.engine import dbthread
-        from runs.engine.executor import executor
+        from runs.engine.executor import OWNER_PREFIX, executor
+        from runs.engine.runner import new_owner
 
         wake = self.wakes[experiment_id]
 
@@ -336,13 +363,14 @@ class _Embedded:
             with_running = now - attached_at >= SWEEP_SECONDS
             attached_at = now if with_running else attached_at
             try:
-                result = await dbthread.call(tick, experiment_id=experiment_id, with_running=with_running)
+                result = await dbthread.call(tick, experiment_id=experiment_id, with_running=with_running,
+                                             owners=lambda: new_owner(OWNER_PREFIX))
             except Exception:
                 logger.exception("experiment %s: a driver pass failed; trying again", experiment_id)
                 await asyncio.sleep(SWEEP_SECONDS)
                 continue
             for run_id in (*result.started, *result.running):
-                executor.execute(run_id).add_done_callback(ended)
+                executor.execute(run_id, result.claims.get(run_id)).add_done_callback(ended)
             if result.progress is not None:
                 await events.asend(experiment_id, result.progress)
             if result.final:

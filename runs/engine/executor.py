@@ -20,6 +20,7 @@ from django.db import close_old_connections
 from llm import client as llm_client
 from runs import reprice, retention
 from runs.engine import dbthread, events, ledger, runner
+from runs.engine.ledger import Claim, Finished
 
 logger = logging.getLogger(__name__)
 
@@ -101,26 +102,28 @@ class Executor:
             assert self.loop is not None
             dbthread.call_soon(self.loop, lambda: runner.cancel_signal_deliver(run_id))
 
-    def _spawn(self, run_id: int) -> asyncio.Task[str | None]:
+    def _spawn(self, run_id: int, claim: Claim | Finished | None = None) -> asyncio.Task[str | None]:
         task = self.tasks.get(run_id)
         if task is not None:
             return task
         # A fresh context: a run must never inherit the context of the request that started it.
-        task = asyncio.get_running_loop().create_task(self._execute(run_id), context=contextvars.Context())
+        task = asyncio.get_running_loop().create_task(self._execute(run_id, claim), context=contextvars.Context())
         self.tasks[run_id] = task
         task.add_done_callback(lambda _: self.tasks.pop(run_id, None))
         return task
 
-    def execute(self, run_id: int) -> asyncio.Task[str | None]:
+    def execute(self, run_id: int, claim: Claim | Finished | None = None) -> asyncio.Task[str | None]:
         """Execute a run now, on this loop (the executor's), or the task already executing it: a
-        caller on the loop (experiments' driver) waits on it or adds a done callback."""
-        return self._spawn(run_id)
+        caller on the loop (experiments' driver) waits on it or adds a done callback. `claim`: its
+        first step's, when the caller claimed it (ledger.claim_inserted)."""
+        return self._spawn(run_id, claim)
 
-    async def _execute(self, run_id: int) -> str | None:
+    async def _execute(self, run_id: int, claim: Claim | Finished | None = None) -> str | None:
         assert self.semaphore is not None
         async with self.semaphore:
             try:
-                return await runner.execute_run(run_id, owner=runner.new_owner(OWNER_PREFIX))
+                owner = claim.owner if isinstance(claim, Claim) else runner.new_owner(OWNER_PREFIX)
+                return await runner.execute_run(run_id, owner=owner, claim=claim)
             except asyncio.CancelledError:
                 raise
             except Exception:

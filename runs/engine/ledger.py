@@ -199,6 +199,33 @@ def step_claim_in_transaction(*, run_id: int, owner: str) -> Claim | Finished | 
     )
 
 
+def claimed_at_insert(*, owner: str, now: datetime.datetime) -> dict[str, Any]:
+    """The fields of a new run that is inserted with its first step already claimed for `owner` (the
+    experiment driver starts its cells' runs so): nobody can see the row before it commits, so its
+    insert is the compare-and-set. `claim_inserted` makes the matching Claim."""
+    return {"status": RunStatus.RUNNING, "started_at": now, "lease_owner": owner, "lease_version": 1,
+            "lease_expires_at": _lease_until()}
+
+
+def claim_inserted(*, run_id: int, owner: str, steps: list[dict[str, Any]], inputs: dict[str, Any],
+                   budget_nano: int | None, budget_currency: str | None) -> Claim | Finished:
+    """The claim of the first step of a run inserted with `claimed_at_insert` (in the same transaction):
+    what step_claim_in_transaction would have returned for it, without reading it back."""
+    now = timezone.now()
+    if not steps:
+        return run_finish(run_id, RunStatus.SUCCEEDED) or Finished(run_id, RunStatus.SUCCEEDED)
+    endpoint = _endpoint_config(steps[0]["payload"]["endpoint_id"])
+    rate = _rate(steps[0], now)
+    budget = Budget.of_run(budget_nano, budget_currency, [])
+    stop = budget_stop(budget, rate, steps[0], index=0, seconds=_timeout(endpoint))
+    if stop:
+        Run.objects.filter(pk=run_id, lease_version=1).update(
+            status=RunStatus.BUDGET_REACHED, finished_at=timezone.now(), error=stop, lease_owner="", lease_expires_at=None)
+        return Finished(run_id, RunStatus.BUDGET_REACHED, stop)
+    return Claim(run_id=run_id, index=0, lease_version=1, owner=owner, steps=steps, variables=dict(inputs),
+                 endpoint=endpoint, first=True, rate=rate, budget=budget)
+
+
 # A moment lease_is_free is compiled with; its parameter is swapped for the real `now` per call.
 _FREE_AT = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
 _claim_cas_by_vendor: dict[tuple[str, bool], tuple[str, list[Any], int]] = {}

@@ -163,3 +163,35 @@ def test_the_sweeps_find_active_runs_nobody_holds_oldest_first() -> None:
     assert ledger.runs_unheld(limit=10) == sorted([free.pk, expired.pk])
     assert ledger.runs_unheld(limit=1) == [min(free.pk, expired.pk)]
     assert set(ACTIVE_STATUSES) >= {Run.objects.get(pk=pk).status for pk in ledger.runs_unheld(limit=10)}
+
+
+def test_a_run_inserted_claimed_is_what_an_insert_then_a_claim_leaves(settings) -> None:
+    """ledger.claimed_at_insert + claim_inserted (the experiment driver's fast path) against run_start's
+    insert followed by step_claim: the same row afterwards, and the same claim."""
+    from core.sql import insert_copies
+    from runs.services import run_start
+
+    workflow = make_chain(make_endpoint())
+    plain = run_start(workflow=workflow, inputs={"topic": "tides"}, user=None, budget=None)
+    orm_claim = ledger.step_claim(run_id=plain.pk, owner="owner-a")
+    assert isinstance(orm_claim, Claim)
+    template = Run(workflow=workflow, workflow_name=workflow.name, release_id=plain.release_id,
+                   step_count=plain.step_count, budget_nano=None, budget_currency=None)
+    for name, value in ledger.claimed_at_insert(owner="owner-b", now=timezone.now()).items():
+        setattr(template, name, value)
+    [run_id] = insert_copies(template, {"inputs": [{"topic": "tides"}]})
+    steps = plain.release.snapshot["steps"]
+    fast_claim = ledger.claim_inserted(run_id=run_id, owner="owner-b", steps=steps, inputs={"topic": "tides"},
+                                       budget_nano=None, budget_currency=None)
+    assert isinstance(fast_claim, Claim)
+    same = ("index", "lease_version", "steps", "variables", "endpoint", "first", "rate", "budget")
+    assert {k: getattr(fast_claim, k) for k in same} == {k: getattr(orm_claim, k) for k in same}
+    fields = ["status", "next_step", "lease_version", "inputs", "release_id", "step_count", "cancel_requested",
+              "budget_nano", "budget_currency", "label", "workflow_id"]
+    assert Run.objects.filter(pk=run_id).values(*fields).get() == Run.objects.filter(pk=plain.pk).values(*fields).get()
+    fast, slow = Run.objects.get(pk=run_id), Run.objects.get(pk=plain.pk)
+    assert (fast.lease_owner, slow.lease_owner) == ("owner-b", "owner-a")
+    assert fast.started_at is not None and fast.lease_expires_at is not None
+    # Its step commits like any claimed step's (the fence holds: version 1, this owner).
+    outcome, _ = ledger.step_commit(claim=fast_claim, result=StepResult(status="succeeded", output="x"))
+    assert outcome is True and Run.objects.get(pk=run_id).next_step == 1
