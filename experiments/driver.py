@@ -45,7 +45,7 @@ from runs.services import resolve_inputs
 
 logger = logging.getLogger(__name__)
 
-SWEEP_SECONDS = 2.0
+SWEEP_SECONDS = 1.0  # how often an embedded server looks for experiments made elsewhere (the CLI, a script)
 POLL_SECONDS = 0.25  # distributed: how often a driver looks at its runs
 
 RUN_TO_CELL = {RunStatus.SUCCEEDED: CellStatus.SUCCEEDED, RunStatus.FAILED: CellStatus.FAILED,
