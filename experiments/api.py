@@ -42,6 +42,21 @@ class ChangePermissions(ModelPermissions):
     perms_map = {**ModelPermissions.perms_map, "POST": ["%(app_label)s.change_%(model_name)s"]}
 
 
+SORT = OpenApiParameter("sort", OpenApiTypes.STR, OpenApiParameter.QUERY, required=False,
+                        description="`latency:<variant id>`, `cost:<variant id>` or `tokens:<variant id>`: rows by "
+                                    "that variant's figure, highest first; the dataset's order by default.")
+
+
+def _sort(text: str | None, experiment: Experiment) -> tuple[str, int] | None:
+    if not text:
+        return None
+    kind, _, variant = text.partition(":")
+    if kind not in selectors.SORTS or not variant.isdigit() or not experiment.variants.filter(pk=int(variant)).exists():
+        raise ValidationError({"sort": [f"“{text}” is not one of {', '.join(selectors.SORTS)} followed by “:” and "
+                                        "a variant id of this experiment."]})
+    return kind, int(variant)
+
+
 ROW_FILTER = OpenApiParameter("filter", OpenApiTypes.STR, OpenApiParameter.QUERY, required=False,
                               enum=list(selectors.FILTERS),
                               description="`failures`: rows where a variant failed; `disagree`: rows whose "
@@ -137,7 +152,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
                                                     assertions=serializer.validated_data["assertions"])
         return Response(EvaluationSerializer(evaluation).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(parameters=[ROW_FILTER, PAGE, PAGE_SIZE], responses=ResultPageSerializer)
+    @extend_schema(parameters=[ROW_FILTER, SORT, PAGE, PAGE_SIZE], responses=ResultPageSerializer)
     @action(detail=True, methods=["get"], filter_backends=[])
     def results(self, request: Request, pk: str | None = None, format: str | None = None) -> Response:
         """The matrix a page at a time, in the dataset's order: a row per case and repeat, a cell per variant."""
@@ -147,7 +162,8 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
             raise ValidationError({"filter": [f"“{row_filter}” is not one of: {', '.join(selectors.FILTERS)}."]})
         size = _whole_number(request, "page_size", Pagination.page_size or 50, Pagination.max_page_size)
         page = _whole_number(request, "page", 1, 10**9)
-        rows, more = selectors.results_page(experiment, row_filter=row_filter, offset=(page - 1) * size, limit=size)
+        rows, more = selectors.results_page(experiment, row_filter=row_filter, offset=(page - 1) * size, limit=size,
+                                            sort=_sort(request.query_params.get("sort"), experiment))
         variants = list(experiment.variants.order_by("position").values_list("pk", "name"))
         url = request.build_absolute_uri()
         return Response({

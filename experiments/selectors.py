@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet, Sum
 
 from core.money import money_text
 from evaluations.models import Evaluation, Score, ScoreOutcome
@@ -121,11 +121,27 @@ def _row_keys(experiment: Experiment, row_filter: str | None) -> QuerySet[Any]:
     return keys
 
 
-def results_page(experiment: Experiment, *, row_filter: str | None = None, offset: int = 0, limit: int = 50
-                 ) -> tuple[list[ResultRow], bool]:
-    """A page of the matrix in the dataset's order, and whether more follow. `row_filter`: None,
-    "failures" (a variant failed) or "disagree" (the variants' outputs differ)."""
-    return _page_of(experiment, _row_keys(experiment, row_filter), offset=offset, limit=limit)
+# How the matrix can be sorted: by one variant's cell figure, highest first (cells without it last).
+SORTS = {"latency": "latency_ms", "cost": "cost_nano", "tokens": "completion_tokens"}
+
+
+def _sorted_keys(experiment: Experiment, keys: QuerySet[Any], sort: str, variant_id: int) -> QuerySet[Any]:
+    """The rows of `keys`, ordered by the variant's cell `sort` figure (then in the dataset's order)."""
+    field_name = SORTS[sort]
+    among = keys.filter(position=OuterRef("position"), repeat=OuterRef("repeat"))
+    return (Cell.objects.filter(experiment=experiment, variant_id=variant_id).filter(Exists(among))
+            .order_by(F(field_name).desc(nulls_last=True), "position", "repeat").values("position", "repeat"))
+
+
+def results_page(experiment: Experiment, *, row_filter: str | None = None, offset: int = 0, limit: int = 50,
+                 sort: tuple[str, int] | None = None) -> tuple[list[ResultRow], bool]:
+    """A page of the matrix, and whether more follow: in the dataset's order, or by `sort` ((a key of
+    SORTS, a variant id): that variant's figure, highest first). `row_filter`: None, "failures" (a
+    variant failed) or "disagree" (the variants' outputs differ)."""
+    keys = _row_keys(experiment, row_filter)
+    if sort is not None:
+        keys = _sorted_keys(experiment, keys, *sort)
+    return _page_of(experiment, keys, offset=offset, limit=limit)
 
 
 def _page_of(experiment: Experiment, row_keys: QuerySet[Any], *, offset: int, limit: int
@@ -140,10 +156,12 @@ def _page_of(experiment: Experiment, row_keys: QuerySet[Any], *, offset: int, li
     for key in keys:
         wanted |= Q(position=key["position"], repeat=key["repeat"])
     # The page's rows lie in one position range of the (experiment, position, repeat, variant) index.
-    cells = (Cell.objects.filter(experiment=experiment, position__gte=keys[0]["position"],
-                                 position__lte=keys[-1]["position"]).filter(wanted)
+    positions = [key["position"] for key in keys]
+    cells = (Cell.objects.filter(experiment=experiment, position__gte=min(positions),
+                                 position__lte=max(positions)).filter(wanted)
              .order_by("position", "repeat", "variant__position").values(*CELL_FIELDS))
-    return list(_rows(cells.iterator())), more
+    order = {(key["position"], key["repeat"]): index for index, key in enumerate(keys)}
+    return sorted(_rows(cells.iterator()), key=lambda row: order[(row.position, row.repeat)]), more
 
 
 def _rows(cells: Iterator[dict[str, Any]]) -> Iterator[ResultRow]:

@@ -102,13 +102,26 @@ def _shown_evaluation(request: HttpRequest, experiment: Experiment) -> Evaluatio
     return shown or (evaluations.filter(pk=experiment.evaluation_id).first() if experiment.evaluation_id else None)
 
 
+SORT_NAMES = {"": "Dataset order", "latency": "Slowest first", "cost": "Costliest first", "tokens": "Most tokens first"}
+
+
 def _page_rows(experiment: Experiment, row_filter: str, number: int, evaluation: Evaluation | None,
-               baseline: Variant | None) -> tuple[list[Any], bool]:
+               baseline: Variant | None, sort: tuple[str, int] | None = None) -> tuple[list[Any], bool]:
     offset = (number - 1) * ROWS_PER_PAGE
     if row_filter == REGRESSIONS and evaluation is not None and baseline is not None:
         return selectors.regression_page(experiment, evaluation_id=evaluation.pk, baseline_id=baseline.pk,
                                          offset=offset, limit=ROWS_PER_PAGE)
-    return selectors.results_page(experiment, row_filter=row_filter or None, offset=offset, limit=ROWS_PER_PAGE)
+    return selectors.results_page(experiment, row_filter=row_filter or None, offset=offset, limit=ROWS_PER_PAGE,
+                                  sort=sort)
+
+
+def _sort(request: HttpRequest, variants: list[Variant]) -> tuple[str, int] | None:
+    """?sort=latency|cost|tokens with ?sort_variant=<id> (the first variant by default); unknown: none."""
+    kind = request.GET.get("sort", "")
+    if kind not in selectors.SORTS or not variants:
+        return None
+    chosen = next((v for v in variants if v.pk == _id(request.GET.get("sort_variant"))), variants[0])
+    return kind, chosen.pk
 
 
 def _pass_rate_chart(columns: list[dict[str, Any]]) -> BarChart | None:
@@ -134,20 +147,23 @@ def _results(request: HttpRequest, experiment: Experiment) -> dict[str, Any]:
     row_filter = request.GET.get("filter", "")
     row_filter = row_filter if row_filter in filters else ""
     number = _page_number(request)
-    rows, more = _page_rows(experiment, row_filter, number, evaluation, baseline)
+    sort = _sort(request, variants)
+    rows, more = _page_rows(experiment, row_filter, number, evaluation, baseline, sort)
     scores = selectors.evaluation_variant_scores(evaluation.pk) if evaluation else {}
     summaries = {summary.variant.pk: summary for summary in selectors.variant_summaries(experiment)}
     columns = [{"variant": v, "summary": summaries.get(v.pk), "score": scores.get(v.pk)} for v in variants]
     kept = {key: value for key, value in (("evaluation", request.GET.get("evaluation", "") if evaluation and
                                            evaluation.pk != experiment.evaluation_id else ""),
-                                          ("baseline", str(baseline.pk) if baseline else "")) if value}
+                                          ("baseline", str(baseline.pk) if baseline else ""),
+                                          ("sort", sort[0] if sort else ""),
+                                          ("sort_variant", str(sort[1]) if sort else "")) if value}
     return {"experiment": experiment, "variants": variants, "filter": row_filter, "filters": filters,
             "rows": selectors.marked_rows(rows, [v.pk for v in variants], evaluation_id=evaluation.pk
                                           if evaluation else None, baseline_id=baseline.pk if baseline else None),
             "page_number": number, "more": more, "columns": list(experiment.dataset_version.columns),
             "evaluation": evaluation, "baseline": baseline, "variant_columns": columns,
             "summaries": list(summaries.values()), "pass_rate_chart": _pass_rate_chart(columns),
-            "kept": kept, "results_query": request.GET.urlencode(),
+            "kept": kept, "results_query": request.GET.urlencode(), "sort": sort, "sorts": SORT_NAMES,
             "evaluations": list(selectors.experiment_evaluations(experiment)[:EVALUATIONS_SHOWN])}
 
 

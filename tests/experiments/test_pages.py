@@ -13,9 +13,11 @@ from django.test import Client
 from django.urls import reverse
 
 from experiments.models import Cell, Experiment, Variant
+from experiments.selectors import results_page
 from experiments.services import experiment_cancel
 from runs.services import run_start
 from tests.experiments.conftest import make_dataset_version, make_two_releases, start_experiment
+from tests.experiments.running import drive_to_end
 from tests.experiments.test_driver import drive
 from tests.factories import make_chain, make_endpoint
 
@@ -244,3 +246,26 @@ def test_the_list_shows_progress_and_cancel_stops_a_running_experiment(user_clie
     experiment.refresh_from_db()
     assert experiment.status in ("stopping", "cancelled")
     experiment_cancel(experiment=experiment)  # a second cancel changes nothing
+
+
+def test_the_matrix_sorts_by_a_variants_latency_on_the_page_and_the_api(user_client, api, fake_llm) -> None:  # type: ignore[no-untyped-def]
+    workflow, first, second = make_two_releases(fake_llm.base_url)
+    experiment = start_experiment(workflow, make_dataset_version(6), [first, second], concurrency=2)
+    drive_to_end(experiment.pk)
+    variant = experiment.variants.order_by("position").first()
+    # Give the first variant's cells known latencies, out of the dataset's order.
+    latencies = {0: 30, 1: 500, 2: 10, 3: 200, 4: None, 5: 90}
+    for position, latency in latencies.items():
+        Cell.objects.filter(experiment=experiment, variant=variant, position=position).update(latency_ms=latency)
+    slowest_first = [1, 3, 5, 0, 2, 4]  # cells without a figure last
+    rows, more = results_page(experiment, sort=("latency", variant.pk), limit=4)
+    assert [row.position for row in rows] == slowest_first[:4] and more
+    rows, _ = results_page(experiment, sort=("latency", variant.pk), offset=4, limit=4)
+    assert [row.position for row in rows] == slowest_first[4:]
+    page = user_client.get(f"/experiments/{experiment.pk}/results/?sort=latency&sort_variant={variant.pk}")
+    text = page.content.decode()
+    assert [text.index(f"t{p}<") for p in slowest_first[:3]] == sorted(text.index(f"t{p}<") for p in slowest_first[:3])
+    answer = api.get(f"/api/experiments/{experiment.pk}/results/?sort=latency:{variant.pk}").json()
+    assert [row["position"] for row in answer["results"]] == slowest_first
+    assert api.get(f"/api/experiments/{experiment.pk}/results/?sort=latency:999999").status_code == 400
+    assert api.get(f"/api/experiments/{experiment.pk}/results/?sort=speed:{variant.pk}").status_code == 400
