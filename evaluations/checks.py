@@ -616,6 +616,20 @@ class Verdict:
     results: list[Result]
 
 
+def metric_counts(results: list[dict[str, Any]], into: dict[str, dict[str, float]], sign: int = 1) -> None:
+    """Add (sign=-1: take away) the outcomes of a subject's results (Result.as_json, sets included) to
+    the per-metric counters `into`: {"metric": {"passed", "failed", "errors", "score_sum"}}."""
+    for result in results:
+        if result.get("metric"):
+            counts = into.setdefault(result["metric"], {"passed": 0, "failed": 0, "errors": 0, "score_sum": 0.0})
+            key = {PASS: "passed", FAIL: "failed", ERROR: "errors"}.get(result["outcome"])
+            if key is not None:
+                counts[key] += sign
+                if key != "errors":
+                    counts["score_sum"] = round(counts["score_sum"] + sign * result["score"], 6)
+        metric_counts(result.get("children") or [], into, sign)
+
+
 def flatten(checks: list[Check]) -> Iterator[Check]:
     for check in checks:
         yield check

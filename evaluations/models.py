@@ -32,6 +32,8 @@ class Evaluation(models.Model):
     passed = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
+    # Per assertion `metric`: {"passed": n, "failed": n, "errors": n, "score_sum": x} over the scored subjects.
+    metrics = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True, default="")
     lease_owner = models.CharField(max_length=100, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)

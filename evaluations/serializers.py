@@ -16,11 +16,20 @@ class EvaluationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Evaluation
         fields = ["id", "scope", "number", "assertions", "assertions_hash", "note", "status", "total", "scored",
-                  "passed", "failed", "errors", "pass_rate", "error", "created_at", "finished_at"]
+                  "passed", "failed", "errors", "pass_rate", "metrics", "error", "created_at", "finished_at"]
         read_only_fields = fields
 
     def get_pass_rate(self, evaluation: Evaluation) -> dict[str, Any]:
         return pass_rate_json(evaluation.passed, evaluation.failed)
+
+    def to_representation(self, instance: Evaluation) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        # Each metric's counts with its pass rate, interval and mean score (errors left out).
+        data["metrics"] = {name: {**counts, **pass_rate_json(int(counts["passed"]), int(counts["failed"])),
+                                  "mean_score": counts["score_sum"] / (counts["passed"] + counts["failed"])
+                                  if counts["passed"] + counts["failed"] else None}
+                           for name, counts in sorted((instance.metrics or {}).items())}
+        return data
 
 
 class ScoreSerializer(serializers.ModelSerializer):

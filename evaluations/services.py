@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import F, Max
 
 from core.versioning import content_hash
-from evaluations.checks import compile_assertions, judge_checks
+from evaluations.checks import compile_assertions, judge_checks, metric_counts
 from evaluations.models import Evaluation, EvaluationStatus, RunChecks, Score, ScoreOutcome
 from runs.models import FINAL_STATUSES, Run, RunStatus
 from workflows.models import Workflow
@@ -69,11 +69,16 @@ def subjects_add(*, evaluation_id: int, subjects: Iterable[Subject]) -> int:
 @transaction.atomic
 def evaluation_rescore_errors(*, evaluation: Evaluation) -> int:
     """Score again only the subjects that ended in error (a check that could not be made), in place."""
-    count = Score.objects.filter(evaluation=evaluation, outcome=ScoreOutcome.ERROR).update(
-        outcome=ScoreOutcome.PENDING, score=None, reason="", results=[])
+    locked = Evaluation.objects.select_for_update().get(pk=evaluation.pk)
+    errors = Score.objects.filter(evaluation=evaluation, outcome=ScoreOutcome.ERROR)
+    # Their per-metric outcomes are taken back out: they are counted again when scored again.
+    for results in errors.values_list("results", flat=True).iterator():
+        metric_counts(results, locked.metrics, sign=-1)
+    count = errors.update(outcome=ScoreOutcome.PENDING, score=None, reason="", results=[])
     if count:
         Evaluation.objects.filter(pk=evaluation.pk).update(
-            errors=F("errors") - count, scored=F("scored") - count, status=EvaluationStatus.PENDING, finished_at=None)
+            errors=F("errors") - count, scored=F("scored") - count, status=EvaluationStatus.PENDING, finished_at=None,
+            metrics=locked.metrics)
         transaction.on_commit(wake)
     return count
 

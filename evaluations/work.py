@@ -31,6 +31,7 @@ from evaluations.checks import (
     compile_assertions,
     evaluate,
     judge_checks,
+    metric_counts,
 )
 from evaluations.models import Evaluation, EvaluationStatus, Score, ScoreOutcome
 from evaluations.services import run_checks_collect
@@ -251,13 +252,20 @@ def evaluation_batch(evaluation_id: int, *, owner: str, size: int = BATCH_SIZE) 
         # (bulk_update builds a CASE per row and field, twenty times slower; docs/performance.md).
         raw_delete(Score.objects.filter(pk__in=[row["id"] for row in rows]))
         Score.objects.bulk_create(scored, batch_size=500)
-        counts = {outcome: sum(s.outcome == outcome for s in scored) for outcome in ScoreOutcome.values}
-        evaluation.scored += counts[ScoreOutcome.PASS] + counts[ScoreOutcome.FAIL] + counts[ScoreOutcome.ERROR]
-        evaluation.passed += counts[ScoreOutcome.PASS]
-        evaluation.failed += counts[ScoreOutcome.FAIL]
-        evaluation.errors += counts[ScoreOutcome.ERROR]
-        evaluation.save(update_fields=["scored", "passed", "failed", "errors"])
+        _count(evaluation, scored)
     return "more"
+
+
+def _count(evaluation: Evaluation, scored: list[Score]) -> None:
+    """Add a batch's final outcomes (not those waiting on judges) to the evaluation's counters."""
+    final = [score for score in scored if score.outcome in (ScoreOutcome.PASS, ScoreOutcome.FAIL, ScoreOutcome.ERROR)]
+    evaluation.scored += len(final)
+    evaluation.passed += sum(score.outcome == ScoreOutcome.PASS for score in final)
+    evaluation.failed += sum(score.outcome == ScoreOutcome.FAIL for score in final)
+    evaluation.errors += sum(score.outcome == ScoreOutcome.ERROR for score in final)
+    for score in final:
+        metric_counts(score.results, evaluation.metrics)
+    evaluation.save(update_fields=["scored", "passed", "failed", "errors", "metrics"])
 
 
 def evaluation_run(evaluation_id: int, *, owner: str) -> None:

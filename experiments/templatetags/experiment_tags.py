@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from django import template
 
+from evaluations.selectors import wilson_interval
 from experiments.events import progress
 from experiments.models import Cell
 from experiments.selectors import cell_cost_text
@@ -58,3 +59,13 @@ def matrix_query(kept: dict[str, str], **changes: Any) -> str:
     """The matrix's query string: the evaluation and baseline shown, with `changes` (empty ones dropped)."""
     query = {**kept, **{key: str(value) for key, value in changes.items()}}
     return "?" + urlencode({key: value for key, value in query.items() if value not in ("", "None")})
+
+
+@register.simple_tag
+def metric_rate(counts: dict[str, Any]) -> str:
+    """A metric's pass rate with its 95 % interval ("67 % (21 to 94 %)"), or "—" with nothing counted."""
+    passed, failed = int(counts.get("passed", 0)), int(counts.get("failed", 0))
+    interval = wilson_interval(passed, passed + failed)
+    if interval is None:
+        return "—"
+    return f"{passed / (passed + failed):.0%} ({interval[0]:.0%} to {interval[1]:.0%})"

@@ -149,3 +149,35 @@ async def test_the_api_creates_with_assertions_reevaluates_and_reports_scores(fa
     again = await post(url, {"assertions": [{"type": "word-count", "value": 1}]}, format="json")
     assert again.status_code == 202 and again.json()["number"] == 2
     assert (await post(url, {"assertions": [{"type": "nope"}]}, format="json")).status_code == 400
+
+
+async def test_scores_are_counted_per_metric_and_errors_come_out_when_rescored(fake_llm, api):
+    workflow, first, _ = await sync_to_async(make_two_releases)(fake_llm.base_url)
+    version = await sync_to_async(make_dataset_version)(3)
+    experiment = await sync_to_async(start_experiment)(workflow, version, [first], assertions=[
+        {"type": "word-count", "value": {"min": 1}, "metric": "length"},
+        {"type": "contains", "value": "zzz-never", "metric": "style", "weight": 2},
+        {"type": "cost", "threshold": 1, "metric": "budget"}])
+    experiment = await drive(experiment.pk)
+    await sync_to_async(evaluations_work)(owner="test")
+    evaluation = await Evaluation.objects.aget(pk=experiment.evaluation_id)
+    assert evaluation.metrics == {
+        "length": {"passed": 3, "failed": 0, "errors": 0, "score_sum": 3.0},
+        "style": {"passed": 0, "failed": 3, "errors": 0, "score_sum": 0.0},
+        "budget": {"passed": 0, "failed": 0, "errors": 3, "score_sum": 0.0}}
+    shown = (await sync_to_async(api.get)(f"/api/evaluations/{evaluation.pk}/")).json()["metrics"]
+    assert shown["length"]["pass_rate"] == 1.0 and shown["style"]["pass_rate"] == 0.0
+    assert shown["budget"]["pass_rate"] is None
+    # Re-scoring errors takes only subjects whose outcome is an error: here they failed (style).
+    assert await sync_to_async(evaluation_rescore_errors)(evaluation=evaluation) == 0
+    only_errors = await sync_to_async(experiment_reevaluate)(
+        experiment=experiment, assertions=[{"type": "cost", "threshold": 1, "metric": "budget"}])
+    await sync_to_async(evaluations_work)(owner="test")
+    only_errors = await Evaluation.objects.aget(pk=only_errors.pk)
+    assert only_errors.metrics == {"budget": {"passed": 0, "failed": 0, "errors": 3, "score_sum": 0.0}}
+    assert await sync_to_async(evaluation_rescore_errors)(evaluation=only_errors) == 3
+    only_errors = await Evaluation.objects.aget(pk=only_errors.pk)
+    assert only_errors.metrics["budget"]["errors"] == 0  # taken out, to be counted again
+    await sync_to_async(evaluations_work)(owner="test")
+    only_errors = await Evaluation.objects.aget(pk=only_errors.pk)
+    assert only_errors.metrics["budget"]["errors"] == 3 and only_errors.errors == 3

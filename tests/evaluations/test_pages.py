@@ -234,3 +234,13 @@ async def test_a_labels_pass_rate_per_day_counts_the_runs_of_the_release_it_poin
     client = await logged_in(user)
     content = await sync_to_async(page)(client, reverse("run-stats"), {"workflow": workflow.pk})
     assert 'id="chart-label-pass-rate-production"' in content and "Pass rate of “production” per day" in content
+
+
+async def test_the_experiment_page_shows_outcomes_by_metric(user, fake_llm):  # type: ignore[no-untyped-def]
+    experiment = await scored_experiment(fake_llm, assertions=[
+        {"type": "icontains", "value": "good", "metric": "tone"}, {"type": "word-count", "value": {"min": 1}}])
+    content = await sync_to_async(page)(await logged_in(user), f"/experiments/{experiment.pk}/")
+    table = content.split('id="metrics-table"', 1)[1].split("</table>", 1)[0]
+    # "good" in 3 of the 6 outputs; the unnamed word count has no metric row.
+    assert 'data-metric="tone"' in table and "50%" in table.replace(" ", "").replace("&nbsp;", "")
+    assert table.count("data-metric=") == 1
