@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -20,7 +21,14 @@ from django.utils import timezone
 from evaluations.models import Preference, Review
 from evaluations.reviews import judge_verdict, preference_set, review_set
 from experiments.models import Cell, Experiment
-from experiments.reviews import ab_pairs, experiment_agreement, pair_preferences, review_progress, variant_reviews
+from experiments.reviews import (
+    _swapped,
+    ab_pairs,
+    experiment_agreement,
+    pair_preferences,
+    review_progress,
+    variant_reviews,
+)
 from runs.models import Run, RunStatus
 from runs.retention import runs_prune
 from tests.evaluations.test_judges import judge_all
@@ -134,7 +142,9 @@ def compare_blind(experiment: Experiment, user) -> None:  # type: ignore[no-unty
     # Sides are shuffled per case, the same each time this reviewer sees it.
     pairs = ab_pairs(experiment, first, second, user)
     assert [p.key for p in pairs] == ["0-0", "1-0", "2-0", "3-0", "4-0", "5-0"]
-    assert {p.shown_a.variant_id for p in pairs} == {first.pk, second.pk}
+    # Each case's side follows the reviewer's shuffle (that it mixes sides is shown over fixed ids below).
+    assert [p.shown_a.variant_id for p in pairs] == [
+        second.pk if _swapped(experiment, p.position, p.repeat, user) else first.pk for p in pairs]
     assert [p.shown_a.pk for p in pairs] == [p.shown_a.pk for p in ab_pairs(experiment, first, second, user)]
     shown_a = pairs[0].shown_a
     assert (pairs[0].shown_a.run.output or "") in pair.group(2)
@@ -366,3 +376,11 @@ def test_the_experiment_page_links_to_the_review_queue_and_shows_agreement(user_
     viewer = client_with_perms("experiments.view_experiment")
     page = viewer.get(f"/experiments/{experiment.pk}/").content.decode()
     assert 'id="review-link"' not in page and 'id="review-agreement"' not in page
+
+
+def test_the_ab_shuffle_puts_each_variant_first_in_some_cases_and_is_stable() -> None:
+    experiment, reviewer, other = SimpleNamespace(pk=7), SimpleNamespace(pk=3), SimpleNamespace(pk=4)
+    sides = [_swapped(experiment, position, 0, reviewer) for position in range(32)]
+    assert 8 < sum(sides) < 24  # both sides, roughly as often
+    assert sides == [_swapped(experiment, position, 0, reviewer) for position in range(32)]
+    assert sides != [_swapped(experiment, position, 0, other) for position in range(32)]  # per reviewer
