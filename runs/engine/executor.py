@@ -2,6 +2,8 @@
 
 It wakes at once when a run is submitted, caps concurrency with a semaphore, and on start-up and
 every few seconds picks up runs nobody holds (queued before start, or left by a dead process).
+Apps above runs add companions (experiments' driver, evaluations' scoring): tasks started and
+stopped with it, registered at start-up, so the engine imports none of them.
 """
 from __future__ import annotations
 
