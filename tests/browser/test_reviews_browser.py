@@ -19,6 +19,13 @@ def finished_experiment(browser, page, fake_llm, rows: int = 3):  # type: ignore
     return experiment
 
 
+def next_cell(page, cell) -> None:  # type: ignore[no-untyped-def]
+    """Wait for the queue to show `cell`, and for its page's scripts: a key pressed before the shortcuts
+    are listening would be lost (the page is shown as it is parsed)."""
+    page.wait_for_selector(f"#review[data-cell='{cell.pk}']")
+    page.wait_for_load_state("load")
+
+
 def test_keys_g_and_b_save_verdicts_in_order_and_help_opens_with_a_question_mark(browser, admin_user, fake_llm):
     page = browser.new_page()
     experiment = finished_experiment(browser, page, fake_llm)
@@ -41,18 +48,18 @@ def test_keys_g_and_b_save_verdicts_in_order_and_help_opens_with_a_question_mark
     page.evaluate("document.activeElement.blur()")
     assert not Review.objects.exists()
     page.keyboard.press("g")
-    page.wait_for_selector(f"#review[data-cell='{cells[1].pk}']")
+    next_cell(page, cells[1])
     assert page.locator("#review-progress").inner_text() == "1 of 6 reviewed"
     page.keyboard.press("b")
-    page.wait_for_selector(f"#review[data-cell='{cells[2].pk}']")
+    next_cell(page, cells[2])
     page.keyboard.press("s")  # skip: no review
-    page.wait_for_selector(f"#review[data-cell='{cells[3].pk}']")
+    next_cell(page, cells[3])
     # The buttons work without the keyboard, and show their focus.
     page.get_by_role("button", name="Bad").focus()
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
     page.get_by_role("button", name="Bad").click()
-    page.wait_for_selector(f"#review[data-cell='{cells[4].pk}']")
+    next_cell(page, cells[4])
     reviews = {r.run_id: r for r in Review.objects.all()}
     assert set(reviews) == {cells[0].run_id, cells[1].run_id, cells[3].run_id}
     assert (reviews[cells[0].run_id].verdict, reviews[cells[0].run_id].score,
