@@ -36,12 +36,13 @@ from core.sql import insert_copies
 from evaluations.services import subjects_add
 from experiments import events
 from experiments.models import ACTIVE_EXPERIMENT_STATUSES, Cell, CellStatus, Experiment, ExperimentStatus
+from releases.cache import release_cached
 from releases.models import Release
 from runs.costs import run_costs
 from runs.engine import ledger
 from runs.engine.ledger import Claim, Finished
 from runs.models import ACTIVE_STATUSES, FINAL_STATUSES, Run, RunStatus
-from runs.services import resolve_inputs
+from runs.services import resolve_inputs, run_cancel
 
 logger = logging.getLogger(__name__)
 
@@ -58,30 +59,7 @@ class Tick:
     running: list[int] = field(default_factory=list)  # runs of cells running before this tick
     claims: dict[int, Claim | Finished] = field(default_factory=dict)  # started runs' first steps, when asked
     final: bool = False
-    changed: bool = False
     progress: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class _Release:
-    declared: list[dict[str, Any]]
-    steps: list[dict[str, Any]]
-
-    @property
-    def step_count(self) -> int:
-        return len(self.steps)
-
-
-# Releases never change: what a cell's run needs of one is read once per process.
-_releases: dict[int, _Release] = {}
-
-
-def _release(release_id: int) -> _Release:
-    cached = _releases.get(release_id)
-    if cached is None:
-        snapshot = Release.objects.values_list("snapshot", flat=True).get(pk=release_id)
-        cached = _releases[release_id] = _Release(declared=snapshot.get("inputs") or [], steps=snapshot["steps"])
-    return cached
 
 
 def cell_inputs(mapping: dict[str, dict[str, Any]], case_inputs: dict[str, Any], declared: list[dict[str, Any]]
@@ -165,15 +143,17 @@ def _finish_cells(experiment: Experiment, ended: list[tuple[int, int | None, Any
         subjects_add(evaluation_id=experiment.evaluation_id, subjects=to_score)
 
 
-def cells_stop(experiment: Experiment, reason: str, now: Any) -> list[int]:
-    """Stop starting cells: queued ones end now; returns the runs to cancel."""
+def cells_stop(experiment: Experiment, reason: str, now: Any) -> None:
+    """Stop starting cells (in the caller's transaction, which saves the experiment's counters): queued
+    ones end now, running ones have their runs cancelled; the experiment ends when the last has."""
     ending = CellStatus.SKIPPED if reason == "budget" else CellStatus.CANCELLED
     stopped = Cell.objects.filter(experiment=experiment, status=CellStatus.QUEUED).update(status=ending, finished_at=now)
     experiment.queued -= stopped
     setattr(experiment, ending, getattr(experiment, ending) + stopped)
     experiment.status, experiment.stop_reason = ExperimentStatus.STOPPING, reason
-    return list(Cell.objects.filter(experiment=experiment, status=CellStatus.RUNNING, run__isnull=False)
-                .order_by().values_list("run_id", flat=True))
+    running = Cell.objects.filter(experiment=experiment, status=CellStatus.RUNNING, run__isnull=False).order_by()
+    for run in Run.objects.filter(pk__in=running.values("run_id"), status__in=ACTIVE_STATUSES):
+        run_cancel(run=run)
 
 
 def _start_cells(experiment: Experiment, capacity: int, now: Any, owners: Any = None,
@@ -183,30 +163,32 @@ def _start_cells(experiment: Experiment, capacity: int, now: Any, owners: Any = 
     run is inserted with its first step claimed, and its claim put in `claims`."""
     # Plain rows, not model instances: the driver's pass runs on the thread where steps commit.
     cells = list(Cell.objects.filter(experiment=experiment, status=CellStatus.QUEUED).order_by("id").values_list(
-        "id", "position", "tries", "variant__release_id", "variant__label", "item__inputs")[:capacity])
+        "id", "position", "tries", "variant__release_id", "variant__release__content_hash", "variant__label",
+        "item__inputs")[:capacity])
     if not cells:
         return []
     remaining = None
     if experiment.budget_nano is not None:
         remaining = max(experiment.budget_nano - experiment.cost_nano, 0)
     # Per variant: the cells starting and their runs' inputs (a run differs from its variant's others only there).
-    starting: dict[tuple[int, str], list[tuple[int, int, dict[str, Any]]]] = {}
-    for cell_id, position, tries, release_id, label, case_inputs in cells:
-        release = _release(release_id)
+    starting: dict[tuple[Release, str], list[tuple[int, int, dict[str, Any]]]] = {}
+    for cell_id, position, tries, release_id, content_hash, label, case_inputs in cells:
+        release = release_cached(release_id, content_hash)
         try:
-            inputs = cell_inputs(experiment.mapping, case_inputs, release.declared)
+            inputs = cell_inputs(experiment.mapping, case_inputs, release.snapshot.get("inputs") or [])
         except ValidationError as exc:
             Cell.objects.filter(pk=cell_id).update(status=CellStatus.FAILED, finished_at=now,
                                                    error=f"Case #{position + 1}: " + " ".join(exc.messages))
             experiment.failed += 1
             experiment.queued -= 1
             continue
-        starting.setdefault((release_id, label), []).append((cell_id, tries, inputs))
+        starting.setdefault((release, label), []).append((cell_id, tries, inputs))
     started: list[int] = []
     updates: list[tuple[Any, ...]] = []
-    for (release_id, label), group in starting.items():
-        template = Run(workflow_id=experiment.workflow_id, workflow_name=experiment.workflow.name, release_id=release_id,
-                       label=label, step_count=_release(release_id).step_count, created_by_id=experiment.created_by_id,
+    for (release, label), group in starting.items():
+        steps = release.snapshot["steps"]
+        template = Run(workflow_id=experiment.workflow_id, workflow_name=experiment.workflow.name, release_id=release.pk,
+                       label=label, step_count=len(steps), created_by_id=experiment.created_by_id,
                        budget_nano=remaining, budget_currency=experiment.budget_currency or None)
         varying: dict[str, list[Any]] = {"inputs": [inputs for _, _, inputs in group]}
         if owners is not None:
@@ -218,7 +200,6 @@ def _start_cells(experiment: Experiment, capacity: int, now: Any, owners: Any = 
         # One INSERT of the group's runs, values prepared once (bulk_create was most of the pass: docs/performance.md).
         run_ids = insert_copies(template, varying)
         if owners is not None and claims is not None:
-            steps = _release(release_id).steps
             for run_id, (_, _, inputs), owner in zip(run_ids, group, varying["lease_owner"], strict=True):
                 claims[run_id] = ledger.claim_inserted(run_id=run_id, owner=owner, steps=steps, inputs=inputs,
                                                        budget_nano=remaining,
@@ -240,8 +221,6 @@ def tick(*, experiment_id: int, with_running: bool = True, owners: Any = None) -
     """One pass of the driver (see the module's docstring). `with_running`: also say which runs are
     still under way (a driver that just started, or one that polls, attaches to them). `owners`: the
     caller executes the runs started here, whose first steps are claimed for owners it makes."""
-    from runs.services import run_cancel  # the service, for runs this experiment must stop
-
     with transaction.atomic():
         if not Experiment.objects.filter(pk=experiment_id, status__in=ACTIVE_EXPERIMENT_STATUSES).update(
                 ticks=F("ticks") + 1):
@@ -256,10 +235,9 @@ def tick(*, experiment_id: int, with_running: bool = True, owners: Any = None) -
                      .filter(Q(run__isnull=True) | Q(run__status__in=FINAL_STATUSES)).order_by()
                      .values_list("id", "run_id", "item__expected", "item__assertions"))
         _finish_cells(experiment, ended, now)
-        to_cancel: list[int] = []
         spent = experiment.budget_nano is not None and experiment.cost_nano >= experiment.budget_nano
         if experiment.status == ExperimentStatus.RUNNING and (spent or experiment.stop_reason == "budget"):
-            to_cancel = cells_stop(experiment, "budget", now)
+            cells_stop(experiment, "budget", now)
         started: list[int] = []
         claims: dict[int, Claim | Finished] = {}
         if experiment.status == ExperimentStatus.RUNNING:
@@ -272,12 +250,9 @@ def tick(*, experiment_id: int, with_running: bool = True, owners: Any = None) -
         changed = [getattr(experiment, name) for name in COUNTERS] != before
         if changed:
             experiment.save(update_fields=COUNTERS)
-        for run in Run.objects.filter(pk__in=to_cancel, status__in=ACTIVE_STATUSES):
-            run_cancel(run=run)
         still = list(Cell.objects.filter(experiment=experiment, status=CellStatus.RUNNING, run__isnull=False)
                      .exclude(run_id__in=started).order_by().values_list("run_id", flat=True)) if with_running else []
     return Tick(started=started, running=still, claims=claims, final=experiment.is_finished,
-                changed=changed or bool(started),
                 progress=events.progress(experiment) if changed or started else None)
 
 

@@ -24,8 +24,7 @@ from experiments.models import (
 )
 from releases.models import Release
 from releases.services import label_release, release_cut
-from runs.models import ACTIVE_STATUSES, Run
-from runs.services import run_budget, run_cancel
+from runs.services import run_budget
 from workflows.models import Workflow
 
 MAX_REPEATS = 100
@@ -200,10 +199,8 @@ def experiment_stop(*, experiment_id: int, reason: str) -> Experiment:
     experiment = Experiment.objects.get(pk=experiment_id)
     if experiment.status != ExperimentStatus.RUNNING:
         return experiment
-    running = driver.cells_stop(experiment, reason, timezone.now())
+    driver.cells_stop(experiment, reason, timezone.now())
     experiment.save(update_fields=["status", "stop_reason", "queued", "skipped", "cancelled"])
-    for run in Run.objects.filter(pk__in=running, status__in=ACTIVE_STATUSES):
-        run_cancel(run=run)
     transaction.on_commit(lambda: driver.wake(experiment_id))
     return experiment
 
