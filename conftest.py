@@ -72,9 +72,10 @@ async def _close_llm_clients() -> object:
     yield
     from llm import client, ratelimit
     from releases import cache as releases_cache
-    from runs.engine import dbthread
+    from runs.engine import dbthread, ledger
 
     releases_cache.clear()  # releases never change, but a test's database is emptied under them
+    ledger.endpoint_configs_forget()  # the next test's endpoint of the same id is another endpoint
     book_forget()
 
     await client.aclose_all()

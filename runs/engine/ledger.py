@@ -115,6 +115,11 @@ def _endpoint_config(endpoint_id: int) -> EndpointConfig | None:
     return config
 
 
+def endpoint_configs_forget() -> None:
+    """Forget the endpoints read (tests: an endpoint id of the next test's database is another endpoint)."""
+    _endpoint_cache.clear()
+
+
 def _lease_until() -> datetime.datetime:
     return timezone.now() + datetime.timedelta(seconds=settings.RUNS_LEASE_SECONDS)
 

@@ -21,7 +21,7 @@ OBJECT = {"type": "object"}
 def forget_this_process() -> None:
     """What another process knows: only the database (no learned overlay, no cached endpoint config)."""
     client._learned.clear()
-    ledger._endpoint_cache.clear()
+    ledger.endpoint_configs_forget()
 
 
 @sync_to_async

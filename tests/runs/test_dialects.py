@@ -51,7 +51,7 @@ async def first_response(run: Run) -> Response:
 
 def another_process() -> None:
     client._learned.clear()
-    ledger._endpoint_cache.clear()
+    ledger.endpoint_configs_forget()
 
 
 async def test_a_structured_workflow(fake_llm: FakeLLM, dialect: str) -> None:
