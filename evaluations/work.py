@@ -30,6 +30,7 @@ from evaluations.checks import (
     Verdict,
     compile_assertions,
     evaluate,
+    flatten,
     judge_checks,
     metric_counts,
 )
@@ -64,12 +65,7 @@ def evaluation_claim(evaluation_id: int, *, owner: str) -> bool:
 
 def _needs(checks: list[Check]) -> tuple[bool, bool]:
     """(steps, figures): whether any check reads a step's output, or the cost or finish reason."""
-    flat: list[Check] = []
-    stack = list(checks)
-    while stack:
-        check = stack.pop()
-        flat.append(check)
-        stack.extend(check.children)
+    flat = list(flatten(checks))
     return any(c.step for c in flat), any(c.kind in ("cost", "finish-reason") for c in flat)
 
 
