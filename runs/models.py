@@ -100,6 +100,7 @@ class ResponseStatus(models.TextChoices):
     FAILED = "failed"
     CANCELLED = "cancelled"
     COPIED = "copied"
+    SKIPPED = "skipped"  # its `when` was false: no call; its output is the step's default
 
 
 def call_was_made(*, status: str, attempts: list, prompt_tokens: int, completion_tokens: int) -> bool:
@@ -112,9 +113,13 @@ def call_was_made(*, status: str, attempts: list, prompt_tokens: int, completion
 class Response(models.Model):
     """The exact record of one step of a run: what was sent, what came back, what it cost."""
 
-    # Indexed by the unique (run, index) constraint below.
+    # Indexed by the unique (run, index, item) constraint below.
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="responses", db_index=False)
     index = models.PositiveIntegerField()
+    # 0: the step itself. n >= 1: the n-th item of a step that maps over a list (its call, its
+    # answer); the step's own row (item 0) then holds the list of the items' outputs.
+    item = models.PositiveIntegerField(default=0, db_default=0)
+    item_value = models.JSONField(null=True, blank=True, help_text="The list item this call was made for.")
     output_key = models.CharField(max_length=100)
     payload_name = models.CharField(max_length=100)
     endpoint_name = models.CharField(max_length=100, blank=True, default="")
@@ -153,11 +158,12 @@ class Response(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["run", "index"]
-        constraints = [models.UniqueConstraint(fields=["run", "index"], name="one_response_per_step")]
+        ordering = ["run", "index", "item"]
+        constraints = [models.UniqueConstraint(fields=["run", "index", "item"], name="one_response_per_step_item")]
 
     def __str__(self) -> str:
-        return f"Run {self.run_id} step {self.index + 1} ({self.output_key})"
+        item = f" item {self.item}" if self.item else ""
+        return f"Run {self.run_id} step {self.index + 1}{item} ({self.output_key})"
 
     @property
     def attempt_count(self) -> int:

@@ -1,7 +1,7 @@
 import re
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from core.money import validate_currency
@@ -10,6 +10,8 @@ from payloads.models import Payload
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Names a step's template can always read; inputs and outputs may not take them.
+# The most steps of one run, or items of one map, in flight at once.
+MAX_PARALLEL = 64
 RESERVED_NAMES = {"previous", "inputs", "loop", "range", "dict", "lipsum", "cycler", "joiner", "namespace"}
 
 
@@ -50,6 +52,10 @@ class Workflow(models.Model):
                                  help_text="The cost cap of its runs unless a run sets its own; empty: none.")
     # db_default too: rows written by code that predates the column (a data migration) still get one.
     budget_currency = models.CharField(max_length=3, default="USD", db_default="USD", validators=[validate_currency])
+    max_parallel = models.PositiveSmallIntegerField(
+        default=4, db_default=4, validators=[MinValueValidator(1), MaxValueValidator(MAX_PARALLEL)],
+        help_text="How many of a run's steps may call their LLM at the same time (steps that do not read each "
+                  "other's output run side by side).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -64,11 +70,40 @@ class Workflow(models.Model):
         return [item["name"] for item in self.inputs or []]
 
 
+class OnError(models.TextChoices):
+    """What a map does with an item whose call failed."""
+
+    FAIL = "fail", "fail the run, naming the item"
+    SKIP = "skip", "record the item failed and go on without it"
+    NULL = "null", "record the item failed and give null in its place"
+
+
 class Step(models.Model):
+    """One step: a payload whose answer becomes the variable `output_key`.
+
+    It starts once every variable it reads is known (the engine derives the graph from what the
+    templates read: workflows.graph). `when` may skip it; `for_each` runs it once per item of a list.
+    """
+
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="steps")
     payload = models.ForeignKey(Payload, on_delete=models.PROTECT, related_name="steps")
     position = models.PositiveIntegerField(default=0, db_index=True)
     output_key = models.CharField(max_length=100, validators=[validate_variable_name])
+    when = models.TextField(blank=True, default="", db_default="",
+                            help_text='A condition over inputs and earlier outputs, e.g. {{ language != "en" }}; '
+                                      "false skips the step. Empty: always runs.")
+    default = models.TextField(blank=True, default="", db_default="",
+                               help_text="The step's output when `when` skips it.")
+    for_each = models.CharField(max_length=200, blank=True, default="", db_default="",
+                                help_text="A list to run the payload over, once per item: an input given as a JSON "
+                                          "list, or an earlier step's output or a field of it (claims.items).")
+    item_as = models.CharField(max_length=100, blank=True, default="item", db_default="item",
+                               validators=[validate_variable_name], verbose_name="as",
+                               help_text="The item's variable name in the payload's blocks.")
+    max_parallel = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(MAX_PARALLEL)],
+        help_text="Items of the map in flight at once; empty: the workflow's limit.")
+    on_error = models.CharField(max_length=4, choices=OnError.choices, default=OnError.FAIL, db_default=OnError.FAIL)
 
     class Meta:
         ordering = ["position", "id"]

@@ -1,7 +1,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -12,6 +12,7 @@ from core.sql import CompiledValues
 from core.versioning import initial_versions, restore_message, version_missing, version_write
 from core.writes import apply_changes, replace_ordered
 from payloads.models import SAMPLING_FIELDS, Payload, PayloadBlock, PayloadVersion, request_params
+from workflows import graph
 from workflows.models import Step, Workflow, WorkflowVersion
 
 
@@ -23,11 +24,27 @@ class StepData:
     payload: dict[str, Any]
     endpoint: dict[str, Any]
     blocks: list[dict[str, str]]
+    # Control flow (issue 22): workflows.graph says what each means.
+    when: str = ""
+    default: str = ""
+    for_each: str = ""
+    item_as: str = "item"
+    max_parallel: int | None = None
+    on_error: str = "fail"
+
+    @property
+    def flow(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in FLOW_FIELDS}
+
+    def reads(self) -> dict[str, set[str]]:
+        return graph.step_reads(blocks=self.blocks, when=self.when, for_each=self.for_each, item_as=self.item_as)
 
 
+# The control-flow fields of a step, as the model, versions, exports and the API name them.
+FLOW_FIELDS = ("when", "default", "for_each", "item_as", "max_parallel", "on_error")
 _PAYLOAD_FIELDS = ["name", "model", "stream", "json_schema", "structured_retries", "pass_reasoning", "extra_params",
                    *SAMPLING_FIELDS]
-_STEP_VALUES = ("output_key", "payload_id", "payload__endpoint_id", "payload__endpoint__name",
+_STEP_VALUES = ("output_key", *FLOW_FIELDS, "payload_id", "payload__endpoint_id", "payload__endpoint__name",
                 "payload__endpoint__enabled", "payload__endpoint__default_model",
                 *(f"payload__{name}" for name in _PAYLOAD_FIELDS))
 _steps_query = CompiledValues(lambda workflow_id: Step.objects.filter(workflow_id=workflow_id).order_by("position", "id")
@@ -44,6 +61,7 @@ def _step_data(rows: list[dict[str, Any]], blocks: dict[int, list[dict[str, str]
             endpoint={"id": row["payload__endpoint_id"], "name": row["payload__endpoint__name"],
                       "enabled": row["payload__endpoint__enabled"], "default_model": row["payload__endpoint__default_model"]},
             blocks=blocks[row["payload_id"]],
+            **{name: row[name] for name in FLOW_FIELDS},
         )
         for row in rows
     ]
@@ -79,22 +97,38 @@ def workflow_variable_flow(workflow: Workflow, *, steps: list[StepData] | None =
     inputs = set(workflow.input_names)
     earlier: list[str] = []
     flow = []
-    for index, step in enumerate(workflow_steps(workflow) if steps is None else steps):
+    steps = workflow_steps(workflow) if steps is None else steps
+    for index, step in enumerate(steps):
         reads = []
+        local = {step.item_as} if step.for_each else set()
         for spec in step.blocks:
-            for name in sorted(templating.variables_of(spec["content"])):
-                if name == "previous":
-                    source = f"step:{earlier[-1]}" if earlier else None
-                elif name in earlier:
-                    source = f"step:{name}"
-                elif name in inputs:
-                    source = "input"
-                else:
-                    source = None
-                reads.append({"variable": name, "block": spec["block"], "source": source})
-        flow.append({"index": index, "output_key": step.output_key, "payload": step.payload["name"], "reads": reads})
+            try:
+                names = sorted(templating.variables_of(spec["content"]))
+            except templating.TemplateProblem:
+                names = []
+            for name in names:
+                reads.append({"variable": name, "block": spec["block"],
+                              "source": _source(name, earlier=earlier, inputs=inputs, local=local)})
+        for where in ("when", "for_each"):
+            for name in sorted(step.reads()[where]):
+                reads.append({"variable": name, "block": None, "field": where,
+                              "source": _source(name, earlier=earlier, inputs=inputs, local=set())})
+        flow.append({"index": index, "output_key": step.output_key, "payload": step.payload["name"], "reads": reads,
+                     "needs": graph.step_needs(index, set().union(*step.reads().values()), earlier), **step.flow})
         earlier.append(step.output_key)
+    for node, depth in zip(flow, graph.levels([node["needs"] for node in flow]), strict=True):
+        node["level"] = depth
     return flow
+
+
+def _source(name: str, *, earlier: list[str], inputs: set[str], local: set[str]) -> str | None:
+    if name in local:
+        return "item"
+    if name == "previous":
+        return f"step:{earlier[-1]}" if earlier else None
+    if name in earlier:
+        return f"step:{name}"
+    return "input" if name in inputs else None
 
 
 def workflow_problems(workflow: Workflow, *, steps: list[StepData] | None = None) -> list[dict[str, Any]]:
@@ -122,9 +156,49 @@ def _step_problems(step: StepData, index: int, inputs: set[str], earlier: set[st
         problems.append({**where, "message": f"Endpoint '{step.endpoint['name']}' is disabled."})
     if not step.blocks:
         problems.append({**where, "message": f"Payload '{step.payload['name']}' has no blocks."})
+    local = {step.item_as} if step.for_each else set()
     for spec in step.blocks:
-        problems += _block_problems(spec, {**where, "block": spec["block"]}, index, inputs, earlier)
+        problems += _block_problems(spec, {**where, "block": spec["block"]}, index, inputs, earlier | local)
+    return problems + _flow_problems(step, where, index, inputs, earlier)
+
+
+def _flow_problems(step: StepData, where: dict[str, Any], index: int, inputs: set[str],
+                   earlier: set[str]) -> list[dict[str, Any]]:
+    """What is wrong with a step's `when`, `for_each` and `as`, each naming the field."""
+    problems: list[dict[str, Any]] = []
+    if step.when.strip():
+        problems += [{**problem, "field": "when"} for problem in
+                     _block_problems({"content": graph.when_source(step.when)}, where, index, inputs, earlier)]
+    if step.for_each:
+        parsed = graph.for_each_parse(step.for_each)
+        if parsed is None:
+            problems.append({**where, "field": "for_each", "message": f"for_each '{step.for_each}' is not a variable "
+                             "name or a dotted path (claims.items)."})
+        elif parsed.root not in inputs and parsed.root not in earlier and not (parsed.root == "previous" and index):
+            problems.append({**where, "field": "for_each", "variable": parsed.root,
+                             "message": f"for_each reads '{parsed.root}', which is neither a workflow input nor an "
+                                        "earlier step's output."})
+        if step.item_as in inputs or step.item_as in earlier or step.item_as == step.output_key:
+            problems.append({**where, "field": "as", "message": f"as '{step.item_as}' hides an input or a step's "
+                             "output of that name."})
     return problems
+
+
+def workflow_warnings(workflow: Workflow, *, steps: list[StepData] | None = None) -> list[dict[str, Any]]:
+    """What may surprise at run time without stopping a run: a step that reads the output of a step
+    that a `when` may skip, which has no default (it reads an empty string then)."""
+    steps = workflow_steps(workflow) if steps is None else steps
+    warnings = []
+    keys = [step.output_key for step in steps]
+    for index, step in enumerate(steps):
+        for need in graph.step_needs(index, set().union(*step.reads().values()), keys[:index]):
+            skippable = steps[need]
+            if skippable.when.strip() and not skippable.default:
+                warnings.append({"step": index + 1, "output_key": step.output_key, "payload": step.payload["name"],
+                                 "variable": skippable.output_key, "level": "warning",
+                                 "message": f"Reads '{skippable.output_key}', which step {need + 1} may skip (its "
+                                            "'when'), and that step has no default: it reads an empty string then."})
+    return warnings
 
 
 def _block_problems(spec: dict[str, str], where: dict[str, Any], index: int, inputs: set[str],
@@ -147,13 +221,18 @@ def _block_problems(spec: dict[str, str], where: dict[str, Any], index: int, inp
 
 def workflow_snapshot(workflow: Workflow, *, steps: list[StepData] | None = None) -> dict[str, Any]:
     """Everything a run needs, frozen at start: later edits to the workflow do not change a run."""
+    steps = workflow_steps(workflow) if steps is None else steps
+    keys = [step.output_key for step in steps]
     return {
         "workflow": {"id": workflow.pk, "name": workflow.name},
         "inputs": workflow.inputs,
+        "max_parallel": workflow.max_parallel,
         "steps": [
             {
                 "index": index,
                 "output_key": step.output_key,
+                "needs": graph.step_needs(index, set().union(*step.reads().values()), keys[:index]),
+                **{name: value for name, value in step.flow.items() if value != _FLOW_DEFAULTS[name]},
                 "payload": {
                     "id": step.payload["id"],
                     "name": step.payload["name"],
@@ -168,9 +247,14 @@ def workflow_snapshot(workflow: Workflow, *, steps: list[StepData] | None = None
                 },
                 "blocks": step.blocks,
             }
-            for index, step in enumerate(workflow_steps(workflow) if steps is None else steps)
+            for index, step in enumerate(steps)
         ],
     }
+
+
+# A snapshot names a control-flow field only when it is not the default (a plain chain's stays as it was).
+_FLOW_DEFAULTS: dict[str, Any] = {"when": "", "default": "", "for_each": "", "item_as": "item", "max_parallel": None,
+                                  "on_error": "fail"}
 
 
 # --- Writes ---------------------------------------------------------------------------------------
@@ -180,28 +264,42 @@ class StepSpec(TypedDict):
 
     payload: Payload
     output_key: str
+    # Optional control-flow fields (FLOW_FIELDS); a missing one takes the model's default.
+    when: NotRequired[str]
+    default: NotRequired[str]
+    for_each: NotRequired[str]
+    item_as: NotRequired[str]
+    max_parallel: NotRequired[int | None]
+    on_error: NotRequired[str]
 
 
-WORKFLOW_UPDATABLE_FIELDS = {"name", "description", "inputs"}
+WORKFLOW_UPDATABLE_FIELDS = {"name", "description", "inputs", "max_parallel"}
 # Settings of its runs rather than content: changing them writes no version (and a restore keeps them).
 WORKFLOW_SETTINGS_FIELDS = {"budget", "budget_currency"}
 
 
 def _steps_replace(*, workflow: Workflow, steps: Sequence[StepSpec]) -> None:
     replace_ordered(workflow.steps.all(),
-                    [Step(workflow=workflow, payload=spec["payload"], output_key=spec["output_key"]) for spec in steps],
+                    [Step(workflow=workflow, payload=spec["payload"], output_key=spec["output_key"],
+                          **{name: spec[name] for name in FLOW_FIELDS if name in spec})  # type: ignore[literal-required]
+                     for spec in steps],
                     field="steps", label="Step")
 
 
 def workflow_version_content(workflow: Any, *, payload_versions: dict[int, int]) -> dict[str, Any]:
     """What a workflow version keeps: description, inputs, and its steps with each payload's version
     then. Reads attributes and the steps relation only, so the data migration can call it."""
-    steps = workflow.steps.order_by("position", "id").values("output_key", "payload_id", "payload__name")
-    return {
+    flow = [name for name in FLOW_FIELDS if hasattr(workflow.steps.model, name)]  # the data migration's model predates them
+    steps = workflow.steps.order_by("position", "id").values("output_key", "payload_id", "payload__name", *flow)
+    content = {
         "name": workflow.name, "description": workflow.description, "inputs": workflow.inputs,
         "steps": [{"output_key": step["output_key"], "payload_id": step["payload_id"], "payload": step["payload__name"],
-                   "payload_version": payload_versions.get(step["payload_id"])} for step in steps],
+                   "payload_version": payload_versions.get(step["payload_id"]),
+                   **{name: step[name] for name in flow if step[name] != _FLOW_DEFAULTS[name]}} for step in steps],
     }
+    if getattr(workflow, "max_parallel", 4) != 4:
+        content["max_parallel"] = workflow.max_parallel
+    return content
 
 
 def workflow_versions_initial(*, registry: Any) -> None:
@@ -258,9 +356,11 @@ def workflow_version_restore(*, version: WorkflowVersion, user: Any = None, mess
     for step in content["steps"]:
         if step["payload_id"] not in found:
             raise version_missing("payload", step["payload"])
-    steps: list[StepSpec] = [{"payload": found[step["payload_id"]], "output_key": step["output_key"]}
+    steps: list[StepSpec] = [{"payload": found[step["payload_id"]], "output_key": step["output_key"],  # type: ignore[typeddict-item]
+                              **{name: step.get(name, _FLOW_DEFAULTS[name]) for name in FLOW_FIELDS}}
                              for step in content["steps"]]
-    data = {name: content[name] for name in WORKFLOW_UPDATABLE_FIELDS}
+    data = {name: content[name] for name in WORKFLOW_UPDATABLE_FIELDS - {"max_parallel"}}
+    data["max_parallel"] = content.get("max_parallel", 4)
     return workflow_update(workflow=version.workflow, data=data, steps=steps, user=user,
                            message=restore_message(version, message))
 
