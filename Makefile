@@ -95,7 +95,7 @@ bench-quick: install-dev
 
 # Distributed mode: the run tests again on PostgreSQL with Procrastinate worker processes and
 # Redis; the servers are started (and installed with apt-get when missing) by tests/scaleout/servers.py.
-DISTRIBUTED_TESTS_PATHS ?= tests/runs/test_runner.py tests/runs/test_cli.py tests/runs/test_ledger.py tests/runs/test_dbthread.py tests/versions/test_concurrency.py tests/releases/test_concurrency.py tests/runs/test_search.py tests/runs/test_rollups.py tests/runs/test_reprice.py tests/reliability/test_reprice_kill.py tests/runs/test_retention.py tests/runs/test_prune_beside_runs.py tests/scaleout
+DISTRIBUTED_TESTS_PATHS ?= tests/runs/test_runner.py tests/runs/test_flow.py tests/runs/test_cli.py tests/runs/test_ledger.py tests/runs/test_dbthread.py tests/versions/test_concurrency.py tests/releases/test_concurrency.py tests/runs/test_search.py tests/runs/test_rollups.py tests/runs/test_reprice.py tests/reliability/test_reprice_kill.py tests/runs/test_retention.py tests/runs/test_prune_beside_runs.py tests/scaleout
 .PHONY: test-distributed soak-distributed
 test-distributed: install-dev
 	DISTRIBUTED_TESTS=1 $(PY) -m pytest $(DISTRIBUTED_TESTS_PATHS)

@@ -217,6 +217,8 @@ SPECTACULAR_SETTINGS = {
 # "embedded": runs execute in the server process; "procrastinate": on worker machines.
 RUNS_BACKEND = env("RUNS_BACKEND", default="embedded")
 RUNS_MAX_CONCURRENCY = env.int("RUNS_MAX_CONCURRENCY", default=10000)
+# The most items one `for_each` step may map over; a longer list fails the step, naming it (issue 22).
+RUNS_MAP_MAX_ITEMS = env.int("RUNS_MAP_MAX_ITEMS", default=1000)
 # The highest concurrency an experiment may ask for (each running cell is a run in flight).
 EXPERIMENTS_MAX_CONCURRENCY = env.int("EXPERIMENTS_MAX_CONCURRENCY", default=1000)
 RUNS_LEASE_SECONDS = env.float("RUNS_LEASE_SECONDS", default=30.0)

@@ -21,6 +21,7 @@ from releases.services import label_release, release_for_run
 from runs.engine import dispatch, events, run_cancel_signal
 from runs.engine.ledger import Claim, Finished, lease_is_free, step_claim_in_transaction
 from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus
+from workflows.graph import is_chain
 from workflows.models import Workflow
 from workflows.services import StepData, workflow_problems, workflow_snapshot, workflow_steps
 
@@ -163,10 +164,13 @@ def run_replay(*, source: Run, user: AbstractBaseUser | None, from_step: int = 0
     steps = snapshot["steps"]
     if not 0 <= from_step < len(steps):
         raise ValidationError({"from_step": [f"Must be a step index from 0 to {len(steps) - 1}."]})
-    copied = list(source.responses.filter(index__lt=from_step).order_by("index"))
-    done = [r for r in copied if r.status in (ResponseStatus.SUCCEEDED, ResponseStatus.COPIED)]
-    if len(done) != from_step:
-        raise ValidationError({"from_step": [f"The source run has no finished response for every step before step {from_step + 1}."]})
+    if is_chain(steps):
+        copied = list(source.responses.filter(index__lt=from_step).order_by("index"))
+        done = [r for r in copied if r.status in (ResponseStatus.SUCCEEDED, ResponseStatus.COPIED)]
+        if len(done) != from_step:
+            raise ValidationError({"from_step": [f"The source run has no finished response for every step before step {from_step + 1}."]})
+    else:
+        copied = _flow_copies(source, steps, from_step)
     for response in copied:
         if response.output_key != steps[response.index]["output_key"]:
             raise ValidationError({"from_step": [
@@ -177,7 +181,9 @@ def run_replay(*, source: Run, user: AbstractBaseUser | None, from_step: int = 0
         workflow=workflow, workflow_name=workflow.name, inputs=resolved,
         release_id=release_for_run(workflow=workflow, snapshot=snapshot, user=author),
         step_count=len(steps), created_by=author,
-        source_run=source, replay_from_step=from_step if from_step else None, next_step=from_step,
+        source_run=source, replay_from_step=from_step if from_step else None,
+        # A chain resumes at from_step; a flow's next_step counts its ended steps (runs.engine.flow).
+        next_step=from_step if is_chain(steps) else sum(1 for r in copied if r.item == 0),
         budget_nano=source.budget_nano, budget_currency=source.budget_currency,
     )
     Response.objects.bulk_create([
@@ -186,8 +192,9 @@ def run_replay(*, source: Run, user: AbstractBaseUser | None, from_step: int = 0
             endpoint_name=r.endpoint_name, model=r.model, messages=r.messages, request_params=r.request_params,
             output=r.output, output_json=r.output_json, reasoning=r.reasoning, finish_reason=r.finish_reason,
             reasoning_tokens=r.reasoning_tokens, cached_tokens=r.cached_tokens, prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
-            tokens_estimated=r.tokens_estimated, latency_ms=r.latency_ms, ttft_ms=r.ttft_ms,
-            attempts=[], status=ResponseStatus.COPIED, copied_from=r.copied_from or r,
+            tokens_estimated=r.tokens_estimated, latency_ms=r.latency_ms, ttft_ms=r.ttft_ms, item=r.item,
+            item_value=r.item_value, attempts=[], copied_from=r.copied_from or r,
+            status=ResponseStatus.FAILED if r.status == ResponseStatus.FAILED else ResponseStatus.COPIED,
             # Not called again: this run paid nothing for it.
             cost_nano=0, cost_source=COST_COMPUTED, cost_note=f"Copied from run {r.run_id}: not called again.",
         )
@@ -195,6 +202,22 @@ def run_replay(*, source: Run, user: AbstractBaseUser | None, from_step: int = 0
     ])
     _after_commit_dispatch(run)
     return run
+
+
+def _flow_copies(source: Run, steps: list[dict[str, Any]], from_step: int) -> list[Response]:
+    """What a replay of a flow copies: every step that neither is `from_step` nor reads it (through
+    any chain of steps), if the source finished it, with its map items. The rest runs again."""
+    rerun = {from_step}
+    for index in range(from_step + 1, len(steps)):
+        if rerun.intersection(steps[index].get("needs", [index - 1])):
+            rerun.add(index)
+    rows = [r for r in source.responses.order_by("index", "item") if r.index not in rerun]
+    finished = {r.index for r in rows if r.item == 0 and r.status in FINISHED_STEP_STATUSES}
+    return [r for r in rows if r.index in finished]
+
+
+# A source run's step that a replay may copy instead of running it again.
+FINISHED_STEP_STATUSES = (ResponseStatus.SUCCEEDED, ResponseStatus.COPIED, ResponseStatus.SKIPPED)
 
 
 def run_cancel(*, run: Run) -> Run:

@@ -137,10 +137,27 @@ def arun_started(run_id: int) -> Coroutine[Any, Any, None]:
 
 
 # --- step events (to the run's group only) ------------------------------------------------------
+def _item(claim: Claim, data: dict[str, Any]) -> dict[str, Any]:
+    """A map item's events name the item (its number, from 1, and the map's size); a step's do not."""
+    if claim.item:
+        data.update(item=claim.item, item_count=claim.item_count)
+    elif claim.item_count:
+        data["items"] = claim.item_count
+    return data
+
+
 def astep_started(claim: Claim) -> Coroutine[Any, Any, None]:
-    return send(claim.run_id, "step.started", {
-        "index": claim.index, "output_key": claim.step["output_key"],
-        "payload": claim.step["payload"]["name"], "step_count": claim.step_count})
+    data = {"index": claim.index, "output_key": claim.step["output_key"],
+            "payload": claim.step["payload"]["name"], "step_count": claim.step_count}
+    if claim.item:
+        data["item_value"] = claim.item_value
+    return send(claim.run_id, "step.started", _item(claim, data))
+
+
+def astep_skipped(claim: Claim, result: StepResult) -> Coroutine[Any, Any, None]:
+    """`step.skipped`: its `when` was false; its output is the step's default."""
+    return send(claim.run_id, "step.skipped", {"index": claim.index, "output_key": claim.step["output_key"],
+                                               "status": result.status, "output": result.output})
 
 
 def astep_finished(claim: Claim, result: StepResult) -> Coroutine[Any, Any, None]:
@@ -157,6 +174,8 @@ def astep_finished(claim: Claim, result: StepResult) -> Coroutine[Any, Any, None
         data["reasoning_tokens"] = result.reasoning_tokens
     if result.cached_tokens is not None:
         data["cached_tokens"] = result.cached_tokens
+    if claim.item or claim.item_count:
+        _item(claim, data)
     if result.status == ResponseStatus.SUCCEEDED:
         return send(claim.run_id, "step.completed", data)
     data["error"] = result.error
@@ -173,9 +192,10 @@ class StepDeltas:
     """Coalesces a step's streamed text into `step.delta` events: one per interval, carrying its
     offset in the text, or now and then the full text so far (offset 0, "full": true)."""
 
-    def __init__(self, run_id: int, index: int) -> None:
+    def __init__(self, run_id: int, index: int, item: int = 0) -> None:
         self.run_id = run_id
         self.index = index
+        self.item = item  # a map item's deltas name it
         self.sent = 0
         self.pending: list[str] = []
         self.streamed: list[str] = []
@@ -197,6 +217,8 @@ class StepDeltas:
         self._send({"index": self.index, "offset": 0, "text": "", "reset": True})
 
     def _send(self, data: dict[str, Any]) -> None:
+        if self.item:
+            data["item"] = self.item
         task = asyncio.ensure_future(send(self.run_id, "step.delta", data))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

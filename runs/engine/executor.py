@@ -22,6 +22,7 @@ from django.db import close_old_connections
 from llm import client as llm_client
 from runs import reprice, retention
 from runs.engine import dbthread, events, ledger, runner
+from runs.engine.flow import FlowClaim
 from runs.engine.ledger import Claim, Finished
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class Executor:
             assert self.loop is not None
             dbthread.call_soon(self.loop, lambda: runner.cancel_signal_deliver(run_id))
 
-    def _spawn(self, run_id: int, claim: Claim | Finished | None = None) -> asyncio.Task[str | None]:
+    def _spawn(self, run_id: int, claim: Claim | Finished | FlowClaim | None = None) -> asyncio.Task[str | None]:
         task = self.tasks.get(run_id)
         if task is not None:
             return task
@@ -114,17 +115,17 @@ class Executor:
         task.add_done_callback(lambda _: self.tasks.pop(run_id, None))
         return task
 
-    def execute(self, run_id: int, claim: Claim | Finished | None = None) -> asyncio.Task[str | None]:
+    def execute(self, run_id: int, claim: Claim | Finished | FlowClaim | None = None) -> asyncio.Task[str | None]:
         """Execute a run now, on this loop (the executor's), or the task already executing it: a
         caller on the loop (experiments' driver) waits on it or adds a done callback. `claim`: its
         first step's, when the caller claimed it (ledger.claim_inserted)."""
         return self._spawn(run_id, claim)
 
-    async def _execute(self, run_id: int, claim: Claim | Finished | None = None) -> str | None:
+    async def _execute(self, run_id: int, claim: Claim | Finished | FlowClaim | None = None) -> str | None:
         assert self.semaphore is not None
         async with self.semaphore:
             try:
-                owner = claim.owner if isinstance(claim, Claim) else runner.new_owner(OWNER_PREFIX)
+                owner = claim.owner if isinstance(claim, Claim | FlowClaim) else runner.new_owner(OWNER_PREFIX)
                 return await runner.execute_run(run_id, owner=owner, claim=claim)
             except asyncio.CancelledError:
                 raise

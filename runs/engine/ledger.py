@@ -36,8 +36,11 @@ from llm.selectors import endpoint_config
 from llm.services import capability_learn
 from prices.book import Rate, StepCost, rate_for, step_cost
 from releases.cache import release_cached
+from runs.engine import flow
 from runs.engine.budget import Budget, budget_stop
+from runs.engine.values import step_value
 from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus, call_was_made
+from workflows.graph import is_chain
 
 
 def lease_is_free(now: datetime.datetime) -> Q:
@@ -60,6 +63,10 @@ class Claim:
     # What the step pays (resolved once, when its endpoint and model are known), and the run's cap.
     rate: Rate | None = None
     budget: Budget | None = None
+    # A map item's number (1..item_count) and value; 0 for a step that is not a map item.
+    item: int = 0
+    item_value: Any = None
+    item_count: int = 0
 
     @property
     def step(self) -> dict[str, Any]:
@@ -104,7 +111,7 @@ ENDPOINT_CACHE_SECONDS = 5.0
 _endpoint_cache: dict[int, tuple[float, EndpointConfig | None]] = {}
 
 
-def _endpoint_config(endpoint_id: int) -> EndpointConfig | None:
+def endpoint_config_cached(endpoint_id: int) -> EndpointConfig | None:
     cached = _endpoint_cache.get(endpoint_id)
     now = time.monotonic()
     if cached is not None and now - cached[0] < ENDPOINT_CACHE_SECONDS:
@@ -120,17 +127,10 @@ def endpoint_configs_forget() -> None:
     _endpoint_cache.clear()
 
 
-def _lease_until() -> datetime.datetime:
+def lease_until() -> datetime.datetime:
     return timezone.now() + datetime.timedelta(seconds=settings.RUNS_LEASE_SECONDS)
 
 
-def _value(response: dict[str, Any], step: dict[str, Any]) -> Any:
-    """What later steps see of a step's answer: its JSON, or its text (with the reasoning, if the payload asks)."""
-    if response["output_json"] is not None:
-        return response["output_json"]
-    if response["reasoning"] and step["payload"].get("pass_reasoning"):
-        return f"<think>{response['reasoning']}</think>\n{response['output']}"
-    return response["output"]
 
 
 # --- claim --------------------------------------------------------------------------------------
@@ -143,22 +143,22 @@ _earlier_responses = CompiledValues(lambda run_id, index: Response.objects.filte
                                                               "cost_nano", "cost_currency"))
 
 
-def _rate(step: dict[str, Any], at: datetime.datetime) -> Rate:
+def step_rate(step: dict[str, Any], at: datetime.datetime) -> Rate:
     payload = step["payload"]
     return rate_for(payload.get("endpoint_id"), payload["model"], at)
 
 
-def _timeout(endpoint: EndpointConfig | None) -> float:
+def call_timeout(endpoint: EndpointConfig | None) -> float:
     return endpoint.timeout if endpoint is not None else 60.0
 
 
-def step_claim(*, run_id: int, owner: str) -> Claim | Finished | None:
+def step_claim(*, run_id: int, owner: str) -> Claim | Finished | flow.FlowClaim | None:
     """Claim the run's next step for `owner`. None: nothing to do here (finished, or held by another)."""
     with transaction.atomic():
         return step_claim_in_transaction(run_id=run_id, owner=owner)
 
 
-def step_claim_in_transaction(*, run_id: int, owner: str) -> Claim | Finished | None:
+def step_claim_in_transaction(*, run_id: int, owner: str) -> Claim | Finished | flow.FlowClaim | None:
     """step_claim inside the caller's transaction (run_start_claimed claims as it creates the run)."""
     found = _run_for_claim.rows(run_id)
     run = found[0] if found else None
@@ -169,25 +169,38 @@ def step_claim_in_transaction(*, run_id: int, owner: str) -> Claim | Finished | 
         return None
     if run["cancel_requested"]:
         return run_finish(run_id, RunStatus.CANCELLED, error="Cancelled by a user.")
-    steps = release_cached(run["release_id"], run["release__content_hash"]).snapshot["steps"]
+    snapshot = release_cached(run["release_id"], run["release__content_hash"]).snapshot
+    steps = snapshot["steps"]
     index = run["next_step"]
-    if index >= len(steps):
+    chain = is_chain(steps)
+    if chain and index >= len(steps):
         return run_finish(run_id, RunStatus.SUCCEEDED)
     # The compare-and-set: the row must still be as read (same version, step, no live lease).
     lease_version = run["lease_version"] + 1
     if _claim_cas(run_id=run_id, index=index, version=run["lease_version"], owner=owner, now=now,
                   running=run["status"] == RunStatus.RUNNING) != 1:
         return None
+    if not chain:
+        # Steps that may run side by side, be skipped or map over a list: the run is held whole (runs.engine.flow).
+        return flow.flow_claim(run, run_id=run_id, lease_version=lease_version, owner=owner, snapshot=snapshot)
     earlier = [] if index == 0 else _earlier_responses.rows(run_id, index)
     if earlier and earlier[-1]["index"] == index:
         # Already committed (a replay copy, or a commit whose dispatch was lost): just advance.
         Run.objects.filter(pk=run_id, lease_version=lease_version).update(
             next_step=index + 1, lease_owner="", lease_expires_at=None)
         return step_claim_in_transaction(run_id=run_id, owner=owner)
-    endpoint = _endpoint_config(steps[index]["payload"]["endpoint_id"])
-    rate = _rate(steps[index], now)
+    return _chain_claim(run, run_id=run_id, index=index, lease_version=lease_version, owner=owner, steps=steps,
+                        earlier=earlier, now=now)
+
+
+def _chain_claim(run: dict[str, Any], *, run_id: int, index: int, lease_version: int, owner: str,
+                 steps: list[dict[str, Any]], earlier: list[dict[str, Any]], now: datetime.datetime) -> Claim | Finished:
+    """The claim of a chain's step `index`, once the compare-and-set made it ours, or the run's end
+    when its budget forbids the step."""
+    endpoint = endpoint_config_cached(steps[index]["payload"]["endpoint_id"])
+    rate = step_rate(steps[index], now)
     budget = Budget.of_run(run["budget_nano"], run["budget_currency"], earlier)
-    stop = budget_stop(budget, rate, steps[index], index=index, seconds=_timeout(endpoint))
+    stop = budget_stop(budget, rate, steps[index], index=index, seconds=call_timeout(endpoint))
     if stop:
         # Ours since the compare-and-set: the run ends here, before its LLM call.
         Run.objects.filter(pk=run_id, lease_version=lease_version).update(
@@ -195,9 +208,9 @@ def step_claim_in_transaction(*, run_id: int, owner: str) -> Claim | Finished | 
         return Finished(run_id, RunStatus.BUDGET_REACHED, stop)
     variables = dict(run["inputs"])
     for response in earlier:
-        variables[response["output_key"]] = _value(response, steps[response["index"]])
+        variables[response["output_key"]] = step_value(response, steps[response["index"]])
     if earlier:
-        variables["previous"] = _value(earlier[-1], steps[earlier[-1]["index"]])
+        variables["previous"] = step_value(earlier[-1], steps[earlier[-1]["index"]])
     return Claim(
         run_id=run_id, index=index, lease_version=lease_version, owner=owner, steps=steps, variables=variables,
         endpoint=endpoint, first=run["started_at"] is None, rate=rate, budget=budget,
@@ -209,20 +222,25 @@ def claimed_at_insert(*, owner: str, now: datetime.datetime) -> dict[str, Any]:
     experiment driver starts its cells' runs so): nobody can see the row before it commits, so its
     insert is the compare-and-set. `claim_inserted` makes the matching Claim."""
     return {"status": RunStatus.RUNNING, "started_at": now, "lease_owner": owner, "lease_version": 1,
-            "lease_expires_at": _lease_until()}
+            "lease_expires_at": lease_until()}
 
 
 def claim_inserted(*, run_id: int, owner: str, steps: list[dict[str, Any]], inputs: dict[str, Any],
-                   budget_nano: int | None, budget_currency: str | None) -> Claim | Finished:
+                   budget_nano: int | None, budget_currency: str | None,
+                   snapshot: dict[str, Any] | None = None) -> Claim | Finished | flow.FlowClaim:
     """The claim of the first step of a run inserted with `claimed_at_insert` (in the same transaction):
     what step_claim_in_transaction would have returned for it, without reading it back."""
     now = timezone.now()
     if not steps:
         return run_finish(run_id, RunStatus.SUCCEEDED) or Finished(run_id, RunStatus.SUCCEEDED)
-    endpoint = _endpoint_config(steps[0]["payload"]["endpoint_id"])
-    rate = _rate(steps[0], now)
+    if not is_chain(steps):
+        run = {"inputs": inputs, "started_at": None, "budget_nano": budget_nano, "budget_currency": budget_currency}
+        return flow.flow_claim(run, run_id=run_id, lease_version=1, owner=owner, snapshot=snapshot or {"steps": steps},
+                               fresh=True)
+    endpoint = endpoint_config_cached(steps[0]["payload"]["endpoint_id"])
+    rate = step_rate(steps[0], now)
     budget = Budget.of_run(budget_nano, budget_currency, [])
-    stop = budget_stop(budget, rate, steps[0], index=0, seconds=_timeout(endpoint))
+    stop = budget_stop(budget, rate, steps[0], index=0, seconds=call_timeout(endpoint))
     if stop:
         Run.objects.filter(pk=run_id, lease_version=1).update(
             status=RunStatus.BUDGET_REACHED, finished_at=timezone.now(), error=stop, lease_owner="", lease_expires_at=None)
@@ -268,13 +286,13 @@ def _claim_cas(*, run_id: int, index: int, version: int, owner: str, now: dateti
     free[now_at] = adapt(now)
     starting = [] if running else [RunStatus.RUNNING.value, adapt(now)]
     statuses = [RunStatus.RUNNING.value] if running else [status.value for status in ACTIVE_STATUSES]
-    params = [owner, version + 1, adapt(_lease_until()), *starting, run_id, index, version, False, *statuses, *free]
+    params = [owner, version + 1, adapt(lease_until()), *starting, run_id, index, version, False, *statuses, *free]
     return execute(connection, sql, params, lambda cursor: cursor.rowcount)
 
 
 def _claim_cas_orm(*, run_id: int, index: int, version: int, owner: str, now: datetime.datetime, running: bool) -> int:
     """What `_claim_cas` does, in the ORM (the reference the tests compare it with)."""
-    lease = {"lease_owner": owner, "lease_version": version + 1, "lease_expires_at": _lease_until()}
+    lease = {"lease_owner": owner, "lease_version": version + 1, "lease_expires_at": lease_until()}
     rows = Run.objects.filter(lease_is_free(now), pk=run_id, next_step=index, lease_version=version, cancel_requested=False)
     if running:
         return rows.filter(status=RunStatus.RUNNING).update(**lease)
@@ -298,7 +316,7 @@ def step_heartbeat(*, claim: Claim) -> tuple[bool, bool]:
     half = datetime.timedelta(seconds=settings.RUNS_LEASE_SECONDS / 2)
     if expires is None or expires - timezone.now() < half:
         renewed = Run.objects.filter(pk=claim.run_id, lease_owner=claim.owner, lease_version=claim.lease_version).update(
-            lease_expires_at=_lease_until())
+            lease_expires_at=lease_until())
         return bool(renewed), bool(cancel)
     return True, bool(cancel)
 
@@ -351,16 +369,16 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
     """
     ours = {"id": claim.run_id, "lease_owner": claim.owner, "lease_version": claim.lease_version,
             "next_step": claim.index}
-    cost = _cost(claim, result)
+    cost = step_cost_of(claim, result)
     next_index = claim.index + 1
     next_endpoint: EndpointConfig | None = None
     next_rate: Rate | None = None
     budget = claim.budget.after(cost, index=claim.index) if claim.budget is not None else None
     stop: str | None = None
     if result.status == ResponseStatus.SUCCEEDED and next_index < claim.step_count:
-        next_endpoint = _endpoint_config(claim.steps[next_index]["payload"]["endpoint_id"])
-        next_rate = _rate(claim.steps[next_index], timezone.now())
-        stop = budget_stop(budget, next_rate, claim.steps[next_index], index=next_index, seconds=_timeout(next_endpoint))
+        next_endpoint = endpoint_config_cached(claim.steps[next_index]["payload"]["endpoint_id"])
+        next_rate = step_rate(claim.steps[next_index], timezone.now())
+        stop = budget_stop(budget, next_rate, claim.steps[next_index], index=next_index, seconds=call_timeout(next_endpoint))
     final, released = _release(claim, result, stop)
     payload = claim.step["payload"]
     next_claim: Claim | None = None
@@ -374,9 +392,9 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
                 # Keep the lease for the next step in the same write, unless a cancel is pending.
                 advanced = update_rows(Run, where={**ours, "cancel_requested": False}, increments=_tokens(result),
                                        values={"next_step": claim.index + 1, "lease_version": claim.lease_version + 1,
-                                               "lease_expires_at": _lease_until()})
+                                               "lease_expires_at": lease_until()})
                 if advanced:
-                    output = _value({"output": result.output, "output_json": result.output_json,
+                    output = step_value({"output": result.output, "output_json": result.output_json,
                                      "reasoning": result.reasoning}, claim.step)
                     variables = {**claim.variables, claim.step["output_key"]: output, "previous": output}
                     next_claim = Claim(
@@ -400,12 +418,12 @@ class _LeaseLost(Exception):
     """Another worker holds the step now: this commit is rolled back."""
 
 
-def _cost(claim: Claim, result: StepResult) -> StepCost:
+def step_cost_of(claim: Claim, result: StepResult) -> StepCost:
     """What the step cost, by the price in effect as it commits (the moment reprice prices it at too:
     its response's created_at)."""
     called = call_was_made(status=result.status, attempts=result.attempts, prompt_tokens=result.prompt_tokens,
                            completion_tokens=result.completion_tokens)
-    return step_cost(_rate(claim.step, timezone.now()), prompt_tokens=result.prompt_tokens,
+    return step_cost(step_rate(claim.step, timezone.now()), prompt_tokens=result.prompt_tokens,
                      completion_tokens=result.completion_tokens, cached_tokens=result.cached_tokens,
                      reasoning_tokens=result.reasoning_tokens, latency_ms=result.latency_ms,
                      reported=result.reported_cost, called=called, cut_off=_cut_off(result))
@@ -419,7 +437,7 @@ def _cut_off(result: StepResult) -> bool:
 def step_response(claim: Claim, result: StepResult, cost: StepCost | None = None) -> Response:
     """The Response row of a committed step (not saved)."""
     payload = claim.step["payload"]
-    cost = cost or _cost(claim, result)
+    cost = cost or step_cost_of(claim, result)
     return Response(
         run_id=claim.run_id, index=claim.index, output_key=claim.step["output_key"],
         payload_name=payload["name"], endpoint_name=payload.get("endpoint_name", ""), model=payload["model"],
@@ -430,7 +448,7 @@ def step_response(claim: Claim, result: StepResult, cost: StepCost | None = None
         attempts=result.attempts, status=result.status, error=result.error, reasoning=result.reasoning,
         reasoning_tokens=result.reasoning_tokens, cached_tokens=result.cached_tokens,
         cost_nano=cost.nano, cost_currency=cost.currency or None, cost_source=cost.source, price_id=cost.price_id,
-        price_version=cost.price_version, cost_note=cost.note,
+        price_version=cost.price_version, cost_note=cost.note, item=claim.item, item_value=claim.item_value,
     )
 
 
@@ -446,7 +464,7 @@ def run_finish(run_id: int, status: str, *, error: str = "") -> Finished | None:
     now = timezone.now()
     fields: dict[str, Any] = {"status": status, "finished_at": now, "lease_owner": "", "lease_expires_at": None}
     if status == RunStatus.SUCCEEDED:
-        last = Response.objects.filter(run_id=run_id).order_by("-index").values("output", "output_json").first()
+        last = Response.objects.filter(run_id=run_id, item=0).order_by("-index").values("output", "output_json").first()
         if last is not None:
             fields.update(output=last["output"], output_json=last["output_json"])
     if error:

@@ -1,50 +1,28 @@
-"""The step loop: claim a step, call the LLM with no transaction open, commit, repeat.
+"""The step loop: claim a step, call the LLM with no transaction open (runs.engine.step), commit, repeat.
 
 `execute_run` is the same coroutine in every mode; only how it is dispatched differs.
 """
 from __future__ import annotations
 
-import asyncio
 import itertools
-import json
 import logging
 import os
 import socket
-import time
 import uuid
-from decimal import Decimal
-from typing import Any
 
-from django.conf import settings
-from jsonschema import Draft202012Validator
-
-from llm import client as llm
-from payloads.services import RenderProblem, arender_messages
-from runs.engine import dbthread, events, ledger
-from runs.engine.ledger import Claim, Finished, StepResult
-from runs.models import ResponseStatus, RunStatus
+from runs.engine import dbthread, events, flow_runner, ledger
+from runs.engine.flow import FlowClaim
+from runs.engine.ledger import Claim, Finished
+from runs.engine.step import CancelSignal, LeaseLost, run_step
+from runs.models import RunStatus
 
 logger = logging.getLogger(__name__)
 
 # Lease owners must fit Run.lease_owner (100 chars) whatever the host name.
 PROCESS_ID = f"{socket.gethostname()[:40]}:{os.getpid()}"
 
-
-class _CancelSignal:
-    """A run's cancel signal in this process: once set, the step running now has its call cancelled."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.call: asyncio.Future[Any] | None = None
-
-    def set(self) -> None:
-        self.requested = True
-        if self.call is not None:
-            self.call.cancel()
-
-
 # Cancel signals for runs executing in this process.
-_cancel_signals: dict[int, _CancelSignal] = {}
+_cancel_signals: dict[int, CancelSignal] = {}
 
 # Unique per execution: this process's random tag and a counter (no uuid4 syscall per run).
 _PROCESS_TAG = uuid.uuid4().hex[:8]
@@ -64,171 +42,18 @@ def cancel_signal_deliver(run_id: int) -> bool:
     return True
 
 
-async def _call(claim: Claim, messages: list[dict[str, str]], deltas: events.StepDeltas | None) -> StepResult:
-    """The LLM call(s) of one step, with structured output validated and retried."""
-    payload = claim.step["payload"]
-    schema = payload.get("json_schema")
-    attempts: list[dict[str, Any]] = []
-    retries_left = payload.get("structured_retries", 0) if schema else 0
-    started = time.perf_counter()
-    prompt_tokens = completion_tokens = 0
-    # What the server reported the step cost (summed over structured-output retries); None if any call did not say.
-    reported: Decimal | None = Decimal(0)
-    while True:
-        assert claim.endpoint is not None
-        try:
-            completion = await llm.complete(
-                claim.endpoint, model=payload["model"], messages=messages, params=payload["params"],
-                stream=payload["stream"], json_schema=schema,
-                on_delta=deltas.add if deltas else None, on_retry=deltas.reset if deltas else None,
-            )
-        except llm.LLMError as exc:
-            return StepResult(
-                status=ResponseStatus.FAILED, messages=messages, output=exc.partial_text, error=exc.message,
-                attempts=attempts + exc.attempts, latency_ms=round((time.perf_counter() - started) * 1000),
-                prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            )
-        attempts += completion.attempts
-        prompt_tokens += completion.prompt_tokens
-        completion_tokens += completion.completion_tokens
-        reported = reported + completion.reported_cost if (reported is not None and completion.reported_cost is not None) else None
-        result = StepResult(
-            status=ResponseStatus.SUCCEEDED, messages=messages, output=completion.text,
-            finish_reason=completion.finish_reason, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            tokens_estimated=completion.tokens_estimated, latency_ms=round((time.perf_counter() - started) * 1000),
-            ttft_ms=completion.ttft_ms, attempts=attempts, reasoning=completion.reasoning,
-            reasoning_tokens=completion.reasoning_tokens, cached_tokens=completion.cached_tokens, reported_cost=reported,
-            learned=(completion.learned, completion.learned_evidence) if completion.learned else None,
-        )
-        if not schema:
-            return result
-        problem = _schema_problem(completion.text, schema)
-        if problem is None:
-            result.output_json = json.loads(completion.text)
-            return result
-        attempts[-1] = {**attempts[-1], "ok": False, "kind": "invalid_output", "error": problem}
-        if retries_left <= 0:
-            result.status = ResponseStatus.FAILED
-            result.error = f"the answer does not match the JSON schema: {problem}"
-            return result
-        retries_left -= 1
-        if deltas:
-            deltas.reset()
-
-
-def _schema_problem(text: str, schema: dict[str, Any]) -> str | None:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-    error = next(iter(Draft202012Validator(schema).iter_errors(value)), None)
-    if error is None:
-        return None
-    where = "/".join(str(p) for p in error.absolute_path) or "the top level"
-    return f"at {where}: {error.message}"
-
-
-async def _messages(claim: Claim) -> list[dict[str, str]] | StepResult:
-    """The step's rendered messages, or the failed result that ends it before any call."""
-    step = claim.step
-    try:
-        messages = await arender_messages(step["blocks"], claim.variables)
-    except RenderProblem as exc:
-        return StepResult(status=ResponseStatus.FAILED, error=str(exc))
-    if claim.endpoint is None:
-        return StepResult(status=ResponseStatus.FAILED, messages=messages,
-                          error=f"endpoint '{step['payload'].get('endpoint_name')}' is deleted or disabled")
-    return messages
-
-
-class _Heartbeat:
-    """Keeps the lease and reads the cancel flag while a step's call runs.
-
-    A timer, not a waiting task: a step that ends before the interval costs no heartbeat at all.
-    """
-
-    def __init__(self, claim: Claim, cancel: _CancelSignal, call: asyncio.Future[StepResult]) -> None:
-        self.claim, self.cancel, self.call = claim, cancel, call
-        self.loop = asyncio.get_running_loop()
-        self.lost_lease = False
-        self.failure: BaseException | None = None
-        self.beating: asyncio.Task[None] | None = None
-        self.timer = self.loop.call_later(settings.RUNS_HEARTBEAT_SECONDS, self._start)
-
-    def _start(self) -> None:
-        self.beating = self.loop.create_task(self._beat())
-
-    async def _beat(self) -> None:
-        try:
-            still_ours, cancel_requested = await dbthread.call(ledger.step_heartbeat, claim=self.claim)
-        except Exception as exc:  # noqa: BLE001 - raised from the step, as the call's own failure would be
-            self.failure = exc
-            self.call.cancel()
-            return
-        if not still_ours:
-            self.lost_lease = True
-            self.call.cancel()
-        elif cancel_requested:
-            self.cancel.set()
-        else:
-            self.timer = self.loop.call_later(settings.RUNS_HEARTBEAT_SECONDS, self._start)
-
-    def stop(self) -> None:
-        self.timer.cancel()
-        if self.beating is not None and not self.beating.done():
-            self.beating.cancel()
-
-    def raise_if_lost(self) -> None:
-        if self.failure is not None:
-            raise self.failure
-        if self.lost_lease:
-            raise _LeaseLost
-
-
-async def _run_step(claim: Claim, cancel: _CancelSignal) -> StepResult:
-    messages = await _messages(claim)
-    if isinstance(messages, StepResult):
-        return messages
-    deltas = events.StepDeltas(claim.run_id, claim.index) if claim.step["payload"]["stream"] else None
-    call = asyncio.ensure_future(_call(claim, messages, deltas))
-    cancel.call = call
-    if cancel.requested:
-        call.cancel()
-    heartbeat = _Heartbeat(claim, cancel, call)
-    try:
-        result = await call
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise  # this task was cancelled (shutdown, a worker aborting): the call went with it
-        # Cancelling the call closed its HTTP stream; the text streamed so far is kept.
-        result = StepResult(status=ResponseStatus.CANCELLED, messages=messages, error="Cancelled by a user.",
-                            output="".join(deltas.streamed) if deltas else "")
-    finally:
-        cancel.call = None
-        heartbeat.stop()
-    if deltas is not None:
-        await deltas.close()
-    heartbeat.raise_if_lost()
-    return result
-
-
-class _LeaseLost(Exception):
-    """Another worker took this step over; this one's work is dropped."""
-
-
 async def execute_run(run_id: int, *, owner: str | None = None, max_steps: int | None = None,
-                      claim: Claim | Finished | None = None) -> str | None:
+                      claim: Claim | Finished | FlowClaim | None = None) -> str | None:
     """Run the steps of a run that are still to do. Returns the run's final status if it ended here.
 
     With max_steps, it stops after that many steps, frees the run and returns "running": the
     caller queues the rest (one task per step, in distributed mode). `claim` is the first step's,
     when run_start_claimed made it for `owner`.
     """
-    if isinstance(claim, Claim) and claim.owner != owner:
+    if isinstance(claim, Claim | FlowClaim) and claim.owner != owner:
         raise ValueError("execute_run(claim=...) needs the owner the claim was made for")
     owner = owner or new_owner()
-    cancel = _cancel_signals.setdefault(run_id, _CancelSignal())
+    cancel = _cancel_signals.setdefault(run_id, CancelSignal())
     steps_done = 0
     try:
         while True:
@@ -236,9 +61,8 @@ async def execute_run(run_id: int, *, owner: str | None = None, max_steps: int |
                 claim = await dbthread.call(ledger.step_claim, run_id=run_id, owner=owner)
                 if claim is None:
                     return None
-            if isinstance(claim, Finished):
-                await events.arun_finished(run_id, claim.status, claim.error)
-                return claim.status
+            if not isinstance(claim, Claim):
+                return await _not_a_step(claim, cancel)
             ended, next_claim = await _step(claim, cancel)
             if ended is not _GOES_ON:
                 return ended
@@ -253,18 +77,27 @@ async def execute_run(run_id: int, *, owner: str | None = None, max_steps: int |
             del _cancel_signals[run_id]
 
 
+async def _not_a_step(claim: Finished | FlowClaim, cancel: CancelSignal) -> str | None:
+    """A claim that is not one step of a chain: the run ended as it was claimed, or it is a flow,
+    which runs whole in this task (its units side by side; max_steps does not split it)."""
+    if isinstance(claim, Finished):
+        await events.arun_finished(claim.run_id, claim.status, claim.error)
+        return claim.status
+    return await flow_runner.execute_flow(claim, cancel)
+
+
 _GOES_ON = "goes on"  # _step's answer when the run has more steps for this worker
 
 
-async def _step(claim: Claim, cancel: _CancelSignal) -> tuple[str | None, Claim | None]:
+async def _step(claim: Claim, cancel: CancelSignal) -> tuple[str | None, Claim | None]:
     """Run and commit one claimed step: (the run's final status, or None if this worker lost it,
     or _GOES_ON with the next step's claim)."""
     if claim.first:
         await events.arun_started(claim.run_id)
     await events.astep_started(claim)
     try:
-        result = await _run_step(claim, cancel)
-    except _LeaseLost:
+        result = await run_step(claim, cancel)
+    except LeaseLost:
         logger.warning("run %s step %s: lease lost, dropping this attempt", claim.run_id, claim.index + 1)
         return None, None
     outcome, next_claim = await dbthread.call(ledger.step_commit, claim=claim, result=result)

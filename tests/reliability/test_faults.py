@@ -185,3 +185,26 @@ def test_a_database_write_that_fails_mid_step_leaves_the_run_resumable(fake_llm,
     assert run.output == expected_chain_output("locked")
     assert list(Response.objects.filter(run=run).order_by("index").values_list("index", flat=True)) == [0, 1, 2]
     record("db_write_failure", runs=1, faults_injected=1, runs_succeeded=1, steps_lost=0, duplicates=0)
+
+
+def test_server_sigkilled_mid_map_commits_every_item_exactly_once(fake_llm, app_server):
+    """Issue 22: kill -9 of the server in the middle of 100-item maps, at random points (20 in the soak)."""
+    from tests.flow_checks import assert_every_map_item_committed_once, claims_of, make_map_workflow
+
+    kills = soak_or(20, 4)
+    fake_llm.control(latency_ms=200, log_requests=True)
+    workflow = make_map_workflow(fake_llm.base_url)
+    run_ids: list[int] = []
+    rng = random.Random(22)
+    killed_mid_map = 0
+    for kill in range(kills):
+        run_ids.append(run_start(workflow=workflow, inputs={"claims": claims_of(f"k{kill}")}, user=None).pk)
+        server = app_server(wait_for_http_ready=False)
+        time.sleep(rng.uniform(0.5, 2.5))
+        server.kill()
+        killed_mid_map += Response.objects.filter(run_id__in=run_ids, index=0, item__gt=0).count() < 100 * len(run_ids)
+    app_server(wait_for_http_ready=False)
+    wait_until(lambda: all_finished(run_ids))
+    assert killed_mid_map >= kills // 2  # the kills did land mid-map
+    figures = assert_every_map_item_committed_once(run_ids, fake_llm.requests_logged())
+    record("sigkill_map_embedded", kills=kills, kills_mid_map=killed_mid_map, **figures)

@@ -188,3 +188,27 @@ def test_one_job_per_step_also_finishes_every_run_once_per_step_through_a_kill(f
     assert_every_run_succeeded_once_per_step(run_ids)
     # One job per step: a run's three steps were three jobs (more with the killed one's retry).
     assert jobs_started_by(survivor) >= 20
+
+
+def test_worker_killed_mid_map_leaves_every_item_committed_once(fake_llm, start_worker):
+    """Issue 22, distributed: kill -9 of a worker in the middle of 100-item maps (SCALEOUT_KILLS=20 in the soak)."""
+    from tests.flow_checks import assert_every_map_item_committed_once, claims_of, make_map_workflow
+
+    kills = int(os.environ.get("SCALEOUT_KILLS", "3"))
+    fake_llm.control(latency_ms=200, log_requests=True)
+    workers = [start_worker(concurrency=4), start_worker(concurrency=4)]
+    workflow = make_map_workflow(fake_llm.base_url)
+    run_ids = [run_start(workflow=workflow, inputs={"claims": claims_of(f"w{i}")}, user=None).pk
+               for i in range(2 * kills + 2)]
+    rng = random.Random(kills + 22)
+    held_mid_map = 0
+    for _ in range(kills):
+        time.sleep(rng.uniform(0.5, 2.0))
+        victim = workers.pop(rng.randrange(len(workers)))
+        held = list(Run.objects.filter(pk__in=run_ids, lease_owner__contains=f":{victim.pid}:").values_list("pk", flat=True))
+        held_mid_map += any(Response.objects.filter(run_id=pk, index=0, item__gt=0).count() < 100 for pk in held)
+        victim.signal(signal.SIGKILL)
+        workers.append(start_worker(concurrency=4))
+    wait_for_final(run_ids, timeout=240)
+    assert held_mid_map, "no kill landed while the worker held a map"
+    assert_every_map_item_committed_once(run_ids, fake_llm.requests_logged())
