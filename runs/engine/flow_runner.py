@@ -39,6 +39,7 @@ class _Map:
     failed: list[int] = field(default_factory=list)
     next: int = 1  # the next item number to consider starting
     active: int = 0
+    claim: Claim | None = None  # the step's own claim, which its items' are made from
 
     @property
     def ended(self) -> bool:
@@ -141,8 +142,10 @@ class _Flow:
             m.next += 1
             if (m.index, number) in self.fc.rows:
                 continue
-            claim, stop = await dbthread.call(flow_ledger.unit_claim, fc=self.fc, index=m.index, variables=self.fc.variables(m.index),
-                                              item=number, item_value=m.items[number - 1], item_count=len(m.items))
+            if m.claim is None:
+                m.claim, _ = await dbthread.call(flow_ledger.unit_claim, fc=self.fc, index=m.index,
+                                                 variables=self.fc.variables(m.index), item_count=len(m.items))
+            claim, stop = flow_ledger.item_claim(self.fc, m.claim, number, m.items[number - 1], len(m.items))
             if stop:
                 self.stop = (RunStatus.BUDGET_REACHED, stop)
                 return False
@@ -208,8 +211,8 @@ class _Flow:
         self.maps.pop(m.index, None)
         step = self.fc.steps[m.index]
         policy = step.get("on_error", "fail")
-        claim, _ = await dbthread.call(flow_ledger.unit_claim, fc=self.fc, index=m.index, variables=self.fc.variables(m.index),
-                                       item_count=len(m.items))
+        claim = m.claim or (await dbthread.call(flow_ledger.unit_claim, fc=self.fc, index=m.index,
+                                                 variables=self.fc.variables(m.index), item_count=len(m.items)))[0]
         status, error = ResponseStatus.SUCCEEDED, ""
         if m.failed and policy == "fail":
             first = min(self._failed_items(m) or m.failed)
