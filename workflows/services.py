@@ -322,11 +322,12 @@ def _workflow_version_write(workflow: Workflow, *, user: Any, message: str) -> N
 @transaction.atomic
 def workflow_create(*, name: str, description: str = "", inputs: list[dict[str, Any]] | None = None,
                     steps: Sequence[StepSpec] = (), user: Any = None, message: str = "",
-                    budget: Decimal | None = None, budget_currency: str = "USD") -> Workflow:
+                    budget: Decimal | None = None, budget_currency: str = "USD", max_parallel: int = 4) -> Workflow:
     """Save the workflow even if it has problems: workflow_problems() says why it cannot run yet.
-    `budget` is the default cost cap of its runs (None: none)."""
+    `budget` is the default cost cap of its runs (None: none); `max_parallel`, how many of a run's
+    steps may call at once."""
     workflow = Workflow(name=name, description=description, inputs=inputs if inputs is not None else [],
-                        budget=budget, budget_currency=budget_currency or "USD")
+                        budget=budget, budget_currency=budget_currency or "USD", max_parallel=max_parallel)
     workflow.full_clean()
     workflow.save()
     _steps_replace(workflow=workflow, steps=steps)
