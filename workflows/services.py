@@ -257,6 +257,12 @@ _FLOW_DEFAULTS: dict[str, Any] = {"when": "", "default": "", "for_each": "", "it
                                   "on_error": "fail"}
 
 
+def flow_non_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """The control-flow fields among `values` (model names) that are not the default: what versions,
+    snapshots and exports keep."""
+    return {name: values[name] for name in FLOW_FIELDS if name in values and values[name] != _FLOW_DEFAULTS[name]}
+
+
 # --- Writes ---------------------------------------------------------------------------------------
 
 class StepSpec(TypedDict):
