@@ -56,12 +56,12 @@ def workflow_to_suggest() -> Workflow | None:
 
 
 def run_detail_queryset() -> QuerySet[Run]:
-    return Run.objects.prefetch_related(Prefetch("responses", queryset=Response.objects.order_by("index")))
+    return Run.objects.prefetch_related(Prefetch("responses", queryset=Response.objects.order_by("index", "item")))
 
 
 _run_row = CompiledValues(lambda run_id: Run.objects.filter(pk=run_id).values(*concrete_attnames(Run),
                                                                              "release__content_hash"))
-_response_rows = CompiledValues(lambda run_id: Response.objects.filter(run_id=run_id).order_by("index")
+_response_rows = CompiledValues(lambda run_id: Response.objects.filter(run_id=run_id).order_by("index", "item")
                                 .values(*concrete_attnames(Response)))
 
 
