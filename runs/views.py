@@ -325,7 +325,8 @@ def _step_cost_charts(responses: list[Response]) -> list[BarChart]:
 
 def _step_charts(run: Run) -> list[BarChart]:
     responses = list(run.responses.all())
-    labels = [f"{r.index + 1} {r.output_key}" for r in responses]
+    # A map's item is "3.2 checked": step 3, item 2.
+    labels = [f"{r.index + 1}{f'.{r.item}' if r.item else ''} {r.output_key}" for r in responses]
     return [
         bar_chart(chart_id="chart-step-latency", title="LLM latency per step", series=["latency"],
                   categories=labels, values=[(r.latency_ms,) for r in responses], fmt=_ms, unit="ms"),

@@ -41,6 +41,7 @@ def test_a_skipped_step_says_so_and_shows_its_default(user_client, workflow):
     assert 'data-status="skipped"' in step_one
     assert "Skipped: its condition was false" in step_one.split('data-field="skipped_note"')[1].split("</p>")[0]
     assert '<pre class="output" data-field="output" tabindex="0" aria-label="Output of this step">(English)</pre>' in step_one
+    assert '<ul class="metrics" data-field="metrics" hidden>' in step_one  # no call: no tokens, latency or cost
 
 
 def test_a_finished_map_counts_its_items_from_its_output(user_client, workflow):
@@ -49,6 +50,7 @@ def test_a_finished_map_counts_its_items_from_its_output(user_client, workflow):
     html = user_client.get(f"/runs/{run.pk}/").content.decode()
     assert re.search(r'<span data-field="done">5</span> of <span data-field="total">5</span>', html)
     assert 'id="step-2" data-map="true"' in html
+    assert "3.2 checked" in html  # the charts name an item by step and item
 
 
 def test_an_item_opens_with_its_value_answer_error_and_prompt(user_client, workflow):
