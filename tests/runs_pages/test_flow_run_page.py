@@ -73,3 +73,15 @@ def test_a_plain_chain_still_counts_steps(user_client, workflow):
     assert _levels(html) == {"0": ["0"], "1": ["1"], "2": ["2"]}
     assert re.search(r'<span data-field="done">3</span> of <span data-field="total">3</span> '
                      r'<span data-field="unit">steps</span> done', html)
+
+
+def test_compare_matches_map_items_by_step_and_item(user_client, workflow):
+    from runs.models import Response
+    left = make_flow_run(workflow, items={1: "succeeded", 2: "succeeded"}, status="succeeded")
+    right = make_flow_run(workflow, items={1: "succeeded", 2: "succeeded", 3: "succeeded"}, status="succeeded")
+    Response.objects.filter(run=right, index=2, item=2).update(output="false")
+    page = user_client.get(f"/runs/compare/?a={left.pk}&b={right.pk}").content.decode()
+    blocks = dict(re.findall(r'id="compare-step-(2-item-\d)" data-item="\d" data-changed="(\w+)"', page))
+    # Item 1 the same on both sides, item 2 answered differently, item 3 only on the right.
+    assert blocks == {"2-item-1": "false", "2-item-2": "true", "2-item-3": "true"}
+    assert "Step 3, item 2 · " in page
