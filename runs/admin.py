@@ -27,7 +27,8 @@ class ResponseInline(ReadOnlyMixin, admin.StackedInline):
     model = Response
     extra = 0
     fk_name = "run"
-    fields = [("step_number", "output_key", "status"), ("payload_name", "endpoint_name", "model"),
+    fields = [("step_number", "output_key", "status"), ("item", "item_value_display"),
+              ("payload_name", "endpoint_name", "model"),
               "rendered_messages", "output", "output_json_display", "reasoning", "error",
               ("prompt_tokens", "completion_tokens", "tokens_estimated", "finish_reason"),
               ("reasoning_tokens", "cached_tokens"),
@@ -39,6 +40,11 @@ class ResponseInline(ReadOnlyMixin, admin.StackedInline):
     @admin.display(description="step")
     def step_number(self, response: Response) -> int:
         return response.index + 1
+
+    @admin.display(description="item value")
+    def item_value_display(self, response: Response) -> str:
+        # item 0 is the step itself; n >= 1 the n-th item of a map (for_each).
+        return "-" if not response.item else pretty_json(response.item_value)
 
     @admin.display(description="messages sent")
     def rendered_messages(self, response: Response) -> str:

@@ -56,12 +56,12 @@ def workflow_to_suggest() -> Workflow | None:
 
 
 def run_detail_queryset() -> QuerySet[Run]:
-    return Run.objects.prefetch_related(Prefetch("responses", queryset=Response.objects.order_by("index")))
+    return Run.objects.prefetch_related(Prefetch("responses", queryset=Response.objects.order_by("index", "item")))
 
 
 _run_row = CompiledValues(lambda run_id: Run.objects.filter(pk=run_id).values(*concrete_attnames(Run),
                                                                              "release__content_hash"))
-_response_rows = CompiledValues(lambda run_id: Response.objects.filter(run_id=run_id).order_by("index")
+_response_rows = CompiledValues(lambda run_id: Response.objects.filter(run_id=run_id).order_by("index", "item")
                                 .values(*concrete_attnames(Response)))
 
 
@@ -145,6 +145,7 @@ class ComparedValue:
 class ComparedStep:
     index: int
     output_key: str
+    item: int  # 0: the step itself; n >= 1: the n-th item of a map step (matched by index and item)
     left: Response | None
     right: Response | None
     prompt: WordDiff
@@ -228,13 +229,13 @@ def run_comparison(left: Run, right: Run) -> dict[str, Any]:
     inputs = [ComparedValue(name, _text(left.inputs.get(name)), _text(right.inputs.get(name)),
                             word_diff(_text(left.inputs.get(name)), _text(right.inputs.get(name))))
               for name in names]
-    left_steps = {r.index: r for r in left.responses.all()}
-    right_steps = {r.index: r for r in right.responses.all()}
+    left_steps = {(r.index, r.item): r for r in left.responses.all()}
+    right_steps = {(r.index, r.item): r for r in right.responses.all()}
     steps = []
-    for index in sorted({*left_steps, *right_steps}):
-        a, b = left_steps.get(index), right_steps.get(index)
+    for index, item in sorted({*left_steps, *right_steps}):
+        a, b = left_steps.get((index, item)), right_steps.get((index, item))
         steps.append(ComparedStep(
-            index=index, output_key=(a or b).output_key, left=a, right=b,  # type: ignore[union-attr]
+            index=index, output_key=(a or b).output_key, item=item, left=a, right=b,  # type: ignore[union-attr]
             prompt=word_diff(_prompt_text(a), _prompt_text(b)),
             output=word_diff(a.output if a else "", b.output if b else ""),
         ))

@@ -31,11 +31,14 @@ class ResponseSerializer(FieldsBuiltOnceMixin, serializers.ModelSerializer):
     # Stored compressed (core/fields.py); shown as what they are.
     messages = serializers.JSONField(read_only=True, help_text="The messages sent: [{role, content}, ...].")
     output = serializers.CharField(read_only=True)
+    item = serializers.IntegerField(read_only=True, help_text="0: the step itself; n >= 1: the n-th item of a step "
+                                                              "that maps over a list (for_each).")
+    item_value = serializers.JSONField(read_only=True, allow_null=True, help_text="The list item of this call.")
 
     class Meta:
         model = Response
         fields = [
-            "id", "index", "output_key", "payload_name", "endpoint_name", "model", "messages", "request_params",
+            "id", "index", "item", "item_value", "output_key", "payload_name", "endpoint_name", "model", "messages", "request_params",
             "output", "output_json", "reasoning", "finish_reason", "prompt_tokens", "completion_tokens",
             "tokens_estimated", "reasoning_tokens", "cached_tokens", "latency_ms", "ttft_ms", "attempts", "attempt_count", "status", "error", "copied_from",
             "cost", "cost_currency", "cost_source", "cost_estimated", "price_id", "price_version", "cost_note", "created_at",
@@ -106,6 +109,9 @@ class RunStepSerializer(serializers.Serializer):
     output_key = serializers.CharField()
     payload = serializers.CharField()
     stream = serializers.BooleanField()
+    needs = serializers.ListField(child=serializers.IntegerField(), help_text="Indexes of the steps it waited for.")
+    when = serializers.CharField(help_text="Its condition; empty: always runs.")
+    for_each = serializers.CharField(help_text="The list it mapped over; empty: one call.")
     payload_version = VersionRefSerializer(allow_null=True, help_text="The payload version the step used.")
     block_versions = BlockVersionRefSerializer(many=True, help_text="The block versions the step used, in order.")
 
@@ -120,6 +126,12 @@ def _step_versions(release_steps: list[dict], index: int, output_key: str) -> di
     return {"payload_version": payload,
             "block_versions": [{"block_id": b["block_id"], "id": b["block_version_id"], "number": b["block_version"]}
                                for b in used.get("blocks", [])]}
+
+
+def _needs(step: dict) -> list[int]:
+    # Snapshots from before issue 22 name no needs: each step waited for the one above it.
+    needs = step.get("needs")
+    return needs if needs is not None else ([step["index"] - 1] if step["index"] else [])
 
 
 class RunSerializer(RunListSerializer):
@@ -143,7 +155,8 @@ class RunSerializer(RunListSerializer):
         release_steps = brief["steps"] if brief else []
         return [
             {"index": step["index"], "output_key": step["output_key"], "payload": step["payload"]["name"],
-             "stream": step["payload"]["stream"], **_step_versions(release_steps, step["index"], step["output_key"])}
+             "stream": step["payload"]["stream"], "needs": _needs(step), "when": step.get("when", ""),
+             "for_each": step.get("for_each", ""), **_step_versions(release_steps, step["index"], step["output_key"])}
             for step in (run.snapshot or {}).get("steps", [])
         ]
 

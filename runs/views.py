@@ -32,6 +32,7 @@ from runs.costs import cost_of_steps, cost_sum, run_costs, step_cost_basis, step
 from runs.forms import RunCompareForm, RunFilterForm, RunReplayForm, RunStartForm, WorkflowInputsForm
 from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run
 from runs.throttling import run_start_wait, too_many_runs
+from workflows import graph
 from workflows.models import Workflow
 from workflows.services import workflow_problems
 
@@ -69,17 +70,85 @@ def _step_cost(response: Response, planned: list[dict[str, Any]]) -> dict[str, A
     return cost
 
 
+# A step or map item is done once it has an answer (a map item that failed under on_error skip/null
+# is done too: the map went on without it); a failed or cancelled step is not.
+UNIT_DONE = {ResponseStatus.SUCCEEDED, ResponseStatus.COPIED, ResponseStatus.SKIPPED}
+ITEM_DONE = UNIT_DONE | {ResponseStatus.FAILED}
+
+
+def step_levels(planned: list[dict[str, Any]]) -> list[int]:
+    """Each planned step's depth in the run's graph: steps of one level may have run side by side.
+    A snapshot from before issue 22 names no `needs`: its steps made a chain."""
+    needs = [step["needs"] if step.get("needs") is not None else ([index - 1] if index else [])
+             for index, step in enumerate(planned)]
+    return graph.levels(needs)
+
+
 def _steps(run: Run) -> list[dict[str, Any]]:
-    """The steps to show: every recorded response, plus the step being run now (if any)."""
+    """The steps to show: every recorded step with its map items, plus a step being run now (if any)."""
     planned = (run.snapshot or {}).get("steps", [])
-    steps = [{"index": r.index, "output_key": r.output_key, "payload": r.payload_name, "status": r.status,
-              "response": r, "cost": _step_cost(r, planned)} for r in run.responses.all()]
+    levels = step_levels(planned)
+    items: dict[int, list[Response]] = {}
+    steps = []
+    for r in run.responses.all():
+        if r.item:
+            items.setdefault(r.index, []).append(r)
+        else:
+            steps.append({"index": r.index, "output_key": r.output_key, "payload": r.payload_name, "status": r.status,
+                          "response": r, "cost": _step_cost(r, planned)})
+    shown = {step["index"] for step in steps}
+    # A map whose own row is not written yet (its items are still running) shows the items it has.
+    steps += [{"index": index, "output_key": found[0].output_key, "payload": found[0].payload_name,
+               "status": "running", "response": None} for index, found in items.items() if index not in shown]
     if run.status in ACTIVE_STATUSES and run.started_at and run.next_step < len(planned) \
             and all(s["index"] != run.next_step for s in steps):
         step = planned[run.next_step]
         steps.append({"index": run.next_step, "output_key": step["output_key"], "payload": step["payload"]["name"],
                       "status": "running", "response": None})
-    return steps
+    for step in steps:
+        index = step["index"]
+        step["level"] = levels[index] if index < len(levels) else index
+        step["items"] = items.get(index, [])
+        step["for_each"] = planned[index].get("for_each", "") if index < len(planned) else ""
+        step["item_count"] = _item_count(step)
+        # One cell per item, a pending one for an item not recorded yet (it runs, or waits its turn).
+        recorded = {item.item: item.status for item in step["items"]}
+        step["cells"] = [{"item": n, "status": recorded.get(n, "pending")} for n in range(1, step["item_count"] + 1)]
+        step["items_done"] = sum(1 for status in recorded.values() if status in ITEM_DONE)
+    return sorted(steps, key=lambda step: step["index"])
+
+
+def _item_count(step: dict[str, Any]) -> int:
+    """How many items a map step has: its output's length once it has ended, else the items recorded so far."""
+    response = step["response"]
+    if response is not None and isinstance(response.output_json, list) and step["items"]:
+        return max(len(response.output_json), len(step["items"]))
+    return max((item.item for item in step["items"]), default=0)
+
+
+def run_progress(steps: list[dict[str, Any]], step_count: int) -> dict[str, int | bool]:
+    """Units done of units in all: a step is one unit, a map step one per item (once its items are known)."""
+    shown = {step["index"]: step for step in steps}
+    total = done = 0
+    for index in range(step_count):
+        step = shown.get(index)
+        if step is None:
+            total += 1
+        elif step["item_count"]:
+            total += step["item_count"]
+            done += sum(1 for item in step["items"] if item.status in ITEM_DONE)
+        else:
+            total += 1
+            done += step["status"] in UNIT_DONE
+    return {"done": done, "total": total, "items": any(step["item_count"] for step in steps)}
+
+
+def step_rows_by_level(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The shown steps grouped by level, in order: the run page draws each level as one row."""
+    rows: dict[int, list[dict[str, Any]]] = {}
+    for step in steps:
+        rows.setdefault(step["level"], []).append(step)
+    return [{"level": level, "steps": rows[level]} for level in sorted(rows)]
 
 
 @login_required
@@ -118,17 +187,22 @@ def run_row(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = _run_or_404(pk)
-    done = sum(1 for r in run.responses.all() if r.status in (ResponseStatus.SUCCEEDED, ResponseStatus.COPIED))
     release = Release.objects.filter(pk=run.release_id).first() if run.release_id else None
     used = release_step_versions(release) if release is not None else {}
     steps = [{**step, "versions": used.get(step["index"], [])} for step in _steps(run)]
+    planned = (run.snapshot or {}).get("steps", [])
     return render(request, "runs/run_detail.html", {
-        "run": run, "release": release, "steps": steps, "release_versions": sorted(used.items()), "done_steps": done, "is_active": run.status in ACTIVE_STATUSES,
+        "run": run, "release": release, "steps": steps, "step_rows": step_rows_by_level(steps),
+        "levels_json": json.dumps(step_levels(planned)),
+        "maps_json": json.dumps([index for index, step in enumerate(planned) if step.get("for_each")]),
+        "progress": run_progress(steps, run.step_count),
+        "release_versions": sorted(used.items()), "is_active": run.status in ACTIVE_STATUSES,
         "cost": cost_of_steps(run.responses.all()),
         "budget": money_text(run.budget_nano, run.budget_currency or "") if run.budget_nano is not None else "",
         "can_start": request.user.has_perm("runs.add_run"), "can_cancel": request.user.has_perm("runs.change_run"),
         "charts": _step_charts(run),
-        "blank_step": {"index": "", "output_key": "", "payload": "", "status": "running", "response": None},
+        "blank_step": {"index": "", "output_key": "", "payload": "", "status": "running", "response": None,
+                       "items": [], "item_count": 0},
     })
 
 
@@ -136,10 +210,15 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("runs.view_run", raise_exception=True)
 @require_GET
 def run_step_prompt(request: HttpRequest, pk: int, index: int) -> HttpResponse:
-    """The rendered messages that were sent for one step (opened on demand from the run page)."""
+    """The rendered messages that were sent for one step (opened on demand from the run page); with
+    ?item=n, for the n-th item of a map step, with the item's value, answer and error."""
     run = get_object_or_404(Run.objects.only("pk"), pk=pk)
-    response = run.responses.filter(index=index).first()  # None while the step is still running
-    return render(request, "runs/_step_prompt.html", {"response": response})
+    item = request.GET.get("item", "0")
+    if not item.isdigit():
+        return HttpResponse("item: a whole number.", status=400, content_type="text/plain")
+    response = run.responses.filter(index=index, item=int(item)).first()  # None while it is still running
+    item_value = json.dumps(response.item_value, indent=2, ensure_ascii=False) if response is not None else ""
+    return render(request, "runs/_step_prompt.html", {"response": response, "item": int(item), "item_value": item_value})
 
 
 @login_required
@@ -246,7 +325,8 @@ def _step_cost_charts(responses: list[Response]) -> list[BarChart]:
 
 def _step_charts(run: Run) -> list[BarChart]:
     responses = list(run.responses.all())
-    labels = [f"{r.index + 1} {r.output_key}" for r in responses]
+    # A map's item is "3.2 checked": step 3, item 2.
+    labels = [f"{r.index + 1}{f'.{r.item}' if r.item else ''} {r.output_key}" for r in responses]
     return [
         bar_chart(chart_id="chart-step-latency", title="LLM latency per step", series=["latency"],
                   categories=labels, values=[(r.latency_ms,) for r in responses], fmt=_ms, unit="ms"),

@@ -9,13 +9,46 @@ from django.http import HttpRequest, HttpResponse
 from blocks.admin import ServiceSaveMixin, inline_rows, variable_chips, version_history
 from core.forms import RejectLoneSurrogatesMixin
 from payloads.services import payload_variables
-from workflows.models import Step, Workflow
-from workflows.services import workflow_create, workflow_problems, workflow_update, workflow_variable_flow
+from workflows.models import OnError, Step, Workflow
+from workflows.services import (
+    FLOW_FIELDS,
+    workflow_create,
+    workflow_problems,
+    workflow_update,
+    workflow_variable_flow,
+    workflow_warnings,
+)
+
+
+class StepForm(RejectLoneSurrogatesMixin, forms.ModelForm):
+    """A step row with its control flow; a field left empty (or not posted) takes the model's default."""
+
+    class Meta:
+        model = Step
+        fields = ["output_key", "payload", *FLOW_FIELDS]
+        widgets = {
+            "when": forms.TextInput(attrs={"size": 18, "class": "ae-code", "placeholder": "always"}),
+            "default": forms.TextInput(attrs={"size": 10}),
+            "for_each": forms.TextInput(attrs={"size": 14, "class": "ae-code", "placeholder": "one call"}),
+            "item_as": forms.TextInput(attrs={"size": 6, "class": "ae-code"}),
+            "max_parallel": forms.NumberInput(attrs={"style": "width: 4em", "placeholder": "wf"}),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["on_error"].required = False
+
+    def clean_item_as(self) -> str:
+        return self.cleaned_data.get("item_as") or "item"
+
+    def clean_on_error(self) -> str:
+        return self.cleaned_data.get("on_error") or OnError.FAIL
 
 
 class StepInline(SortableTabularInline):
     model = Step
-    fields = ["output_key", "payload", "payload_reads"]
+    form = StepForm
+    fields = ["output_key", "payload", "payload_reads", *FLOW_FIELDS]
     readonly_fields = ["payload_reads"]
     extra = 0
 
@@ -29,7 +62,7 @@ class StepInline(SortableTabularInline):
 class WorkflowForm(RejectLoneSurrogatesMixin, forms.ModelForm):
     class Meta:
         model = Workflow
-        fields = ["name", "description", "inputs"]
+        fields = ["name", "description", "inputs", "max_parallel"]
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "inputs": forms.Textarea(attrs={"rows": 4, "class": "ae-code"}),
@@ -38,6 +71,14 @@ class WorkflowForm(RejectLoneSurrogatesMixin, forms.ModelForm):
             "inputs": 'A JSON list, e.g. <code>[{"name": "topic", "default": "tides", "description": "..."}]</code>. '
                       "Steps read inputs, earlier steps' output keys, and <code>previous</code>.",
         }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["max_parallel"].required = False
+
+    def clean_max_parallel(self) -> int:
+        value = self.cleaned_data.get("max_parallel")
+        return 4 if value is None else value
 
 
 @admin.register(Workflow)
@@ -54,7 +95,7 @@ class WorkflowAdmin(ServiceSaveMixin, SortableAdminBase, admin.ModelAdmin):
 
     def service_save(self, request: HttpRequest, obj: Workflow | None, fields: dict[str, Any],
                      formsets: Any) -> Workflow:
-        steps: Any = inline_rows(formsets, ("payload", "output_key"))
+        steps: Any = inline_rows(formsets, ("payload", "output_key", *FLOW_FIELDS))
         if obj is None:
             return workflow_create(steps=steps, user=request.user, **fields)
         return workflow_update(workflow=obj, data=fields, steps=steps, user=request.user)
@@ -81,5 +122,6 @@ class WorkflowAdmin(ServiceSaveMixin, SortableAdminBase, admin.ModelAdmin):
             extra_context = {**(extra_context or {}),
                              "variable_flow": workflow_variable_flow(workflow),
                              "problems": workflow_problems(workflow),
+                             "warnings": workflow_warnings(workflow),
                              "workflow_inputs": workflow.input_names}
         return super().change_view(request, object_id, form_url, extra_context)

@@ -59,9 +59,13 @@ class WorkflowViewSet(VersionsMixin, viewsets.ModelViewSet):
     @extend_schema(request=None, responses=WorkflowValidationSerializer)
     @action(detail=True, methods=["get"])
     def validate(self, request: Request, pk: str | None = None, format: str | None = None) -> Response:
-        """Every variable no input or earlier step provides (naming step and block), and other problems."""
-        problems = services.workflow_problems(self.get_object())
-        return Response({"valid": not problems, "problems": problems})
+        """Every variable no input or earlier step provides (naming step and block, or the step's `when`,
+        `for_each` or `as` field), other problems, and warnings that do not stop a run."""
+        workflow = self.get_object()
+        steps = services.workflow_steps(workflow)
+        problems = services.workflow_problems(workflow, steps=steps)
+        return Response({"valid": not problems, "problems": problems,
+                         "warnings": services.workflow_warnings(workflow, steps=steps)})
 
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT},
                    parameters=[OpenApiParameter("with_history", OpenApiTypes.BOOL, description="Add every version.")])

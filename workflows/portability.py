@@ -34,7 +34,7 @@ from llm.models import Endpoint
 from llm.services import endpoint_create
 from payloads.models import Payload
 from payloads.services import PAYLOAD_SETTINGS, payload_create
-from workflows.models import Workflow
+from workflows.models import MAX_PARALLEL, Step, Workflow
 from workflows.portability_history import (
     FORMAT_VERSION_HISTORY,
     PAYLOAD_BLOCKS,
@@ -45,7 +45,7 @@ from workflows.portability_history import (
     history_recreate,
     versions_export,
 )
-from workflows.services import workflow_create
+from workflows.services import FLOW_FIELDS, flow_non_defaults, workflow_create
 
 FORMAT = "llm-orchestrator.workflow"
 FORMAT_VERSION = 1
@@ -54,6 +54,21 @@ SUFFIXED_NAMES_TRIED = 1000
 PAYLOAD_EXPORTED_SETTINGS = sorted(PAYLOAD_SETTINGS)
 
 Named = TypeVar("Named", bound=models.Model)
+
+# A step's control flow in an export: the API's names (the model's `item_as` is `as`), only when not the default.
+FLOW_EXPORT_NAMES = {name: "as" if name == "item_as" else name for name in FLOW_FIELDS}
+FLOW_TEXT_FIELDS = ("when", "default", "for_each", "item_as", "on_error")
+DEFAULT_MAX_PARALLEL = 4
+
+
+def step_flow_export(step: Step) -> dict[str, Any]:
+    return {FLOW_EXPORT_NAMES[name]: value
+            for name, value in flow_non_defaults({name: getattr(step, name) for name in FLOW_FIELDS}).items()}
+
+
+def step_flow_import(step: dict[str, Any]) -> dict[str, Any]:
+    """An exported step's control flow by the model's names (checked by _check_step_flow)."""
+    return {name: step[exported] for name, exported in FLOW_EXPORT_NAMES.items() if exported in step}
 
 
 # --- Export ---------------------------------------------------------------------------------------
@@ -83,7 +98,10 @@ def workflow_export(workflow: Workflow, *, with_history: bool = False) -> dict[s
             "name": workflow.name,
             "description": workflow.description,
             "inputs": workflow.inputs,
-            "steps": [{"payload": step.payload.name, "output_key": step.output_key} for step in steps],
+            "steps": [{"payload": step.payload.name, "output_key": step.output_key, **step_flow_export(step)}
+                      for step in steps],
+            # Only when not the default, so a plain chain's export is what it was before issue 22.
+            **({"max_parallel": workflow.max_parallel} if workflow.max_parallel != DEFAULT_MAX_PARALLEL else {}),
         },
         "payloads": payload_docs,
         "blocks": [{"name": b.name, "description": b.description, "content": b.content} for b in blocks.values()],
@@ -189,9 +207,36 @@ def _check_document(document: object) -> dict[str, Any]:
         _require(isinstance(step, dict) and step.get("payload") in payloads, f"workflow.steps[{index}].payload",
                  "Must name a payload of the export.")
         _require(isinstance(step.get("output_key"), str), f"workflow.steps[{index}].output_key", "Must be a string.")
+        _check_step_flow(step, f"workflow.steps[{index}]")
+    if "max_parallel" in workflow:
+        _check_flow_value(Workflow, "max_parallel", workflow["max_parallel"], "workflow.max_parallel")
     if history_fields:
         history_check(document)
     return document
+
+
+def _check_step_flow(step: dict[str, Any], where: str) -> None:
+    """Each control-flow field of an exported step by the model's rules; the error names the step and field."""
+    unknown = set(step) - {"payload", "output_key", *FLOW_EXPORT_NAMES.values()}
+    _require(not unknown, where, f"Unknown fields: {', '.join(sorted(unknown))}.")
+    for name, exported in FLOW_EXPORT_NAMES.items():
+        if exported in step:
+            _check_flow_value(Step, name, step[exported], f"{where}.{exported}")
+
+
+def _check_flow_value(model: type[models.Model], name: str, value: Any, where: str) -> None:
+    if name in FLOW_TEXT_FIELDS:
+        _require(isinstance(value, str), where, "Must be a string.")
+    else:
+        nullable = model is Step
+        _require((isinstance(value, int) and not isinstance(value, bool)) or (nullable and value is None), where,
+                 f"Must be an integer from 1 to {MAX_PARALLEL}{' or null' if nullable else ''}.")
+    field_ = model._meta.get_field(name)
+    try:
+        field_.clean(value, None)
+    except ValidationError as exc:
+        raise ValidationError({where: exc.messages}) from exc
+    _require(name != "item_as" or value != "", where, "A variable name is required.")
 
 
 def _payload_settings(doc: dict[str, Any]) -> dict[str, Any]:
@@ -312,16 +357,24 @@ def _import_payloads(items: list[dict[str, Any]], endpoints: dict[str, Endpoint]
 
 
 def _import_workflow(spec: dict[str, Any], payloads: dict[str, Payload], user: Any) -> tuple[Workflow, str]:
-    steps = [{"payload": payloads[s["payload"]], "output_key": s["output_key"]} for s in spec["steps"]]
+    steps = [{"payload": payloads[s["payload"]], "output_key": s["output_key"], **step_flow_import(s)}
+             for s in spec["steps"]]
     inputs = spec.get("inputs") or []
     description = spec.get("description", "")
+    max_parallel = spec.get("max_parallel", DEFAULT_MAX_PARALLEL)
 
     def same_workflow(workflow: Workflow) -> bool:
-        current = [(s.payload_id, s.output_key) for s in workflow.steps.order_by("position", "id")]
+        current = [(s.payload_id, s.output_key, step_flow_export(s)) for s in workflow.steps.order_by("position", "id")]
         return (workflow.description == description and workflow.inputs == inputs
-                and current == [(s["payload"].pk, s["output_key"]) for s in steps])
+                and workflow.max_parallel == max_parallel
+                and current == [(s["payload"].pk, s["output_key"], exported_flow(s)) for s in steps])
 
     return _reconcile(
         Workflow, spec["name"], same=same_workflow,
         create=lambda name: workflow_create(name=name, description=description, inputs=inputs, steps=steps, user=user,
-                                            message=IMPORTED))
+                                            message=IMPORTED, max_parallel=max_parallel))
+
+
+def exported_flow(spec: dict[str, Any]) -> dict[str, Any]:
+    """A step spec's control flow as an export names it (to compare with step_flow_export)."""
+    return {FLOW_EXPORT_NAMES[name]: value for name, value in flow_non_defaults(spec).items()}

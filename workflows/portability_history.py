@@ -35,6 +35,7 @@ from django.utils.dateparse import parse_datetime
 from core.versioning import content_hash, version_history_write
 from payloads.models import Payload
 from payloads.services import PAYLOAD_SETTINGS
+from workflows.services import FLOW_FIELDS, flow_non_defaults
 
 FORMAT_VERSION_HISTORY = 2
 LARGEST_NUMBER = 2**31 - 1  # a version number is a PositiveIntegerField: larger fails on PostgreSQL
@@ -48,6 +49,9 @@ PAYLOAD_USE = {"block_id": "ref", "block": "text", "role": "text", "block_versio
 WORKFLOW_STEP = {"output_key": "text", "payload_id": "ref", "payload": "text", "payload_version": "ref"}
 VERSION = {"number": "number", "message": "text", "content_hash": "text"}
 VERSION_OPTIONAL = {"created_at", "author", "content"}
+# A version keeps a step's control flow and the workflow's max_parallel only when not the default (issue 22).
+WORKFLOW_CONTENT_OPTIONAL = {"max_parallel"}
+DEFAULT_MAX_PARALLEL = 4
 
 
 @dataclass(frozen=True)
@@ -59,10 +63,11 @@ class Reference:
     name_key: str
     version_key: str
     entry: dict[str, str]
+    entry_optional: Collection[str] = ()
 
 
 PAYLOAD_BLOCKS = Reference("blocks", "block_id", "block", "block_version", PAYLOAD_USE)
-WORKFLOW_STEPS = Reference("steps", "payload_id", "payload", "payload_version", WORKFLOW_STEP)
+WORKFLOW_STEPS = Reference("steps", "payload_id", "payload", "payload_version", WORKFLOW_STEP, FLOW_FIELDS)
 
 
 # --- Export ---------------------------------------------------------------------------------------
@@ -112,7 +117,7 @@ def _check_content(content: Any, where: str, shape: dict[str, str], reference: R
         _fail(f"{where}.name", f"At most {NAME_LENGTH} characters.")
     if reference is not None:
         for index, entry in enumerate(content[reference.items]):
-            _check_fields(entry, f"{where}.{reference.items}[{index}]", reference.entry)
+            _check_fields(entry, f"{where}.{reference.items}[{index}]", reference.entry, reference.entry_optional)
 
 
 ContentCheck = Callable[[Any, str], None]
@@ -175,7 +180,8 @@ def _payload_as_current(content: dict[str, Any]) -> dict[str, Any]:
 
 def _workflow_as_current(content: dict[str, Any]) -> dict[str, Any]:
     return {"name": content["name"], "description": content["description"], "inputs": content["inputs"],
-            "steps": [(step["payload_id"], step["output_key"]) for step in content["steps"]]}
+            "max_parallel": content.get("max_parallel", DEFAULT_MAX_PARALLEL),
+            "steps": [(step["payload_id"], step["output_key"], flow_non_defaults(step)) for step in content["steps"]]}
 
 
 def _check_block_content(content: Any, where: str) -> None:
@@ -187,7 +193,7 @@ def _check_payload_content(content: Any, where: str) -> None:
 
 
 def _check_workflow_content(content: Any, where: str) -> None:
-    _check_content(content, where, WORKFLOW_CONTENT, WORKFLOW_STEPS)
+    _check_content(content, where, WORKFLOW_CONTENT, WORKFLOW_STEPS, WORKFLOW_CONTENT_OPTIONAL)
 
 
 def history_check(document: dict[str, Any]) -> None:
@@ -205,7 +211,11 @@ def history_check(document: dict[str, Any]) -> None:
         _check_versions(item, f"payloads[{index}]", _check_payload_content, current, _payload_as_current)
     spec = document["workflow"]
     current = {"name": spec["name"], "description": spec.get("description", ""), "inputs": spec.get("inputs") or [],
-               "steps": [(payload_ids[step["payload"]], step["output_key"]) for step in spec["steps"]]}
+               "max_parallel": spec.get("max_parallel", DEFAULT_MAX_PARALLEL),
+               "steps": [(payload_ids[step["payload"]], step["output_key"],
+                          flow_non_defaults({name: step["as" if name == "item_as" else name]
+                                             for name in FLOW_FIELDS if ("as" if name == "item_as" else name) in step}))
+                         for step in spec["steps"]]}
     _check_versions(spec, "workflow", _check_workflow_content, current, _workflow_as_current)
 
 

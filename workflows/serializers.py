@@ -19,11 +19,23 @@ class WorkflowInputSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
 
 
 class StepSerializer(StrictModelSerializer):
+    """A step; its control flow (issue 22) is optional on write, each field taking the model's default."""
+
     payload_name = serializers.CharField(source="payload.name", read_only=True)
 
     class Meta:
         model = Step
-        fields = ["payload", "output_key", "payload_name"]
+        fields = ["payload", "output_key", "payload_name", "when", "default", "for_each", "item_as", "max_parallel",
+                  "on_error"]
+        extra_kwargs = {"default": {"trim_whitespace": False}, "when": {"trim_whitespace": False},
+                        "item_as": {"allow_blank": False}}
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # The model's `item_as` is `as` to the API and in exports (a Python keyword cannot be a field name here).
+        fields = super().get_fields()
+        fields["as"] = fields.pop("item_as")
+        fields["as"].source = "item_as"
+        return fields
 
 
 class ProblemSerializer(serializers.Serializer):
@@ -32,13 +44,17 @@ class ProblemSerializer(serializers.Serializer):
     payload = serializers.CharField(required=False, help_text="Payload name.")
     block = serializers.CharField(required=False, help_text="Block name.")
     variable = serializers.CharField(required=False)
+    field = serializers.CharField(required=False, help_text='The step\'s field: "when", "for_each" or "as"; absent: a block.')
+    level = serializers.CharField(required=False, help_text='"warning" for a warning; absent for a problem.')
     message = serializers.CharField()
 
 
 class VariableReadSerializer(serializers.Serializer):
     variable = serializers.CharField()
-    block = serializers.CharField()
-    source = serializers.CharField(allow_null=True, help_text='"input", "step:<output_key>", or null: unprovided.')
+    block = serializers.CharField(allow_null=True, help_text="null: read by the step's `when` or `for_each`.")
+    field = serializers.CharField(required=False, help_text='"when" or "for_each" when not read by a block.')
+    source = serializers.CharField(allow_null=True,
+                                   help_text='"input", "step:<output_key>", "item" (a map\'s item), or null: unprovided.')
 
 
 class StepFlowSerializer(serializers.Serializer):
@@ -46,11 +62,21 @@ class StepFlowSerializer(serializers.Serializer):
     output_key = serializers.CharField()
     payload = serializers.CharField()
     reads = VariableReadSerializer(many=True)
+    needs = serializers.ListField(child=serializers.IntegerField(),
+                                  help_text="0-based indexes of the earlier steps it waits for.")
+    level = serializers.IntegerField(help_text="Depth in the derived graph: steps of one level may run side by side.")
+    when = serializers.CharField()
+    default = serializers.CharField()
+    for_each = serializers.CharField()
+    item_as = serializers.CharField()
+    max_parallel = serializers.IntegerField(allow_null=True)
+    on_error = serializers.CharField()
 
 
 class WorkflowValidationSerializer(serializers.Serializer):
     valid = serializers.BooleanField()
     problems = ProblemSerializer(many=True)
+    warnings = ProblemSerializer(many=True, help_text="What may surprise at run time without stopping a run.")
 
 
 class WorkflowSerializer(StrictModelSerializer):
@@ -58,13 +84,14 @@ class WorkflowSerializer(StrictModelSerializer):
     steps = StepSerializer(many=True, required=False,
                            help_text="Ordered steps; on write, the whole list is replaced.")
     problems = serializers.SerializerMethodField(help_text="Why the workflow cannot run; empty: it can.")
+    warnings = serializers.SerializerMethodField(help_text="What may surprise at run time without stopping a run.")
     variable_flow = serializers.SerializerMethodField(help_text="Per step, each variable it reads and its source.")
     version_message = VersionMessageField()
 
     class Meta:
         model = Workflow
-        fields = ["id", "name", "description", "inputs", "steps", "problems", "variable_flow", "budget",
-                  "budget_currency", "created_at", "updated_at", "version_message"]
+        fields = ["id", "name", "description", "inputs", "steps", "problems", "warnings", "variable_flow",
+                  "max_parallel", "budget", "budget_currency", "created_at", "updated_at", "version_message"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def validate_inputs(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -86,6 +113,10 @@ class WorkflowSerializer(StrictModelSerializer):
     @extend_schema_field(ProblemSerializer(many=True))
     def get_problems(self, workflow: Workflow) -> list[dict[str, Any]]:
         return services.workflow_problems(workflow, steps=self._steps(workflow))
+
+    @extend_schema_field(ProblemSerializer(many=True))
+    def get_warnings(self, workflow: Workflow) -> list[dict[str, Any]]:
+        return services.workflow_warnings(workflow, steps=self._steps(workflow))
 
     @extend_schema_field(StepFlowSerializer(many=True))
     def get_variable_flow(self, workflow: Workflow) -> list[dict[str, Any]]:

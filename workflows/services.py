@@ -257,6 +257,12 @@ _FLOW_DEFAULTS: dict[str, Any] = {"when": "", "default": "", "for_each": "", "it
                                   "on_error": "fail"}
 
 
+def flow_non_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """The control-flow fields among `values` (model names) that are not the default: what versions,
+    snapshots and exports keep."""
+    return {name: values[name] for name in FLOW_FIELDS if name in values and values[name] != _FLOW_DEFAULTS[name]}
+
+
 # --- Writes ---------------------------------------------------------------------------------------
 
 class StepSpec(TypedDict):
@@ -322,11 +328,12 @@ def _workflow_version_write(workflow: Workflow, *, user: Any, message: str) -> N
 @transaction.atomic
 def workflow_create(*, name: str, description: str = "", inputs: list[dict[str, Any]] | None = None,
                     steps: Sequence[StepSpec] = (), user: Any = None, message: str = "",
-                    budget: Decimal | None = None, budget_currency: str = "USD") -> Workflow:
+                    budget: Decimal | None = None, budget_currency: str = "USD", max_parallel: int = 4) -> Workflow:
     """Save the workflow even if it has problems: workflow_problems() says why it cannot run yet.
-    `budget` is the default cost cap of its runs (None: none)."""
+    `budget` is the default cost cap of its runs (None: none); `max_parallel`, how many of a run's
+    steps may call at once."""
     workflow = Workflow(name=name, description=description, inputs=inputs if inputs is not None else [],
-                        budget=budget, budget_currency=budget_currency or "USD")
+                        budget=budget, budget_currency=budget_currency or "USD", max_parallel=max_parallel)
     workflow.full_clean()
     workflow.save()
     _steps_replace(workflow=workflow, steps=steps)

@@ -26,7 +26,8 @@ from blocks.history_page import history_page, history_restore
 from blocks.selectors import UsedBy
 from payloads.models import Payload
 from workflows import portability, selectors, services
-from workflows.forms import WorkflowForm, declared_inputs, step_rows, step_specs
+from workflows.diagram import flow_diagram
+from workflows.forms import ON_ERROR_CHOICES, WorkflowForm, declared_inputs, step_rows, step_specs
 from workflows.models import Workflow
 
 IMPORT_PERMISSIONS = ("workflows.add_workflow", "payloads.add_payload", "blocks.add_block")
@@ -47,7 +48,7 @@ def _page(request: HttpRequest, *, form: WorkflowForm, workflow: Workflow | None
     return render(request, "workflows/builder.html", {
         "form": form, "workflow": workflow, "inputs": inputs, "rows": rows, "step_errors": step_errors or [],
         "input_errors": input_errors or [],
-        "payloads": Payload.objects.order_by("name"),
+        "payloads": Payload.objects.order_by("name"), "on_error_choices": ON_ERROR_CHOICES,
         "can_save": request.user.has_perm("workflows.change_workflow" if workflow else "workflows.add_workflow"),
         "can_delete": request.user.has_perm("workflows.delete_workflow"),
     }, status=status)
@@ -82,10 +83,12 @@ def workflow_new(request: HttpRequest) -> HttpResponse:
 def workflow_edit(request: HttpRequest, pk: int) -> HttpResponse:
     workflow = get_object_or_404(Workflow, pk=pk)
     if request.method == "GET":
-        rows = [{"payload": s.payload, "output_key": s.output_key, "problems": []}
+        rows = [{"payload": s.payload, "output_key": s.output_key, "problems": [],
+                 **{name: getattr(s, name) for name in services.FLOW_FIELDS}}
                 for s in workflow.steps.select_related("payload").order_by("position", "id")]
         form = WorkflowForm(initial={"name": workflow.name, "description": workflow.description,
-                                     "budget": workflow.budget, "budget_currency": workflow.budget_currency})
+                                     "budget": workflow.budget, "budget_currency": workflow.budget_currency,
+                                     "max_parallel": workflow.max_parallel})
         return _page(request, form=form, workflow=workflow, inputs=workflow.inputs, rows=rows)
     if not request.user.has_perm("workflows.change_workflow"):
         raise PermissionDenied("You may not change workflows.")
@@ -125,10 +128,17 @@ def workflow_check(request: HttpRequest) -> HttpResponse:
     """The diagram and the problems of the page's workflow, with each step's problems swapped in at its row."""
     rows = step_rows(request.POST)
     inputs = declared_inputs(request.POST)
-    context: dict[str, Any] = {"rows": rows, "general": [], "flow": [], "input_names": [i["name"] for i in inputs]}
+    context: dict[str, Any] = {"rows": rows, "general": [], "flow": [], "warnings": [],
+                               "input_names": [i["name"] for i in inputs]}
     if not any(row["problems"] for row in rows):
         context.update(_dry_run(request, inputs=inputs, rows=rows))
     context["ready"] = not context["general"] and not any(row["problems"] for row in rows)
+    warned: dict[int, list[str]] = {}
+    for warning in context["warnings"]:
+        warned.setdefault(warning["step"], []).append(warning["message"])
+    context["diagram"] = flow_diagram(context["flow"], has_inputs=bool(inputs), warnings=warned,
+                                      problems={n: row["problems"] for n, row in enumerate(rows, start=1)})
+    context["max_parallel"] = request.POST.get("max_parallel") or 4
     return render(request, "workflows/_check.html", context)
 
 
@@ -137,6 +147,7 @@ def _dry_run(request: HttpRequest, *, inputs: list[dict[str, Any]], rows: list[d
     existing = Workflow.objects.filter(pk=request.POST.get("workflow_id") or None).first()
     general: list[str] = []
     flow: list[dict[str, Any]] = []
+    warnings: list[dict[str, Any]] = []
     with transaction.atomic():
         try:
             if existing is None:
@@ -153,12 +164,20 @@ def _dry_run(request: HttpRequest, *, inputs: list[dict[str, Any]], rows: list[d
         else:
             for problem in services.workflow_problems(workflow):
                 if problem.get("step"):
-                    rows[problem["step"] - 1]["problems"].append(problem["message"])
+                    rows[problem["step"] - 1]["problems"].append(_at_field(problem))
                 else:
                     general.append(problem["message"])
             flow = services.workflow_variable_flow(workflow)
+            warnings = services.workflow_warnings(workflow)
         transaction.set_rollback(True)
-    return {"general": general, "flow": flow}
+    return {"general": general, "flow": flow, "warnings": warnings}
+
+
+def _at_field(problem: dict[str, Any]) -> str:
+    """A problem of a step's when/for_each/as, saying which (a block's problem names its variable)."""
+    name = problem.get("field")
+    message = problem["message"]
+    return f"Flow, {name}: {message}" if name and not message.startswith(name) else message
 
 
 @login_required

@@ -1,12 +1,16 @@
 // Run detail page: applies the events of ws/runs/{id}/ (docs/events.md) to the server-rendered page.
-// Events may repeat what the state already shows, so everything is applied by step index, idempotently.
+// Events may repeat what the state already shows, so everything is applied by step index (and map item),
+// idempotently. Steps of one level of the run's graph are drawn side by side and may run at the same time,
+// so no event assumes a single running step. A map step's items are cells of a grid.
 import { liveSocket, formatMs } from "./live-socket.js";
 import { showPart, showReasoning } from "./reasoning.js";
 
 const root = document.getElementById("run");
 const FINAL = new Set(["succeeded", "failed", "cancelled", "budget"]);
-const STEP_FINAL = new Set(["succeeded", "failed", "cancelled", "copied"]);
-const STEP_DONE = new Set(["succeeded", "copied"]);
+const STEP_FINAL = new Set(["succeeded", "failed", "cancelled", "copied", "skipped"]);
+const STEP_DONE = new Set(["succeeded", "copied", "skipped"]);
+// A failed item of a map that goes on without it (on_error skip or null) is done too.
+const ITEM_DONE = new Set(["succeeded", "copied", "skipped", "failed"]);
 const stepsList = document.getElementById("steps");
 const template = document.getElementById("step-template");
 const canStart = root.dataset.canStart === "true";
@@ -14,9 +18,12 @@ const canCancel = root.dataset.canCancel === "true";
 const canReplay = root.dataset.canReplay === "true";
 let runStatus = document.querySelector("#run-status [data-field=status]").dataset.status;
 let stepCount = Number(root.dataset.stepCount);
+const levels = JSON.parse(root.dataset.levels || "[]");
+const mapSteps = new Set(JSON.parse(root.dataset.maps || "[]"));
+const levelOf = (index) => levels[index] ?? index;
 
-// Run totals as the last state had them, plus the steps recorded since; `counted` holds the indices
-// already in them (a copied step is in no total: its tokens were spent by the source run).
+// Run totals as the last state had them, plus the steps recorded since; `counted` holds the
+// "index/item" keys already in them (a copied step is in no total: its tokens were spent by the source run).
 const tokensEl = document.getElementById("run-tokens");
 const totals = {
   prompt: Number(tokensEl.dataset.prompt),
@@ -25,12 +32,24 @@ const totals = {
 };
 const counted = new Set();
 
-// index -> {el, text}
+const key = (index, item) => `${index}/${item || 0}`;
+
+// index -> {el, text, itemCount, items: item number -> {status, text, value}}
 const steps = new Map();
 for (const el of stepsList.querySelectorAll(".step")) {
-  steps.set(Number(el.dataset.index), { el, text: el.querySelector("[data-field=output]").textContent });
-  watchPrompt(el, Number(el.dataset.index));
-  if (STEP_FINAL.has(el.dataset.status)) counted.add(Number(el.dataset.index));
+  const index = Number(el.dataset.index);
+  const step = { el, text: el.querySelector("[data-field=output]").textContent, itemCount: 0, items: new Map() };
+  for (const cell of el.querySelectorAll(".item-cell")) {
+    step.items.set(Number(cell.dataset.item), { status: cell.dataset.status, text: "" });
+    if (STEP_FINAL.has(cell.dataset.status)) counted.add(key(index, cell.dataset.item));
+  }
+  steps.set(index, step);
+  // Items the page has no row for yet (a map that has just started) are pending cells.
+  const itemCount = Number(el.querySelector("[data-field=item_count]").textContent) || 0;
+  if (itemCount) ensureItems(step, itemCount);
+  watchPrompt(el, index);
+  watchItems(step, index);
+  if (STEP_FINAL.has(el.dataset.status)) counted.add(key(index, 0));
 }
 
 function showTotals() {
@@ -39,9 +58,11 @@ function showTotals() {
 }
 
 function countStep(index, data) {
-  if (counted.has(index)) return;
-  counted.add(index);
-  if (data.status === "copied") return;
+  const counting = key(index, data.item);
+  if (counted.has(counting)) return;
+  counted.add(counting);
+  // A map step's own row sums its items, which are counted one by one.
+  if (data.status === "copied" || data.status === "skipped" || (!data.item && isMap(index))) return;
   totals.prompt += data.prompt_tokens || 0;
   totals.completion += data.completion_tokens || 0;
   totals.latency += data.latency_ms || 0;
@@ -69,6 +90,27 @@ function watchPrompt(el, index) {
   });
 }
 
+function isMap(index) {
+  return mapSteps.has(index) || (steps.get(index)?.itemCount ?? 0) > 0;
+}
+
+// The row of the step's level, made (in level order) when its first step starts.
+function levelList(index) {
+  const level = levelOf(index);
+  let row = [...stepsList.children].find((el) => Number(el.dataset.level) === level);
+  if (!row) {
+    row = document.createElement("li");
+    row.className = "step-level";
+    row.dataset.level = level;
+    const list = document.createElement("ol");
+    list.className = "level-steps";
+    row.append(list);
+    const after = [...stepsList.children].find((el) => Number(el.dataset.level) > level);
+    stepsList.insertBefore(row, after ?? null);
+  }
+  return row.querySelector(".level-steps");
+}
+
 function ensureStep(index) {
   let step = steps.get(index);
   if (step) return step;
@@ -79,12 +121,15 @@ function ensureStep(index) {
   field(el, "replay").href = `${root.dataset.replayUrl}?from_step=${index}`;
   const versions = document.getElementById("step-versions")?.content.querySelector(`[data-index="${index}"]`);
   if (versions) el.querySelector(".step-head").after(versions.cloneNode(true));
-  step = { el, text: "" };
+  if (mapSteps.has(index)) el.dataset.map = "true";
+  step = { el, text: "", itemCount: 0, items: new Map() };
   steps.set(index, step);
-  // Keep the list in step order even if events arrive for a later step first.
-  const after = [...steps.keys()].filter((i) => i > index).sort((a, b) => a - b)[0];
-  stepsList.insertBefore(el, after === undefined ? null : steps.get(after).el);
+  // Keep each row in step order even if events arrive for a later step first.
+  const list = levelList(index);
+  const after = [...list.children].find((other) => Number(other.dataset.index) > index);
+  list.insertBefore(el, after ?? null);
   watchPrompt(el, index);
+  watchItems(step, index);
   document.getElementById("steps-empty").hidden = true;
   return step;
 }
@@ -107,12 +152,107 @@ function appendText(step, text) {
   if (atBottom) output.scrollTop = output.scrollHeight;
 }
 
+// --- A map step's items ------------------------------------------------------------------------
+
+function ensureItems(step, count) {
+  if (count <= step.itemCount && step.itemCount) return;
+  step.itemCount = Math.max(step.itemCount, count);
+  const grid = field(step.el, "items");
+  for (let item = 1; item <= step.itemCount; item++) {
+    if (grid.querySelector(`[data-item="${item}"]`)) continue;
+    const cell = document.createElement("button");
+    cell.type = "button";
+    cell.className = "item-cell";
+    cell.dataset.item = item;
+    cell.textContent = item;
+    const holder = document.createElement("li");
+    holder.append(cell);
+    const after = [...grid.querySelectorAll(".item-cell")].find((c) => Number(c.dataset.item) > item);
+    grid.insertBefore(holder, after ? after.parentElement : null);
+    if (!step.items.has(item)) step.items.set(item, { status: "pending", text: "" });
+    showCell(cell, step.items.get(item).status);
+  }
+  field(step.el, "item_count").textContent = step.itemCount;
+  field(step.el, "items_box").hidden = false;
+}
+
+function showCell(cell, status) {
+  cell.dataset.status = status;
+  cell.title = `Item ${cell.dataset.item}: ${status}`;
+  cell.setAttribute("aria-label", `Item ${cell.dataset.item}, ${status}`);
+}
+
+function setItem(step, item, status, data = {}) {
+  ensureItems(step, item);
+  const known = step.items.get(item) || { text: "" };
+  // A finished item stays finished: a late start or delta of the same item changes nothing.
+  if (STEP_FINAL.has(known.status) && !STEP_FINAL.has(status)) return;
+  const entry = { ...known, status };
+  if (data.item_value !== undefined) entry.value = data.item_value;
+  if (data.output !== undefined) entry.text = data.output || "";
+  if (data.error !== undefined) entry.error = data.error;
+  step.items.set(item, entry);
+  showCell(field(step.el, "items").querySelector(`[data-item="${item}"]`), status);
+  const done = [...step.items.values()].filter((i) => ITEM_DONE.has(i.status)).length;
+  field(step.el, "items_done").textContent = done;
+  if (step.openItem === item) showItem(step, item);
+  updateProgress();
+}
+
+function watchItems(step, index) {
+  field(step.el, "items").addEventListener("click", (event) => {
+    const cell = event.target.closest(".item-cell");
+    if (!cell) return;
+    const item = Number(cell.dataset.item);
+    for (const other of field(step.el, "items").querySelectorAll("[aria-pressed]")) other.removeAttribute("aria-pressed");
+    if (step.openItem === item) {
+      step.openItem = null;
+      field(step.el, "item_detail").hidden = true;
+      return;
+    }
+    cell.setAttribute("aria-pressed", "true");
+    step.openItem = item;
+    showItem(step, item, index);
+  });
+}
+
+async function showItem(step, item, index = Number(step.el.dataset.index)) {
+  // A finished item: its value, answer, error and prompt as the server recorded them; a running one: its text so far.
+  const detail = field(step.el, "item_detail");
+  detail.hidden = false;
+  const entry = step.items.get(item) || { status: "pending", text: "" };
+  if (!STEP_FINAL.has(entry.status)) {
+    detail.replaceChildren(Object.assign(document.createElement("p"), {
+      className: "muted", textContent: `Item ${item} is ${entry.status}.` }));
+    if (entry.text) detail.append(Object.assign(document.createElement("pre"), { className: "output", textContent: entry.text }));
+    return;
+  }
+  const url = `${root.dataset.promptUrl.replace("/steps/0/", `/steps/${index}/`)}?item=${item}`;
+  const response = await fetch(url, { headers: { Accept: "text/html" } });
+  if (step.openItem === item) detail.innerHTML = await response.text();
+}
+
+function setSkipped(step, data) {
+  // step.skipped or a skipped response: no call was made; the output is the step's default.
+  if (data.output_key) field(step.el, "output_key").textContent = data.output_key;
+  setStepStatus(step, "skipped");
+  setText(step, data.output || "");
+  field(step.el, "skipped_note").hidden = false;
+  field(step.el, "metrics").hidden = true;
+  updateProgress();
+}
+
 function setStepResult(step, data) {
   // data: a step.completed/step.failed event or a response of the run state.
+  if (data.status === "skipped") {
+    setSkipped(step, data);
+    return;
+  }
   if (data.output_key) field(step.el, "output_key").textContent = data.output_key;
   if (data.payload_name) field(step.el, "payload").textContent = data.payload_name;
   setStepStatus(step, data.status);
   setText(step, data.output || "");
+  if (Array.isArray(data.output_json) && step.itemCount) ensureItems(step, data.output_json.length);
   field(step.el, "tokens").textContent = `${data.prompt_tokens} in · ${data.completion_tokens} out`;
   field(step.el, "estimated").hidden = !data.tokens_estimated;
   // The events carry reasoning and its counts only when the server reported them (docs/events.md).
@@ -133,11 +273,28 @@ function setStepResult(step, data) {
 }
 
 function updateProgress() {
-  const done = [...steps.values()].filter((s) => STEP_DONE.has(s.el.dataset.status)).length;
+  // Units: a step is one, a map step one per item once its items are known.
+  let total = 0;
+  let done = 0;
+  let withItems = false;
+  for (let index = 0; index < Math.max(stepCount, steps.size); index++) {
+    const step = steps.get(index);
+    if (step?.itemCount) {
+      withItems = true;
+      total += step.itemCount;
+      done += [...step.items.values()].filter((i) => ITEM_DONE.has(i.status)).length;
+    } else {
+      total += 1;
+      done += step && STEP_DONE.has(step.el.dataset.status) ? 1 : 0;
+    }
+  }
   const progress = document.getElementById("run-progress");
-  progress.max = stepCount || 1;
+  progress.max = total || 1;
   progress.value = done;
-  document.querySelector("#run-progress-label [data-field=done]").textContent = done;
+  const label = document.getElementById("run-progress-label");
+  field(label, "done").textContent = done;
+  field(label, "total").textContent = total;
+  field(label, "unit").textContent = withItems ? "steps and items" : "steps";
 }
 
 function replaceStaleFlash(status) {
@@ -172,9 +329,14 @@ function applyState(run) {
   setRunStatus(run.status, run.error);
   Object.assign(totals, { prompt: run.prompt_tokens, completion: run.completion_tokens, latency: run.latency_ms || 0 });
   counted.clear();
-  for (const response of run.responses) counted.add(response.index);
+  for (const response of run.responses) counted.add(key(response.index, response.item));
   showTotals();
-  for (const response of run.responses) setStepResult(ensureStep(response.index), response);
+  for (const response of run.responses) {
+    if (response.item) setItem(ensureStep(response.index), response.item, response.status, response);
+  }
+  for (const response of run.responses) {
+    if (!response.item) setStepResult(ensureStep(response.index), response);
+  }
   const recorded = new Set(run.responses.map((r) => r.index));
   if (run.status === "running" && run.started_at && run.next_step < run.step_count && !recorded.has(run.next_step)) {
     const step = ensureStep(run.next_step);
@@ -207,6 +369,12 @@ function applyOne(event) {
       if (event.step_count) stepCount = event.step_count;
       const step = ensureStep(event.index);
       if (STEP_FINAL.has(step.el.dataset.status)) return;
+      if (event.item) {
+        ensureItems(step, event.item_count || event.item);
+        if (step.el.dataset.status !== "running") setStepStatus(step, "running");
+        setItem(step, event.item, "running", { item_value: event.item_value, output: "" });
+        return;
+      }
       field(step.el, "output_key").textContent = event.output_key;
       field(step.el, "payload").textContent = event.payload;
       // The step (re)starts: a step resumed after a server restart streams its text from the start.
@@ -218,6 +386,14 @@ function applyOne(event) {
     case "step.delta": {
       const step = ensureStep(event.index);
       if (STEP_FINAL.has(step.el.dataset.status)) return;
+      if (event.item) {
+        const entry = step.items.get(event.item);
+        if (!entry || STEP_FINAL.has(entry.status)) return;
+        if (event.reset || event.full) entry.text = event.text || "";
+        else if (event.offset === entry.text.length) entry.text += event.text;
+        if (step.openItem === event.item) showItem(step, event.item);
+        return;
+      }
       if (step.el.dataset.status !== "running") setStepStatus(step, "running");
       if (event.reset || event.full) setText(step, event.text || "");
       else if (event.offset === step.text.length) appendText(step, event.text);
@@ -226,8 +402,12 @@ function applyOne(event) {
     }
     case "step.completed":
     case "step.failed":
-      setStepResult(ensureStep(event.index), event);
+      if (event.item) setItem(ensureStep(event.index), event.item, event.status, event);
+      else setStepResult(ensureStep(event.index), event);
       countStep(event.index, event);
+      return;
+    case "step.skipped":
+      setSkipped(ensureStep(event.index), event);
       return;
     case "run.completed":
     case "run.failed":

@@ -46,7 +46,7 @@ def test_workflow_with_unprovided_variables_is_saved_and_its_problems_are_listed
 
 def test_validate_says_valid_for_a_runnable_workflow(api, outline_payload):
     workflow = make_workflow("article", [("outline", outline_payload)])
-    assert api.get(f"/api/workflows/{workflow.pk}/validate/").data == {"valid": True, "problems": []}
+    assert api.get(f"/api/workflows/{workflow.pk}/validate/").data == {"valid": True, "problems": [], "warnings": []}
 
 
 def test_validate_of_unknown_workflow_is_404(api):

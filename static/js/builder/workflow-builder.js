@@ -1,4 +1,4 @@
-// Workflow Builder: add, remove and reorder inputs and steps; the check (htmx) redraws the chain.
+// Workflow Builder: add, remove and reorder inputs and steps; the check (htmx) redraws the graph.
 import { rowFromTemplate, sortableRows } from "./sortable-rows.js";
 
 const form = document.getElementById("workflow-form");
@@ -33,5 +33,25 @@ if (form) {
     const row = rowFromTemplate(document.getElementById("input-template"), `new${++added}`);
     inputs.append(row);
     row.querySelector("input").focus();
+  });
+
+  // A node of the graph opens its step's row: the problems marked on the node are listed there.
+  const openStep = (node) => {
+    const row = form.querySelectorAll("[data-step-row]")[Number(node.dataset.step) - 1];
+    if (!row) return;
+    if (node.dataset.state !== "ok") row.querySelector("[data-step-flow]").open = true;
+    row.scrollIntoView({ block: "center" });
+    row.querySelector("input[name=step_output]").focus();
+  };
+  form.addEventListener("click", (event) => {
+    const node = event.target.closest(".graph-node");
+    if (node) openStep(node);
+  });
+  form.addEventListener("keydown", (event) => {
+    const node = event.target.closest?.(".graph-node");
+    if (node && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();
+      openStep(node);
+    }
   });
 }
