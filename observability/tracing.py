@@ -187,7 +187,8 @@ class TraceBuilder:
             else:
                 for row in index_rows:
                     self._chat_span(run, row, parent, base_urls)
-        root.end(end_time=_ns(run["finished_at"] or timezone.now()))
+        # finished_at is taken just before the last step's row is written: the run's span covers its steps.
+        root.end(end_time=max([_ns(run["finished_at"] or timezone.now()), *(_call_span(row)[1] for row in rows)]))
 
     def _map_step(self, run: dict[str, Any], rows: list[dict[str, Any]], parent: Any, base_urls: dict[str, str]) -> None:
         """A step over map items: a span for the step, a chat span per item under it."""
