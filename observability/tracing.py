@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 MAX_PENDING_RUNS = 10_000
 # Runs whose traces are built from one read of their rows.
 BUILD_BATCH = 200
-# Response has an `item` (the index of a map item within its step) once map steps exist.
+# Response has an `item` once steps map over lists: 0 is the step's own row, n >= 1 its n-th item's call.
 _HAS_ITEM = any(field.name == "item" for field in Response._meta.get_fields())
 _RESPONSE_FIELDS = ("run_id", "index", "output_key", "payload_name", "endpoint_name", "model", "request_params",
                     "finish_reason", "prompt_tokens", "completion_tokens", "latency_ms", "ttft_ms", "attempts", "status",
@@ -166,9 +166,10 @@ class TraceBuilder:
         names = {row["endpoint_name"] for rows in steps.values() for row in rows}
         base_urls = dict(Endpoint.objects.filter(name__in=names).values_list("name", "base_url"))
         for run in Run.objects.filter(pk__in=run_ids).values(*_RUN_FIELDS):
-            self._run_trace(run, steps.get(run["id"], []), base_urls)
+            self.trace_run(run, steps.get(run["id"], []), base_urls)
 
-    def _run_trace(self, run: dict[str, Any], rows: list[dict[str, Any]], base_urls: dict[str, str]) -> None:
+    def trace_run(self, run: dict[str, Any], rows: list[dict[str, Any]], base_urls: dict[str, str]) -> None:
+        """One run's trace, from its row and its steps' rows (in the builder's thread, which sets the trace id)."""
         self.ids.next_trace_id = trace_id_of(run["id"], run["created_at"])
         try:
             root = self.tracer.start_span(f"workflow {run['workflow_name']}", kind=SpanKind.INTERNAL,
@@ -182,7 +183,7 @@ class TraceBuilder:
         for row in rows:
             by_index[row["index"]].append(row)
         for index_rows in by_index.values():
-            if any(row.get("item") is not None for row in index_rows):
+            if any(row.get("item") for row in index_rows):
                 self._map_step(run, index_rows, parent, base_urls)
             else:
                 for row in index_rows:
@@ -191,16 +192,17 @@ class TraceBuilder:
         root.end(end_time=max([_ns(run["finished_at"] or timezone.now()), *(_call_span(row)[1] for row in rows)]))
 
     def _map_step(self, run: dict[str, Any], rows: list[dict[str, Any]], parent: Any, base_urls: dict[str, str]) -> None:
-        """A step over map items: a span for the step, a chat span per item under it."""
+        """A step over a list: a span for the step (its own row, item 0), a chat span per item's call under it."""
+        items = [row for row in rows if row.get("item")]
         first = rows[0]
         step = self.tracer.start_span(f"step {first['output_key']}", context=parent, kind=SpanKind.INTERNAL,
                                       start_time=min(_call_span(row)[0] for row in rows),
                                       attributes={"orchestrator.run.id": run["id"], "orchestrator.step.index": first["index"],
                                                   "orchestrator.step.key": first["output_key"],
-                                                  "orchestrator.step.items": len(rows)})
+                                                  "orchestrator.step.items": len(items)})
         if any(row["status"] == ResponseStatus.FAILED for row in rows):
             step.set_status(Status(StatusCode.ERROR))
-        for row in rows:
+        for row in items:
             self._chat_span(run, row, trace.set_span_in_context(step), base_urls)
         step.end(end_time=max(_call_span(row)[1] for row in rows))
 
@@ -269,7 +271,7 @@ def _chat_attributes(run: dict[str, Any], row: dict[str, Any], base_url: str) ->
         "orchestrator.run.id": run["id"], "orchestrator.workflow.name": run["workflow_name"],
         "orchestrator.release.id": run["release_id"],
         "orchestrator.step.index": row["index"], "orchestrator.step.key": row["output_key"],
-        "orchestrator.step.item": row.get("item"), "orchestrator.step.status": row["status"],
+        "orchestrator.step.item": row.get("item") or None, "orchestrator.step.status": row["status"],
         "orchestrator.payload.name": row["payload_name"], "orchestrator.endpoint.name": row["endpoint_name"],
         "orchestrator.step.attempts": len(row["attempts"]), "orchestrator.step.ttft_ms": row["ttft_ms"],
         **_cost(row["cost_nano"], row["cost_currency"]),

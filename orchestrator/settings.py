@@ -370,12 +370,11 @@ OTEL_TRACE_URL_TEMPLATE = env("OTEL_TRACE_URL_TEMPLATE", default="")
 METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
-if METRICS_ENABLED and not (METRICS_TOKEN or METRICS_ALLOWED_NETWORKS):
-    if not DEBUG:
-        raise environ.ImproperlyConfigured(
-            "/metrics needs METRICS_TOKEN (a bearer token) or METRICS_ALLOWED_NETWORKS (CIDRs) when DEBUG is off; "
-            "METRICS_ENABLED=0 turns it off.")
-    METRICS_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]  # development: this machine only
+# With neither, /metrics refuses every scrape; outside DEBUG that is a mistake caught at start-up.
+if METRICS_ENABLED and not DEBUG and not (METRICS_TOKEN or METRICS_ALLOWED_NETWORKS):
+    raise environ.ImproperlyConfigured(
+        "/metrics needs METRICS_TOKEN (a bearer token) or METRICS_ALLOWED_NETWORKS (CIDRs) when DEBUG is off; "
+        "METRICS_ENABLED=0 turns it off.")
 if METRICS_ENABLED:
     import ipaddress
 

@@ -96,8 +96,8 @@ def test_the_server_refuses_a_scrape_without_the_token_or_with_a_wrong_one(app_s
     assert status == 403
 
 
-@pytest.mark.parametrize(("networks", "expected"), [(["10.0.0.0/8"], 403), (["127.0.0.0/8"], 200), (["::1/128"], 403)])
-def test_an_address_outside_the_allowed_networks_is_refused(client, networks, expected):
+@pytest.mark.parametrize(("networks", "expected"), [([], 403), (["10.0.0.0/8"], 403), (["127.0.0.0/8"], 200), (["::1/128"], 403)])
+def test_an_address_outside_the_allowed_networks_is_refused_and_with_none_every_one_is(client, networks, expected):
     with override_settings(METRICS_TOKEN="", METRICS_ALLOWED_NETWORKS=networks):
         assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == expected
 

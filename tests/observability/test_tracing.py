@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import override_settings
+from django.utils import timezone
 
 from observability import tracing
 from runs.engine import events, execute_run
@@ -160,3 +162,31 @@ async def test_the_trace_id_is_the_runs_and_the_run_page_links_to_it(fake_llm, r
     assert f'href="https://jaeger.example/trace/{root.trace_id:032x}"' in page
     page = (await sync_to_async(client.get)(f"/runs/{run.pk}/")).content.decode()
     assert 'id="run-trace"' not in page
+
+
+def test_a_step_over_a_list_is_a_step_span_with_a_chat_span_per_item(receiver):
+    """Rows as a mapping step stores them (item 0: the step's own row; 1..n: each item's call)."""
+    builder = tracing.configure(endpoint=f"{receiver.url}/v1/traces")
+    now = timezone.now()
+    run = {"id": 999_001, "workflow_id": 1, "workflow_name": "mapper", "status": "succeeded", "error": "", "label": "",
+           "release_id": 1, "release__number": 1, "release__content_hash": "0" * 64, "created_at": now - timedelta(seconds=5),
+           "started_at": now - timedelta(seconds=5), "finished_at": now, "prompt_tokens": 30, "completion_tokens": 60}
+
+    def row(index: int, item: int, ms: int) -> dict:
+        return {"run_id": run["id"], "index": index, "item": item, "output_key": f"k{index}", "payload_name": "p",
+                "endpoint_name": "e", "model": "m", "request_params": {}, "finish_reason": "stop", "prompt_tokens": 10,
+                "completion_tokens": 20, "latency_ms": ms, "ttft_ms": None, "attempts": [{"ok": True}],
+                "status": "succeeded", "error": "", "cost_nano": None, "cost_currency": None,
+                "created_at": now - timedelta(milliseconds=100 * (5 - index - item))}
+
+    builder.trace_run(run, [row(0, 0, 300), row(1, 0, 0), row(1, 1, 200), row(1, 2, 250)], {"e": "https://api.openai.com/v1"})
+    assert builder.flush()
+    spans = {(s.attributes.get("orchestrator.step.index"), s.attributes.get("orchestrator.step.item"), s.name): s
+             for s in receiver.spans}
+    root = spans[(None, None, "workflow mapper")]
+    step = spans[(1, None, "step k1")]
+    items = [spans[(1, n, "chat m")] for n in (1, 2)]
+    assert spans[(0, None, "chat m")].parent_span_id == root.span_id and step.parent_span_id == root.span_id
+    assert all(item.parent_span_id == step.span_id for item in items)
+    assert step.attributes["orchestrator.step.items"] == 2 and len(receiver.spans) == 5
+    assert all(step.start_ns <= item.start_ns <= item.end_ns <= step.end_ns for item in items)
