@@ -36,7 +36,8 @@ WORDS = ("tide moon sun sea wave shore salt wind current harbour boat rope sand 
 def configure(path: str) -> None:
     os.environ.update({"DJANGO_SETTINGS_MODULE": "orchestrator.settings", "DATABASE_URL": f"sqlite:///{path}",
                        "DEBUG": "0", "SECRET_KEY": "bench-evaluations-not-for-production", "LOG_LEVEL": "WARNING",
-                       "RUNS_BACKEND": "embedded"})
+                       "RUNS_BACKEND": "embedded",
+                       "METRICS_ALLOWED_NETWORKS": "127.0.0.0/8"})
     os.environ.pop("TEST_DATABASE_NAME", None)
     sys.path.insert(0, str(ROOT))
     import django

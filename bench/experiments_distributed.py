@@ -142,7 +142,7 @@ def main() -> int:
         os.environ.update({
             "DJANGO_SETTINGS_MODULE": "orchestrator.settings", "DATABASE_URL": servers.database_url,
             "REDIS_URL": servers.redis_url, "RUNS_BACKEND": "procrastinate", "DEBUG": "0",
-            "SECRET_KEY": "bench-secret-key-not-for-production", "LOG_LEVEL": "INFO",
+            "SECRET_KEY": "bench-secret-key-not-for-production", "LOG_LEVEL": "INFO", "METRICS_ALLOWED_NETWORKS": "127.0.0.0/8",
             "LLM_ENDPOINT_ALLOW_LOOPBACK": "1",
         })
         import django

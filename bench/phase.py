@@ -165,6 +165,8 @@ def _django_env(db_path: str) -> dict[str, str]:
     """Production settings on the benchmark's SQLite file: DEBUG off, embedded runs, in-memory channels."""
     return {"DJANGO_SETTINGS_MODULE": "orchestrator.settings", "DATABASE_URL": f"sqlite:///{db_path}",
             "DEBUG": "0", "SECRET_KEY": "bench-secret-key-not-for-production", "RUNS_BACKEND": "embedded",
+            # Production needs /metrics guarded; the bench scrapes nothing (metrics are still counted).
+            "METRICS_ALLOWED_NETWORKS": "127.0.0.0/8",
             "REDIS_URL": "", "LOG_LEVEL": "WARNING",
             # The fake server is on loopback, which production refuses for endpoints.
             "LLM_ENDPOINT_ALLOW_LOOPBACK": "1",

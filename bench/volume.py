@@ -90,6 +90,7 @@ def configure(database_url: str) -> None:
         "SECURE_HSTS_SECONDS": "0", "SECURE_PROXY_SSL_HEADER": "",
         "LLM_ENDPOINT_ALLOW_LOOPBACK": "1",  # the endpoint points at loopback; nothing is called
         "RUNS_BACKEND": "embedded", "LOG_LEVEL": "WARNING",
+        "METRICS_ALLOWED_NETWORKS": "127.0.0.0/8",  # production needs /metrics guarded
     })
     os.environ.pop("TEST_DATABASE_NAME", None)
     sys.path.insert(0, str(ROOT))

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "datasets",
     "evaluations",
     "experiments",
+    "observability",  # traces (OpenTelemetry) and /metrics (Prometheus): watches the others, nothing imports it
     "fakellm",  # manage.py fake_llm: the mock server of the demo and the tests
 ]
 
@@ -288,7 +289,8 @@ LOGGING = {
 _production = not DEBUG
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_production)
 # The load balancer's health check speaks plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Prometheus scrapes in plain HTTP too (a bearer token or a network guards /metrics).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=_production)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=_production)
 SESSION_COOKIE_HTTPONLY = True
@@ -344,3 +346,45 @@ REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
     "rest_framework.parsers.FormParser",
     "rest_framework.parsers.MultiPartParser",
 ]
+
+# --- Observability (observability/, docs/observability.md) ------------------------------------------
+# Traces: one per run, exported over OTLP/HTTP when an endpoint is set (the standard OTEL_* variables;
+# OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES and OTEL_BSP_* are read by the SDK itself).
+OTEL_TRACES_ENDPOINT = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default="") or (
+    f"{env('OTEL_EXPORTER_OTLP_ENDPOINT').rstrip('/')}/v1/traces" if env("OTEL_EXPORTER_OTLP_ENDPOINT", default="") else "")
+if OTEL_TRACES_ENDPOINT:
+    from urllib.parse import urlsplit
+
+    _otlp = urlsplit(OTEL_TRACES_ENDPOINT)
+    if _otlp.scheme not in ("http", "https") or not _otlp.hostname:
+        raise environ.ImproperlyConfigured(
+            f"OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT) must be an http(s) URL, not {OTEL_TRACES_ENDPOINT!r}.")
+OTEL_SERVICE_NAME = env("OTEL_SERVICE_NAME", default="llm-orchestrator")
+# An export gives up after this many seconds (the Python SDK reads the variable in seconds): a collector
+# that is down costs the export thread this long per batch, never a run.
+OTEL_EXPORT_TIMEOUT_SECONDS = env.float("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+                                        default=env.float("OTEL_EXPORTER_OTLP_TIMEOUT", default=5.0))
+# Prompts and answers go into spans only when asked (the GenAI conventions' opt-in).
+OTEL_CAPTURE_MESSAGE_CONTENT = env.bool("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", default=False)
+# The run page links to its trace, e.g. "http://jaeger:16686/trace/{trace_id}"; empty: no link.
+OTEL_TRACE_URL_TEMPLATE = env("OTEL_TRACE_URL_TEMPLATE", default="")
+# Metrics: /metrics in Prometheus' format, for a bearer token or from the networks listed (CIDR).
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+# With neither, /metrics refuses every scrape; outside DEBUG that is a mistake caught at start-up.
+if METRICS_ENABLED and not DEBUG and not (METRICS_TOKEN or METRICS_ALLOWED_NETWORKS):
+    raise environ.ImproperlyConfigured(
+        "/metrics needs METRICS_TOKEN (a bearer token) or METRICS_ALLOWED_NETWORKS (CIDRs) when DEBUG is off; "
+        "METRICS_ENABLED=0 turns it off.")
+if METRICS_ENABLED:
+    import ipaddress
+
+    for _network in METRICS_ALLOWED_NETWORKS:
+        try:
+            ipaddress.ip_network(_network, strict=False)
+        except ValueError:
+            raise environ.ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network (CIDR).") from None
+# Distributed mode: each `manage.py procrastinate worker` serves its own metrics on this port (0: none).
+METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)
+METRICS_WORKER_ADDRESS = env("METRICS_WORKER_ADDRESS", default="0.0.0.0")

@@ -12,6 +12,7 @@ from evaluations.api import EvaluationViewSet, PreferenceViewSet, ReviewViewSet,
 from experiments.api import ExperimentViewSet
 from experiments.promptfoo_api import PromptfooExportView, PromptfooImportView
 from llm.api import EndpointViewSet
+from observability.views import metrics
 from payloads.api import PayloadViewSet
 from prices.api import PriceViewSet
 from runs.api import RunViewSet, WorkflowRunsView
@@ -54,6 +55,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"), name="redoc"),
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("llm/tester/", include("llm.urls")),
     path("endpoints/", include("llm.endpoint_urls")),
     path("blocks/", include("blocks.urls")),

@@ -29,6 +29,21 @@ Listener = Callable[[dict[str, Any]], None]
 _listeners: dict[int, list[Listener]] = defaultdict(list)
 _pending: set[asyncio.Future[None]] = set()
 
+# Observers of this process's runs and steps, registered at start-up by the apps that watch them
+# (observability/: metrics and traces). Each is called once the event's write has committed and
+# must be quick; one that raises is logged and never fails a run.
+run_started_observers: list[Callable[[int], None]] = []
+step_finished_observers: list[Callable[[Claim, StepResult], None]] = []
+run_finished_observers: list[Callable[[int, str], None]] = []
+
+
+def _observe(observers: list[Callable[..., None]], *args: Any) -> None:
+    for observer in observers:
+        try:
+            observer(*args)
+        except Exception:
+            logger.warning("observer %r failed", observer, exc_info=True)
+
 
 def run_group(run_id: int) -> str:
     return f"run-{run_id}"
@@ -123,16 +138,19 @@ def _finished_data(status: str, error: str) -> dict[str, Any]:
 
 def run_finished(run_id: int, status: str, error: str = "") -> None:
     """`run.completed`, `run.failed` or `run.cancelled`, from sync code."""
+    _observe(run_finished_observers, run_id, status)
     send_sync(run_id, FINISHED_EVENT[status], _finished_data(status, error), to_list=True)
 
 
 def arun_finished(run_id: int, status: str, error: str = "") -> Coroutine[Any, Any, None]:
     """`run.completed`, `run.failed` or `run.cancelled`, on the loop."""
+    _observe(run_finished_observers, run_id, status)
     return send(run_id, FINISHED_EVENT[status], _finished_data(status, error), to_list=True)
 
 
 def arun_started(run_id: int) -> Coroutine[Any, Any, None]:
     """`run.started`: the first step is claimed."""
+    _observe(run_started_observers, run_id)
     return send(run_id, "run.started", {"status": RunStatus.RUNNING}, to_list=True)
 
 
@@ -162,6 +180,7 @@ def astep_skipped(claim: Claim, result: StepResult) -> Coroutine[Any, Any, None]
 
 def astep_finished(claim: Claim, result: StepResult) -> Coroutine[Any, Any, None]:
     """`step.completed`, or `step.failed` with its `error`; the optional fields only when reported."""
+    _observe(step_finished_observers, claim, result)
     data: dict[str, Any] = {
         "index": claim.index, "output_key": claim.step["output_key"], "status": result.status,
         "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,

@@ -3,7 +3,8 @@
 core/ is below every app; the apps stack experiments → datasets → evaluations → runs → releases → workflows → prices →
 payloads → blocks, with llm
 beside them (prices reads llm's endpoints and the models payloads name);
-orchestrator/ is the project's wiring, which only it and the ASGI server import.
+observability/ is above them all and imported by none; orchestrator/ is the project's wiring, which only it and the
+ASGI server import.
 """
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ FORBIDDEN = {
     "datasets": {"orchestrator", "experiments"},
     "experiments": {"orchestrator"},
 }
+# observability/ watches every app (through the engine's observers and the stored rows) and is
+# imported by none: only the project's wiring names it.
+for _forbidden in FORBIDDEN.values():
+    _forbidden.add("observability")
+FORBIDDEN["observability"] = {"orchestrator", "fakellm", "tests"}
 
 
 def imported_packages(path: Path) -> list[tuple[int, str]]:

@@ -15,7 +15,7 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_check_deploy_passes_with_no_warnings_when_debug_is_off():
-    result = manage("check", "--deploy", "--fail-level", "WARNING", DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50))
+    result = manage("check", "--deploy", "--fail-level", "WARNING", DEBUG="0", METRICS_TOKEN="t", SECRET_KEY=secrets.token_urlsafe(50))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
 
@@ -34,7 +34,7 @@ def test_production_responses_carry_hsts_and_redirect_to_https():
     )
     environment = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "TEST_DATABASE_NAME")}
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                            env={**environment, "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(50),
+                            env={**environment, "DEBUG": "0", "METRICS_TOKEN": "t", "SECRET_KEY": secrets.token_urlsafe(50),
                                  "DJANGO_SETTINGS_MODULE": "orchestrator.settings"})
     assert result.returncode == 0, result.stderr
     redirect, hsts, cookies = result.stdout.splitlines()
@@ -46,6 +46,6 @@ def test_production_responses_carry_hsts_and_redirect_to_https():
 def test_each_production_guard_can_be_turned_off_from_the_environment():
     result = manage("shell", "-c", "from django.conf import settings as s; "
                     "print(s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, s.SECURE_PROXY_SSL_HEADER)",
-                    DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50), SECURE_SSL_REDIRECT="0", SECURE_HSTS_SECONDS="0",
+                    DEBUG="0", METRICS_TOKEN="t", SECRET_KEY=secrets.token_urlsafe(50), SECURE_SSL_REDIRECT="0", SECURE_HSTS_SECONDS="0",
                     SECURE_PROXY_SSL_HEADER="")
     assert result.stdout.splitlines()[-1].split() == ["False", "0", "None"], result.stderr

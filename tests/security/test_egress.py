@@ -165,7 +165,7 @@ def test_allowed_networks_and_hosts_may_be_private(monkeypatch):
 def test_private_networks_are_refused_by_default_outside_debug():
     code = ("import django; django.setup(); from django.conf import settings; "
             "print(settings.LLM_ENDPOINT_ALLOW_PRIVATE, settings.LLM_ENDPOINT_ALLOWED_NETWORKS)")
-    env = {**os.environ, "DEBUG": "0", "SECRET_KEY": "x" * 50,
+    env = {**os.environ, "DEBUG": "0", "SECRET_KEY": "x" * 50, "METRICS_TOKEN": "t",
            "DJANGO_SETTINGS_MODULE": "orchestrator.settings", "LLM_ENDPOINT_ALLOWED_NETWORKS": "10.1.0.0/16,llm.lan"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "['10.1.0.0/16',", "'llm.lan']"]

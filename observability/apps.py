@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import sys
+
+from django.apps import AppConfig
+from django.conf import settings
+
+
+class ObservabilityConfig(AppConfig):
+    name = "observability"
+    verbose_name = "Observability"
+
+    def ready(self) -> None:
+        from observability import metrics, tracing
+
+        if settings.METRICS_ENABLED:
+            metrics.install()
+            if settings.METRICS_WORKER_PORT and _is_worker(sys.argv):
+                metrics.worker_server_start(address=settings.METRICS_WORKER_ADDRESS, port=settings.METRICS_WORKER_PORT)
+        if settings.OTEL_TRACES_ENDPOINT:
+            tracing.install()
+
+
+def _is_worker(argv: list[str]) -> bool:
+    """`manage.py procrastinate worker`: the process that runs jobs in distributed mode."""
+    return "procrastinate" in argv[1:3] and "worker" in argv
