@@ -115,6 +115,7 @@ class BlockUse(TypedDict):
 PAYLOAD_SETTINGS = {
     "description", "model", "temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty",
     "frequency_penalty", "stream", "json_schema", "structured_retries", "pass_reasoning", "extra_params",
+    "cache_ttl_seconds",
 }
 
 

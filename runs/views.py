@@ -200,7 +200,7 @@ def run_start(request: HttpRequest, workflow_id: int) -> HttpResponse:
     status = 400 if request.method == "POST" else 200
     if request.method == "POST" and not problems and form.is_valid():
         run, status = _start(request, form, lambda: services.run_start(
-            workflow=workflow, inputs=form.inputs(), user=request.user, **form.budget()))
+            workflow=workflow, inputs=form.inputs(), user=request.user, **form.options()))
         if run is not None:
             return redirect("run-detail", pk=run.pk)
     return render(request, "runs/run_start.html", {"workflow": workflow, "form": form, "problems": problems},

@@ -157,6 +157,8 @@ def astep_finished(claim: Claim, result: StepResult) -> Coroutine[Any, Any, None
         data["reasoning_tokens"] = result.reasoning_tokens
     if result.cached_tokens is not None:
         data["cached_tokens"] = result.cached_tokens
+    if result.cache:
+        data.update((name, value) for name, value in result.cache.items() if name != "cache_stored_at")
     if result.status == ResponseStatus.SUCCEEDED:
         return send(claim.run_id, "step.completed", data)
     data["error"] = result.error

@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 
 from llm import client as llm
 from payloads.services import RenderProblem, arender_messages
-from runs.engine import dbthread, events, ledger
+from runs.engine import cache, dbthread, events, ledger
 from runs.engine.ledger import Claim, Finished, StepResult
 from runs.models import ResponseStatus, RunStatus
 
@@ -190,7 +190,7 @@ async def _run_step(claim: Claim, cancel: _CancelSignal) -> StepResult:
     if isinstance(messages, StepResult):
         return messages
     deltas = events.StepDeltas(claim.run_id, claim.index) if claim.step["payload"]["stream"] else None
-    call = asyncio.ensure_future(_call(claim, messages, deltas))
+    call = asyncio.ensure_future(cache.step_call(claim, messages, deltas, _call))
     cancel.call = call
     if cancel.requested:
         call.cancel()
