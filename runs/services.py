@@ -93,6 +93,13 @@ def run_start_claimed(*, workflow: Workflow, inputs: dict[str, Any], user: Abstr
     return run, step_claim_in_transaction(run_id=run_id, owner=owner)
 
 
+def cache_mode_check(cache_mode: str | None) -> None:
+    """A run's (or an experiment's) use of the response cache is one of CacheMode, or None (as each payload says)."""
+    if cache_mode not in (None, *CacheMode.values):
+        raise ValidationError({"cache_mode": [f"“{cache_mode}” is not a cache choice: use, off, or none "
+                                              "(as each payload says)."]})
+
+
 def run_budget(*, workflow: Workflow, steps: list[dict[str, Any]], budget: Any = WORKFLOW_DEFAULT,
                currency: str | None = None) -> tuple[int | None, str | None]:
     """The cap a run starts with, as (billionths, currency): the one asked for (None: no cap), else
@@ -132,8 +139,7 @@ def run_budget(*, workflow: Workflow, steps: list[dict[str, Any]], budget: Any =
 
 def _new_run(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None, label: str = "",
              budget: Any = WORKFLOW_DEFAULT, budget_currency: str | None = None, cache_mode: str | None = None) -> Run:
-    if cache_mode not in (None, *CacheMode.values):
-        raise ValidationError({"cache_mode": [f"“{cache_mode}” is not a cache choice: use, off, or none (as each payload says)."]})
+    cache_mode_check(cache_mode)
     author = user if user and user.is_authenticated else None
     if label:
         release = label_release(workflow=workflow, name=label)
