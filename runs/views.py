@@ -61,7 +61,10 @@ def _step_cost(response: Response, planned: list[dict[str, Any]]) -> dict[str, A
     """What a step's cost line shows: the amount, where it came from, and for an unknown one a link to price it."""
     unknown = response.cost_nano is None
     cost = {"text": step_cost_text(response), "note": step_cost_note(response), "basis": step_cost_basis(response),
-            "unknown": unknown, "copied": response.status == ResponseStatus.COPIED, "add_price_url": ""}
+            "unknown": unknown, "copied": response.status == ResponseStatus.COPIED, "add_price_url": "",
+            # A cache hit: what its answer would have cost at this step's price.
+            "saved": "" if response.cache_saved_cost_nano is None else
+            money_text(response.cache_saved_cost_nano, response.cache_saved_cost_currency or "")}
     if unknown and response.model:
         step = planned[response.index] if response.index < len(planned) else {}
         cost["add_price_url"] = price_add_url(model=response.model,

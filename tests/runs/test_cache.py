@@ -21,6 +21,7 @@ from prices.models import Price
 from prices.services import price_save
 from runs.engine import events, execute_run
 from runs.models import Response, Run
+from runs.retention import scheduled_prune_in_thread
 from runs.services import run_start
 from tests.factories import make_block, make_chain, make_endpoint, make_payload, make_workflow
 
@@ -262,6 +263,17 @@ def test_the_prune_command_deletes_expired_answers_only(capsys):
     assert list(CachedResponse.objects.values_list("key", flat=True)) == [f"{2:064d}"]
 
 
+def test_the_hourly_prune_deletes_expired_answers_even_with_runs_kept_for_ever(settings):
+    settings.RUNS_PRUNE_OLDER_THAN_DAYS = 0
+    endpoint = make_endpoint()
+    now = timezone.now()
+    for index, expires in enumerate([now - datetime.timedelta(seconds=1), now + datetime.timedelta(hours=1)]):
+        CachedResponse.objects.create(key=f"{index:064d}", endpoint=endpoint, model="m", text="t", created_at=now,
+                                      expires_at=expires)
+    scheduled_prune_in_thread()
+    assert list(CachedResponse.objects.values_list("key", flat=True)) == [f"{1:064d}"]
+
+
 def test_the_api_starts_a_run_with_a_cache_choice_and_shows_each_steps_cache_fields(api, fake_llm):
     workflow = make_chain(make_endpoint(fake_llm.base_url), cache_ttl_seconds=TTL)
     bad = api.post(f"/api/workflows/{workflow.pk}/runs/", {"inputs": {"topic": "x"}, "cache_mode": "maybe"}, format="json")
@@ -279,6 +291,17 @@ def test_the_api_starts_a_run_with_a_cache_choice_and_shows_each_steps_cache_fie
     assert {"cache_saved_prompt_tokens", "cache_saved_cost", "cache_saved_cost_currency", "cache_saved_latency_ms",
             "cache_stored_at"} <= set(step)
     assert api.get(f"/api/runs/{ids[0]}/").json()["responses"][0]["cache_status"] == "miss"
+
+
+def test_the_run_page_shows_a_hit_apart_with_what_it_saved(user_client, fake_llm):
+    workflow = make_chain(make_endpoint(fake_llm.base_url), cache_ttl_seconds=TTL)
+    finish(workflow)
+    finish(workflow)
+    called, hit = Run.objects.order_by("pk")
+    page = user_client.get(reverse("run-detail", args=[hit.pk])).content.decode()
+    saved = hit.responses.get(index=0).cache_saved_completion_tokens
+    assert page.count("Cache lookup") == 3 and "saved " in page and f" · {saved} out" in page
+    assert "Cache lookup" not in user_client.get(reverse("run-detail", args=[called.pk])).content.decode()
 
 
 def test_the_run_form_passes_the_cache_choice(user_client, fake_llm):
