@@ -56,7 +56,7 @@ async def step_call(claim: Claim, messages: list[dict[str, str]], deltas: events
     key = cache_key(claim.endpoint, model=payload["model"], messages=messages, params=payload["params"],
                     json_schema=schema)
     started = time.perf_counter()
-    answer = await dbthread.call(cache_lookup, key=key)
+    answer = await _lookup(claim, key)
     if answer is not None:
         hit = _hit(claim, messages, answer, schema, started)
         if hit is not None:
@@ -70,6 +70,14 @@ async def step_call(claim: Claim, messages: list[dict[str, str]], deltas: events
     if result.status == ResponseStatus.SUCCEEDED:
         await _store(claim, key, result, ttl)
     return result
+
+
+async def _lookup(claim: Claim, key: str) -> CachedAnswer | None:
+    try:
+        return await dbthread.call(cache_lookup, key=key)
+    except Exception:  # a cache that cannot be read costs a call, never the step
+        logger.warning("run %s step %s: the cache could not be read", claim.run_id, claim.index + 1, exc_info=True)
+        return None
 
 
 def _hit(claim: Claim, messages: list[dict[str, str]], answer: CachedAnswer, schema: dict[str, Any] | None,
