@@ -189,7 +189,8 @@ def _start_cells(experiment: Experiment, capacity: int, now: Any, owners: Any = 
         steps = release.snapshot["steps"]
         template = Run(workflow_id=experiment.workflow_id, workflow_name=experiment.workflow.name, release_id=release.pk,
                        label=label, step_count=len(steps), created_by_id=experiment.created_by_id,
-                       budget_nano=remaining, budget_currency=experiment.budget_currency or None)
+                       budget_nano=remaining, budget_currency=experiment.budget_currency or None,
+                       cache_mode=experiment.cache_mode)
         varying: dict[str, list[Any]] = {"inputs": [inputs for _, _, inputs in group]}
         if owners is not None:
             # Claimed as inserted: the claim's read and compare-and-set are this INSERT (ledger.claimed_at_insert).
@@ -204,7 +205,8 @@ def _start_cells(experiment: Experiment, capacity: int, now: Any, owners: Any = 
                 claims[run_id] = ledger.claim_inserted(run_id=run_id, owner=owner, steps=steps, inputs=inputs,
                                                        budget_nano=remaining,
                                                        budget_currency=experiment.budget_currency or None,
-                                                       snapshot=release.snapshot)
+                                                       snapshot=release.snapshot,
+                                                       cache_mode=experiment.cache_mode)
         updates += [(str(CellStatus.RUNNING), run_id, tries + 1, cell_id)
                     for (cell_id, tries, _), run_id in zip(group, run_ids, strict=True)]
         started += run_ids

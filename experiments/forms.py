@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from core.forms import RejectLoneSurrogatesMixin
 from datasets.models import Dataset, DatasetVersion
 from releases.models import Label, Release
+from runs.models import CacheMode
 from workflows.models import Workflow
 
 CURRENT = "current"
@@ -96,6 +97,10 @@ class ExperimentForm(RejectLoneSurrogatesMixin, forms.Form):
                              help_text="Stop starting cells once they have cost this much; empty for no cap.")
     budget_currency = forms.CharField(required=False, max_length=3, label="Currency",
                                       help_text="Three letters; the workflow's when empty.")
+    cache_mode = forms.ChoiceField(required=False, label="Response cache",
+                                   choices=[("", "As each payload says"), *CacheMode.choices],
+                                   help_text="Use the cache: a case asked again gets its stored answer instead of a "
+                                             "call. No cache: every cell calls the LLM.")
     assertions = AssertionsField()
 
     def __init__(self, *args: Any, workflow: Workflow | None = None, dataset: Dataset | None = None,

@@ -11,7 +11,7 @@ from django.db import models
 from datasets.models import DatasetItem, DatasetRow, DatasetVersion
 from evaluations.models import Evaluation
 from releases.models import LABEL_NAME_MAX, Release
-from runs.models import Run
+from runs.models import CacheMode, Run
 from workflows.models import Workflow
 
 
@@ -57,6 +57,9 @@ class Experiment(models.Model):
     unpriced = models.PositiveIntegerField(default=0)
     prompt_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
+    cache_mode = models.CharField(max_length=3, null=True, blank=True, choices=CacheMode.choices,  # noqa: DJ001
+                                  help_text="Passed to its cells' runs: use the response cache, or none; "
+                                            "empty: as each payload says.")
     ticks = models.PositiveBigIntegerField(default=0, help_text="Driver passes: each takes the row's lock first.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
                                    related_name="+")

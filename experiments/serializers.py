@@ -14,6 +14,7 @@ from datasets.selectors import dataset_version
 from experiments import events
 from experiments.models import Experiment
 from experiments.selectors import variant_scores, variant_summaries
+from runs.models import CacheMode
 from workflows.models import Workflow
 
 
@@ -71,7 +72,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
         model = Experiment
         fields = ["id", "name", "workflow", "workflow_name", "dataset", "dataset_name", "dataset_version",
                   "dataset_version_number", "status", "stop_reason", "repeats", "concurrency", "budget",
-                  "budget_currency", "cell_count", "progress", "created_by", "created_at", "started_at", "finished_at"]
+                  "budget_currency", "cache_mode", "cell_count", "progress", "created_by", "created_at", "started_at", "finished_at"]
         read_only_fields = fields
 
     @extend_schema_field(serializers.DecimalField(max_digits=30, decimal_places=9, allow_null=True))
@@ -123,6 +124,9 @@ class ExperimentCreateSerializer(RejectUnknownFieldsMixin, serializers.Serialize
     budget = serializers.DecimalField(max_digits=14, decimal_places=6, required=False, allow_null=True, default=None,
                                       help_text="Stop the experiment when its cells have cost this much.")
     budget_currency = StrictCharField(required=False, allow_null=True, allow_blank=True, default=None, max_length=3)
+    cache_mode = serializers.ChoiceField(choices=CacheMode.choices, required=False, allow_null=True, default=None,
+                                         help_text="Every cell's run: \"use\" the response cache for every step, "
+                                                   "\"off\" for none; null: as each payload says.")
     assertions = serializers.JSONField(required=False, default=None, help_text=(
         "Assertions every succeeded cell is scored with (docs/evaluations.md), checked after each case's own."))
 

@@ -24,7 +24,7 @@ from experiments.models import (
 )
 from releases.models import Release
 from releases.services import label_release, release_cut
-from runs.services import run_budget
+from runs.services import cache_mode_check, run_budget
 from workflows.models import Workflow
 
 MAX_REPEATS = 100
@@ -124,13 +124,16 @@ def _number(value: Any, field: str, low: int, high: int) -> int:
 @transaction.atomic
 def experiment_create(*, name: str, workflow: Workflow, dataset_version: DatasetVersion, variants: list[Any],
                       mapping: Any = None, repeats: Any = 1, concurrency: Any = 10, budget: Any = None,
-                      budget_currency: str | None = None, assertions: Any = None, user: Any = None) -> Experiment:
+                      budget_currency: str | None = None, assertions: Any = None, user: Any = None,
+                      cache_mode: str | None = None) -> Experiment:
     """Check everything, then write the experiment, its variants and every cell (queued). Nothing
-    runs when anything is wrong: each problem is a ValidationError naming its field."""
+    runs when anything is wrong: each problem is a ValidationError naming its field. `cache_mode`
+    (runs.models.CacheMode) goes to every cell's run: the response cache for every step, or for none."""
     if not (name or "").strip():
         raise ValidationError({"name": ["Give the experiment a name."]})
     if not isinstance(variants, list) or not variants:
         raise ValidationError({"variants": ["Give at least one variant."]})
+    cache_mode_check(cache_mode)
     if len(variants) > MAX_VARIANTS:
         raise ValidationError({"variants": [f"At most {MAX_VARIANTS} variants."]})
     repeats = _number(repeats, "repeats", 1, MAX_REPEATS)
@@ -161,6 +164,7 @@ def experiment_create(*, name: str, workflow: Workflow, dataset_version: Dataset
         repeats=repeats, concurrency=concurrency, budget_nano=cap, budget_currency=currency,
         cell_count=cells_per_variant * len(releases), queued=cells_per_variant * len(releases),
         cost_currency=currency, created_by=_author(user), started_at=timezone.now(), assertions=assertions,
+        cache_mode=cache_mode,
     )
     if assertions or DatasetItem.objects.filter(version=dataset_version, assertions__isnull=False).exists():
         experiment.evaluation = evaluation_create(scope=scope(experiment), assertions=assertions, user=user,

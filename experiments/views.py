@@ -70,7 +70,8 @@ def _created(form: ExperimentForm, user: Any) -> Experiment | None:
             name=data["name"], workflow=data["workflow"], dataset_version=version,
             variants=[variant_spec(choice) for choice in data["variants"]], mapping=form.mapping(),
             repeats=data["repeats"], concurrency=data["concurrency"], budget=data["budget"] or None,
-            budget_currency=data["budget_currency"] or None, assertions=data["assertions"], user=user)
+            budget_currency=data["budget_currency"] or None, assertions=data["assertions"], user=user,
+            cache_mode=data["cache_mode"] or None)
     except ValidationError as error:
         form.service_errors(error)
         return None

@@ -9,8 +9,9 @@ from django.utils.html import format_html, format_html_join
 
 from core.forms import RejectLoneSurrogatesMixin
 from llm import capabilities, diagnostics, selectors, services
+from llm.cache import cache_prune, cache_purge
 from llm.forms import EndpointForm
-from llm.models import Capability, Endpoint
+from llm.models import CachedResponse, Capability, Endpoint
 
 
 class EndpointPermissionsMixin:
@@ -160,3 +161,48 @@ class CapabilityAdmin(EndpointPermissionsMixin, admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Capability]) -> None:
         for row in queryset.select_related("endpoint"):
             services.capability_reset(endpoint=row.endpoint, model=row.model)
+
+
+@admin.register(CachedResponse)
+class CachedResponseAdmin(admin.ModelAdmin):
+    """The response cache, read-only: looking needs its view permission and the endpoints'; its delete
+    permission purges answers (the selected ones, or every expired one)."""
+
+    list_display = ["key_start", "endpoint", "model", "completion_tokens", "created_at", "expires_at"]
+    list_filter = ["endpoint", "model"]
+    search_fields = ["key", "model"]
+    list_select_related = ["endpoint"]
+    date_hierarchy = "created_at"
+    actions = ["purge", "prune_expired"]
+
+    @admin.display(description="key")
+    def key_start(self, row: CachedResponse) -> str:
+        return row.key[:16]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perms(["llm.view_cachedresponse", "llm.view_endpoint"])
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_view_permission(request) and request.user.has_perm("llm.delete_cachedresponse")
+
+    def delete_model(self, request: HttpRequest, obj: CachedResponse) -> None:
+        cache_purge(ids=[obj.pk])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[CachedResponse]) -> None:
+        cache_purge(ids=list(queryset.values_list("pk", flat=True)))
+
+    @admin.action(description="Purge the selected answers (later identical requests call the LLM)",
+                  permissions=["delete"])
+    def purge(self, request: HttpRequest, queryset: QuerySet[CachedResponse]) -> None:
+        deleted = cache_purge(ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Purged {deleted} cached answers.", messages.SUCCESS)
+
+    @admin.action(description="Delete every expired answer (as manage.py cache_prune)", permissions=["delete"])
+    def prune_expired(self, request: HttpRequest, queryset: QuerySet[CachedResponse]) -> None:
+        self.message_user(request, f"Deleted {cache_prune()} expired cached answers.", messages.SUCCESS)

@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from core.fields import CompressedTextField
 from core.money import validate_currency
 from llm import capabilities, crypto, egress
 
@@ -150,3 +151,35 @@ class EndpointAllowance(models.Model):
 
     def __str__(self) -> str:
         return f"allowance of {self.endpoint_id}"
+
+
+class CachedResponse(models.Model):
+    """An answer kept for identical requests (llm/cache.py), shared by every worker through the database.
+
+    `key` is the sha256 of the canonical request (endpoint, model, messages, parameters, schema), never
+    of an API key; a row is read only while `expires_at` is ahead and removed by `manage.py cache_prune`.
+    """
+
+    key = models.CharField(max_length=64, unique=True, editable=False)
+    # Cascade: an endpoint's answers go with it, and nobody else can ever ask for them.
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="+")
+    model = models.CharField(max_length=200)
+    text = CompressedTextField(blank=True, default="")
+    reasoning = CompressedTextField(blank=True, default="")
+    finish_reason = models.CharField(max_length=40, blank=True, default="")
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cached_tokens = models.PositiveIntegerField(null=True, blank=True)
+    tokens_estimated = models.BooleanField(default=False)
+    reported_cost = models.DecimalField(max_digits=20, decimal_places=9, null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0, help_text="What the original call took.")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "cached response"
+
+    def __str__(self) -> str:
+        return f"{self.model} answer {self.key[:12]}"

@@ -324,6 +324,9 @@ LLM_CAPABILITY_RELEARN_SECONDS = env.float("LLM_CAPABILITY_RELEARN_SECONDS", def
 # Endpoints' requests/tokens per minute and 429 pauses hold across processes through the database
 # (llm/ratelimit.py); one process alone keeps them in memory.
 LLM_RATE_LIMIT_SHARED = env.bool("LLM_RATE_LIMIT_SHARED", default=RUNS_BACKEND == "procrastinate")
+# How long a run started with "use the cache" keeps the answers of payloads that set no time to live
+# of their own (docs/cache.md).
+LLM_CACHE_TTL_SECONDS = env.int("LLM_CACHE_TTL_SECONDS", default=24 * 3600)
 
 # Where endpoint URLs may point (llm/egress.py). Hosts here skip every check; denied hosts are
 # refused even when they resolve to a public address. Loopback is allowed only with DEBUG on.

@@ -46,7 +46,7 @@ class PayloadForm(RejectLoneSurrogatesMixin, forms.ModelForm):
         model = Payload
         fields = ["name", "description", "endpoint", "model", "stream", "temperature", "top_p", "max_tokens", "stop",
                   "seed", "presence_penalty", "frequency_penalty", "json_schema", "structured_retries", "pass_reasoning",
-                  "extra_params"]
+                  "extra_params", "cache_ttl_seconds"]
         field_classes = OPTIONAL_JSON_FIELDS
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
@@ -90,6 +90,7 @@ class PayloadAdmin(ServiceSaveMixin, UsedByDeleteMixin, SortableAdminBase, admin
                                  "presence_penalty", "frequency_penalty"]}),
         ("Structured output and extra parameters", {
             "classes": ["collapse"], "fields": ["json_schema", "structured_retries", "pass_reasoning", "extra_params"]}),
+        ("Response cache", {"classes": ["collapse"], "fields": ["cache_ttl_seconds"]}),
         ("History", {"fields": ["created_at", "updated_at", "history"]}),
     ]
 

@@ -18,7 +18,7 @@ from payloads.services import BlockUse
 
 SETTING_FIELDS = ["name", "description", "endpoint", "model", "temperature", "top_p", "max_tokens", "stop", "seed",
                   "presence_penalty", "frequency_penalty", "stream", "json_schema", "structured_retries", "pass_reasoning",
-                  "extra_params"]
+                  "extra_params", "cache_ttl_seconds"]
 SAMPLE_PREFIX = "sample-"
 
 
@@ -48,6 +48,7 @@ class PayloadForm(RejectLoneSurrogatesMixin, ServiceErrorsMixin, forms.Form):
         self.fields["stop"].help_text = 'Up to 4 strings as JSON, e.g. ["\\n\\n"].'
         self.fields["extra_params"].help_text = 'More request parameters as JSON, e.g. {"logprobs": true}.'
         self.fields["pass_reasoning"].label = "Pass reasoning to later steps"
+        self.fields["cache_ttl_seconds"].label = "Cache answers for (seconds)"
         for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
             self.fields[name].widget.attrs["step"] = "0.1"
 

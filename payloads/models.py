@@ -41,6 +41,9 @@ def validate_json_schema(value: object) -> None:
         raise ValidationError(f"Not a valid JSON schema: {exc.message}") from exc
 
 
+# A cached answer is kept at most a year.
+CACHE_TTL_MAX_SECONDS = 366 * 24 * 3600
+
 SAMPLING_FIELDS = ("temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty")
 
 
@@ -82,6 +85,10 @@ class Payload(models.Model):
     pass_reasoning = models.BooleanField(
         default=False, help_text="Give later steps the model's reasoning too, in <think> tags before the answer. "
                                  "Off: later steps see the answer only; the reasoning is still recorded.")
+    cache_ttl_seconds = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(CACHE_TTL_MAX_SECONDS)],
+        help_text="Keep each answer this many seconds and give it back to identical requests instead of calling "
+                  "the LLM again (docs/cache.md). Empty: no cache, unless a run asks for it.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -35,6 +35,7 @@ class PayloadSerializer(StrictModelSerializer):
         fields = [
             "id", "name", "description", "endpoint", "model", "temperature", "top_p", "max_tokens", "stop", "seed",
             "presence_penalty", "frequency_penalty", "stream", "json_schema", "structured_retries", "pass_reasoning", "extra_params",
+            "cache_ttl_seconds",
             "blocks", "variables", "used_by", "created_at", "updated_at", "version_message",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]

@@ -115,7 +115,11 @@ class BlockUse(TypedDict):
 PAYLOAD_SETTINGS = {
     "description", "model", "temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty",
     "frequency_penalty", "stream", "json_schema", "structured_retries", "pass_reasoning", "extra_params",
+    "cache_ttl_seconds",
 }
+# Kept in a version only when set: versions made before the field hash as they did (and the data
+# migration that made the first versions ran before the field existed).
+_VERSIONED_WHEN_SET = {"cache_ttl_seconds"}
 
 
 def _payload_blocks_replace(*, payload: Payload, blocks: Sequence[BlockUse]) -> None:
@@ -130,7 +134,8 @@ def payload_version_content(payload: Any, *, block_versions: dict[int, int]) -> 
     uses = payload.payload_blocks.order_by("position", "id").values("block_id", "block__name", "role")
     return {
         "name": payload.name, "endpoint": payload.endpoint.name,
-        **{name: getattr(payload, name) for name in sorted(PAYLOAD_SETTINGS)},
+        **{name: getattr(payload, name, None) for name in sorted(PAYLOAD_SETTINGS)
+           if name not in _VERSIONED_WHEN_SET or getattr(payload, name, None) is not None},
         "blocks": [{"block_id": use["block_id"], "block": use["block__name"], "role": use["role"],
                     "block_version": block_versions.get(use["block_id"])} for use in uses],
     }

@@ -12,14 +12,16 @@ from payloads.models import Payload
 from releases.models import Label, LabelMove, Release
 
 # The settings of a step compared field by field (block texts are compared word by word).
-STEP_FIELDS = ("payload", "endpoint", "model", "params", "stream", "json_schema", "structured_retries", "pass_reasoning")
+STEP_FIELDS = ("payload", "endpoint", "model", "params", "stream", "json_schema", "structured_retries", "pass_reasoning",
+               "cache_ttl")
 
 
 def _step_fields(step: dict[str, Any]) -> dict[str, str]:
     payload = step["payload"]
     values = {"payload": payload.get("name"), "endpoint": payload.get("endpoint_name"), "model": payload.get("model"),
               "params": payload.get("params"), "stream": payload.get("stream"), "json_schema": payload.get("json_schema"),
-              "structured_retries": payload.get("structured_retries"), "pass_reasoning": payload.get("pass_reasoning")}
+              "structured_retries": payload.get("structured_retries"), "pass_reasoning": payload.get("pass_reasoning"),
+              "cache_ttl": payload.get("cache_ttl")}
     return {name: shown(values[name]) for name in STEP_FIELDS}
 
 

@@ -34,6 +34,8 @@ class ResponseInline(ReadOnlyMixin, admin.StackedInline):
               ("reasoning_tokens", "cached_tokens"),
               ("latency_ms", "ttft_ms", "attempt_count"),
               ("cost_display", "cost_currency", "cost_source"), ("price_id", "price_version"), "cost_note",
+              ("cache_status", "cache_saved_prompt_tokens", "cache_saved_completion_tokens", "cache_saved_latency_ms"),
+              ("cache_saved_cost_nano", "cache_saved_cost_currency", "cache_stored_at"),
               "attempts_display", "request_params_display"]
     readonly_fields = [name for item in fields for name in (item if isinstance(item, tuple) else (item,))]
 
@@ -94,7 +96,7 @@ class RunAdmin(ReadOnlyMixin, admin.ModelAdmin):
     actions = ["cancel_runs", "rerun_runs"]
     fieldsets = [
         (None, {"fields": [("workflow", "workflow_name", "status"), "inputs_display", "output", "error",
-                           ("prompt_tokens", "completion_tokens", "latency_ms"), "budget_display",
+                           ("prompt_tokens", "completion_tokens", "latency_ms"), "budget_display", "cache_mode",
                            ("created_by", "created_at", "started_at", "finished_at")]}),
         ("Replay", {"classes": ["collapse"], "fields": ["source_run", "replay_from_step_number"]}),
         ("Step ledger", {"classes": ["collapse"], "fields": [

@@ -125,7 +125,7 @@ class WorkflowRunsView(generics.ListCreateAPIView):
         data = serializer.validated_data
         run = services.run_start(workflow=workflow, inputs=data["inputs"], user=request.user, label=data["label"],
                                  budget=data.get("budget", services.WORKFLOW_DEFAULT),
-                                 budget_currency=data["budget_currency"])
+                                 budget_currency=data["budget_currency"], cache_mode=data["cache_mode"])
         return HttpResponse(RunSerializer(selectors.run_detail(run.pk)).data, status=status.HTTP_201_CREATED)
 
     def _workflow(self) -> Workflow:

@@ -11,7 +11,7 @@ from core.converters import MAX_ID
 from core.forms import RejectLoneSurrogatesMixin
 from releases.models import Release
 from runs import selectors
-from runs.models import Run, RunStatus
+from runs.models import CacheMode, Run, RunStatus
 from runs.reprice import RepriceScope, reprice_scope
 from runs.search import runs_search
 from workflows.models import Workflow
@@ -48,12 +48,12 @@ class WorkflowInputsForm(RejectLoneSurrogatesMixin, forms.Form):
 
 
 class RunStartForm(WorkflowInputsForm):
-    """The inputs, and an optional cost cap for this run (prefilled with the workflow's default).
+    """The inputs, an optional cost cap for this run (prefilled with the workflow's default) and its use of the cache.
 
     The cap's fields are named apart from the inputs (an input may be called "budget"); the
     service's errors on "budget" and "budget_currency" are shown next to them."""
 
-    BUDGET_FIELDS = {"budget": "run_budget", "budget_currency": "run_budget_currency"}
+    BUDGET_FIELDS = {"budget": "run_budget", "budget_currency": "run_budget_currency", "cache_mode": "run_cache_mode"}
 
     def __init__(self, workflow: Workflow, *args: Any, **kwargs: Any) -> None:
         super().__init__(workflow, *args, **kwargs)
@@ -66,6 +66,10 @@ class RunStartForm(WorkflowInputsForm):
         self.fields["run_budget_currency"] = forms.CharField(
             label="Currency", max_length=3, required=False, initial=workflow.budget_currency or "USD",
             widget=forms.TextInput(attrs={"size": 4, "autocapitalize": "characters", "spellcheck": "false"}))
+        self.fields["run_cache_mode"] = forms.ChoiceField(
+            label="Response cache", required=False, choices=[("", "As each payload says"), *CacheMode.choices],
+            help_text="Use the cache: identical requests get their stored answer instead of a call. "
+                      "No cache: every step calls the LLM.")
 
     def clean_run_budget_currency(self) -> str:
         return (self.cleaned_data.get("run_budget_currency") or "").strip().upper()
@@ -73,11 +77,12 @@ class RunStartForm(WorkflowInputsForm):
     def inputs(self) -> dict[str, str]:
         return {name: self.cleaned_data.get(name) or "" for name in self.input_names}
 
-    def budget(self) -> dict[str, Any]:
-        """run_start's keyword arguments for the cap: the field starts with the workflow's default, so
-        an empty one was emptied on purpose (no cap)."""
+    def options(self) -> dict[str, Any]:
+        """run_start's keyword arguments for the cap and the cache: the cap's field starts with the
+        workflow's default, so an empty one was emptied on purpose (no cap)."""
         return {"budget": self.cleaned_data.get("run_budget"),
-                "budget_currency": self.cleaned_data.get("run_budget_currency") or None}
+                "budget_currency": self.cleaned_data.get("run_budget_currency") or None,
+                "cache_mode": self.cleaned_data.get("run_cache_mode") or None}
 
     def add_service_errors(self, error: ValidationError) -> None:
         if hasattr(error, "error_dict"):

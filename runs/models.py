@@ -18,6 +18,20 @@ class RunStatus(models.TextChoices):
     BUDGET_REACHED = "budget", "Budget reached"
 
 
+class CacheMode(models.TextChoices):
+    """A run's use of the response cache (docs/cache.md); none: its payloads' own setting."""
+
+    USE = "use", "Use the cache"
+    OFF = "off", "No cache"
+
+
+class CacheStatus(models.TextChoices):
+    """What the response cache did for a step: answered it, or had nothing and the LLM was called."""
+
+    HIT = "hit", "Answered from the cache"
+    MISS = "miss", "Not in the cache"
+
+
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.CANCELLING)
 FINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.BUDGET_REACHED)
 
@@ -59,6 +73,10 @@ class Run(models.Model):
     lease_version = models.PositiveIntegerField(default=0)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # Nullable, so that adding it altered the table instead of rebuilding it (and its triggers).
+    cache_mode = models.CharField(max_length=3, null=True, blank=True, choices=CacheMode.choices,  # noqa: DJ001
+                                  help_text="Use the response cache for every step, or for none; "
+                                            "empty: as each payload says.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -155,6 +173,16 @@ class Response(models.Model):
     price_id = models.PositiveIntegerField(null=True, blank=True)
     price_version = models.PositiveIntegerField(null=True, blank=True)
     cost_note = models.TextField(null=True, blank=True, help_text="Which price, or why there is none.")  # noqa: DJ001 (see above)
+    # The response cache (docs/cache.md): null when the step did not use it. A hit spent no tokens and
+    # cost nothing; what the answer first took (tokens, cost at this step's price, latency) is "saved".
+    # Nullable, as the cost fields, so that adding them altered the table.
+    cache_status = models.CharField(max_length=4, null=True, blank=True, choices=CacheStatus.choices)  # noqa: DJ001
+    cache_saved_prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cache_saved_completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cache_saved_cost_nano = models.BigIntegerField(null=True, blank=True)
+    cache_saved_cost_currency = models.CharField(max_length=3, null=True, blank=True)  # noqa: DJ001
+    cache_saved_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    cache_stored_at = models.DateTimeField(null=True, blank=True, help_text="When the cached answer was stored.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -24,6 +24,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from core.internals.django_raw_delete import raw_delete
+from llm.cache import cache_prune
 from releases.models import Label
 from runs.models import FINAL_STATUSES, Response, Run
 from workflows.models import Workflow
@@ -126,9 +127,11 @@ def scheduled_prune() -> PruneReport | None:
 
 
 def scheduled_prune_in_thread() -> PruneReport | None:
-    """scheduled_prune on a worker thread of the executors, whose connection may have gone stale."""
+    """scheduled_prune on a worker thread of the executors, whose connection may have gone stale; the
+    response cache's expired answers go at the same hour, whatever the runs' retention."""
     close_old_connections()
     try:
+        cache_prune()
         return scheduled_prune()
     finally:
         close_old_connections()

@@ -5,7 +5,7 @@ from core.money import from_nano
 from core.serializers import FieldsBuiltOnceMixin, StrictCharField
 from releases.serializers import ReleaseRefSerializer
 from runs.costs import cost_of_steps, run_costs
-from runs.models import Response, Run
+from runs.models import CacheMode, Response, Run
 from runs.selectors import run_release_brief
 
 
@@ -28,6 +28,9 @@ class ResponseSerializer(FieldsBuiltOnceMixin, serializers.ModelSerializer):
     cost = serializers.SerializerMethodField(help_text="What the step cost in cost_currency (a decimal string); "
                                                       "null when unknown (cost_note says why), never 0 for unknown.")
     cost_estimated = serializers.BooleanField(read_only=True, help_text="Computed from tokens counted locally.")
+    cache_saved_cost = serializers.SerializerMethodField(
+        help_text="A cache hit: what the answer would have cost at this step's price, in cache_saved_cost_currency "
+                  "(the step itself cost 0, and its latency_ms is the lookup's).")
     # Stored compressed (core/fields.py); shown as what they are.
     messages = serializers.JSONField(read_only=True, help_text="The messages sent: [{role, content}, ...].")
     output = serializers.CharField(read_only=True)
@@ -41,13 +44,19 @@ class ResponseSerializer(FieldsBuiltOnceMixin, serializers.ModelSerializer):
             "id", "index", "item", "item_value", "output_key", "payload_name", "endpoint_name", "model", "messages", "request_params",
             "output", "output_json", "reasoning", "finish_reason", "prompt_tokens", "completion_tokens",
             "tokens_estimated", "reasoning_tokens", "cached_tokens", "latency_ms", "ttft_ms", "attempts", "attempt_count", "status", "error", "copied_from",
-            "cost", "cost_currency", "cost_source", "cost_estimated", "price_id", "price_version", "cost_note", "created_at",
+            "cost", "cost_currency", "cost_source", "cost_estimated", "price_id", "price_version", "cost_note",
+            "cache_status", "cache_saved_prompt_tokens", "cache_saved_completion_tokens", "cache_saved_cost",
+            "cache_saved_cost_currency", "cache_saved_latency_ms", "cache_stored_at", "created_at",
         ]
         read_only_fields = fields
 
     @extend_schema_field(serializers.DecimalField(max_digits=30, decimal_places=9, allow_null=True))
     def get_cost(self, response: Response) -> str | None:
         return _money(response.cost_nano)
+
+    @extend_schema_field(serializers.DecimalField(max_digits=30, decimal_places=9, allow_null=True))
+    def get_cache_saved_cost(self, response: Response) -> str | None:
+        return _money(response.cache_saved_cost_nano)
 
 
 class RunListListSerializer(serializers.ListSerializer):
@@ -84,7 +93,7 @@ class RunListSerializer(FieldsBuiltOnceMixin, serializers.ModelSerializer):
         fields = [
             "id", "workflow", "workflow_name", "status", "inputs", "output", "output_json", "error",
             "step_count", "next_step", "prompt_tokens", "completion_tokens", "total_tokens", "latency_ms",
-            "cost", "budget", "budget_currency",
+            "cost", "budget", "budget_currency", "cache_mode",
             "created_by", "created_at", "started_at", "finished_at", "source_run", "replay_from_step",
             "cancel_requested", "release", "label",
         ]
@@ -172,6 +181,9 @@ class RunStartSerializer(serializers.Serializer):
                                                              "workflow's default; null: no cap.")
     budget_currency = StrictCharField(required=False, allow_null=True, default=None, max_length=3,
                                       help_text="The cap's currency (default: the workflow's, USD).")
+    cache_mode = serializers.ChoiceField(choices=CacheMode.choices, required=False, allow_null=True, default=None,
+                                         help_text="The response cache: \"use\" for every step, \"off\" for none "
+                                                   "(wins over the payloads); null: as each payload says.")
 
     def validate(self, attrs: dict) -> dict:
         unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()
@@ -185,5 +197,6 @@ class RunRerunSerializer(RunStartSerializer):
     label = None  # a re-run runs its source's tree
     budget = None  # and keeps its source's cap
     budget_currency = None
+    cache_mode = None  # nor its use of the cache
     from_step = serializers.IntegerField(required=False, default=0, min_value=0,
                                          help_text="Index of the first step to run again; earlier steps are copied.")

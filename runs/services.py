@@ -20,7 +20,7 @@ from prices.book import COST_COMPUTED, COST_UNKNOWN, rate_for
 from releases.services import label_release, release_for_run
 from runs.engine import dispatch, events, run_cancel_signal
 from runs.engine.ledger import Claim, Finished, lease_is_free, step_claim_in_transaction
-from runs.models import ACTIVE_STATUSES, Response, ResponseStatus, Run, RunStatus
+from runs.models import ACTIVE_STATUSES, CacheMode, Response, ResponseStatus, Run, RunStatus
 from workflows.graph import is_chain
 from workflows.models import Workflow
 from workflows.services import StepData, workflow_problems, workflow_snapshot, workflow_steps
@@ -68,11 +68,13 @@ def _after_commit_dispatch(run: Run) -> None:
 
 @transaction.atomic
 def run_start(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None, label: str = "",
-              budget: Any = WORKFLOW_DEFAULT, budget_currency: str | None = None) -> Run:
+              budget: Any = WORKFLOW_DEFAULT, budget_currency: str | None = None, cache_mode: str | None = None) -> Run:
     """Validate, snapshot and queue a run of the tree as it stands, or of the release `label` points
     at (whatever the live definitions are now). Nothing reaches an LLM if the inputs are wrong.
-    `budget` caps its cost (default: the workflow's; None: no cap), in `budget_currency` (default: the workflow's)."""
-    run = _new_run(workflow=workflow, inputs=inputs, user=user, label=label, budget=budget, budget_currency=budget_currency)
+    `budget` caps its cost (default: the workflow's; None: no cap), in `budget_currency` (default: the workflow's).
+    `cache_mode` (runs.models.CacheMode): use the response cache for every step, or for none; None: as each payload says."""
+    run = _new_run(workflow=workflow, inputs=inputs, user=user, label=label, budget=budget, budget_currency=budget_currency,
+                   cache_mode=cache_mode)
     _after_commit_dispatch(run)
     return run
 
@@ -80,15 +82,23 @@ def run_start(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseU
 @transaction.atomic
 def run_start_claimed(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None,
                       owner: str, label: str = "", budget: Any = WORKFLOW_DEFAULT,
-                      budget_currency: str | None = None) -> tuple[Run, Claim | Finished | None]:
+                      budget_currency: str | None = None, cache_mode: str | None = None,
+                      ) -> tuple[Run, Claim | Finished | None]:
     """run_start for a caller that executes the run itself (the CLI): its first step is claimed for
     `owner` in the same transaction, and no executor or worker is asked to run it. If the caller
     dies, the lease expires and recovery picks the run up as it would any other."""
     run = _new_run(workflow=workflow, inputs=inputs, user=user, label=label, budget=budget,
-                   budget_currency=budget_currency)
+                   budget_currency=budget_currency, cache_mode=cache_mode)
     run_id = run.pk
     transaction.on_commit(lambda: events.run_status(run_id, RunStatus.QUEUED))
     return run, step_claim_in_transaction(run_id=run_id, owner=owner)
+
+
+def cache_mode_check(cache_mode: str | None) -> None:
+    """A run's (or an experiment's) use of the response cache is one of CacheMode, or None (as each payload says)."""
+    if cache_mode not in (None, *CacheMode.values):
+        raise ValidationError({"cache_mode": [f"“{cache_mode}” is not a cache choice: use, off, or none "
+                                              "(as each payload says)."]})
 
 
 def run_budget(*, workflow: Workflow, steps: list[dict[str, Any]], budget: Any = WORKFLOW_DEFAULT,
@@ -129,7 +139,8 @@ def run_budget(*, workflow: Workflow, steps: list[dict[str, Any]], budget: Any =
 
 
 def _new_run(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUser | None, label: str = "",
-             budget: Any = WORKFLOW_DEFAULT, budget_currency: str | None = None) -> Run:
+             budget: Any = WORKFLOW_DEFAULT, budget_currency: str | None = None, cache_mode: str | None = None) -> Run:
+    cache_mode_check(cache_mode)
     author = user if user and user.is_authenticated else None
     if label:
         release = label_release(workflow=workflow, name=label)
@@ -145,6 +156,7 @@ def _new_run(*, workflow: Workflow, inputs: dict[str, Any], user: AbstractBaseUs
     run = Run(
         workflow=workflow, workflow_name=workflow.name, inputs=resolved, release_id=release_id,
         label=label, step_count=len(snapshot["steps"]), created_by=author, budget_nano=cap, budget_currency=currency,
+        cache_mode=cache_mode,
     )
     insert_instance(run)
     return run
@@ -184,7 +196,7 @@ def run_replay(*, source: Run, user: AbstractBaseUser | None, from_step: int = 0
         source_run=source, replay_from_step=from_step if from_step else None,
         # A chain resumes at from_step; a flow's next_step counts its ended steps (runs.engine.flow).
         next_step=from_step if is_chain(steps) else sum(1 for r in copied if r.item == 0),
-        budget_nano=source.budget_nano, budget_currency=source.budget_currency,
+        budget_nano=source.budget_nano, budget_currency=source.budget_currency, cache_mode=source.cache_mode,
     )
     Response.objects.bulk_create([
         Response(

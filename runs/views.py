@@ -62,7 +62,10 @@ def _step_cost(response: Response, planned: list[dict[str, Any]]) -> dict[str, A
     """What a step's cost line shows: the amount, where it came from, and for an unknown one a link to price it."""
     unknown = response.cost_nano is None
     cost = {"text": step_cost_text(response), "note": step_cost_note(response), "basis": step_cost_basis(response),
-            "unknown": unknown, "copied": response.status == ResponseStatus.COPIED, "add_price_url": ""}
+            "unknown": unknown, "copied": response.status == ResponseStatus.COPIED, "add_price_url": "",
+            # A cache hit: what its answer would have cost at this step's price.
+            "saved": "" if response.cache_saved_cost_nano is None else
+            money_text(response.cache_saved_cost_nano, response.cache_saved_cost_currency or "")}
     if unknown and response.model:
         step = planned[response.index] if response.index < len(planned) else {}
         cost["add_price_url"] = price_add_url(model=response.model,
@@ -279,7 +282,7 @@ def run_start(request: HttpRequest, workflow_id: int) -> HttpResponse:
     status = 400 if request.method == "POST" else 200
     if request.method == "POST" and not problems and form.is_valid():
         run, status = _start(request, form, lambda: services.run_start(
-            workflow=workflow, inputs=form.inputs(), user=request.user, **form.budget()))
+            workflow=workflow, inputs=form.inputs(), user=request.user, **form.options()))
         if run is not None:
             return redirect("run-detail", pk=run.pk)
     return render(request, "runs/run_start.html", {"workflow": workflow, "form": form, "problems": problems},

@@ -43,7 +43,7 @@ class StepData:
 # The control-flow fields of a step, as the model, versions, exports and the API name them.
 FLOW_FIELDS = ("when", "default", "for_each", "item_as", "max_parallel", "on_error")
 _PAYLOAD_FIELDS = ["name", "model", "stream", "json_schema", "structured_retries", "pass_reasoning", "extra_params",
-                   *SAMPLING_FIELDS]
+                   "cache_ttl_seconds", *SAMPLING_FIELDS]
 _STEP_VALUES = ("output_key", *FLOW_FIELDS, "payload_id", "payload__endpoint_id", "payload__endpoint__name",
                 "payload__endpoint__enabled", "payload__endpoint__default_model",
                 *(f"payload__{name}" for name in _PAYLOAD_FIELDS))
@@ -244,6 +244,8 @@ def workflow_snapshot(workflow: Workflow, *, steps: list[StepData] | None = None
                     "json_schema": step.payload["json_schema"],
                     "structured_retries": step.payload["structured_retries"],
                     "pass_reasoning": step.payload["pass_reasoning"],
+                    # Only when set: the trees (and release hashes) of payloads without a cache stay as they were.
+                    **({"cache_ttl": step.payload["cache_ttl_seconds"]} if step.payload["cache_ttl_seconds"] else {}),
                 },
                 "blocks": step.blocks,
             }

@@ -195,6 +195,8 @@ def astep_finished(claim: Claim, result: StepResult) -> Coroutine[Any, Any, None
         data["cached_tokens"] = result.cached_tokens
     if claim.item or claim.item_count:
         _item(claim, data)
+    if result.cache:
+        data.update((name, value) for name, value in result.cache.items() if name != "cache_stored_at")
     if result.status == ResponseStatus.SUCCEEDED:
         return send(claim.run_id, "step.completed", data)
     data["error"] = result.error

@@ -37,6 +37,7 @@ class FlowClaim:
     first: bool
     max_parallel: int
     budget: Budget | None
+    cache_mode: str | None = None  # the run's use of the response cache (runs/engine/cache.py)
     # Committed rows by (index, item): item 0 is a step's own row (its output), n >= 1 a map item.
     rows: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
 
@@ -67,4 +68,5 @@ def flow_claim(run: dict[str, Any], *, run_id: int, lease_version: int, owner: s
     budget = Budget.of_run(run["budget_nano"], run["budget_currency"], list(rows.values()))
     return FlowClaim(run_id=run_id, lease_version=lease_version, owner=owner, steps=snapshot["steps"],
                      inputs=dict(run["inputs"]), first=fresh or run["started_at"] is None,
-                     max_parallel=int(snapshot.get("max_parallel") or 4), budget=budget, rows=rows)
+                     max_parallel=int(snapshot.get("max_parallel") or 4), budget=budget, rows=rows,
+                     cache_mode=run.get("cache_mode"))

@@ -33,7 +33,8 @@ def unit_claim(*, fc: FlowClaim, index: int, variables: dict[str, Any], item: in
     rate = ledger.step_rate(step, timezone.now())
     claim = ledger.Claim(run_id=fc.run_id, index=index, lease_version=fc.lease_version, owner=fc.owner,
                          steps=fc.steps, variables=variables, endpoint=endpoint, first=False, rate=rate,
-                         budget=fc.budget, item=item, item_value=item_value, item_count=item_count)
+                         budget=fc.budget, item=item, item_value=item_value, item_count=item_count,
+                         cache_mode=fc.cache_mode)
     return claim, budget_stop(fc.budget, rate, step, index=index, seconds=ledger.call_timeout(endpoint))
 
 

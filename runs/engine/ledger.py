@@ -67,6 +67,8 @@ class Claim:
     item: int = 0
     item_value: Any = None
     item_count: int = 0
+    # The run's use of the response cache (runs.models.CacheMode, None: as the payload says; runs/engine/cache.py).
+    cache_mode: str | None = None
 
     @property
     def step(self) -> dict[str, Any]:
@@ -104,6 +106,8 @@ class StepResult:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
     reported_cost: Decimal | None = None
+    # The Response's cache_* fields, when the step used the response cache (runs/engine/cache.py).
+    cache: dict[str, Any] = field(default_factory=dict)
 
 
 # Endpoint settings change rarely; a step reads them at most this stale.
@@ -137,7 +141,7 @@ def lease_until() -> datetime.datetime:
 # Plain-ORM equivalent of each: `list(<compiled>.build(*args))`.
 _run_for_claim = CompiledValues(lambda run_id: Run.objects.filter(pk=run_id).values(
     "status", "next_step", "cancel_requested", "release_id", "release__content_hash", "inputs", "started_at",
-    "lease_owner", "lease_expires_at", "lease_version", "budget_nano", "budget_currency")[:1])
+    "lease_owner", "lease_expires_at", "lease_version", "budget_nano", "budget_currency", "cache_mode")[:1])
 _earlier_responses = CompiledValues(lambda run_id, index: Response.objects.filter(run_id=run_id, index__lte=index)
                                     .order_by("index").values("index", "output_key", "output", "output_json", "reasoning",
                                                               "cost_nano", "cost_currency"))
@@ -213,7 +217,7 @@ def _chain_claim(run: dict[str, Any], *, run_id: int, index: int, lease_version:
         variables["previous"] = step_value(earlier[-1], steps[earlier[-1]["index"]])
     return Claim(
         run_id=run_id, index=index, lease_version=lease_version, owner=owner, steps=steps, variables=variables,
-        endpoint=endpoint, first=run["started_at"] is None, rate=rate, budget=budget,
+        endpoint=endpoint, first=run["started_at"] is None, rate=rate, budget=budget, cache_mode=run["cache_mode"],
     )
 
 
@@ -227,14 +231,16 @@ def claimed_at_insert(*, owner: str, now: datetime.datetime) -> dict[str, Any]:
 
 def claim_inserted(*, run_id: int, owner: str, steps: list[dict[str, Any]], inputs: dict[str, Any],
                    budget_nano: int | None, budget_currency: str | None,
-                   snapshot: dict[str, Any] | None = None) -> Claim | Finished | flow.FlowClaim:
+                   snapshot: dict[str, Any] | None = None,
+                   cache_mode: str | None = None) -> Claim | Finished | flow.FlowClaim:
     """The claim of the first step of a run inserted with `claimed_at_insert` (in the same transaction):
     what step_claim_in_transaction would have returned for it, without reading it back."""
     now = timezone.now()
     if not steps:
         return run_finish(run_id, RunStatus.SUCCEEDED) or Finished(run_id, RunStatus.SUCCEEDED)
     if not is_chain(steps):
-        run = {"inputs": inputs, "started_at": None, "budget_nano": budget_nano, "budget_currency": budget_currency}
+        run = {"inputs": inputs, "started_at": None, "budget_nano": budget_nano, "budget_currency": budget_currency,
+               "cache_mode": cache_mode}
         return flow.flow_claim(run, run_id=run_id, lease_version=1, owner=owner, snapshot=snapshot or {"steps": steps},
                                fresh=True)
     endpoint = endpoint_config_cached(steps[0]["payload"]["endpoint_id"])
@@ -246,7 +252,7 @@ def claim_inserted(*, run_id: int, owner: str, steps: list[dict[str, Any]], inpu
             status=RunStatus.BUDGET_REACHED, finished_at=timezone.now(), error=stop, lease_owner="", lease_expires_at=None)
         return Finished(run_id, RunStatus.BUDGET_REACHED, stop)
     return Claim(run_id=run_id, index=0, lease_version=1, owner=owner, steps=steps, variables=dict(inputs),
-                 endpoint=endpoint, first=True, rate=rate, budget=budget)
+                 endpoint=endpoint, first=True, rate=rate, budget=budget, cache_mode=cache_mode)
 
 
 # A moment lease_is_free is compiled with; its parameter is swapped for the real `now` per call.
@@ -400,7 +406,7 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
                     next_claim = Claim(
                         run_id=claim.run_id, index=next_index, lease_version=claim.lease_version + 1,
                         owner=claim.owner, steps=claim.steps, variables=variables, endpoint=next_endpoint, first=False,
-                        rate=next_rate, budget=budget,
+                        rate=next_rate, budget=budget, cache_mode=claim.cache_mode,
                     )
             if not advanced:
                 advanced = update_rows(Run, where=ours, values=released, increments=_tokens(result))
@@ -449,6 +455,7 @@ def step_response(claim: Claim, result: StepResult, cost: StepCost | None = None
         reasoning_tokens=result.reasoning_tokens, cached_tokens=result.cached_tokens,
         cost_nano=cost.nano, cost_currency=cost.currency or None, cost_source=cost.source, price_id=cost.price_id,
         price_version=cost.price_version, cost_note=cost.note, item=claim.item, item_value=claim.item_value,
+        **result.cache,
     )
 
 

@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 
 from llm import client as llm
 from payloads.services import RenderProblem, arender_messages
-from runs.engine import dbthread, events, ledger
+from runs.engine import cache, dbthread, events, ledger
 from runs.engine.ledger import Claim, StepResult
 from runs.models import ResponseStatus
 
@@ -171,7 +171,7 @@ async def run_step(claim: Claim, cancel: CancelSignal) -> StepResult:
     if isinstance(messages, StepResult):
         return messages
     deltas = events.StepDeltas(claim.run_id, claim.index, claim.item) if claim.step["payload"]["stream"] else None
-    call = asyncio.ensure_future(_call(claim, messages, deltas))
+    call = asyncio.ensure_future(cache.step_call(claim, messages, deltas, _call))
     cancel.call = call
     if cancel.requested:
         call.cancel()

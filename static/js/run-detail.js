@@ -242,6 +242,17 @@ function setSkipped(step, data) {
   updateProgress();
 }
 
+function showCacheHit(step, data) {
+  // A step answered from the response cache: its latency is the lookup's; what it saved is apart.
+  const hit = data.cache_status === "hit";
+  field(step.el, "latency_label").textContent = hit ? "Cache lookup" : "Latency";
+  field(step.el, "cache_item").hidden = !hit;
+  if (!hit) return;
+  const cost = data.cache_saved_cost != null ? ` · ${data.cache_saved_cost} ${data.cache_saved_cost_currency || ""}` : "";
+  field(step.el, "cache_saved").textContent = `saved ${data.cache_saved_prompt_tokens} in · ` +
+    `${data.cache_saved_completion_tokens} out${cost} · ${formatMs(data.cache_saved_latency_ms)} of LLM time`;
+}
+
 function setStepResult(step, data) {
   // data: a step.completed/step.failed event or a response of the run state.
   if (data.status === "skipped") {
@@ -262,6 +273,7 @@ function setStepResult(step, data) {
   showPart(field(step.el, "cached_tokens_item"), field(step.el, "cached_tokens"), data.cached_tokens,
     data.prompt_tokens, "in");
   field(step.el, "latency").textContent = formatMs(data.latency_ms);
+  showCacheHit(step, data);
   field(step.el, "ttft").textContent = formatMs(data.ttft_ms);
   const attempts = Array.isArray(data.attempts) ? data.attempts.length : data.attempts;
   field(step.el, "attempts").textContent = attempts ?? "";

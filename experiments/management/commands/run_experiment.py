@@ -26,7 +26,7 @@ from experiments.models import Experiment, ExperimentStatus
 from experiments.selectors import VariantScore, variant_scores, variant_summaries
 from llm import client as llm
 from runs.engine import execute_run, new_owner
-from runs.models import ACTIVE_STATUSES, Run
+from runs.models import ACTIVE_STATUSES, CacheMode, Run
 from workflows.models import Workflow
 
 EXIT_FAILED_CELLS, EXIT_STOPPED, EXIT_BELOW_BAR = 1, 2, 3
@@ -34,7 +34,7 @@ SCORING_POLL_SECONDS = 0.5
 WATCH_SECONDS = 1.0  # distributed mode: how often the database is read for progress
 CREATE_OPTIONS = ("workflow", "dataset", "version", "variant", "map", "repeats", "concurrency", "budget", "currency",
                   "assertions",
-                  "name")
+                  "name", "cache_mode")
 
 
 def _duration(seconds: float | None) -> str:
@@ -169,6 +169,11 @@ class Command(BaseCommand):
         parser.add_argument("--budget", metavar="AMOUNT", help="stop when the cells have cost this much")
         parser.add_argument("--currency", metavar="USD", help="the budget's currency")
         parser.add_argument("--name", metavar="NAME", help="the experiment's name")
+        cache = parser.add_mutually_exclusive_group()
+        cache.add_argument("--cache", dest="cache_mode", action="store_const", const=CacheMode.USE.value,
+                           help="use the response cache for every step of every cell (default: as each payload says)")
+        cache.add_argument("--no-cache", dest="cache_mode", action="store_const", const=CacheMode.OFF.value,
+                           help="call the LLM for every step of every cell, whatever the payloads say")
         parser.add_argument("--assertions", metavar="JSON|@FILE",
                             help="the experiment's assertions: a JSON list, or @path of a file holding one")
         parser.add_argument("--fail-under", type=float, metavar="RATE",
@@ -216,7 +221,7 @@ class Command(BaseCommand):
                 mapping=_mapping(options["map"]), repeats=1 if options["repeats"] is None else options["repeats"],
                 concurrency=10 if options["concurrency"] is None else options["concurrency"],
                 budget=options["budget"], budget_currency=options["currency"],
-                assertions=_assertions(options["assertions"]))
+                assertions=_assertions(options["assertions"]), cache_mode=options["cache_mode"])
         except ValidationError as exc:
             raise CommandError("; ".join(f"{_option(key)}: {message}" for key, messages in exc.message_dict.items()
                                          for message in messages)) from None

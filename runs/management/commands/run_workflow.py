@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from llm import client as llm
 from runs import selectors, services
 from runs.engine import Claim, Finished, dbthread, events, execute_run, new_owner
+from runs.models import CacheMode
 from runs.serializers import RunSerializer
 from workflows.models import Workflow
 
@@ -22,6 +23,11 @@ class Command(BaseCommand):
         parser.add_argument("--label", default="", metavar="LABEL",
                             help="run the release this label (production, staging, ...) points at, not the tree as it stands")
         parser.add_argument("--json", action="store_true", help="print the whole run as JSON instead")
+        cache = parser.add_mutually_exclusive_group()
+        cache.add_argument("--cache", dest="cache_mode", action="store_const", const=CacheMode.USE.value,
+                           help="use the response cache for every step (default: as each payload says)")
+        cache.add_argument("--no-cache", dest="cache_mode", action="store_const", const=CacheMode.OFF.value,
+                           help="call the LLM for every step, whatever the payloads say")
 
     def handle(self, *args: Any, **options: Any) -> None:
         workflow = Workflow.objects.filter(name=options["workflow"]).first()
@@ -37,7 +43,8 @@ class Command(BaseCommand):
             inputs[name] = value
         quiet = options["json"]
         try:
-            run_id = asyncio.run(self._start_and_execute(workflow, inputs, quiet=quiet, label=options["label"]))
+            run_id = asyncio.run(self._start_and_execute(workflow, inputs, quiet=quiet, label=options["label"],
+                                                         cache_mode=options["cache_mode"]))
         except ValidationError as exc:
             raise CommandError("; ".join(m for ms in exc.message_dict.values() for m in ms)) from exc
         run = selectors.run_detail(run_id)
@@ -49,12 +56,13 @@ class Command(BaseCommand):
             self.stderr.write(f"Run {run.pk} {run.status}: {run.error}")
             sys.exit(1)
 
-    async def _start_and_execute(self, workflow: Workflow, inputs: dict[str, str], *, quiet: bool, label: str = "") -> int:
+    async def _start_and_execute(self, workflow: Workflow, inputs: dict[str, str], *, quiet: bool, label: str = "",
+                                 cache_mode: str | None = None) -> int:
         # This process runs the run: its first step is claimed as it starts, no executor is asked.
         owner = new_owner("cli:")
         try:
             run, claim = await dbthread.call(services.run_start_claimed, workflow=workflow, inputs=inputs,
-                                             user=None, owner=owner, label=label)
+                                             user=None, owner=owner, label=label, cache_mode=cache_mode)
             await self._execute(run.pk, owner=owner, claim=claim, quiet=quiet)
         finally:
             await llm.aclose_all()
@@ -67,6 +75,9 @@ class Command(BaseCommand):
             kind = event["type"]
             if kind == "step.started":
                 self.stderr.write(f"[{event['index'] + 1}/{event['step_count']}] {event['output_key']} ({event['payload']}) ...")
+            elif kind == "step.completed" and event.get("cache_status") == "hit":
+                self.stderr.write(f"    cached: saved {event['cache_saved_completion_tokens']} tokens, "
+                                  f"{event['latency_ms']} ms")
             elif kind == "step.completed":
                 self.stderr.write(f"    done: {event['completion_tokens']} tokens, {event['latency_ms']} ms")
             elif kind == "step.failed":
