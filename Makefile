@@ -55,10 +55,11 @@ lint: install-dev
 
 # What the runner adds over the raw openai SDK: 3 reps, 11-13 min on 2 cores (docs/performance.md),
 # then the distributed phase (bench-distributed), then experiments (bench-experiments and
-# bench-experiments-distributed). All run; it fails if any did.
+# bench-experiments-distributed), then flows (bench-flow). All run; it fails if any did.
 bench: install-dev
 	status=0; $(PY) bench/run.py || status=1; $(PY) bench/distributed.py || status=1; \
-	$(PY) bench/experiments.py || status=1; $(PY) bench/experiments_distributed.py || status=1; exit $$status
+	$(PY) bench/experiments.py || status=1; $(PY) bench/experiments_distributed.py || status=1; \
+	$(PY) bench/flow.py || status=1; exit $$status
 
 # Issue 20, embedded: 10,000 one-step cells in a real daphne against raw-aiohttp's same 10,000 calls,
 # the CSV export of the results and a 100,000-row upload (about 3 min; docs/performance.md "Experiments").
@@ -69,6 +70,12 @@ bench-experiments: install-dev
 # Issue 20, distributed: the same 10,000 cells on 2 Procrastinate workers, one killed with SIGKILL at 40 %.
 bench-experiments-distributed: install-dev
 	$(PY) bench/experiments_distributed.py
+
+# Issue 22: a 4-wide fan-out and a 100-item map at 100 ms against their ideal wall time (about 30 s;
+# docs/performance.md "Flows"). Target: at most 1.2 x the ideal.
+.PHONY: bench-flow
+bench-flow: install-dev
+	$(PY) bench/flow.py
 
 # Issue 21: re-scoring 100,000 stored outputs with five assertions (under 30 s on one core; about 2 min
 # with seeding). docs/performance.md "Evaluations".

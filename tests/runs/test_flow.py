@@ -276,3 +276,59 @@ async def test_replay_of_a_map_copies_its_items_when_a_later_step_is_replayed(fa
         (0, 0, "copied"), *((0, n, "copied") for n in range(1, 6)), (1, 0, "succeeded")]
     original = await rows(source)
     assert [r.item_value for r in found[:6]] == [r.item_value for r in original[:6]]
+
+
+async def test_a_flow_inserted_already_claimed_runs_from_its_claim(fake_llm):
+    """The experiment driver inserts its cells' runs claimed (ledger.claimed_at_insert): a flow's claim is whole."""
+    from django.utils import timezone
+
+    from runs.engine import ledger
+    from runs.engine.flow import FlowClaim
+    from tests.factories import make_release
+
+    @sync_to_async
+    def insert() -> tuple[Run, object]:
+        workflow = build(fake_llm.base_url, FAN_OUT, inputs=["doc"])
+        release = make_release(workflow)
+        steps = release.snapshot["steps"]
+        run = Run.objects.create(workflow=workflow, workflow_name=workflow.name, release=release, inputs={"doc": "d"},
+                                 step_count=len(steps), **ledger.claimed_at_insert(owner="driver:1", now=timezone.now()))
+        return run, ledger.claim_inserted(run_id=run.pk, owner="driver:1", steps=steps, inputs={"doc": "d"},
+                                          budget_nano=None, budget_currency=None, snapshot=release.snapshot)
+
+    run, claim = await insert()
+    assert isinstance(claim, FlowClaim) and claim.first and claim.max_parallel == 4
+    assert await execute_run(run.pk, owner="driver:1", claim=claim) == "succeeded"
+    assert fake_llm.stats()["inflight_max"] == 4 or fake_llm.stats()["chat_requests"] == 5
+    assert [r.status for r in await rows(run)] == ["succeeded"] * 5
+
+
+async def test_a_budget_stops_a_flow_before_a_step_it_cannot_afford(fake_llm):
+    import datetime
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from prices.book import book_forget
+    from prices.models import Price
+    from prices.services import price_save
+
+    @sync_to_async
+    def setup() -> Run:
+        book_forget()
+        # $0.01 a token and at most 20 tokens an answer: each item may cost $0.20 and costs about $0.30 (its prompt
+        # too), so a $1 cap lets three items start and refuses the fourth.
+        price_save(Price(model="gpt-4o-mini", effective_from=timezone.now() - datetime.timedelta(days=1),
+                         input_per_million=Decimal("10000"), output_per_million=Decimal("10000"), currency="USD"))
+        workflow = build(fake_llm.base_url, mapped(max_parallel=1, payload={"max_tokens": 20}), inputs=["claims"])
+        return run_start(workflow=workflow, inputs={"claims": CLAIMS}, user=None, budget=Decimal("1"))
+
+    run = await setup()
+    try:
+        assert await execute_run(run.pk) == "budget"
+    finally:
+        book_forget()
+    run = await Run.objects.aget(pk=run.pk)
+    assert run.error.startswith("Budget reached")
+    items = [r for r in await rows(run) if r.item]
+    assert 0 < len(items) < 5  # some items ran, the rest were never started
