@@ -125,3 +125,13 @@ def test_an_edge_past_a_row_runs_in_a_lane_beside_the_nodes():
     assert max(xs) > right_of_nodes and max(xs) < diagram.width  # in the lane, inside the drawing
     short_edge = next(edge for edge in diagram.edges if (edge.source, edge.target) == (2, 3))
     assert "L" not in short_edge.path
+
+
+def test_history_names_a_change_of_a_steps_flow(user_client, fan):
+    assert user_client.post("/workflows/new/", _form(fan, FANNED)).status_code == 302
+    workflow = Workflow.objects.get(name="fanned")
+    changed = [*FANNED[:3], ("checked", "check", {**FANNED[3][2], "on_error": "null"})]
+    assert user_client.post(f"/workflows/{workflow.pk}/", _form(fan, changed)).status_code == 302
+    page = user_client.get(f"/workflows/{workflow.pk}/history/").content.decode()
+    assert "for each line in outline · 2 at once · on error skip" in page
+    assert "on error null" in page
