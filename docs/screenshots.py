@@ -29,6 +29,56 @@ REASONED_OUTLINE = (
     "4. Tides are predictable years ahead, unlike wind and sun.\n5. Costs, few good sites and marine life hold it back."
 )
 PHONE = {"width": 390, "height": 844}
+# Control flow (issue 22), seeded after the other pages are photographed so they stay as they were:
+# "Claims" lists claims and, beside it, translates only when asked; then checks each claim (a map).
+# Its finished run is written directly, one item failed under on_error skip, so the grid shows each state.
+FLOW = """
+import json
+from django.utils import timezone
+from blocks.services import block_create
+from llm.models import Endpoint
+from payloads.services import payload_create
+from runs.models import Response, Run
+from releases.services import release_for_run
+from workflows.services import workflow_create, workflow_snapshot
+from workflows.management.commands.seed_demo import MOCK_ENDPOINT_NAME
+endpoint = Endpoint.objects.get(name=MOCK_ENDPOINT_NAME)
+def payload(name, text):
+    return payload_create(name=name, endpoint=endpoint, blocks=[{"block": block_create(name=name, content=text), "role": "user"}])
+workflow = workflow_create(name="Claims", inputs=[{"name": "text"}, {"name": "language", "default": "en"}], max_parallel=4, steps=[
+    {"payload": payload("claims-list", "List the claims of this text as a JSON list: {{ text }}"), "output_key": "claims"},
+    {"payload": payload("claims-translate", "Translate to {{ language }}: {{ text }}"), "output_key": "translated",
+     "when": 'language != "en"', "default": "(already English)"},
+    {"payload": payload("claims-check", "Is this claim supported by the text? {{ claim }}"), "output_key": "checked",
+     "for_each": "claims", "item_as": "claim", "on_error": "skip"},
+    {"payload": payload("claims-report", "Write a short report. Checks: {{ checked }}. Text: {{ translated }}"),
+     "output_key": "report"}])
+claims = [f"Claim {n}: tides are driven by the moon." for n in range(1, 13)]
+now = timezone.now()
+run = Run.objects.create(workflow=workflow, workflow_name=workflow.name, status="succeeded", step_count=4, next_step=4,
+                         inputs={"text": "Tides rise and fall twice a day.", "language": "en"}, started_at=now, finished_at=now,
+                         release_id=release_for_run(workflow=workflow, snapshot=workflow_snapshot(workflow)),
+                         output="Eleven of twelve claims hold; one could not be checked.")
+row = {"run": run, "endpoint_name": endpoint.name, "model": endpoint.default_model, "latency_ms": 420,
+       "prompt_tokens": 40, "completion_tokens": 12}
+Response.objects.create(**row, index=0, output_key="claims", payload_name="claims-list", status="succeeded",
+                        output=json.dumps(claims), output_json=claims, messages=[{"role": "user", "content": "List the claims ..."}])
+Response.objects.create(run=run, index=1, output_key="translated", payload_name="claims-translate", status="skipped",
+                        output="(already English)")
+answers = []
+for n, claim in enumerate(claims, start=1):
+    failed = n == 7
+    answers.append(None if failed else "supported")
+    Response.objects.create(**row, index=2, item=n, item_value=claim, output_key="checked", payload_name="claims-check",
+                            status="failed" if failed else "succeeded", output="" if failed else "supported",
+                            error="HTTP 500 from the server (3 attempts)" if failed else "",
+                            messages=[{"role": "user", "content": f"Is this claim supported by the text? {claim}"}])
+Response.objects.create(run=run, index=2, output_key="checked", payload_name="claims-check", status="succeeded",
+                        output=json.dumps(answers), output_json=answers, endpoint_name=endpoint.name, latency_ms=0)
+Response.objects.create(**row, index=3, output_key="report", payload_name="claims-report", status="succeeded",
+                        output=run.output, messages=[{"role": "user", "content": "Write a short report ..."}])
+print(workflow.pk, run.pk)
+"""
 # The experiment's checks: a short summary that names its topic (the demo's shorter summary may pass more).
 ASSERTIONS = ('[{"type": "word-count", "value": {"max": 25}, "metric": "length"}, '
               '{"type": "icontains", "value": "{{ topic }}", "metric": "on topic"}]')
@@ -190,6 +240,9 @@ def main() -> None:
         base = f"http://127.0.0.1:{app_port}"
         wait_for(f"{base}/healthz")
         shoot(base, fake_llm, only=sys.argv[1:])
+        if not sys.argv[1:] or "flow" in sys.argv[1:]:
+            workflow_id, run_id = manage(env, "shell", "-c", FLOW).split()[-2:]  # the snippet prints them last
+            flow_pages(base, workflow_id, run_id)
     finally:
         for process in reversed(processes):
             process.terminate()
@@ -292,6 +345,32 @@ def shoot(base: str, fake_llm: str, only: list[str]) -> None:
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(IMAGES / "runs-list-phone.png"))
         print("wrote docs/images/runs-list-phone.png")
+        browser.close()
+
+
+def flow_pages(base: str, workflow_id: str, run_id: str) -> None:
+    """Control flow: the builder's graph of "Claims" and its run with a map's grid, one item opened."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{base}/admin/login/?next=/")
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{base}/")
+        page.goto(f"{base}/workflows/{workflow_id}/")
+        page.wait_for_selector("#flow-graph")
+        page.wait_for_load_state("networkidle")
+        page.locator("#flow").screenshot(path=str(IMAGES / "workflow-builder-graph.png"))
+        print("wrote docs/images/workflow-builder-graph.png")
+        page.goto(f"{base}/runs/{run_id}/")
+        page.locator('#step-2 .item-cell[data-item="7"]').click()
+        page.wait_for_selector("#step-2 .item-facts")
+        page.wait_for_load_state("networkidle")
+        page.locator("#steps").screenshot(path=str(IMAGES / "run-map-grid.png"))
+        print("wrote docs/images/run-map-grid.png")
         browser.close()
 
 

@@ -127,7 +127,7 @@ def run_export(run: Run) -> dict[str, Any]:
                 "created_by": run.created_by.get_username() if run.created_by else None},
         "inputs": run.inputs,
         "snapshot": run.snapshot,
-        "responses": ResponseSerializer(run.responses.order_by("index"), many=True).data,
+        "responses": ResponseSerializer(run.responses.order_by("index", "item"), many=True).data,
     }
     return _without_secrets(document)
 

@@ -17,6 +17,7 @@ GAP_X = 20
 GAP_Y = 34
 PAD = 6
 INPUTS_HEIGHT = 30
+LANE_GAP = 12  # between the lanes of edges that pass a row
 TITLE_CHARS = 22
 BADGE_CHARS = 13
 
@@ -101,6 +102,14 @@ def _curve(x1: float, y1: float, x2: float, y2: float) -> str:
     return f"M{x1:.0f},{y1:.0f} C{x1:.0f},{y1 + bend:.0f} {x2:.0f},{y2 - bend:.0f} {x2:.0f},{y2:.0f}"
 
 
+def _lane(x1: float, y1: float, x2: float, y2: float, lane: float) -> str:
+    above, below = y1 + GAP_Y / 2, y2 - GAP_Y / 2
+    return (f"M{x1:.0f},{y1:.0f} Q{x1:.0f},{above:.0f} {x1 + 12:.0f},{above:.0f} L{lane - 12:.0f},{above:.0f} "
+            f"Q{lane:.0f},{above:.0f} {lane:.0f},{above + 12:.0f} L{lane:.0f},{below - 12:.0f} "
+            f"Q{lane:.0f},{below:.0f} {lane - 12:.0f},{below:.0f} L{x2 + 12:.0f},{below:.0f} "
+            f"Q{x2:.0f},{below:.0f} {x2:.0f},{y2:.0f}")
+
+
 def flow_diagram(flow: list[dict[str, Any]], *, problems: dict[int, list[str]] | None = None,
                  warnings: dict[int, list[str]] | None = None, has_inputs: bool = True) -> Diagram:
     """Lay out `flow` (workflow_variable_flow's answer); problems and warnings by 1-based step number."""
@@ -126,18 +135,24 @@ def flow_diagram(flow: list[dict[str, Any]], *, problems: dict[int, list[str]] |
                 warnings=warnings.get(number, []))
     edges = []
     inputs = {"x": PAD, "y": PAD, "width": width - 2 * PAD, "height": INPUTS_HEIGHT} if has_inputs else None
+    lanes = 0
     for step in flow:
         target = nodes[step["index"] + 1]
         for need in step["needs"]:
             source = nodes[need + 1]
-            edges.append(Edge(source.step, target.step, _edge_kind(step["reads"], flow[need]["output_key"]),
-                              _curve(source.x + NODE_WIDTH / 2, source.y + NODE_HEIGHT, target.x + NODE_WIDTH / 2,
-                                     target.y)))
+            x1, y1, x2, y2 = source.x + NODE_WIDTH / 2, source.y + NODE_HEIGHT, target.x + NODE_WIDTH / 2, target.y
+            if target.level - source.level > 1:
+                # Past a row in between: down a lane right of the nodes, never through a node.
+                path = _lane(x1, y1, x2, y2, width + LANE_GAP * lanes + LANE_GAP // 2)
+                lanes += 1
+            else:
+                path = _curve(x1, y1, x2, y2)
+            edges.append(Edge(source.step, target.step, _edge_kind(step["reads"], flow[need]["output_key"]), path))
         # Only the first row hangs from the inputs: a line to a lower row would cross the rows above it.
         if inputs and step["level"] == 0 and any(read["source"] == "input" for read in step["reads"]):
             edges.append(Edge(0, target.step, "input", _curve(target.x + NODE_WIDTH / 2, PAD + INPUTS_HEIGHT,
                                                               target.x + NODE_WIDTH / 2, target.y)))
     rows = len(by_level)
     height = top + rows * NODE_HEIGHT + max(rows - 1, 0) * GAP_Y + PAD
-    return Diagram(width=width, height=height, nodes=[nodes[n] for n in sorted(nodes)], edges=edges, inputs=inputs,
+    return Diagram(width=width + LANE_GAP * lanes, height=height, nodes=[nodes[n] for n in sorted(nodes)], edges=edges, inputs=inputs,
                    rows=rows)

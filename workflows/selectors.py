@@ -15,8 +15,18 @@ def _input(spec: dict[str, Any]) -> str:
 
 
 def _step(step: dict[str, Any]) -> str:
+    """A step of a version as History lists it; its control flow too, so a change of it shows as one."""
     version = f" (v{step['payload_version']})" if step.get("payload_version") else ""
-    return f"{step['output_key']} ← {step['payload']}{version}"
+    flow = []
+    if step.get("when"):
+        flow.append(f"when {step['when']}" + (f" else “{step['default']}”" if step.get("default") else ""))
+    if step.get("for_each"):
+        flow.append(f"for each {step.get('item_as', 'item')} in {step['for_each']}")
+    if step.get("max_parallel"):
+        flow.append(f"{step['max_parallel']} at once")
+    if step.get("on_error"):
+        flow.append(f"on error {step['on_error']}")
+    return f"{step['output_key']} ← {step['payload']}{version}" + "".join(f" · {part}" for part in flow)
 
 
 WORKFLOW_HISTORY = HistoryLayout(texts=("description",), lists={"inputs": _input, "steps": _step})

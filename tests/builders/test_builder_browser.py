@@ -88,10 +88,10 @@ def test_a_person_builds_a_workflow_fixes_a_problem_and_runs_it(browser, admin_u
     expect(page.locator("#flow")).to_contain_text("The workflow has no steps.")
 
     page.get_by_role("button", name="Add step").click()
-    page.locator("#step-rows select").first.select_option(label="outline")
+    page.locator("#step-rows select[name=step_payload]").first.select_option(label="outline")
     page.locator("#step-rows input[name=step_output]").first.fill("outline")
     page.get_by_role("button", name="Add step").click()
-    page.locator("#step-rows select").nth(1).select_option(label="summary")
+    page.locator("#step-rows select[name=step_payload]").nth(1).select_option(label="summary")
     page.locator("#step-rows input[name=step_output]").nth(1).fill("summary")
 
     # 'audience' is not an input yet: the problem shows at step 1, and the diagram marks it.

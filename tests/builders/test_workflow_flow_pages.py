@@ -112,3 +112,26 @@ def test_the_layout_puts_a_chain_in_one_column_and_a_fan_out_in_one_row():
     fan = flow_diagram([step(n, [], 0) for n in range(4)], has_inputs=True)
     assert len({node.y for node in fan.nodes}) == 1 and fan.parallel and fan.rows == 1
     assert fan.width >= 4 * fan.nodes[0].width and all(node.x + node.width <= fan.width for node in fan.nodes)
+
+
+def test_an_edge_past_a_row_runs_in_a_lane_beside_the_nodes():
+    def step(index, needs, level):
+        return {"index": index, "output_key": f"s{index}", "payload": "p", "reads": [], "needs": needs, "level": level}
+
+    diagram = flow_diagram([step(0, [], 0), step(1, [0], 1), step(2, [0, 1], 2)], has_inputs=False)
+    long_edge = next(edge for edge in diagram.edges if (edge.source, edge.target) == (1, 3))
+    xs = [float(point.split(",")[0]) for point in re.findall(r"-?\d+,-?\d+", long_edge.path)]
+    right_of_nodes = max(node.x + node.width for node in diagram.nodes)
+    assert max(xs) > right_of_nodes and max(xs) < diagram.width  # in the lane, inside the drawing
+    short_edge = next(edge for edge in diagram.edges if (edge.source, edge.target) == (2, 3))
+    assert "L" not in short_edge.path
+
+
+def test_history_names_a_change_of_a_steps_flow(user_client, fan):
+    assert user_client.post("/workflows/new/", _form(fan, FANNED)).status_code == 302
+    workflow = Workflow.objects.get(name="fanned")
+    changed = [*FANNED[:3], ("checked", "check", {**FANNED[3][2], "on_error": "null"})]
+    assert user_client.post(f"/workflows/{workflow.pk}/", _form(fan, changed)).status_code == 302
+    page = user_client.get(f"/workflows/{workflow.pk}/history/").content.decode()
+    assert "for each line in outline · 2 at once · on error skip" in page
+    assert "on error null" in page

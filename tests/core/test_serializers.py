@@ -37,8 +37,8 @@ def finished_run(user) -> Run:  # type: ignore[no-untyped-def]
 def test_the_run_serializers_match_drfs_own_representation(finished_run: Run) -> None:
     run = selectors.run_detail(finished_run.pk)
     expected = {**drf_representation(RunListSerializer, run),
-                "steps": [{"index": 0, "output_key": "outline", "payload": "p", "stream": True,
-                           "payload_version": None, "block_versions": []}],  # a run without a release
+                "steps": [{"index": 0, "output_key": "outline", "payload": "p", "stream": True, "needs": [],
+                           "when": "", "for_each": "", "payload_version": None, "block_versions": []}],  # no release
                 "responses": [drf_representation(ResponseSerializer, r) for r in run.responses.all()]}
     assert RunSerializer(run).data == expected
     assert expected["created_by"] == finished_run.created_by_id and expected["responses"][1]["copied_from"] is not None

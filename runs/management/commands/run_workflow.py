@@ -14,6 +14,30 @@ from runs.serializers import RunSerializer
 from workflows.models import Workflow
 
 
+def progress_line(event: dict[str, Any]) -> str:
+    """One line of progress for a step event. Steps may run side by side and a map step runs once per
+    item, so each line names its step (and item): "[3] checked item 2/20 done: 12 tokens, 300 ms"."""
+    kind = event["type"]
+    if kind not in ("step.started", "step.completed", "step.failed", "step.skipped"):
+        return ""
+    item = event.get("item") or 0
+    where = f"[{event['index'] + 1}]" + (f" {event['output_key']}" if event.get("output_key") else "")
+    if item:
+        where += f" item {item}" + (f"/{event['item_count']}" if event.get("item_count") else "")
+    if kind == "step.started":
+        total = f"[{event['index'] + 1}/{event['step_count']}]" if event.get("step_count") else f"[{event['index'] + 1}]"
+        return f"{total}{where[where.index(']') + 1:]} ({event.get('payload', '')}) ..."
+    if kind == "step.completed" and event.get("cache_status") == "hit":
+        return f"{where} cached: saved {event['cache_saved_completion_tokens']} tokens, {event['latency_ms']} ms"
+    if kind == "step.completed":
+        return f"{where} done: {event['completion_tokens']} tokens, {event['latency_ms']} ms"
+    if kind == "step.failed":
+        return f"{where} failed: {event['error']}"
+    if kind == "step.skipped":
+        return f"{where} skipped (its condition was false): output {event.get('output', '')!r}"
+    return ""
+
+
 class Command(BaseCommand):
     help = "Run a workflow in this process, showing progress step by step, and print its output."
 
@@ -70,18 +94,10 @@ class Command(BaseCommand):
 
     async def _execute(self, run_id: int, *, owner: str, claim: Claim | Finished | None, quiet: bool) -> str | None:
         def show(event: dict[str, Any]) -> None:
-            if quiet:
-                return
-            kind = event["type"]
-            if kind == "step.started":
-                self.stderr.write(f"[{event['index'] + 1}/{event['step_count']}] {event['output_key']} ({event['payload']}) ...")
-            elif kind == "step.completed" and event.get("cache_status") == "hit":
-                self.stderr.write(f"    cached: saved {event['cache_saved_completion_tokens']} tokens, "
-                                  f"{event['latency_ms']} ms")
-            elif kind == "step.completed":
-                self.stderr.write(f"    done: {event['completion_tokens']} tokens, {event['latency_ms']} ms")
-            elif kind == "step.failed":
-                self.stderr.write(f"    failed: {event['error']}")
+            if not quiet:
+                line = progress_line(event)
+                if line:
+                    self.stderr.write(line)
 
         unsubscribe = events.subscribe(run_id, show)
         try:
