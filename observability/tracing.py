@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import atexit
 import datetime
-import hashlib
 import json
 import logging
 import queue
@@ -35,6 +34,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from core.money import PER_UNIT
 from llm.models import Endpoint
+from observability.trace_ids import trace_id_of
 from runs.engine import events
 from runs.models import Response, ResponseStatus, Run, RunStatus
 
@@ -58,18 +58,6 @@ PROVIDERS = {"api.openai.com": "openai", "openai.azure.com": "azure.ai.openai", 
              "api.mistral.ai": "mistral_ai", "api.groq.com": "groq", "api.deepseek.com": "deepseek",
              "api.x.ai": "x_ai", "api.perplexity.ai": "perplexity", "api.cohere.com": "cohere",
              "bedrock-runtime.amazonaws.com": "aws.bedrock", "openrouter.ai": "openrouter"}
-
-
-def trace_id_of(run_id: int, created_at: datetime.datetime) -> int:
-    """The run's trace id: the same in every process and on the run page, with nothing stored."""
-    moment = created_at.astimezone(datetime.UTC).strftime("%Y%m%dT%H%M%S.%f")
-    return int.from_bytes(hashlib.sha256(f"llm-orchestrator/run/{run_id}/{moment}".encode()).digest()[:16], "big") or 1
-
-
-def trace_url(run_id: int, created_at: datetime.datetime) -> str:
-    """Where the run's trace is shown (OTEL_TRACE_URL_TEMPLATE), or "" when no template is set."""
-    template = settings.OTEL_TRACE_URL_TEMPLATE
-    return template.replace("{trace_id}", f"{trace_id_of(run_id, created_at):032x}") if template else ""
 
 
 def provider_name(base_url: str) -> str:
