@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 MAX_PENDING_RUNS = 10_000
 # Runs whose traces are built from one read of their rows.
 BUILD_BATCH = 200
+# A finished run waits at most this long for others to be traced with it.
+GATHER_SECONDS = 1.0
 # The builder closes its database connection after this long without a run to trace.
 IDLE_SECONDS = 5.0
 # Endpoints' hosts (for gen_ai.provider.name) are read again after this long; a deleted endpoint is "openai".
@@ -139,8 +141,7 @@ class TraceBuilder:
             except queue.Empty:
                 connection.close()  # idle: hold no database connection
                 continue
-            while len(batch) < BUILD_BATCH and not self.pending.empty():
-                batch.append(self.pending.get_nowait())
+            self._gather(batch)
             run_ids = [entry for entry in batch if isinstance(entry, int)]
             try:
                 if run_ids:
@@ -152,6 +153,17 @@ class TraceBuilder:
                     entry.done.set()
             if _STOP in batch:
                 connection.close()
+                return
+
+    def _gather(self, batch: list[Any]) -> None:
+        """More runs for the batch, for up to GATHER_SECONDS: a few reads for many runs instead of three
+        each, and the engine's loop is interrupted once a second instead of at every run."""
+        deadline = time.monotonic() + GATHER_SECONDS
+        while len(batch) < BUILD_BATCH and isinstance(batch[-1], int):
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self.pending.get(timeout=remaining) if remaining > 0 else self.pending.get_nowait())
+            except queue.Empty:
                 return
 
     def _build(self, run_ids: list[int]) -> None:
