@@ -11,13 +11,15 @@ class ObservabilityConfig(AppConfig):
     verbose_name = "Observability"
 
     def ready(self) -> None:
-        from observability import metrics, tracing
-
         if settings.METRICS_ENABLED:
+            from observability import metrics
+
             metrics.install()
             if settings.METRICS_WORKER_PORT and _is_worker(sys.argv):
                 metrics.worker_server_start(address=settings.METRICS_WORKER_ADDRESS, port=settings.METRICS_WORKER_PORT)
         if settings.OTEL_TRACES_ENDPOINT:
+            from observability import tracing  # the OpenTelemetry SDK is loaded only where traces are on
+
             tracing.install()
 
 

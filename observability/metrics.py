@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, make_wsgi_app
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest, make_wsgi_app
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from core.money import PER_UNIT
 from observability.access import ALLOWED, NO_TOKEN, metrics_access
 from observability.selectors import engine_backlog
-from prices.book import step_cost
+from prices.book import COST_COMPUTED, Rate, step_cost
 from runs.engine import events
 from runs.engine.ledger import Claim, StepResult
 from runs.models import ResponseStatus, call_was_made
@@ -33,19 +35,8 @@ TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 RUNS_STARTED = Counter("orchestrator_runs_started", "Runs whose first step was claimed in this process.")
 RUNS_FINISHED = Counter("orchestrator_runs_finished", "Runs that ended, by final status.", ["status"])
-STEPS = Counter("orchestrator_steps", "Steps recorded, by status.", [*ENDPOINT_MODEL, "status"])
-STEP_LATENCY = Histogram("orchestrator_step_latency_seconds", "LLM time of a step (all its attempts).",
-                         ENDPOINT_MODEL, buckets=LATENCY_BUCKETS)
-STEP_TTFT = Histogram("orchestrator_step_ttft_seconds", "Time to the first token of a streamed step.",
-                      ENDPOINT_MODEL, buckets=TTFT_BUCKETS)
-TOKENS = Counter("orchestrator_llm_tokens", "Tokens of steps, by type (input: prompt, output: completion).",
-                 [*ENDPOINT_MODEL, "type"])
-COST = Counter("orchestrator_llm_cost", "What steps cost by the price book, in units of the currency.",
-               [*ENDPOINT_MODEL, "currency"])
 ERRORS = Counter("orchestrator_llm_errors", "Failed LLM attempts, by kind (rate_limited, timeout, auth, "
                  "bad_response, invalid_output, ...: the attempts' `kind`).", [*ENDPOINT_MODEL, "kind"])
-RETRIES = Counter("orchestrator_llm_retries", "Attempts after a step's first (retries, dialect changes, "
-                  "structured-output retries).", ENDPOINT_MODEL)
 CACHE_HITS = Counter("orchestrator_cache_hits", "Steps answered from the response cache.", ENDPOINT_MODEL)
 
 
@@ -62,40 +53,134 @@ def run_finished(run_id: int, status: str) -> None:
     RUNS_FINISHED.labels(status).inc()
 
 
+class _Histogram:
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last: above every bound
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        running, found = 0, []
+        for bound, count in zip((*map(floatToGoString, self.bounds), "+Inf"), self.counts, strict=True):
+            running += count
+            found.append((bound, running))
+        return found
+
+
+class _StepSeries:
+    """One endpoint and model's step series as plain numbers: a step adds to a few of them (no lock:
+    steps finish on the process's event loop); `StepSeriesCollector` reads them at scrape time."""
+
+    __slots__ = ("cost", "latency", "priced", "retries", "steps", "tokens_in", "tokens_out", "ttft")
+
+    def __init__(self) -> None:
+        self.steps: dict[str, int] = {}
+        self.latency = _Histogram(LATENCY_BUCKETS)
+        self.ttft = _Histogram(TTFT_BUCKETS)
+        self.tokens_in = self.tokens_out = self.retries = 0
+        # Costs known as amounts (reported by the server), and the token sums of steps priced by the book,
+        # per rate: a price is linear in tokens, so the book's cost of the sums is the sum of the costs.
+        self.cost: dict[str, float] = {}
+        self.priced: dict[Rate, list[int]] = {}
+
+    def costs(self) -> dict[str, float]:
+        totals = dict(self.cost)
+        for rate, (prompt, cached, completion, reasoning, latency_ms) in list(self.priced.items()):
+            cost = step_cost(rate, prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached,
+                             reasoning_tokens=reasoning, latency_ms=latency_ms)
+            if cost.nano and cost.currency:
+                totals[cost.currency] = totals.get(cost.currency, 0.0) + cost.nano / PER_UNIT
+        return totals
+
+
+_series: dict[tuple[str, str], _StepSeries] = {}
+
+
 def step_finished(claim: Claim, result: StepResult) -> None:
     payload = claim.step["payload"]
-    labels = (payload.get("endpoint_name", ""), payload["model"])
-    STEPS.labels(*labels, result.status).inc()
-    called = call_was_made(status=result.status, attempts=result.attempts, prompt_tokens=result.prompt_tokens,
-                           completion_tokens=result.completion_tokens)
-    if not called:
+    key = (payload.get("endpoint_name", ""), payload["model"])
+    series = _series.get(key)
+    if series is None:
+        series = _series[key] = _StepSeries()
+    series.steps[result.status] = series.steps.get(result.status, 0) + 1
+    if not call_was_made(status=result.status, attempts=result.attempts, prompt_tokens=result.prompt_tokens,
+                         completion_tokens=result.completion_tokens):
         return
-    STEP_LATENCY.labels(*labels).observe(result.latency_ms / 1000)
+    series.latency.observe(result.latency_ms / 1000)
     if result.ttft_ms is not None:
-        STEP_TTFT.labels(*labels).observe(result.ttft_ms / 1000)
-    if result.prompt_tokens:
-        TOKENS.labels(*labels, "input").inc(result.prompt_tokens)
-    if result.completion_tokens:
-        TOKENS.labels(*labels, "output").inc(result.completion_tokens)
-    for attempt in result.attempts:
-        if not attempt.get("ok"):
-            ERRORS.labels(*labels, attempt.get("kind") or "other").inc()
-    if len(result.attempts) > 1:
-        RETRIES.labels(*labels).inc(len(result.attempts) - 1)
-    _count_cost(claim, result, labels)
+        series.ttft.observe(result.ttft_ms / 1000)
+    series.tokens_in += result.prompt_tokens
+    series.tokens_out += result.completion_tokens
+    if len(result.attempts) > 1 or (result.attempts and not result.attempts[0].get("ok")):
+        series.retries += len(result.attempts) - 1
+        for attempt in result.attempts:
+            if not attempt.get("ok"):
+                ERRORS.labels(*key, attempt.get("kind") or "other").inc()
+    if claim.rate is not None:
+        _count_cost(claim, result, series)
 
 
-def _count_cost(claim: Claim, result: StepResult, labels: tuple[str, str]) -> None:
+def _count_cost(claim: Claim, result: StepResult, series: _StepSeries) -> None:
     """The step's cost by the price its claim resolved (the ledger's own figure, barring a price
-    that changed during the call)."""
-    if claim.rate is None:
+    that changed during the call). A step priced by the book adds its tokens to its rate's sums,
+    which the scrape prices (a few additions instead of the book's arithmetic per step)."""
+    rate = claim.rate
+    assert rate is not None
+    cut_off = result.status != ResponseStatus.SUCCEEDED and bool(result.output)
+    if result.reported_cost is not None or cut_off:
+        cost = step_cost(rate, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                         latency_ms=result.latency_ms, reported=result.reported_cost, cut_off=cut_off)
+        if cost.nano and cost.currency:
+            series.cost[cost.currency] = series.cost.get(cost.currency, 0.0) + cost.nano / PER_UNIT
         return
-    cost = step_cost(claim.rate, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-                     cached_tokens=result.cached_tokens, reasoning_tokens=result.reasoning_tokens,
-                     latency_ms=result.latency_ms, reported=result.reported_cost,
-                     cut_off=result.status != ResponseStatus.SUCCEEDED and bool(result.output))
-    if cost.nano and cost.currency:
-        COST.labels(*labels, cost.currency).inc(cost.nano / PER_UNIT)
+    if rate.source != COST_COMPUTED:
+        return  # free (nothing) or unknown (never counted as zero)
+    sums = series.priced.get(rate)
+    if sums is None:
+        sums = series.priced[rate] = [0, 0, 0, 0, 0]
+    sums[0] += result.prompt_tokens
+    sums[1] += min(max(result.cached_tokens or 0, 0), result.prompt_tokens)
+    sums[2] += result.completion_tokens
+    sums[3] += min(max(result.reasoning_tokens or 0, 0), result.completion_tokens)
+    sums[4] += result.latency_ms
+
+
+class StepSeriesCollector(Collector):
+    """The step series of this process, by endpoint and model."""
+
+    def collect(self) -> Iterator[Metric]:
+        found = dict(_series)
+        steps = CounterMetricFamily("orchestrator_steps", "Steps recorded, by status.", labels=[*ENDPOINT_MODEL, "status"])
+        latency = HistogramMetricFamily("orchestrator_step_latency_seconds", "LLM time of a step (all its attempts).",
+                                        labels=list(ENDPOINT_MODEL))
+        ttft = HistogramMetricFamily("orchestrator_step_ttft_seconds", "Time to the first token of a streamed step.",
+                                     labels=list(ENDPOINT_MODEL))
+        tokens = CounterMetricFamily("orchestrator_llm_tokens", "Tokens of steps, by type (input: prompt, output: "
+                                     "completion).", labels=[*ENDPOINT_MODEL, "type"])
+        cost = CounterMetricFamily("orchestrator_llm_cost", "What steps cost by the price book, in units of the currency.",
+                                   labels=[*ENDPOINT_MODEL, "currency"])
+        retries = CounterMetricFamily("orchestrator_llm_retries", "Attempts after a step's first (retries, dialect "
+                                      "changes, structured-output retries).", labels=list(ENDPOINT_MODEL))
+        for (endpoint, model), series in found.items():
+            for status, count in dict(series.steps).items():
+                steps.add_metric([endpoint, model, status], count)
+            latency.add_metric([endpoint, model], series.latency.buckets(), series.latency.total)
+            ttft.add_metric([endpoint, model], series.ttft.buckets(), series.ttft.total)
+            tokens.add_metric([endpoint, model, "input"], series.tokens_in)
+            tokens.add_metric([endpoint, model, "output"], series.tokens_out)
+            retries.add_metric([endpoint, model], series.retries)
+            for currency, amount in series.costs().items():
+                cost.add_metric([endpoint, model, currency], amount)
+        yield from (steps, latency, ttft, tokens, cost, retries)
+
+
+REGISTRY.register(StepSeriesCollector())
 
 
 class EngineBacklog(Collector):

@@ -6,7 +6,7 @@ from typing import Any
 from django import template
 from django.utils.html import format_html
 
-from observability.tracing import trace_url
+from observability.trace_ids import trace_url
 
 register = template.Library()
 
