@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -29,9 +28,6 @@ from llm.models import CachedResponse
 # Bumped when what the key covers changes, so old entries are never read with a new meaning.
 KEY_VERSION = 1
 
-# Called with (endpoint id, model) after every hit, in the process that served it; the metrics
-# (issue #23) append their counter here. A callback must not raise; if one does, the hit still stands.
-hit_callbacks: list[Callable[[int, str], None]] = []
 
 
 @dataclass(frozen=True)
@@ -71,13 +67,6 @@ def cache_lookup(*, key: str, now: datetime.datetime | None = None) -> CachedAns
     return None if row is None else CachedAnswer(*row)
 
 
-def cache_hit_tell(endpoint_id: int, model: str) -> None:
-    """Tell the hit callbacks (metrics) of a hit."""
-    for callback in hit_callbacks:
-        try:
-            callback(endpoint_id, model)
-        except Exception:  # noqa: BLE001 - a counter never fails the step it counts
-            pass
 
 
 def cache_store(*, key: str, endpoint_id: int, model: str, answer: CachedAnswer, ttl_seconds: int) -> bool:

@@ -40,11 +40,6 @@ ERRORS = Counter("orchestrator_llm_errors", "Failed LLM attempts, by kind (rate_
 CACHE_HITS = Counter("orchestrator_cache_hits", "Steps answered from the response cache.", ENDPOINT_MODEL)
 
 
-def cache_hit(endpoint: str, model: str) -> None:
-    """The response cache answered a step for this endpoint and model."""
-    CACHE_HITS.labels(endpoint, model).inc()
-
-
 def run_started(run_id: int) -> None:
     RUNS_STARTED.inc()
 
@@ -109,6 +104,9 @@ def step_finished(claim: Claim, result: StepResult) -> None:
     if series is None:
         series = _series[key] = _StepSeries()
     series.steps[result.status] = series.steps.get(result.status, 0) + 1
+    if result.cache.get("cache_status") == "hit":
+        CACHE_HITS.labels(*key).inc()  # answered from the response cache: no call, nothing spent
+        return
     if not call_was_made(status=result.status, attempts=result.attempts, prompt_tokens=result.prompt_tokens,
                          completion_tokens=result.completion_tokens):
         return

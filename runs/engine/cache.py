@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from llm.cache import CachedAnswer, cache_hit_tell, cache_key, cache_lookup, cache_store
+from llm.cache import CachedAnswer, cache_key, cache_lookup, cache_store
 from prices.book import step_cost
 from runs.engine import dbthread, events
 from runs.engine.ledger import Claim, StepResult
@@ -63,7 +63,6 @@ async def step_call(claim: Claim, messages: list[dict[str, str]], deltas: events
             if deltas is not None:
                 for word in _WORDS.findall(answer.text):
                     deltas.add(word)
-            cache_hit_tell(claim.endpoint.id, payload["model"])
             return hit
     result = await call(claim, messages, deltas)
     result.cache = {"cache_status": CacheStatus.MISS.value}

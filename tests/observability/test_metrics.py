@@ -86,6 +86,14 @@ def test_metrics_move_with_real_runs_in_the_server(fake_llm, app_server, user):
     # Labels are endpoints, models, statuses and kinds: never a run id.
     label_names = {name for (series, labels_of) in found if series.startswith("orchestrator_") for name, _ in labels_of}
     assert label_names == {"endpoint", "model", "status", "type", "kind", "currency", "le"}
+    # Two runs that use the response cache: the first stores its three answers, the second is answered from them.
+    for _ in range(2):
+        run_id = api(f"{server.url}/api/workflows/{workflow.pk}/runs/", token, "POST",
+                     {"inputs": {"topic": "cached"}, "cache_mode": "use"})[1]["id"]
+        wait_until(lambda run_id=run_id: Run.objects.filter(pk=run_id, status="succeeded").exists())
+    found = samples(scrape(f"{server.url}/metrics")[1])
+    assert value(found, "orchestrator_cache_hits_total", **labels) == 3
+    assert value(found, "orchestrator_step_latency_seconds_count", **labels) == 9  # a hit made no call
 
 
 def test_the_server_refuses_a_scrape_without_the_token_or_with_a_wrong_one(app_server):
@@ -123,7 +131,7 @@ def test_the_backlog_gauges_are_read_from_the_database_at_scrape_time(client):
 
 
 def test_a_workers_endpoint_serves_its_own_counters_behind_the_same_guard():
-    metrics.cache_hit("worker-ep", "m1")
+    metrics.CACHE_HITS.labels("worker-ep", "m1").inc()
     with override_settings(METRICS_TOKEN=TOKEN, METRICS_ALLOWED_NETWORKS=["10.99.0.0/16"]):
         server = metrics.worker_server_start(address="127.0.0.1", port=0)
         try:
