@@ -44,9 +44,14 @@ run: migrate
 	printf '\n%s\n\n' "$$login"; \
 	wait $$web
 
+# The suite runs in TEST_WORKERS pytest-xdist processes (each with its own test database, fake LLM
+# and, in the distributed phase, its own PostgreSQL and Redis); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --dist loadgroup
+
 test: install-dev
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest $(XDIST)
 	$(MAKE) --no-print-directory test-distributed
 
 # ruff with the complexity check (C901 at 10, pyproject.toml); `make test` runs it first, so CI does too.
@@ -105,7 +110,7 @@ bench-quick: install-dev
 DISTRIBUTED_TESTS_PATHS ?= tests/runs/test_runner.py tests/runs/test_flow.py tests/runs/test_cli.py tests/runs/test_ledger.py tests/runs/test_dbthread.py tests/versions/test_concurrency.py tests/releases/test_concurrency.py tests/runs/test_search.py tests/runs/test_rollups.py tests/runs/test_reprice.py tests/reliability/test_reprice_kill.py tests/runs/test_retention.py tests/runs/test_prune_beside_runs.py tests/scaleout
 .PHONY: test-distributed soak-distributed
 test-distributed: install-dev
-	DISTRIBUTED_TESTS=1 $(PY) -m pytest $(DISTRIBUTED_TESTS_PATHS)
+	DISTRIBUTED_TESTS=1 $(PY) -m pytest $(XDIST) $(DISTRIBUTED_TESTS_PATHS)
 
 # Pruning 100,000 old runs while runs execute (issue 18): no "database is locked", no step lost, space returned.
 soak-prune: install-dev

@@ -5,10 +5,12 @@ download here). Every page a test opens fails the test on a browser console erro
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu",
                  "--no-first-run", "--disable-sync"]
 PASSWORD = "pw-for-browser-tests"
+# expect() waits 5 s by default: too short for a page's first render when the suite's pytest-xdist
+# workers share two cores with other Chromiums and servers. A bound on waiting, not on speed.
+EXPECT_TIMEOUT_MS = 20_000
 
 # Records, for every step card and the tester's answer, each (status, text length) it went through,
 # so a test can tell text appeared while a step was still running without racing the stream.
@@ -54,12 +59,17 @@ document.addEventListener('DOMContentLoaded', () => {
 
 
 def ensure_chromium() -> str:
-    if not CHROMIUM.exists():
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            pytest.fail("/usr/bin/chromium is missing and cannot be installed here (needs root and apt-get)")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "update"], check=True, env=env, stdout=subprocess.DEVNULL)
-        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "chromium"], check=True, env=env, stdout=subprocess.DEVNULL)
+    if CHROMIUM.exists():
+        return str(CHROMIUM)
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.fail("/usr/bin/chromium is missing and cannot be installed here (needs root and apt-get)")
+    # pytest-xdist workers reach their first browser test together: one installs, the others wait.
+    with open(os.path.join(tempfile.gettempdir(), "orch-tests-chromium.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not CHROMIUM.exists():
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "update"], check=True, env=env, stdout=subprocess.DEVNULL)
+            subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "chromium"], check=True, env=env, stdout=subprocess.DEVNULL)
     return str(CHROMIUM)
 
 
@@ -106,8 +116,9 @@ def browser(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator
     """Chromium and daphne for one test. Playwright's sync API keeps an event loop running in this
     thread while it is started, so it is stopped with the test (before the database flush and any
     async test); the server too, so that its executor never picks up another test's runs."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     executable = ensure_chromium()
     # The ORM calls of the test body are plain sync code beside Playwright's loop.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

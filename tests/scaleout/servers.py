@@ -1,6 +1,7 @@
 """Real PostgreSQL and Redis servers for the distributed-mode test session.
 
 Loaded as a pytest plugin by tests/pytest_env.py when DISTRIBUTED_TESTS=1 (`make test-distributed`).
+Under pytest-xdist each worker process starts servers of its own; the controller starts none.
 The servers must be up before pytest-django reads the settings, so they start in a wrapper of
 pytest_load_initial_conftests and set DATABASE_URL, REDIS_URL and RUNS_BACKEND for the session.
 Debian's `postgresql` and `redis-server` are installed with apt-get when missing.
@@ -114,10 +115,18 @@ class Servers:
 _servers: Servers | None = None
 
 
+def _xdist_controller(early_config: pytest.Config) -> bool:
+    """True in the pytest-xdist process that only hands tests to its workers (`-n 2`)."""
+    workers = getattr(early_config.known_args_namespace, "numprocesses", None)
+    return bool(workers) and "PYTEST_XDIST_WORKER" not in os.environ
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> Generator[None, None, None]:
     global _servers
-    ensure_installed()
+    ensure_installed()  # once, before any xdist worker starts
+    if _xdist_controller(early_config):
+        return (yield)  # its workers run the tests, each on servers of its own
     _servers = Servers()
     try:
         _servers.start()
