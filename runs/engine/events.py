@@ -174,6 +174,7 @@ def astep_started(claim: Claim) -> Coroutine[Any, Any, None]:
 
 def astep_skipped(claim: Claim, result: StepResult) -> Coroutine[Any, Any, None]:
     """`step.skipped`: its `when` was false; its output is the step's default."""
+    _observe(step_finished_observers, claim, result)
     return send(claim.run_id, "step.skipped", {"index": claim.index, "output_key": claim.step["output_key"],
                                                "status": result.status, "output": result.output})
 
