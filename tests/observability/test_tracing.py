@@ -190,3 +190,22 @@ def test_a_step_over_a_list_is_a_step_span_with_a_chat_span_per_item(receiver):
     assert all(item.parent_span_id == step.span_id for item in items)
     assert step.attributes["orchestrator.step.items"] == 2 and len(receiver.spans) == 5
     assert all(step.start_ns <= item.start_ns <= item.end_ns <= step.end_ns for item in items)
+
+
+async def test_a_real_map_run_exports_a_step_span_over_a_chat_span_per_item(fake_llm, receiver):
+    from tests.runs.test_flow import build, mapped
+
+    builder = tracing.configure(endpoint=f"{receiver.url}/v1/traces", service_name="orch-test")
+    workflow = await sync_to_async(build)(fake_llm.base_url, mapped(), inputs=["claims"])
+    run = await sync_to_async(run_start)(workflow=workflow, inputs={"claims": json.dumps(["a", "b", "c"])}, user=None)
+    assert await execute_run(run.pk) == "succeeded"
+    assert await sync_to_async(builder.flush)()
+    run = await Run.objects.aget(pk=run.pk)
+    spans = [span for span in receiver.spans if span.trace_id == tracing.trace_id_of(run.pk, run.created_at)]
+    [step] = [span for span in spans if span.name == "step checks"]
+    items = sorted((span for span in spans if span.parent_span_id == step.span_id),
+                   key=lambda span: span.attributes["orchestrator.step.item"])
+    assert [span.attributes["orchestrator.step.item"] for span in items] == [1, 2, 3]
+    assert all(span.name == "chat gpt-4o-mini" and span.attributes["gen_ai.usage.output_tokens"] == 20 for span in items)
+    [report] = [span for span in spans if span.attributes.get("orchestrator.step.key") == "report"]
+    assert report.name == "chat gpt-4o-mini" and report.parent_span_id == step.parent_span_id
