@@ -28,8 +28,8 @@ def test_seeding_twice_creates_nothing_new_and_prints_the_password_once(seed_dem
     after_first = counts()
     second = seed_demo()
     assert counts() == after_first
-    # The demo's 3-step workflow, and the two default judges (one step each).
-    assert after_first["User"] == 1 and after_first["Workflow"] == 3 and after_first["Step"] == 5
+    # The demo's 3-step chain, the 3-step "Claims" flow, and the two default judges (one step each).
+    assert after_first["User"] == 1 and after_first["Workflow"] == 4 and after_first["Step"] == 8
     password = re.search(r"password: (\S+)", first).group(1)
     assert password not in second and "created" not in second
 
@@ -153,3 +153,15 @@ async def test_demo_workflow_runs_to_success_against_the_fake_llm(seed_demo, fak
     assert responses[1].output in responses[2].messages[-1]["content"]
     assert run.output == responses[2].output != ""
     assert fake_llm.stats()["chat_requests"] == 3
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_demo_claims_workflow_maps_over_its_default_list_and_skips_the_translation(seed_demo, fake_llm):
+    await sync_to_async(seed_demo)("--fake-llm-url", fake_llm.base_url)
+    workflow = await Workflow.objects.aget(name="Claims")
+    assert await sync_to_async(workflow_problems)(workflow) == []
+    run = await sync_to_async(run_start)(workflow=workflow, inputs={}, user=None)
+    assert await execute_run(run.pk) == "succeeded"
+    rows = [(r.output_key, r.item, r.status) async for r in Response.objects.filter(run=run).order_by("index", "item")]
+    assert rows == [("checks", 0, "succeeded"), ("checks", 1, "succeeded"), ("checks", 2, "succeeded"),
+                    ("checks", 3, "succeeded"), ("translated", 0, "skipped"), ("verdict", 0, "succeeded")]

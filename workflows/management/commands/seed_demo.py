@@ -1,4 +1,5 @@
-"""Seed a demo: an admin user, a mock LLM endpoint with a price, blocks, payloads and a 3-step workflow.
+"""Seed a demo: an admin user, a mock LLM endpoint with a price, blocks, payloads, a 3-step workflow
+and a workflow with a map, a condition and steps side by side.
 
 Idempotent: everything is looked up by its unique name and only created when missing, so
 `make run` can call it on every start. Objects a user has since edited are left as they are.
@@ -50,6 +51,13 @@ DEMO_BLOCKS: dict[str, tuple[str, str]] = {
                        "Expand this outline about {{ topic }} into one paragraph:\n{{ outline }}"),
     "summary-task": ("Step 3: reads the output of the step just before ({{ previous }}).",
                      "Summarize this paragraph in one sentence:\n{{ previous }}"),
+    # The "Claims" workflow: a map over a list, a condition, and steps side by side.
+    "check-claim-task": ("Run once per claim (the step maps over the input list).",
+                         "Is this claim true? Answer in one sentence: {{ claim }}"),
+    "translate-task": ("Runs only when the language is not English (the step's condition).",
+                       "Translate these claims to {{ language }}: {{ claims }}"),
+    "verdict-task": ("Reads the list of checks (one answer per claim).",
+                     "Sum up these checks in one sentence: {{ checks | join(' / ') }}"),
 }
 
 # name: (description, stream, temperature, max_tokens, [(role, block name), ...])
@@ -60,9 +68,27 @@ DEMO_PAYLOADS: dict[str, tuple[str, bool, float, int, list[tuple[str, str]]]] = 
                   [("system", "writer-system"), ("user", "paragraph-task")]),
     "summary": ("A one-sentence summary, not streamed.", False, 0.0, 100,
                 [("system", "writer-system"), ("user", "summary-task")]),
+    "check-claim": ("One claim checked (a map item).", False, 0.0, 100,
+                    [("system", "writer-system"), ("user", "check-claim-task")]),
+    "translate": ("A translation, when asked for.", True, 0.2, 300,
+                  [("system", "writer-system"), ("user", "translate-task")]),
+    "verdict": ("One sentence over every check.", False, 0.0, 100,
+                [("system", "writer-system"), ("user", "verdict-task")]),
 }
 
 DEMO_STEPS = [("outline", "outline"), ("paragraph", "paragraph"), ("summary", "summary")]  # (output_key, payload)
+
+FLOW_WORKFLOW_NAME = "Claims"
+FLOW_INPUTS = [
+    {"name": "claims", "default": '["Tides follow the moon.", "The sea is salty.", "Waves are a kind of fish."]',
+     "description": "A JSON list of claims: the first step runs once per claim."},
+    {"name": "language", "default": "en", "description": "Not en: the claims are translated too, beside the checks."},
+]
+FLOW_STEPS = [
+    {"output_key": "checks", "payload": "check-claim", "for_each": "claims", "item_as": "claim", "on_error": "null"},
+    {"output_key": "translated", "payload": "translate", "when": 'language != "en"', "default": "(not translated)"},
+    {"output_key": "verdict", "payload": "verdict"},
+]
 
 
 class Command(BaseCommand):
@@ -83,6 +109,7 @@ class Command(BaseCommand):
             blocks = self._blocks()
             payloads = self._payloads(endpoint, blocks)
             self._workflow(payloads)
+            self._flow_workflow(payloads)
             # The default judges of llm-rubric / factuality assertions, on the demo's mock endpoint (by
             # command: evaluations sits above workflows).
             call_command("seed_judges", endpoint=endpoint.name, stdout=io.StringIO())
@@ -175,6 +202,16 @@ class Command(BaseCommand):
             self._say(created, f"payload '{name}'")
             payloads[name] = payload
         return payloads
+
+    def _flow_workflow(self, payloads: dict[str, Payload]) -> None:
+        """A workflow that is not a chain: the checks (a map) and the translation (a condition) run side by side."""
+        created = not Workflow.objects.filter(name=FLOW_WORKFLOW_NAME).exists()
+        if created:
+            workflow_create(
+                name=FLOW_WORKFLOW_NAME, inputs=FLOW_INPUTS, message=SEEDED,
+                description="Checks each claim of a list (one call per claim), translates them when asked, then sums up.",
+                steps=[{**step, "payload": payloads[step["payload"]]} for step in FLOW_STEPS])  # type: ignore[typeddict-item]
+        self._say(created, f"workflow '{FLOW_WORKFLOW_NAME}' (a map over claims, a condition, steps side by side)")
 
     def _workflow(self, payloads: dict[str, Payload]) -> None:
         workflow = Workflow.objects.filter(name=DEMO_WORKFLOW_NAME).first()
