@@ -248,7 +248,10 @@ function showCacheHit(step, data) {
   field(step.el, "latency_label").textContent = hit ? "Cache lookup" : "Latency";
   field(step.el, "cache_item").hidden = !hit;
   if (!hit) return;
-  const cost = data.cache_saved_cost != null ? ` · ${data.cache_saved_cost} ${data.cache_saved_cost_currency || ""}` : "";
+  // The API gives the cost saved as a decimal; a live step.completed event gives it in billionths.
+  const saved = data.cache_saved_cost != null ? data.cache_saved_cost
+    : data.cache_saved_cost_nano != null ? String(data.cache_saved_cost_nano / 1e9) : null;
+  const cost = saved != null ? ` · ${saved} ${data.cache_saved_cost_currency || ""}` : "";
   field(step.el, "cache_saved").textContent = `saved ${data.cache_saved_prompt_tokens} in · ` +
     `${data.cache_saved_completion_tokens} out${cost} · ${formatMs(data.cache_saved_latency_ms)} of LLM time`;
 }
