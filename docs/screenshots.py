@@ -17,6 +17,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "docs" / "images"
@@ -249,18 +250,24 @@ def main() -> None:
             process.wait(10)
 
 
+def logged_in(playwright: Any, base: str) -> tuple[Any, Any]:
+    """Chromium, and a desktop-sized page logged in as the admin."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{base}/admin/login/?next=/")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{base}/")
+    return browser, page
+
+
 def shoot(base: str, fake_llm: str, only: list[str]) -> None:
     """Every page, or (`docs/screenshots.py datasets`) only the named groups."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(f"{base}/admin/login/?next=/")
-        page.get_by_label("Username").fill("admin")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url(f"{base}/")
+        browser, page = logged_in(playwright, base)
         if only:
             if "datasets" in only:
                 datasets_page(page, base)
@@ -353,13 +360,7 @@ def flow_pages(base: str, workflow_id: str, run_id: str) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(f"{base}/admin/login/?next=/")
-        page.get_by_label("Username").fill("admin")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url(f"{base}/")
+        browser, page = logged_in(playwright, base)
         page.goto(f"{base}/workflows/{workflow_id}/")
         page.wait_for_selector("#flow-graph")
         page.wait_for_load_state("networkidle")

@@ -88,3 +88,15 @@ def expected_chain_output(topic: str, tokens: int = 20) -> str:
     for prompt in CHAIN_PROMPTS[1:]:
         text = reply_text(prompt.replace("{{ previous }}", text), tokens)
     return text
+
+
+async def execute_watched(run_id: int, **execute: Any) -> tuple[str | None, list[dict[str, Any]]]:
+    """execute_run, with every event the run sent meanwhile (in order): (its final status, the events)."""
+    from runs.engine import events, execute_run
+
+    seen: list[dict[str, Any]] = []
+    unsubscribe = events.subscribe(run_id, seen.append)
+    try:
+        return await execute_run(run_id, **execute), seen
+    finally:
+        unsubscribe()

@@ -19,11 +19,11 @@ from llm.cache import CachedAnswer, cache_store
 from llm.models import CachedResponse
 from prices.models import Price
 from prices.services import price_save
-from runs.engine import events, execute_run
+from runs.engine import execute_run
 from runs.models import Response, Run
 from runs.retention import scheduled_prune_in_thread
 from runs.services import run_start
-from tests.factories import make_block, make_chain, make_endpoint, make_payload, make_workflow
+from tests.factories import execute_watched, make_block, make_chain, make_endpoint, make_payload, make_workflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TTL = 600
@@ -156,12 +156,8 @@ async def test_a_streamed_payload_replays_the_cached_answer_as_deltas(fake_llm):
     workflow = await chain(fake_llm.base_url, stream=True, cache_ttl_seconds=TTL)
     await run_once(workflow)
     run = await start(workflow)
-    seen: list[dict] = []
-    unsubscribe = events.subscribe(run.pk, seen.append)
-    try:
-        assert await execute_run(run.pk) == "succeeded"
-    finally:
-        unsubscribe()
+    status, seen = await execute_watched(run.pk)
+    assert status == "succeeded"
     assert fake_llm.stats()["chat_requests"] == 3
     for response in [r async for r in Response.objects.filter(run_id=run.pk).order_by("index")]:
         deltas = [e for e in seen if e["type"] == "step.delta" and e["index"] == response.index]

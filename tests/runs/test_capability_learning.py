@@ -7,10 +7,10 @@ from django.utils import timezone
 
 from llm import client, selectors
 from llm.models import Capability
-from runs.engine import events, execute_run, ledger
+from runs.engine import execute_run, ledger
 from runs.models import Response, Run
 from runs.services import run_start
-from tests.factories import make_block, make_endpoint, make_payload, make_workflow
+from tests.factories import execute_watched, make_block, make_endpoint, make_payload, make_workflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -111,12 +111,8 @@ async def test_a_learned_downgrade_is_tried_afresh_after_the_relearn_time_but_a_
 async def test_a_streamed_think_block_never_reaches_the_live_answer(fake_llm):
     fake_llm.fail_next({"content": "<think>I considered tides</think>The answer is here"})
     run = await start(fake_llm.base_url, stream=True)
-    seen: list[dict] = []
-    unsubscribe = events.subscribe(run.pk, seen.append)
-    try:
-        assert await execute_run(run.pk) == "succeeded"
-    finally:
-        unsubscribe()
+    status, seen = await execute_watched(run.pk)
+    assert status == "succeeded"
     first, _ = await responses_of(run)
     assert (first.output, first.reasoning) == ("The answer is here", "I considered tides")
     streamed = "".join(e["text"] for e in seen if e["type"] == "step.delta" and e["index"] == 0)

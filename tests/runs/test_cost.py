@@ -13,11 +13,11 @@ from core.money import to_nano
 from llm.models import Endpoint
 from prices.models import Price
 from prices.services import price_save
-from runs.engine import events, execute_run
+from runs.engine import execute_run
 from runs.models import Response, Run, RunStatus, StepRollup
 from runs.rollups import step_rollup_rows
 from runs.services import run_start
-from tests.factories import make_chain, make_endpoint
+from tests.factories import execute_watched, make_chain, make_endpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)
 YESTERDAY = timezone.now() - datetime.timedelta(days=1)
@@ -112,12 +112,8 @@ DEAR = {"input_per_million": Decimal("1"), "output_per_million": Decimal("1000")
 async def test_a_run_stops_before_the_step_whose_worst_case_would_pass_its_budget(fake_llm):
     await sync_to_async(price)(**DEAR)
     run = await start(fake_llm.base_url, budget="0.11", max_tokens=100)
-    seen: list[dict] = []
-    unsubscribe = events.subscribe(run.pk, seen.append)
-    try:
-        assert await execute_run(run.pk) == RunStatus.BUDGET_REACHED
-    finally:
-        unsubscribe()
+    status, seen = await execute_watched(run.pk)
+    assert status == RunStatus.BUDGET_REACHED
     run = await Run.objects.aget(pk=run.pk)
     steps = await responses(run)
     assert len(steps) == 1 and fake_llm.stats()["chat_requests"] == 1  # step 2 never called the LLM

@@ -6,10 +6,10 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 
-from runs.engine import dbthread, events, execute_run, runner
+from runs.engine import dbthread, execute_run, runner
 from runs.models import Response, Run
 from runs.services import run_cancel, run_start
-from tests.factories import make_block, make_endpoint, make_payload
+from tests.factories import execute_watched, make_block, make_endpoint, make_payload
 from workflows.models import Step, Workflow
 from workflows.services import workflow_problems, workflow_warnings
 
@@ -83,12 +83,8 @@ WHEN = [
 async def test_when_false_skips_the_step_without_a_call_and_later_steps_read_its_default(fake_llm, language, skipped):
     workflow = await sync_to_async(build)(fake_llm.base_url, WHEN, inputs=["text", "language"])
     run = await start(workflow, text="bonjour", language=language)
-    seen: list[dict] = []
-    unsubscribe = events.subscribe(run.pk, seen.append)
-    try:
-        assert await execute_run(run.pk) == "succeeded"
-    finally:
-        unsubscribe()
+    status, seen = await execute_watched(run.pk)
+    assert status == "succeeded"
     first, second = await rows(run)
     if skipped:
         assert first.status == "skipped" and first.output == "(already English)"
@@ -115,12 +111,8 @@ async def test_for_each_runs_once_per_item_up_to_max_parallel_and_gives_the_list
     fake_llm.control(latency_ms=200)
     workflow = await sync_to_async(build)(fake_llm.base_url, mapped(max_parallel=2), inputs=["claims"])
     run = await start(workflow, claims=CLAIMS)
-    seen: list[dict] = []
-    unsubscribe = events.subscribe(run.pk, seen.append)
-    try:
-        assert await execute_run(run.pk) == "succeeded"
-    finally:
-        unsubscribe()
+    status, seen = await execute_watched(run.pk)
+    assert status == "succeeded"
     assert fake_llm.stats()["inflight_max"] == 2
     found = await rows(run)
     items = [r for r in found if r.index == 0 and r.item]

@@ -8,7 +8,15 @@ from django.core.exceptions import ValidationError
 from runs.engine import dbthread, events, execute_run
 from runs.models import Response, Run
 from runs.services import run_cancel, run_replay, run_start, run_start_claimed
-from tests.factories import expected_chain_output, make_block, make_chain, make_endpoint, make_payload, make_workflow
+from tests.factories import (
+    execute_watched,
+    expected_chain_output,
+    make_block,
+    make_chain,
+    make_endpoint,
+    make_payload,
+    make_workflow,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,12 +51,7 @@ async def test_three_step_chain_output_is_the_expected_text(fake_llm, stream):
 async def test_streamed_step_emits_coalesced_deltas_that_add_up_to_the_output(fake_llm):
     fake_llm.control(inter_token_ms=5)
     run = await start_chain(fake_llm.base_url, stream=True)
-    seen: list[dict] = []
-    unsubscribe = events.subscribe(run.pk, seen.append)
-    try:
-        await execute_run(run.pk)
-    finally:
-        unsubscribe()
+    _, seen = await execute_watched(run.pk)
     kinds = [e["type"] for e in seen]
     assert kinds[0] == "run.started" and kinds[-1] == "run.completed"
     assert kinds.count("step.started") == 3 and kinds.count("step.completed") == 3
@@ -251,12 +254,8 @@ async def test_a_run_started_claimed_is_held_by_its_starter_until_it_executes_it
     assert held.lease_owner == "cli:test" and held.status == "running" and claim.index == 0
     # Nobody else can take it (an executor or worker woken by mistake): the lease is live.
     assert await execute_run(run.pk) is None
-    seen: list[dict] = []
-    unsubscribe = events.subscribe(run.pk, seen.append)
-    try:
-        assert await execute_run(run.pk, owner="cli:test", claim=claim) == "succeeded"
-    finally:
-        unsubscribe()
+    status, seen = await execute_watched(run.pk, owner="cli:test", claim=claim)
+    assert status == "succeeded"
     assert [e["type"] for e in seen if e["type"] in ("run.started", "run.completed")] == ["run.started", "run.completed"]
     assert (await Run.objects.aget(pk=run.pk)).output == expected_chain_output("tides")
     assert fake_llm.stats()["chat_requests"] == 3
