@@ -57,17 +57,22 @@ function showRetry(event) {
   if (retry) retry.hidden = !event.failed || event.status === "stopping";
 }
 
+let inflight = null; // the reload htmx is running, if any (htmx.ajax's promise)
+
 function reloadResults() {
   // The filter and page the person is on stay as they are (the page's own query string).
   reloadTimer = null;
   lastReload = Date.now();
-  window.htmx.ajax("GET", root.dataset.resultsUrl + location.search, { target: "#results", swap: "outerHTML" });
+  inflight = window.htmx.ajax("GET", root.dataset.resultsUrl + location.search, { target: "#results", swap: "outerHTML" })
+    .finally(() => { inflight = null; });
 }
 
 function scheduleReload(final) {
   if (final) {
     if (reloadTimer) clearTimeout(reloadTimer);
-    reloadResults();
+    // htmx drops a request on an element that has one in flight: the last reload waits for the one
+    // still running, which was asked for before the last cells ended.
+    (inflight || Promise.resolve()).then(reloadResults, reloadResults);
     return;
   }
   if (reloadTimer) return;
