@@ -31,7 +31,7 @@ REASONED_OUTLINE = (
 )
 PHONE = {"width": 390, "height": 844}
 # Control flow (issue 22), seeded after the other pages are photographed so they stay as they were:
-# "Claims" lists claims and, beside it, translates only when asked; then checks each claim (a map).
+# "Claims review" lists claims and, beside it, translates only when asked; then checks each claim (a map).
 # Its finished run is written directly, one item failed under on_error skip, so the grid shows each state.
 FLOW = """
 import json
@@ -46,7 +46,7 @@ from workflows.management.commands.seed_demo import MOCK_ENDPOINT_NAME
 endpoint = Endpoint.objects.get(name=MOCK_ENDPOINT_NAME)
 def payload(name, text):
     return payload_create(name=name, endpoint=endpoint, blocks=[{"block": block_create(name=name, content=text), "role": "user"}])
-workflow = workflow_create(name="Claims", inputs=[{"name": "text"}, {"name": "language", "default": "en"}], max_parallel=4, steps=[
+workflow = workflow_create(name="Claims review", inputs=[{"name": "text"}, {"name": "language", "default": "en"}], max_parallel=4, steps=[
     {"payload": payload("claims-list", "List the claims of this text as a JSON list: {{ text }}"), "output_key": "claims"},
     {"payload": payload("claims-translate", "Translate to {{ language }}: {{ text }}"), "output_key": "translated",
      "when": 'language != "en"', "default": "(already English)"},
@@ -356,7 +356,7 @@ def shoot(base: str, fake_llm: str, only: list[str]) -> None:
 
 
 def flow_pages(base: str, workflow_id: str, run_id: str) -> None:
-    """Control flow: the builder's graph of "Claims" and its run with a map's grid, one item opened."""
+    """Control flow: the builder's graph of "Claims review" and its run with a map's grid, one item opened."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

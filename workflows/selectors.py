@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.history import History, HistoryLayout, version_history
-from workflows import services
+from workflows import graph, services
 from workflows.models import Workflow
 
 
@@ -41,4 +41,17 @@ def workflow_list_rows() -> list[dict[str, Any]]:
     """Every workflow with its problems, in a fixed number of queries (the builder's list)."""
     workflows = list(Workflow.objects.prefetch_related("steps__payload").order_by("name"))
     steps = services.workflow_steps_many([w.pk for w in workflows])
-    return [{"workflow": w, "problems": services.workflow_problems(w, steps=steps[w.pk])} for w in workflows]
+    return [{"workflow": w, "problems": services.workflow_problems(w, steps=steps[w.pk]), "levels": _levels(steps[w.pk])}
+            for w in workflows]
+
+
+def _levels(steps: list[services.StepData]) -> list[list[str]]:
+    """The steps' output keys by graph level: the keys of one level run side by side."""
+    keys = [step.output_key for step in steps]
+    needs = [graph.step_needs(index, set().union(*step.reads().values()), keys[:index]) for index, step in enumerate(steps)]
+    rows: list[list[str]] = []
+    for key, level in zip(keys, graph.levels(needs), strict=True):
+        while len(rows) <= level:
+            rows.append([])
+        rows[level].append(key)
+    return rows

@@ -135,3 +135,12 @@ def test_history_names_a_change_of_a_steps_flow(user_client, fan):
     page = user_client.get(f"/workflows/{workflow.pk}/history/").content.decode()
     assert "for each line in outline · 2 at once · on error skip" in page
     assert "on error null" in page
+
+
+def test_the_workflow_list_shows_which_steps_run_side_by_side(user_client, chain):
+    from tests.flow_factories import make_flow_workflow
+
+    make_flow_workflow(chain["endpoint"])
+    html = user_client.get("/workflows/").content.decode()
+    row = re.search(r'<a href="/workflows/\d+/">claims</a>.*?</tr>', html, re.S).group(0)
+    assert re.sub(r"<[^>]+>|\s+", "", row.split("</td>")[1]) == "claims∥translated→checked"
