@@ -5,11 +5,10 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 
-from blocks.models import Block
-from payloads.models import Payload
+from tests.builders.test_portability import _shape, _wipe
 from workflows.models import Step, Workflow
 from workflows.portability import workflow_export, workflow_import
-from workflows.services import workflow_snapshot, workflow_update
+from workflows.services import workflow_update
 
 pytestmark = pytest.mark.django_db
 
@@ -26,21 +25,6 @@ def flowing(chain):
                     steps=[{"payload": outline, "output_key": "outline"},
                            {"payload": summary, "output_key": "summary", **FLOW}])
     return workflow
-
-
-def _shape(workflow: Workflow) -> dict:
-    snapshot = workflow_snapshot(workflow)
-    for step in snapshot["steps"]:
-        step["payload"].pop("id")
-        step["payload"].pop("endpoint_id")
-    snapshot["workflow"].pop("id")
-    return snapshot
-
-
-def _wipe() -> None:
-    Workflow.objects.all().delete()
-    Payload.objects.all().delete()
-    Block.objects.all().delete()
 
 
 def test_the_export_names_only_fields_that_are_not_the_default(flowing):
