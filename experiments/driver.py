@@ -202,10 +202,9 @@ def _start_cells(experiment: Experiment, capacity: int, now: Any, owners: Any = 
         run_ids = insert_copies(template, varying)
         if owners is not None and claims is not None:
             for run_id, (_, _, inputs), owner in zip(run_ids, group, varying["lease_owner"], strict=True):
-                claims[run_id] = ledger.claim_inserted(run_id=run_id, owner=owner, steps=steps, inputs=inputs,
-                                                       budget_nano=remaining,
+                claims[run_id] = ledger.claim_inserted(run_id=run_id, owner=owner, snapshot=release.snapshot,
+                                                       inputs=inputs, budget_nano=remaining,
                                                        budget_currency=experiment.budget_currency or None,
-                                                       snapshot=release.snapshot,
                                                        cache_mode=experiment.cache_mode)
         updates += [(str(CellStatus.RUNNING), run_id, tries + 1, cell_id)
                     for (cell_id, tries, _), run_id in zip(group, run_ids, strict=True)]

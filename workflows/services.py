@@ -232,7 +232,7 @@ def workflow_snapshot(workflow: Workflow, *, steps: list[StepData] | None = None
                 "index": index,
                 "output_key": step.output_key,
                 "needs": graph.step_needs(index, set().union(*step.reads().values()), keys[:index]),
-                **{name: value for name, value in step.flow.items() if value != _FLOW_DEFAULTS[name]},
+                **flow_non_defaults(step.flow),
                 "payload": {
                     "id": step.payload["id"],
                     "name": step.payload["name"],
@@ -303,7 +303,7 @@ def workflow_version_content(workflow: Any, *, payload_versions: dict[int, int])
         "name": workflow.name, "description": workflow.description, "inputs": workflow.inputs,
         "steps": [{"output_key": step["output_key"], "payload_id": step["payload_id"], "payload": step["payload__name"],
                    "payload_version": payload_versions.get(step["payload_id"]),
-                   **{name: step[name] for name in flow if step[name] != _FLOW_DEFAULTS[name]}} for step in steps],
+                   **flow_non_defaults(step)} for step in steps],
     }
     if getattr(workflow, "max_parallel", 4) != 4:
         content["max_parallel"] = workflow.max_parallel

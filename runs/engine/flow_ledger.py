@@ -11,7 +11,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.sql import insert_instance, update_rows
-from llm.services import capability_learn
 from prices.book import COST_COMPUTED, StepCost
 from runs.engine import ledger
 from runs.engine.budget import budget_stop
@@ -22,19 +21,15 @@ from runs.models import ResponseStatus, Run, RunStatus
 # A map step's own row made no call: its items' rows carry what they cost.
 _AGGREGATE_COST = StepCost(0, "", COST_COMPUTED, note="No call of its own: each item's row has its cost.")
 
-def unit_claim(*, fc: FlowClaim, index: int, variables: dict[str, Any], item: int = 0, item_value: Any = None,
-               item_count: int = 0) -> tuple[Claim, str | None]:
-    """The claim of one unit of a held flow (a step, or item `item` of a map step), and why the
-    run's budget forbids starting it (None: it may start). Reads the endpoint (cached)."""
+def unit_claim(*, fc: FlowClaim, index: int, variables: dict[str, Any], item_count: int = 0) -> tuple[Claim, str | None]:
+    """The claim of step `index` of a held flow (a map's items' claims are made from it: item_claim),
+    and why the run's budget forbids starting it (None: it may start). Reads the endpoint (cached)."""
     step = fc.steps[index]
-    if item:
-        variables = {**variables, step.get("item_as", "item"): item_value}
     endpoint = ledger.endpoint_config_cached(step["payload"]["endpoint_id"])
     rate = ledger.step_rate(step, timezone.now())
     claim = ledger.Claim(run_id=fc.run_id, index=index, lease_version=fc.lease_version, owner=fc.owner,
                          steps=fc.steps, variables=variables, endpoint=endpoint, first=False, rate=rate,
-                         budget=fc.budget, item=item, item_value=item_value, item_count=item_count,
-                         cache_mode=fc.cache_mode)
+                         budget=fc.budget, item_count=item_count, cache_mode=fc.cache_mode)
     return claim, budget_stop(fc.budget, rate, step, index=index, seconds=ledger.call_timeout(endpoint))
 
 
@@ -64,9 +59,7 @@ def unit_commit(*, fc: FlowClaim, claim: Claim, result: StepResult, cost: StepCo
             insert_instance(response)
             if update_rows(Run, where=ours, values={"lease_expires_at": ledger.lease_until()}, increments=increments) != 1:
                 raise _LeaseLost
-            if result.learned and claim.endpoint is not None:
-                capability_learn(endpoint_id=claim.endpoint.id, model=claim.step["payload"]["model"],
-                                 changes=result.learned[0], evidence=result.learned[1])
+            ledger.learned_keep(claim, result)
     except (IntegrityError, _LeaseLost):
         return False
     fc.rows[(claim.index, claim.item)] = {
@@ -78,11 +71,13 @@ def unit_commit(*, fc: FlowClaim, claim: Claim, result: StepResult, cost: StepCo
     return True
 
 
-def aggregate_commit(*, fc: FlowClaim, claim: Claim, outputs: list[Any], status: str, error: str = "") -> bool:
-    """A map step's own row: the list of its items' outputs (its items' rows are committed already)."""
+def aggregate_commit(*, fc: FlowClaim, claim: Claim, outputs: list[Any], status: str,
+                     error: str = "") -> StepResult | None:
+    """A map step's own row: the list of its items' outputs (its items' rows are committed already).
+    Returns the step's result, or None when another holder has the run now."""
     result = ledger.StepResult(status=status, output=json.dumps(outputs, ensure_ascii=False), output_json=outputs,
                                error=error)
-    return unit_commit(fc=fc, claim=claim, result=result, cost=_AGGREGATE_COST)
+    return result if unit_commit(fc=fc, claim=claim, result=result, cost=_AGGREGATE_COST) else None
 
 
 def flow_finish(*, fc: FlowClaim, status: str, error: str = "") -> bool:

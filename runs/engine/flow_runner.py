@@ -224,17 +224,13 @@ class _Flow:
             outputs = [m.outputs.get(number) for number in range(1, len(m.items) + 1)]
         else:
             outputs = [m.outputs[number] for number in sorted(m.outputs)]
-        if not await dbthread.call(flow_ledger.aggregate_commit, fc=self.fc, claim=claim, outputs=outputs, status=status,
-                                   error=error):
+        result = await dbthread.call(flow_ledger.aggregate_commit, fc=self.fc, claim=claim, outputs=outputs,
+                                     status=status, error=error)
+        if result is None:
             self.lost = True
             return False
-        await events.astep_finished(claim, self._aggregate_result(claim, outputs, status, error))
+        await events.astep_finished(claim, result)
         return True
-
-    @staticmethod
-    def _aggregate_result(claim: Claim, outputs: list[Any], status: str, error: str) -> StepResult:
-        return StepResult(status=status, output=json.dumps(outputs, ensure_ascii=False), output_json=outputs,
-                          error=error)
 
     async def _fail_before_call(self, index: int, variables: dict[str, Any], error: str) -> bool:
         claim, _ = await dbthread.call(flow_ledger.unit_claim, fc=self.fc, index=index, variables=variables)

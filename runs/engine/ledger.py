@@ -229,20 +229,20 @@ def claimed_at_insert(*, owner: str, now: datetime.datetime) -> dict[str, Any]:
             "lease_expires_at": lease_until()}
 
 
-def claim_inserted(*, run_id: int, owner: str, steps: list[dict[str, Any]], inputs: dict[str, Any],
+def claim_inserted(*, run_id: int, owner: str, snapshot: dict[str, Any], inputs: dict[str, Any],
                    budget_nano: int | None, budget_currency: str | None,
-                   snapshot: dict[str, Any] | None = None,
                    cache_mode: str | None = None) -> Claim | Finished | flow.FlowClaim:
-    """The claim of the first step of a run inserted with `claimed_at_insert` (in the same transaction):
-    what step_claim_in_transaction would have returned for it, without reading it back."""
+    """The claim of the first step of a run (of the release `snapshot`) inserted with `claimed_at_insert`
+    (in the same transaction): what step_claim_in_transaction would have returned for it, without
+    reading it back."""
     now = timezone.now()
+    steps = snapshot["steps"]
     if not steps:
         return run_finish(run_id, RunStatus.SUCCEEDED) or Finished(run_id, RunStatus.SUCCEEDED)
     if not is_chain(steps):
         run = {"inputs": inputs, "started_at": None, "budget_nano": budget_nano, "budget_currency": budget_currency,
                "cache_mode": cache_mode}
-        return flow.flow_claim(run, run_id=run_id, lease_version=1, owner=owner, snapshot=snapshot or {"steps": steps},
-                               fresh=True)
+        return flow.flow_claim(run, run_id=run_id, lease_version=1, owner=owner, snapshot=snapshot, fresh=True)
     endpoint = endpoint_config_cached(steps[0]["payload"]["endpoint_id"])
     rate = step_rate(steps[0], now)
     budget = Budget.of_run(budget_nano, budget_currency, [])
@@ -386,7 +386,6 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
         next_rate = step_rate(claim.steps[next_index], timezone.now())
         stop = budget_stop(budget, next_rate, claim.steps[next_index], index=next_index, seconds=call_timeout(next_endpoint))
     final, released = _release(claim, result, stop)
-    payload = claim.step["payload"]
     next_claim: Claim | None = None
     try:
         with transaction.atomic():
@@ -412,9 +411,7 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
                 advanced = update_rows(Run, where=ours, values=released, increments=_tokens(result))
             if advanced != 1:
                 raise _LeaseLost
-            if result.learned and claim.endpoint is not None:
-                capability_learn(endpoint_id=claim.endpoint.id, model=payload["model"], changes=result.learned[0],
-                                 evidence=result.learned[1])
+            learned_keep(claim, result)
     except (IntegrityError, _LeaseLost):
         return False, None
     return (Finished(claim.run_id, final, stop or "") if final else True), next_claim
@@ -422,6 +419,13 @@ def step_commit(*, claim: Claim, result: StepResult) -> tuple[Finished | bool, C
 
 class _LeaseLost(Exception):
     """Another worker holds the step now: this commit is rolled back."""
+
+
+def learned_keep(claim: Claim, result: StepResult) -> None:
+    """What the step's call found out about its server, kept with the step's commit (its transaction)."""
+    if result.learned and claim.endpoint is not None:
+        capability_learn(endpoint_id=claim.endpoint.id, model=claim.step["payload"]["model"],
+                         changes=result.learned[0], evidence=result.learned[1])
 
 
 def step_cost_of(claim: Claim, result: StepResult) -> StepCost:

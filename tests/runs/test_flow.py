@@ -285,8 +285,8 @@ async def test_a_flow_inserted_already_claimed_runs_from_its_claim(fake_llm):
         steps = release.snapshot["steps"]
         run = Run.objects.create(workflow=workflow, workflow_name=workflow.name, release=release, inputs={"doc": "d"},
                                  step_count=len(steps), **ledger.claimed_at_insert(owner="driver:1", now=timezone.now()))
-        return run, ledger.claim_inserted(run_id=run.pk, owner="driver:1", steps=steps, inputs={"doc": "d"},
-                                          budget_nano=None, budget_currency=None, snapshot=release.snapshot)
+        return run, ledger.claim_inserted(run_id=run.pk, owner="driver:1", snapshot=release.snapshot,
+                                          inputs={"doc": "d"}, budget_nano=None, budget_currency=None)
 
     run, claim = await insert()
     assert isinstance(claim, FlowClaim) and claim.first and claim.max_parallel == 4

@@ -180,9 +180,8 @@ def test_a_run_inserted_claimed_is_what_an_insert_then_a_claim_leaves(settings) 
     for name, value in ledger.claimed_at_insert(owner="owner-b", now=timezone.now()).items():
         setattr(template, name, value)
     [run_id] = insert_copies(template, {"inputs": [{"topic": "tides"}]})
-    steps = plain.release.snapshot["steps"]
-    fast_claim = ledger.claim_inserted(run_id=run_id, owner="owner-b", steps=steps, inputs={"topic": "tides"},
-                                       budget_nano=None, budget_currency=None)
+    fast_claim = ledger.claim_inserted(run_id=run_id, owner="owner-b", snapshot=plain.release.snapshot,
+                                       inputs={"topic": "tides"}, budget_nano=None, budget_currency=None)
     assert isinstance(fast_claim, Claim)
     same = ("index", "lease_version", "steps", "variables", "endpoint", "first", "rate", "budget")
     assert {k: getattr(fast_claim, k) for k in same} == {k: getattr(orm_claim, k) for k in same}
