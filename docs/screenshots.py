@@ -361,17 +361,19 @@ def flow_pages(base: str, workflow_id: str, run_id: str) -> None:
 
     with sync_playwright() as playwright:
         browser, page = logged_in(playwright, base)
-        page.goto(f"{base}/workflows/{workflow_id}/")
-        page.wait_for_selector("#flow-graph")
-        page.wait_for_load_state("networkidle")
-        page.locator("#flow").screenshot(path=str(IMAGES / "workflow-builder-graph.png"))
-        print("wrote docs/images/workflow-builder-graph.png")
-        page.goto(f"{base}/runs/{run_id}/")
-        page.locator('#step-2 .item-cell[data-item="7"]').click()
-        page.wait_for_selector("#step-2 .item-facts")
-        page.wait_for_load_state("networkidle")
-        page.locator("#steps").screenshot(path=str(IMAGES / "run-map-grid.png"))
-        print("wrote docs/images/run-map-grid.png")
+        for suffix, size in (("", {"width": 1280, "height": 900}), ("-phone", PHONE)):
+            page.set_viewport_size(size)
+            page.goto(f"{base}/workflows/{workflow_id}/")
+            page.wait_for_selector("#flow-graph")
+            page.wait_for_load_state("networkidle")
+            page.locator("#flow").screenshot(path=str(IMAGES / f"workflow-builder-graph{suffix}.png"))
+            print(f"wrote docs/images/workflow-builder-graph{suffix}.png")
+            page.goto(f"{base}/runs/{run_id}/")
+            page.locator('#step-2 .item-cell[data-item="7"]').click()
+            page.wait_for_selector("#step-2 .item-facts")
+            page.wait_for_load_state("networkidle")
+            page.locator("#steps").screenshot(path=str(IMAGES / f"run-map-grid{suffix}.png"))
+            print(f"wrote docs/images/run-map-grid{suffix}.png")
         browser.close()
 
 
