@@ -60,6 +60,7 @@ class Tick:
     claims: dict[int, Claim | Finished] = field(default_factory=dict)  # started runs' first steps, when asked
     final: bool = False
     progress: dict[str, Any] | None = None
+    concurrency: int = 0  # the experiment's cap
 
 
 def cell_inputs(mapping: dict[str, dict[str, Any]], case_inputs: dict[str, Any], declared: list[dict[str, Any]]
@@ -219,10 +220,15 @@ COUNTERS = ["status", "stop_reason", "queued", "running", "succeeded", "failed",
             "cost_nano", "cost_currency", "unpriced", "prompt_tokens", "completion_tokens", "finished_at"]
 
 
-def tick(*, experiment_id: int, with_running: bool = True, owners: Any = None) -> Tick:
+def tick(*, experiment_id: int, with_running: bool = True, owners: Any = None, gated: bool = False) -> Tick:
     """One pass of the driver (see the module's docstring). `with_running`: also say which runs are
     still under way (a driver that just started, or one that polls, attaches to them). `owners`: the
-    caller executes the runs started here, whose first steps are claimed for owners it makes."""
+    caller executes the runs started here, whose first steps are claimed for owners it makes.
+
+    `gated`: the caller executes the runs at most `concurrency` at a time itself (the embedded driver's
+    gate), so the pass starts up to `concurrency` more cells, ready to go the moment a slot frees
+    instead of a pass later. Not with a budget: each cell's run is capped at what was left when it
+    started, which only holds if it starts after the ones before it have spent."""
     with transaction.atomic():
         if not Experiment.objects.filter(pk=experiment_id, status__in=ACTIVE_EXPERIMENT_STATUSES).update(
                 ticks=F("ticks") + 1):
@@ -244,7 +250,10 @@ def tick(*, experiment_id: int, with_running: bool = True, owners: Any = None) -
         claims: dict[int, Claim | Finished] = {}
         if experiment.status == ExperimentStatus.RUNNING:
             # `running` is kept with the cells in these passes' transactions: the count of cells running now.
-            started = _start_cells(experiment, max(experiment.concurrency - experiment.running, 0), now, owners, claims)
+            capacity = experiment.concurrency - experiment.running
+            if gated and experiment.budget_nano is None:
+                capacity += experiment.concurrency
+            started = _start_cells(experiment, max(capacity, 0), now, owners, claims)
         if experiment.queued == 0 and experiment.running == 0:
             experiment.status = {"cancel": ExperimentStatus.CANCELLED, "budget": ExperimentStatus.BUDGET_REACHED}.get(
                 experiment.stop_reason, ExperimentStatus.FINISHED)
@@ -255,7 +264,8 @@ def tick(*, experiment_id: int, with_running: bool = True, owners: Any = None) -
         still = list(Cell.objects.filter(experiment=experiment, status=CellStatus.RUNNING, run__isnull=False)
                      .exclude(run_id__in=started).order_by().values_list("run_id", flat=True)) if with_running else []
     return Tick(started=started, running=still, claims=claims, final=experiment.is_finished,
-                progress=events.progress(experiment) if changed or started else None)
+                progress=events.progress(experiment) if changed or started else None,
+                concurrency=experiment.concurrency)
 
 
 def tick_in_thread(experiment_id: int) -> Tick:
@@ -332,6 +342,7 @@ class _Embedded:
             wake.set()
 
         attached_at = -SWEEP_SECONDS
+        gate: asyncio.Semaphore | None = None  # the experiment's concurrency, over the cells started ahead
         while True:
             wake.clear()
             now = asyncio.get_running_loop().time()
@@ -341,13 +352,15 @@ class _Embedded:
             attached_at = now if with_running else attached_at
             try:
                 result = await dbthread.call(tick, experiment_id=experiment_id, with_running=with_running,
-                                             owners=lambda: new_owner(OWNER_PREFIX))
+                                             owners=lambda: new_owner(OWNER_PREFIX), gated=True)
             except Exception:
                 logger.exception("experiment %s: a driver pass failed; trying again", experiment_id)
                 await asyncio.sleep(SWEEP_SECONDS)
                 continue
+            if gate is None and result.concurrency:
+                gate = asyncio.Semaphore(result.concurrency)
             for run_id in (*result.started, *result.running):
-                executor.execute(run_id, result.claims.get(run_id)).add_done_callback(ended)
+                executor.execute(run_id, result.claims.get(run_id), gate).add_done_callback(ended)
             if result.progress is not None:
                 await events.asend(experiment_id, result.progress)
             if result.final:

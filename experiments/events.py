@@ -27,12 +27,15 @@ def progress(experiment: Any) -> dict[str, Any]:
     finished_cells = experiment.succeeded + experiment.failed
     rate = finished_cells / elapsed if elapsed > 0 else 0.0
     left = experiment.queued + experiment.running
+    # The embedded driver starts cells ahead of free slots (driver.tick's `gated`); until a slot frees
+    # their runs wait their turn, so they are counted as queued: at most `concurrency` run.
+    running = min(experiment.running, experiment.concurrency)
     cost = money_text(experiment.cost_nano, experiment.cost_currency) if experiment.cost_currency else (
         "free" if done and not experiment.unpriced else "—")
     return {
         "type": "experiment.progress", "experiment_id": experiment.pk, "status": experiment.status,
         "stop_reason": experiment.stop_reason, "cells": experiment.cell_count, "done": done,
-        "queued": experiment.queued, "running": experiment.running, "succeeded": experiment.succeeded,
+        "queued": experiment.queued + experiment.running - running, "running": running, "succeeded": experiment.succeeded,
         "failed": experiment.failed, "cancelled": experiment.cancelled, "skipped": experiment.skipped,
         "cells_per_second": round(rate, 2), "eta_seconds": round(left / rate) if rate > 0 and left else None,
         "cost": cost, "cost_nano": experiment.cost_nano, "cost_currency": experiment.cost_currency,

@@ -105,23 +105,33 @@ class Executor:
             assert self.loop is not None
             dbthread.call_soon(self.loop, lambda: runner.cancel_signal_deliver(run_id))
 
-    def _spawn(self, run_id: int, claim: Claim | Finished | FlowClaim | None = None) -> asyncio.Task[str | None]:
+    def _spawn(self, run_id: int, claim: Claim | Finished | FlowClaim | None = None,
+               gate: asyncio.Semaphore | None = None) -> asyncio.Task[str | None]:
         task = self.tasks.get(run_id)
         if task is not None:
             return task
         # A fresh context: a run must never inherit the context of the request that started it.
-        task = asyncio.get_running_loop().create_task(self._execute(run_id, claim), context=contextvars.Context())
+        task = asyncio.get_running_loop().create_task(self._execute(run_id, claim, gate), context=contextvars.Context())
         self.tasks[run_id] = task
         task.add_done_callback(lambda _: self.tasks.pop(run_id, None))
         return task
 
-    def execute(self, run_id: int, claim: Claim | Finished | FlowClaim | None = None) -> asyncio.Task[str | None]:
+    def execute(self, run_id: int, claim: Claim | Finished | FlowClaim | None = None,
+                gate: asyncio.Semaphore | None = None) -> asyncio.Task[str | None]:
         """Execute a run now, on this loop (the executor's), or the task already executing it: a
         caller on the loop (experiments' driver) waits on it or adds a done callback. `claim`: its
-        first step's, when the caller claimed it (ledger.claim_inserted)."""
-        return self._spawn(run_id, claim)
+        first step's, when the caller claimed it (ledger.claim_inserted). `gate`: the caller's own cap
+        (an experiment's concurrency), taken before the executor's."""
+        return self._spawn(run_id, claim, gate)
 
-    async def _execute(self, run_id: int, claim: Claim | Finished | FlowClaim | None = None) -> str | None:
+    async def _execute(self, run_id: int, claim: Claim | Finished | FlowClaim | None = None,
+                       gate: asyncio.Semaphore | None = None) -> str | None:
+        if gate is None:
+            return await self._execute_capped(run_id, claim)
+        async with gate:
+            return await self._execute_capped(run_id, claim)
+
+    async def _execute_capped(self, run_id: int, claim: Claim | Finished | FlowClaim | None) -> str | None:
         assert self.semaphore is not None
         async with self.semaphore:
             try:

@@ -129,3 +129,27 @@ async def test_the_budget_stops_the_experiment_and_skips_what_it_did_not_start(f
     assert experiment.cost_nano <= 50_000_000 < experiment.cost_nano + 2 * max(c.cost_nano for c in cells)
     # The cell whose run stopped before its call (its worst case passed what was left) counts as skipped.
     assert await Run.objects.acount() in (done, done + 1)
+
+
+def test_a_gated_pass_starts_cells_ahead_but_reports_at_most_the_cap_running(fake_llm):
+    """The embedded driver executes its runs behind a gate of `concurrency`, so a pass starts as many again,
+    ready the moment a slot frees; progress counts those as queued (their calls have not started)."""
+    workflow, first, _ = make_two_releases(fake_llm.base_url)
+    experiment = start_experiment(workflow, make_dataset_version(10), [first], concurrency=3)
+    result = tick(experiment_id=experiment.pk, gated=True)
+    assert len(result.started) == 6 and result.concurrency == 3
+    experiment.refresh_from_db()
+    assert (experiment.running, experiment.queued) == (6, 4)
+    assert (result.progress["running"], result.progress["queued"]) == (3, 7)
+    # The next pass starts nothing more until a run ends.
+    assert tick(experiment_id=experiment.pk, gated=True).started == []
+
+
+def test_a_gated_pass_with_a_budget_starts_only_up_to_the_cap(fake_llm):
+    """Each run of a budgeted experiment is capped at what was left when it started: none starts ahead."""
+    workflow, first, _ = make_two_releases(fake_llm.base_url)
+    price_save(Price(model="gpt-4o-mini", match="exact", effective_from=YESTERDAY,
+                     input_per_million=Decimal(1), output_per_million=Decimal(1)))
+    experiment = start_experiment(workflow, make_dataset_version(10), [first], concurrency=3, budget="1",
+                                  budget_currency="USD")
+    assert len(tick(experiment_id=experiment.pk, gated=True).started) == 3
