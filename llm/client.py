@@ -19,6 +19,7 @@ from typing import Any
 import httpx2
 import openai
 
+from core.internals.openai_request import post_options
 from llm import ratelimit, tokens
 from llm.capabilities import STANDARD, Capabilities, adapt, next_structured_dialect, shape_request
 from llm.config import EndpointConfig
@@ -105,12 +106,14 @@ def _idempotency_key() -> str:
 
 
 async def _call_once(client: openai.AsyncOpenAI, request: dict[str, Any], sink: StreamSink, started: float) -> Answer:
-    # The client's low-level post with a raw response: the SDK still does auth, timeouts, pooling
-    # and error statuses, but skips its per-request TypedDict transform and pydantic models
-    # (per streamed chunk, too), which cost more CPU than the rest of a step together.
-    raw = await client.post("/chat/completions", cast_to=_RAW_RESPONSE, body=request, stream=bool(request.get("stream")),
-                            options={"idempotency_key": _idempotency_key()})
-    if not request.get("stream"):
+    # The client's low-level request with a raw response: the SDK still does auth, timeouts, pooling
+    # and error statuses, but skips its per-request TypedDict transform and pydantic models (per
+    # streamed chunk, too), which cost more CPU than the rest of a step together; and the options are
+    # those `post` would construct, copied from a template (core/internals/openai_request.py).
+    stream = bool(request.get("stream"))
+    raw = await client.request(_RAW_RESPONSE, post_options("/chat/completions", request, _idempotency_key()),
+                               stream=stream, stream_cls=None)
+    if not stream:
         return parse_completion(raw)
     try:
         return await read_stream(raw, sink, started)
