@@ -161,6 +161,9 @@ class _Book:
                    cached=p.cached_input_per_million, reasoning=p.reasoning_per_million, currency=p.currency)
             for p in Price.objects.order_by("-effective_from", "id")]
         self.tiers: dict[tuple[int | None, str], list[list[_Entry]]] = {}
+        # (endpoint, model) -> (from, until, rate): the rate stays the same while no price of its tiers
+        # takes effect, so a step's lookup is a dict read and two comparisons, not a walk of the tiers.
+        self.rates: dict[tuple[int | None, str], tuple[datetime.datetime | None, datetime.datetime | None, Rate]] = {}
 
     def tiers_for(self, endpoint_id: int | None, model: str) -> list[list[_Entry]]:
         key = (endpoint_id, model)
@@ -199,6 +202,18 @@ def _basis(entry: _Entry) -> str:
 def rate_for(endpoint_id: int | None, model: str, at: datetime.datetime) -> Rate:
     """The rate a step on this endpoint and model pays at `at` (see the module's rule)."""
     current = book()
+    key = (endpoint_id, model)
+    known = current.rates.get(key)
+    if known is not None and (known[0] is None or known[0] <= at) and (known[1] is None or at < known[1]):
+        return known[2]
+    rate = _rate_looked_up(current, endpoint_id, model, at)
+    dates = [entry.effective_from for tier in current.tiers_for(endpoint_id, model) for entry in tier]
+    current.rates[key] = (max((d for d in dates if d <= at), default=None), min((d for d in dates if d > at), default=None),
+                          rate)
+    return rate
+
+
+def _rate_looked_up(current: _Book, endpoint_id: int | None, model: str, at: datetime.datetime) -> Rate:
     endpoint = current.endpoints.get(endpoint_id) if endpoint_id is not None else None
     where = f" on endpoint `{endpoint['name']}`" if endpoint else ""
     if endpoint and endpoint["pricing"] == Endpoint.PRICING_FREE:

@@ -59,6 +59,31 @@ def test_the_newest_entry_not_after_the_step_is_used_and_a_future_one_is_not() -
     assert before_all.source == COST_UNKNOWN and before_all.price_id is None
 
 
+def test_a_remembered_rate_is_what_a_fresh_lookup_finds_at_every_moment() -> None:
+    """rate_for keeps each (endpoint, model)'s rate until a price of its tiers takes effect: asked in any
+    order around every date, it answers what reading the book afresh answers."""
+    import random
+
+    from prices.book import book, book_forget
+
+    endpoint = make_endpoint(name="ollama")
+    make_price("m", effective_from=at("2026-01-01"), input_per_million=Decimal("1"))
+    make_price("m.*", match="regex", effective_from=at("2026-02-01"), input_per_million=Decimal("2"))
+    make_price("m", endpoint=endpoint, effective_from=at("2026-04-01"), input_per_million=Decimal("3"))
+    make_price("m", effective_from=at("2026-06-01"), input_per_million=Decimal("4"))
+    dates = [at(day) for day in ("2025-12-31", "2026-01-01", "2026-01-15", "2026-02-01", "2026-03-31",
+                                 "2026-04-01", "2026-05-31", "2026-06-01", "2027-01-01")]
+    asked = [(endpoint_id, moment) for endpoint_id in (None, endpoint.pk) for moment in dates] * 3
+    random.Random(7).shuffle(asked)
+    for endpoint_id, moment in asked:
+        remembered = rate_for(endpoint_id, "m", moment)
+        book_forget()
+        assert remembered == rate_for(endpoint_id, "m", moment), (endpoint_id, moment)
+        assert book().rates  # the answer was kept for the next step
+    assert rate_for(endpoint.pk, "m", at("2026-05-31")).input == Decimal("3")
+    assert rate_for(None, "m", at("2026-05-31")).input == Decimal("1")
+
+
 def test_a_regex_matches_the_whole_name_only() -> None:
     make_price("gpt-4o", match="regex")
     assert rate_for(None, "gpt-4o-mini", JUNE).source == COST_UNKNOWN
