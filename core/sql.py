@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.models import Model, QuerySet
 
@@ -124,7 +124,23 @@ class CompiledValues:
         return result
 
 
-_insert_sql: dict[tuple[type[Model], str], tuple[str, list[Any], bool]] = {}
+_insert_sql: dict[tuple[type[Model], str], tuple[str, list[tuple[Any, type | None, bool]], bool]] = {}
+
+# Django's fields that hand a value of exactly this type to either database unchanged (their
+# get_db_prep_save is int(), str() or bool() of it). Other classes, and other types, go through the field.
+_AS_IS: dict[type, type] = {
+    **dict.fromkeys((models.AutoField, models.BigAutoField, models.IntegerField, models.BigIntegerField,
+                     models.SmallIntegerField, models.PositiveIntegerField, models.PositiveBigIntegerField,
+                     models.PositiveSmallIntegerField), int),
+    models.CharField: str, models.TextField: str, models.BooleanField: bool,
+}
+
+
+def _as_is(field: Any, connection: Any) -> tuple[type | None, bool]:
+    """(the type whose values `field` stores as they are, or None; whether it stores None as NULL),
+    a key's as its target field's."""
+    target = field.target_field if isinstance(field, models.ForeignKey) else field
+    return _AS_IS.get(type(target)), field.get_db_prep_save(None, connection) is None
 
 
 def insert_instance(instance: Model, *, using: str = DEFAULT_DB_ALIAS) -> None:
@@ -145,9 +161,15 @@ def insert_instance(instance: Model, *, using: str = DEFAULT_DB_ALIAS) -> None:
                f"VALUES ({', '.join(['%s'] * len(fields))})")
         if returning:
             sql += f" RETURNING {quote(model._meta.pk.column)}"
-        _insert_sql[key] = (sql, fields, returning)
-    sql, fields, returning = _insert_sql[key]
-    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+        _insert_sql[key] = (sql, [(f, *_as_is(f, connection)) for f in fields], returning)
+    sql, prepared, returning = _insert_sql[key]
+    # A None its field stores as NULL, or an int, str or bool in a field that stores it as it is, needs
+    # no preparing; the rest are prepared by their field, as save() does (tests/core/test_sql.py).
+    params = []
+    for f, plain, none_is_null in prepared:
+        value = f.pre_save(instance, True)
+        as_is = (none_is_null and value is None) or type(value) is plain
+        params.append(value if as_is else f.get_db_prep_save(value, connection))
     instance.pk = execute(connection, sql, params,
                           (lambda cursor: cursor.fetchone()[0]) if returning else (lambda cursor: cursor.lastrowid))
     mark_saved(instance, using)

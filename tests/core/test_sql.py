@@ -7,7 +7,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.sql import CompiledValues, insert_copies, insert_instance, update_rows
-from runs.models import Response, Run, RunStatus
+from runs.models import Response, ResponseStatus, Run, RunStatus
 from tests.factories import make_chain, make_endpoint, make_release, make_run
 
 pytestmark = pytest.mark.django_db
@@ -59,6 +59,29 @@ def test_insert_instance_applies_defaults_auto_now_and_json_like_save() -> None:
                       output_json=[1, "two"], attempts=[{"ok": True}])
     insert_instance(second)
     assert Response.objects.get(pk=second.pk).output_json == [1, "two"]
+
+
+def test_insert_instance_leaves_the_row_bulk_create_leaves_for_every_kind_of_value() -> None:
+    """Values stored as they are (None, and an int, str or bool in a field that keeps it) and the ones
+    their field prepares (JSON, datetimes, decimals, choices, keys) come out as the plain ORM's."""
+    workflow = make_chain(make_endpoint())
+    run = _run(workflow)
+    stamp = timezone.now()
+
+    def response(index: int) -> Response:
+        return Response(run=run, index=index, output_key="o", payload_name="p", model="m", messages=[{"role": "user"}],
+                        request_params={"temperature": 0.5}, output="é", output_json={"n": [1, None]},
+                        finish_reason="stop", prompt_tokens=7, completion_tokens=9, tokens_estimated=True,
+                        reasoning_tokens=None, cached_tokens=0, latency_ms=120, ttft_ms=None, attempts=[{"ok": True}],
+                        status=ResponseStatus.SUCCEEDED, cost_nano=2**40, cost_currency="USD", cost_source="computed",
+                        price_id=3, cache_stored_at=stamp, item_value=["x", 1], item=index)
+
+    fast, plain = response(0), response(1)
+    insert_instance(fast)
+    Response.objects.bulk_create([plain])
+    fields = [f.attname for f in Response._meta.concrete_fields if f.attname not in ("id", "created_at", "item", "index")]
+    assert Response.objects.filter(pk=fast.pk).values(*fields).get() == \
+        Response.objects.filter(index=1).values(*fields).get()
 
 
 def test_insert_copies_leaves_the_rows_bulk_create_leaves() -> None:
