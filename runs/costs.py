@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 
 from core.money import from_nano, money_text
+from core.sql import CompiledValues
 from prices.book import COST_COMPUTED, COST_FREE, COST_REPORTED
 from runs.models import Response, ResponseStatus
 
@@ -68,18 +69,26 @@ def cost_of_steps(responses: Iterable[Response]) -> CostTotal:
     return total
 
 
+def _costs_by_run(ids: list[int]) -> QuerySet[Any]:
+    return (Response.objects.filter(run_id__in=ids).exclude(status=ResponseStatus.COPIED)
+            .values("run_id", "cost_currency")
+            .annotate(nano=Sum("cost_nano"), steps=Count("id"), unknown=Count("id", filter=Q(cost_nano__isnull=True)),
+                      estimated=Count("id", filter=Q(tokens_estimated=True, cost_source=COST_COMPUTED)))
+            .order_by())
+
+
+# Compiled once per number of runs: the experiment driver asks after every pass, for the runs it ended
+# (compiling the grouped query cost more than running it; tests/runs/test_costs.py compares the two).
+_costs_by_run_compiled = CompiledValues(_costs_by_run)
+
+
 def run_costs(run_ids: Iterable[int]) -> dict[int, CostTotal]:
     """Each run's total, with one grouped query over their steps (by the (run, index) index)."""
     ids = list(dict.fromkeys(run_ids))
     totals: dict[int, CostTotal] = {run_id: CostTotal() for run_id in ids}
     if not ids:
         return totals
-    rows = (Response.objects.filter(run_id__in=ids).exclude(status=ResponseStatus.COPIED)
-            .values("run_id", "cost_currency")
-            .annotate(nano=Sum("cost_nano"), steps=Count("id"), unknown=Count("id", filter=Q(cost_nano__isnull=True)),
-                      estimated=Count("id", filter=Q(tokens_estimated=True, cost_source=COST_COMPUTED)))
-            .order_by())
-    for row in rows:
+    for row in _costs_by_run_compiled.rows(ids):
         total = totals[row["run_id"]]
         if row["unknown"]:
             total.add(nano=None, currency=None, count=row["unknown"])

@@ -203,6 +203,14 @@ def test_totals_keep_currencies_apart_and_count_unknown_steps_instead_of_zero():
     assert totals[runs[2].pk].text == "—" and totals[runs[2].pk].as_json()["amounts"] == {}
     for run in runs:
         assert cost_of_steps(Response.objects.filter(run=run)).as_json() == totals[run.pk].as_json()
+    # The compiled query (one per number of runs) returns the plain ORM's rows, for other runs too.
+    from runs.costs import _costs_by_run, _costs_by_run_compiled
+
+    def ordered(rows):  # type: ignore[no-untyped-def]
+        return sorted(rows, key=lambda row: (row["run_id"], row["cost_currency"] or ""))
+
+    for ids in ([r.pk for r in runs], [runs[1].pk, runs[0].pk], [runs[2].pk]):
+        assert ordered(_costs_by_run_compiled.rows(ids)) == ordered(_costs_by_run(ids))
 
 
 def test_a_sum_over_many_steps_is_exact_to_the_billionth():
