@@ -32,6 +32,7 @@ def _step_fields(step: dict[str, Any]) -> dict[str, str]:
 FLOW_LABELS = {"when": "When", "default": "Output when skipped", "for_each": "For each item of", "item_as": "as",
                "max_parallel": "Items at once", "on_error": "If an item fails"}
 _FLOW_UNSET = {"when": "always runs", "default": "empty", "for_each": "one call", "max_parallel": "the workflow's"}
+_FLOW_CODE = {"when", "for_each", "item_as"}  # typed as code in the builder (its monospace inputs)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class FlowChange:
     @property
     def new_shown(self) -> str:
         return _flow_shown(self.name, self.new)
+
+    @property
+    def is_code(self) -> bool:
+        return self.name in _FLOW_CODE
 
     @property
     def old_is_default(self) -> bool:
