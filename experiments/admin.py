@@ -44,7 +44,7 @@ class ExperimentAdmin(ReadOnlyMixin, admin.ModelAdmin):
     actions = ["cancel_experiments", "retry_errored_cells"]
     fieldsets = [
         (None, {"fields": [("name", "workflow", "dataset_version"), ("status", "stop_reason"), "mapping_display",
-                           ("repeats", "concurrency", "budget_display"), "cells_link"]}),
+                           ("repeats", "concurrency", "budget_display", "cache_mode_display"), "cells_link"]}),
         ("Counts", {"fields": [("cell_count", "queued", "running"), ("succeeded", "failed", "cancelled", "skipped"),
                                ("cost_display", "unpriced"), ("prompt_tokens", "completion_tokens")]}),
         ("Per variant", {"fields": ["summaries"]}),
@@ -53,7 +53,7 @@ class ExperimentAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Experiment | None = None) -> list[str]:
         return [f.name for f in Experiment._meta.fields] + ["mapping_display", "budget_display", "cells_link",
-                                                             "cost_display", "summaries"]
+                                                             "cost_display", "summaries", "cache_mode_display"]
 
     @admin.display(description="done")
     def done_of(self, experiment: Experiment) -> str:
@@ -68,6 +68,10 @@ class ExperimentAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def budget_display(self, experiment: Experiment) -> str:
         return "none" if experiment.budget_nano is None else money_text(experiment.budget_nano,
                                                                          experiment.budget_currency)
+
+    @admin.display(description="response cache")
+    def cache_mode_display(self, experiment: Experiment) -> str:
+        return experiment.cache_mode_label
 
     @admin.display(description="mapping")
     def mapping_display(self, experiment: Experiment) -> str:

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from core.forms import RejectLoneSurrogatesMixin
 from datasets.models import Dataset, DatasetVersion
 from releases.models import Label, Release
-from runs.models import CacheMode
+from runs.models import CACHE_MODE_CHOICES
 from workflows.models import Workflow
 
 CURRENT = "current"
@@ -98,7 +98,7 @@ class ExperimentForm(RejectLoneSurrogatesMixin, forms.Form):
     budget_currency = forms.CharField(required=False, max_length=3, label="Currency",
                                       help_text="Three letters; the workflow's when empty.")
     cache_mode = forms.ChoiceField(required=False, label="Response cache",
-                                   choices=[("", "As each payload says"), *CacheMode.choices],
+                                   choices=CACHE_MODE_CHOICES,
                                    help_text="Use the cache: a case asked again gets its stored answer instead of a "
                                              "call. No cache: every cell calls the LLM.")
     assertions = AssertionsField()

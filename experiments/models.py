@@ -11,7 +11,7 @@ from django.db import models
 from datasets.models import DatasetItem, DatasetRow, DatasetVersion
 from evaluations.models import Evaluation
 from releases.models import LABEL_NAME_MAX, Release
-from runs.models import CacheMode, Run
+from runs.models import CacheMode, Run, cache_mode_label
 from workflows.models import Workflow
 
 
@@ -73,6 +73,10 @@ class Experiment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def cache_mode_label(self) -> str:
+        return cache_mode_label(self.cache_mode)
 
     @property
     def is_finished(self) -> bool:

@@ -10,6 +10,8 @@ from core.diffing import WordDiff, word_diff
 from core.history import shown
 from payloads.models import Payload
 from releases.models import Label, LabelMove, Release
+from workflows.models import OnError, Workflow
+from workflows.services import FLOW_DEFAULTS, FLOW_FIELDS
 
 # The settings of a step compared field by field (block texts are compared word by word).
 STEP_FIELDS = ("payload", "endpoint", "model", "params", "stream", "json_schema", "structured_retries", "pass_reasoning",
@@ -23,6 +25,69 @@ def _step_fields(step: dict[str, Any]) -> dict[str, str]:
               "structured_retries": payload.get("structured_retries"), "pass_reasoning": payload.get("pass_reasoning"),
               "cache_ttl": payload.get("cache_ttl")}
     return {name: shown(values[name]) for name in STEP_FIELDS}
+
+
+# The control-flow fields as the builder labels them (templates/workflows/_step_row.html), and what
+# it shows for one left at its default (its placeholders), so a diff reads like the form it came from.
+FLOW_LABELS = {"when": "When", "default": "Output when skipped", "for_each": "For each item of", "item_as": "as",
+               "max_parallel": "Items at once", "on_error": "If an item fails"}
+_FLOW_UNSET = {"when": "always runs", "default": "empty", "for_each": "one call", "max_parallel": "the workflow's"}
+_FLOW_CODE = {"when", "for_each", "item_as"}  # typed as code in the builder (its monospace inputs)
+
+
+@dataclass(frozen=True)
+class FlowChange:
+    """One control-flow field of a step that differs; old and new as stored (a snapshot omits defaults)."""
+
+    name: str
+    old: Any
+    new: Any
+
+    @property
+    def label(self) -> str:
+        return FLOW_LABELS[self.name]
+
+    @property
+    def old_shown(self) -> str:
+        return _flow_shown(self.name, self.old)
+
+    @property
+    def new_shown(self) -> str:
+        return _flow_shown(self.name, self.new)
+
+    @property
+    def is_code(self) -> bool:
+        return self.name in _FLOW_CODE
+
+    @property
+    def old_is_default(self) -> bool:
+        return self.old == FLOW_DEFAULTS[self.name]
+
+    @property
+    def new_is_default(self) -> bool:
+        return self.new == FLOW_DEFAULTS[self.name]
+
+
+def _flow_shown(name: str, value: Any) -> str:
+    if name == "on_error":  # the builder's choice, "value: what it does"
+        return f"{value}: {OnError(value).label}" if value in OnError.values else str(value)
+    if value == FLOW_DEFAULTS[name] and name in _FLOW_UNSET:
+        return _FLOW_UNSET[name]
+    return str(value)
+
+
+def _flow_changes(before: dict[str, Any], after: dict[str, Any]) -> list[FlowChange]:
+    old = {name: before.get(name, FLOW_DEFAULTS[name]) for name in FLOW_FIELDS}
+    new = {name: after.get(name, FLOW_DEFAULTS[name]) for name in FLOW_FIELDS}
+    return [FlowChange(name, old[name], new[name]) for name in FLOW_FIELDS if old[name] != new[name]]
+
+
+def _tree_max_parallel(tree: dict[str, Any]) -> int | None:
+    """How many steps the tree runs at once: a tree with steps but no number predates the setting and
+    ran at the workflow's default (as the engine reads it); a tree of no steps runs nothing."""
+    if "max_parallel" in tree:
+        return tree["max_parallel"]
+    return Workflow._meta.get_field("max_parallel").default if tree.get("steps") else None
 
 
 @dataclass(frozen=True)
@@ -50,16 +115,19 @@ class StepChange:
     new_index: int | None
     fields: list[tuple[str, str, str]] = field(default_factory=list)  # (name, old, new), changed ones only
     blocks: list[BlockChange] = field(default_factory=list)
+    flow: list[FlowChange] = field(default_factory=list)  # changed ones only
 
 
 @dataclass(frozen=True)
 class TreeDiff:
     inputs: tuple[str, str]
     steps: list[StepChange]
+    max_parallel: tuple[int | None, int | None] = (None, None)
 
     @property
     def changed(self) -> bool:
-        return self.inputs[0] != self.inputs[1] or any(step.status != "same" for step in self.steps)
+        return (self.inputs[0] != self.inputs[1] or self.max_parallel[0] != self.max_parallel[1]
+                or any(step.status != "same" for step in self.steps))
 
     def as_dict(self) -> dict[str, Any]:
         def words(diff: WordDiff) -> dict[str, Any]:
@@ -68,8 +136,11 @@ class TreeDiff:
         return {
             "changed": self.changed,
             "inputs": {"old": self.inputs[0], "new": self.inputs[1], "changed": self.inputs[0] != self.inputs[1]},
+            "max_parallel": {"old": self.max_parallel[0], "new": self.max_parallel[1],
+                             "changed": self.max_parallel[0] != self.max_parallel[1]},
             "steps": [{"output_key": s.output_key, "status": s.status, "old_index": s.old_index, "new_index": s.new_index,
                        "fields": [{"name": n, "old": o, "new": v} for n, o, v in s.fields],
+                       "flow": [{"name": f.name, "old": f.old, "new": f.new} for f in s.flow],
                        "blocks": [{"position": b.position, "block": b.block, "status": b.status, "old_role": b.old_role,
                                    "new_role": b.new_role, "text": words(b.diff)} for b in s.blocks]}
                       for s in self.steps],
@@ -98,14 +169,16 @@ def _step_change(key: str, before: dict[str, Any] | None, after: dict[str, Any] 
     old_fields, new_fields = _step_fields(before), _step_fields(after)
     fields = [(name, old_fields[name], new_fields[name]) for name in STEP_FIELDS if old_fields[name] != new_fields[name]]
     blocks = _block_changes(before["blocks"], after["blocks"])
-    changed = bool(fields) or any(b.status != "same" for b in blocks)
+    flow = _flow_changes(before, after)
+    changed = bool(fields) or bool(flow) or any(b.status != "same" for b in blocks)
     status = "changed" if changed else "moved" if moved else "same"
-    return StepChange(key, status, before["index"], after["index"], fields, blocks)
+    return StepChange(key, status, before["index"], after["index"], fields, blocks, flow)
 
 
 def tree_diff(old: dict[str, Any], new: dict[str, Any]) -> TreeDiff:
     """Two snapshots compared: steps matched by output key (added, removed, moved, changed), each
-    step's settings field by field and its blocks word by word."""
+    step's settings and control flow field by field and its blocks word by word, and how many steps
+    run at once."""
     old_steps = {s["output_key"]: s for s in old.get("steps", [])}
     new_steps = {s["output_key"]: s for s in new.get("steps", [])}
     kept_old = [k for k in old_steps if k in new_steps]
@@ -114,7 +187,8 @@ def tree_diff(old: dict[str, Any], new: dict[str, Any]) -> TreeDiff:
     steps = [_step_change(k, old_steps.get(k), new_steps.get(k),
                           moved=k in kept_old and kept_old.index(k) != kept_new.index(k)) for k in keys]
     steps.sort(key=lambda s: (s.new_index if s.new_index is not None else s.old_index or 0, s.new_index is None))
-    return TreeDiff(inputs=(shown(old.get("inputs")), shown(new.get("inputs"))), steps=steps)
+    return TreeDiff(inputs=(shown(old.get("inputs")), shown(new.get("inputs"))), steps=steps,
+                    max_parallel=(_tree_max_parallel(old), _tree_max_parallel(new)))
 
 
 def release_list(workflow_id: int) -> Any:

@@ -11,7 +11,7 @@ from core.converters import MAX_ID
 from core.forms import RejectLoneSurrogatesMixin
 from releases.models import Release
 from runs import selectors
-from runs.models import CacheMode, Run, RunStatus
+from runs.models import CACHE_MODE_CHOICES, Run, RunStatus
 from runs.reprice import RepriceScope, reprice_scope
 from runs.search import runs_search
 from workflows.models import Workflow
@@ -67,7 +67,7 @@ class RunStartForm(WorkflowInputsForm):
             label="Currency", max_length=3, required=False, initial=workflow.budget_currency or "USD",
             widget=forms.TextInput(attrs={"size": 4, "autocapitalize": "characters", "spellcheck": "false"}))
         self.fields["run_cache_mode"] = forms.ChoiceField(
-            label="Response cache", required=False, choices=[("", "As each payload says"), *CacheMode.choices],
+            label="Response cache", required=False, choices=CACHE_MODE_CHOICES,
             help_text="Use the cache: identical requests get their stored answer instead of a call. "
                       "No cache: every step calls the LLM.")
 

@@ -25,6 +25,15 @@ class CacheMode(models.TextChoices):
     OFF = "off", "No cache"
 
 
+# The cache choices as the run form and the new-experiment form offer them: empty is "no choice".
+CACHE_MODE_CHOICES = [("", "As each payload says"), *CacheMode.choices]
+
+
+def cache_mode_label(cache_mode: str | None) -> str:
+    """A run's or an experiment's cache choice in the words its form offered it with."""
+    return dict(CACHE_MODE_CHOICES)[cache_mode or ""]
+
+
 class CacheStatus(models.TextChoices):
     """What the response cache did for a step: answered it, or had nothing and the LLM was called."""
 

@@ -255,14 +255,14 @@ def workflow_snapshot(workflow: Workflow, *, steps: list[StepData] | None = None
 
 
 # A snapshot names a control-flow field only when it is not the default (a plain chain's stays as it was).
-_FLOW_DEFAULTS: dict[str, Any] = {"when": "", "default": "", "for_each": "", "item_as": "item", "max_parallel": None,
+FLOW_DEFAULTS: dict[str, Any] = {"when": "", "default": "", "for_each": "", "item_as": "item", "max_parallel": None,
                                   "on_error": "fail"}
 
 
 def flow_non_defaults(values: dict[str, Any]) -> dict[str, Any]:
     """The control-flow fields among `values` (model names) that are not the default: what versions,
     snapshots and exports keep."""
-    return {name: values[name] for name in FLOW_FIELDS if name in values and values[name] != _FLOW_DEFAULTS[name]}
+    return {name: values[name] for name in FLOW_FIELDS if name in values and values[name] != FLOW_DEFAULTS[name]}
 
 
 # --- Writes ---------------------------------------------------------------------------------------
@@ -366,7 +366,7 @@ def workflow_version_restore(*, version: WorkflowVersion, user: Any = None, mess
         if step["payload_id"] not in found:
             raise version_missing("payload", step["payload"])
     steps: list[StepSpec] = [{"payload": found[step["payload_id"]], "output_key": step["output_key"],  # type: ignore[typeddict-item]
-                              **{name: step.get(name, _FLOW_DEFAULTS[name]) for name in FLOW_FIELDS}}
+                              **{name: step.get(name, FLOW_DEFAULTS[name]) for name in FLOW_FIELDS}}
                              for step in content["steps"]]
     data = {name: content[name] for name in WORKFLOW_UPDATABLE_FIELDS - {"max_parallel"}}
     data["max_parallel"] = content.get("max_parallel", 4)

@@ -2,6 +2,7 @@
 to their runs, cancel and retry through experiments.services, and the experiments permissions."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -39,6 +40,17 @@ def test_the_list_and_the_read_only_detail_show_counts_cost_variants_and_aggrega
     assert all(name in text for name in names) and "100%" in text
     assert f"/admin/experiments/cell/?experiment__id__exact={experiment.pk}" in text
     assert user_client.get("/admin/experiments/experiment/add/").status_code == 403
+
+
+def test_the_detail_shows_the_response_cache_choice(user_client: Client, fake_llm) -> None:  # type: ignore[no-untyped-def]
+    workflow, first, second = make_two_releases(fake_llm.base_url)
+    version = make_dataset_version(1)
+    cached = start_experiment(workflow, version, [first, second], name="cached", cache_mode="off")
+    default = start_experiment(workflow, version, [first], name="as payloads say")
+    page = user_client.get(f"/admin/experiments/experiment/{cached.pk}/change/").content.decode()
+    assert re.search(r'<label class="inline">Response cache:</label>\s*<div class="readonly">No cache</div>', page)
+    page = user_client.get(f"/admin/experiments/experiment/{default.pk}/change/").content.decode()
+    assert re.search(r'<label class="inline">Response cache:</label>\s*<div class="readonly">As each payload says</div>', page)
 
 
 def test_cells_are_read_only_paged_and_link_to_their_runs(user_client: Client, experiment: Experiment) -> None:

@@ -95,6 +95,18 @@ def test_the_form_offers_the_workflows_variants_and_maps_inputs_to_the_same_name
     assert [v.release_id for v in Variant.objects.filter(experiment=experiment).order_by("position")][1] == first.pk
 
 
+@pytest.mark.parametrize(("cache_mode", "words"), [
+    (None, "As each payload says"), ("use", "Use the cache"), ("off", "No cache"),
+])
+def test_the_detail_page_says_which_cache_choice_its_cells_run_with(user_client, fake_llm, cache_mode, words):
+    experiment = an_experiment(fake_llm.base_url, cache_mode=cache_mode)
+    detail = user_client.get(reverse("experiments:detail", args=[experiment.pk])).content.decode()
+    assert f'<dt>Response cache</dt><dd data-field="cache-mode">{words}</dd>' in detail
+    # The words the new-experiment form offered the choice with.
+    form = user_client.get(reverse("experiments:new")).content.decode()
+    assert f'<option value="{cache_mode or ""}"' in form and f">{words}</option>" in form
+
+
 @pytest.mark.parametrize(("column", "changes", "field", "message"), [
     ("topic", {"budget": "a lot"}, "budget", "is not an amount of money"),
     ("topic", {"budget": "1", "budget_currency": "EURO"}, "budget_currency", ""),

@@ -317,6 +317,77 @@ def test_a_bad_or_unknown_release_to_compare_with_is_refused(user_client, tree, 
     assert client_with_perms("workflows.view_workflow").get(f"{base}/2/diff/").status_code == 403
 
 
+def flow_releases(user) -> tuple[Workflow, Release, Release]:  # type: ignore[no-untyped-def]
+    """r1 a plain one-step chain; r2 the same payload and texts with only control flow changed."""
+    from workflows.services import workflow_update
+
+    workflow, _ = versioned_tree(make_endpoint())
+    r1, _ = release_cut(workflow=workflow, user=user)
+    payload = workflow.steps.get().payload
+    workflow_update(workflow=workflow, data={"max_parallel": 2},
+                    steps=[{"payload": payload, "output_key": "text", "when": 'topic != "none"', "for_each": "topic",
+                            "item_as": "subject", "on_error": "skip"}])
+    r2, _ = release_cut(workflow=workflow, user=user)
+    return workflow, r1, r2
+
+
+def test_the_diff_shows_control_flow_changes_in_the_builders_words(client_with_perms, user):
+    workflow, _, r2 = flow_releases(user)
+    response = client_with_perms(*VIEW).get(f"/workflows/{workflow.pk}/releases/{r2.number}/diff/")
+    html = response.content.decode()
+    assert response.status_code == 200 and 'id="diff-summary" data-changed="true"' in html
+    step = re.search(r'<li class="card tree-step" data-step="text" data-status="changed">.*?</li>', html, re.S).group(0)
+    flow = re.search(r'<table class="table history-fields" data-table="flow">.*?</table>', step, re.S).group(0)
+    rows = dict(re.findall(r'<tr data-field="(\w+)" data-changed="true"><th scope="row">(.*?)</th>', flow))
+    assert rows == {"when": "When", "for_each": "For each item of", "item_as": "as", "on_error": "If an item fails"}
+    assert re.search(r'data-field="when".*?<td class="muted">always runs</td><td class="mono">topic != &quot;none&quot;</td>',
+                     flow)
+    assert re.search(r'data-field="for_each".*?<td class="muted">one call</td><td class="mono">topic</td>', flow)
+    assert re.search(r'data-field="on_error".*?<td class="muted">fail: fail the run, naming the item</td>'
+                     r'<td>skip: record the item failed and go on without it</td>', flow)
+    assert 'data-table="fields"' not in step and "<del>" not in step  # only the flow differs
+    workflow_setting = re.search(r'<table class="table history-fields" id="diff-max-parallel">.*?</table>', html, re.S)
+    assert "Steps at once" in html and re.findall(r'<td class="mono">(\d+)</td>', workflow_setting.group(0)) == ["4", "2"]
+
+
+def test_two_releases_with_the_same_flow_show_no_flow_change(client_with_perms, user):
+    workflow, _, r2 = flow_releases(user)
+    html = client_with_perms(*VIEW).get(
+        f"/workflows/{workflow.pk}/releases/{r2.number}/diff/?against=current").content.decode()
+    assert 'id="diff-summary" data-changed="false"' in html
+    assert 'data-table="flow"' not in html and 'id="diff-max-parallel"' not in html
+    assert 'data-step="text" data-status="same"' in html
+
+
+def test_the_diff_labels_the_flow_fields_as_the_builder_does(user_client, user):
+    from releases.selectors import FLOW_LABELS
+
+    workflow, _, _ = flow_releases(user)
+    builder = user_client.get(f"/workflows/{workflow.pk}/").content.decode()
+    labels = set(re.findall(r'<label for="step-[\w-]+">(.*?)</label>', builder)) | set(
+        re.findall(r'<label for="id_max_parallel">(.*?)</label>', builder))
+    assert set(FLOW_LABELS.values()) | {"Steps at once"} <= labels
+
+
+def test_a_release_from_before_steps_at_once_counts_as_the_default(user):
+    """Snapshots cut before the setting existed have no max_parallel: the engine ran them at 4."""
+    from releases.selectors import tree_diff
+
+    _, r1, _ = flow_releases(user)
+    older = {key: value for key, value in r1.snapshot.items() if key != "max_parallel"}
+    assert tree_diff(older, r1.snapshot).changed is False
+    assert tree_diff({"inputs": [], "steps": []}, r1.snapshot).max_parallel == (None, 4)
+
+
+def test_the_diff_api_names_the_flow_changes_with_their_stored_values(api, user):
+    _, _, r2 = flow_releases(user)
+    diff = api.get(f"/api/releases/{r2.pk}/diff/").json()
+    assert diff["max_parallel"] == {"old": 4, "new": 2, "changed": True}
+    flow = {change["name"]: (change["old"], change["new"]) for change in diff["steps"][0]["flow"]}
+    assert flow == {"when": ("", 'topic != "none"'), "for_each": ("", "topic"), "item_as": ("item", "subject"),
+                    "on_error": ("fail", "skip")}
+
+
 # --- the run page and "what changed since this run" ---------------------------------------------
 
 def test_the_run_page_names_its_release_and_label_and_links_the_versions_it_used(user_client, tree):
