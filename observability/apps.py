@@ -5,6 +5,8 @@ import sys
 from django.apps import AppConfig
 from django.conf import settings
 
+from core.processes import is_worker
+
 
 class ObservabilityConfig(AppConfig):
     name = "observability"
@@ -15,14 +17,9 @@ class ObservabilityConfig(AppConfig):
             from observability import metrics
 
             metrics.install()
-            if settings.METRICS_WORKER_PORT and _is_worker(sys.argv):
+            if settings.METRICS_WORKER_PORT and is_worker(sys.argv):
                 metrics.worker_server_start(address=settings.METRICS_WORKER_ADDRESS, port=settings.METRICS_WORKER_PORT)
         if settings.OTEL_TRACES_ENDPOINT:
             from observability import tracing  # the OpenTelemetry SDK is loaded only where traces are on
 
             tracing.install()
-
-
-def _is_worker(argv: list[str]) -> bool:
-    """`manage.py procrastinate worker`: the process that runs jobs in distributed mode."""
-    return "procrastinate" in argv[1:3] and "worker" in argv

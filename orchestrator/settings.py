@@ -223,6 +223,10 @@ RUNS_MAP_MAX_ITEMS = env.int("RUNS_MAP_MAX_ITEMS", default=1000)
 # The highest concurrency an experiment may ask for (each running cell is a run in flight).
 EXPERIMENTS_MAX_CONCURRENCY = env.int("EXPERIMENTS_MAX_CONCURRENCY", default=1000)
 RUNS_LEASE_SECONDS = env.float("RUNS_LEASE_SECONDS", default=30.0)
+# Servers and workers freeze their start-up objects out of the garbage collector's way and collect
+# young objects every this many net allocations (Python's default: 700); 0 leaves Python's defaults.
+# core/collector.py says why.
+GC_GEN0_THRESHOLD = env.int("GC_GEN0_THRESHOLD", default=20000)
 # Retention: finished runs older than this many days are pruned every hour (0: never; see
 # `manage.py prune_runs`). Runs of a release a label points at are kept unless RUNS_PRUNE_LABELLED.
 RUNS_PRUNE_OLDER_THAN_DAYS = env.int("RUNS_PRUNE_OLDER_THAN_DAYS", default=0)

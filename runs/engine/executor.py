@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
+from core import collector
 from llm import client as llm_client
 from runs import reprice, retention
 from runs.engine import dbthread, events, ledger, runner
@@ -194,6 +195,7 @@ def start_with_reactor() -> None:
 
     def _start() -> None:
         events.use_loop(asyncio.get_running_loop())
+        collector.tune()  # start-up is over: what it made lives as long as the server
         if settings.RUNS_BACKEND == "embedded":
             executor.start()
             logger.info("embedded run executor started")
