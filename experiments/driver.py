@@ -13,7 +13,8 @@ A run started here executes as any run does, so a crash loses nothing: its steps
 ledger, and the next tick (of whichever process drives next) picks up where this one committed.
 
 Who ticks: in embedded mode, a task per active experiment on the executor's loop, woken when one of
-its runs ends (and every few seconds); in distributed mode, the Procrastinate task
+its runs ends (and every few seconds), which executes the cells' runs behind a gate of the experiment's
+concurrency and so may start cells ahead (`tick`'s `gated`); in distributed mode, the Procrastinate task
 `experiments.drive` (experiments/tasks.py), one per experiment at a time, which polls; in the CLI's
 embedded mode (`manage.py run_experiment`), `drive_here`, which executes the cells' runs itself.
 """
