@@ -388,7 +388,7 @@ def wake(experiment_id: int) -> None:
 
 
 async def drive_until_final(experiment_id: int, *, poll: float = POLL_SECONDS, on_tick: Any = None) -> None:
-    """Distributed mode (and the CLI there): tick, queue the started runs, wait, until the experiment ends."""
+    """Distributed mode (and the CLI there): tick, queue the started runs in one batch, wait, until the experiment ends."""
     from asgiref.sync import sync_to_async
 
     from runs.engine import tasks as run_tasks
@@ -396,8 +396,7 @@ async def drive_until_final(experiment_id: int, *, poll: float = POLL_SECONDS, o
     while True:
         started_at = time.monotonic()
         result = await sync_to_async(tick_in_thread, thread_sensitive=False)(experiment_id)
-        for run_id in result.started:
-            await run_tasks.defer_run_async(run_id)
+        await run_tasks.defer_runs_async(result.started)
         if result.progress is not None:
             await events.asend(experiment_id, result.progress)
             if on_tick is not None:

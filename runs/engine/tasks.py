@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -28,6 +29,7 @@ from procrastinate import JobContext, exceptions
 from procrastinate.contrib.django import app
 from procrastinate.contrib.django.models import ProcrastinateJob
 
+from core.internals import procrastinate_jobs
 from runs import reprice, retention
 from runs.engine import ledger, runner
 
@@ -91,6 +93,25 @@ async def defer_run_async(run_id: int) -> bool:
     except exceptions.AlreadyEnqueued:
         return False
     return True
+
+
+async def defer_runs_async(run_ids: Iterable[int]) -> int:
+    """Queue "advance run X" for many runs in one statement, each job with its run's queueing lock.
+
+    One INSERT instead of a round trip per run (an experiment's driver starts up to its concurrency
+    per pass). If a run already has a waiting job the whole batch fails and queues nothing, so the
+    runs are then queued one by one: every run ends with exactly one waiting job. Returns how many
+    jobs were queued.
+    """
+    unique = list(dict.fromkeys(run_ids))
+    try:
+        await procrastinate_jobs.jobs_defer_async([
+            advance_run.configure(queueing_lock=queueing_lock(run_id), task_kwargs={"run_id": run_id})
+            for run_id in unique
+        ])
+    except exceptions.AlreadyEnqueued:
+        return sum([await defer_run_async(run_id) for run_id in unique])
+    return len(unique)
 
 
 def _orphaned_run_ids() -> list[int]:
