@@ -338,10 +338,7 @@ class _Embedded:
         from runs.engine.runner import new_owner
 
         wake = self.wakes[experiment_id]
-
-        def ended(_: Any) -> None:
-            wake.set()
-
+        feed = _Feed(wake)
         attached_at = -SWEEP_SECONDS
         gate: asyncio.Semaphore | None = None  # the experiment's concurrency, over the cells started ahead
         while True:
@@ -360,8 +357,9 @@ class _Embedded:
                 continue
             if gate is None and result.concurrency:
                 gate = asyncio.Semaphore(result.concurrency)
+            feed.passed(result.concurrency)
             for run_id in (*result.started, *result.running):
-                executor.execute(run_id, result.claims.get(run_id), gate).add_done_callback(ended)
+                feed.hold(run_id, executor.execute(run_id, result.claims.get(run_id), gate))
             if result.progress is not None:
                 await events.asend(experiment_id, result.progress)
             if result.final:
@@ -370,6 +368,36 @@ class _Embedded:
                 await asyncio.wait_for(wake.wait(), timeout=SWEEP_SECONDS)
             except TimeoutError:
                 pass
+
+
+class _Feed:
+    """When the embedded driver's next pass is due, from the runs it holds as they end.
+
+    With cells waiting behind the gate, a pass every half a gate's worth of ended runs keeps every slot
+    fed (the wait holds a whole gate's worth) at half the passes, and so half their fixed cost (the
+    experiment row read, locked and saved); with none waiting, a slot would idle until the next pass,
+    so it is due at once. Cancel, retry and the sweep wake the driver as before.
+    """
+
+    def __init__(self, wake: asyncio.Event) -> None:
+        self.wake = wake
+        self.executing: set[int] = set()
+        self.ended = 0
+        self.concurrency = 0
+
+    def passed(self, concurrency: int) -> None:
+        self.ended, self.concurrency = 0, concurrency
+
+    def hold(self, run_id: int, task: asyncio.Task[Any]) -> None:
+        if run_id not in self.executing:
+            self.executing.add(run_id)
+            task.add_done_callback(lambda _: self._ended(run_id))
+
+    def _ended(self, run_id: int) -> None:
+        self.executing.discard(run_id)
+        self.ended += 1
+        if len(self.executing) <= self.concurrency or self.ended >= max(self.concurrency // 2, 1):
+            self.wake.set()
 
 
 embedded = _Embedded()

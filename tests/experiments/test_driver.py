@@ -153,3 +153,29 @@ def test_a_gated_pass_with_a_budget_starts_only_up_to_the_cap(fake_llm):
     experiment = start_experiment(workflow, make_dataset_version(10), [first], concurrency=3, budget="1",
                                   budget_currency="USD")
     assert len(tick(experiment_id=experiment.pk, gated=True).started) == 3
+
+
+async def test_the_embedded_driver_passes_after_half_a_gate_of_ended_runs_or_when_no_cell_waits():
+    """Cells wait behind the gate: a pass is due every concurrency/2 ended runs, not at every one; once
+    no cell waits (a slot would idle), at once. A run held twice counts once."""
+    from experiments.driver import _Feed
+
+    wake = asyncio.Event()
+    feed = _Feed(wake)
+    feed.passed(4)
+    runs = {run_id: asyncio.get_running_loop().create_future() for run_id in range(8)}
+    for run_id, task in runs.items():
+        feed.hold(run_id, task)
+    feed.hold(0, runs[0])
+
+    async def end(run_id: int) -> bool:
+        runs[run_id].set_result(None)
+        await asyncio.sleep(0)
+        return wake.is_set()
+
+    assert await end(0) is False  # 7 executing, 3 of them waiting behind the gate: 1 ended
+    assert await end(1) is True  # 2 ended: half the gate
+    wake.clear()
+    feed.passed(4)
+    assert await end(2) is False
+    assert await end(3) is True  # 4 executing: nothing waits any more
