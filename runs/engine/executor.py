@@ -67,7 +67,6 @@ class Executor:
         self.semaphore = asyncio.Semaphore(settings.RUNS_MAX_CONCURRENCY)
         if recover:
             self._sweeper = self.loop.create_task(self._sweep_forever(), context=contextvars.Context())
-            self._companions = [self.loop.create_task(factory(), context=contextvars.Context()) for factory in _companions]
 
     async def stop(self) -> None:
         """Stop at shutdown. Runs in flight keep their leases' steps uncommitted: they resume on start."""
@@ -146,6 +145,11 @@ class Executor:
 
     async def _sweep_forever(self) -> None:
         await sync_to_async(ledger.leases_release_dead)(owner_prefix=OWNER_PREFIX)
+        # Companions only now: the release above frees every lease of this server's prefix, so a lease one
+        # of them took meanwhile (the experiments' driver claims its cells' runs as it inserts them) would
+        # be freed under it, and its step called twice.
+        assert self.loop is not None
+        self._companions = [self.loop.create_task(factory(), context=contextvars.Context()) for factory in _companions]
         pruned_at = asyncio.get_running_loop().time()
         while True:
             try:
