@@ -10,7 +10,7 @@ from core.diffing import WordDiff, word_diff
 from core.history import shown
 from payloads.models import Payload
 from releases.models import Label, LabelMove, Release
-from workflows.models import OnError, Workflow
+from workflows.models import DEFAULT_MAX_PARALLEL, OnError
 from workflows.services import FLOW_DEFAULTS, FLOW_FIELDS
 
 # The settings of a step compared field by field (block texts are compared word by word).
@@ -87,7 +87,7 @@ def _tree_max_parallel(tree: dict[str, Any]) -> int | None:
     ran at the workflow's default (as the engine reads it); a tree of no steps runs nothing."""
     if "max_parallel" in tree:
         return tree["max_parallel"]
-    return Workflow._meta.get_field("max_parallel").default if tree.get("steps") else None
+    return DEFAULT_MAX_PARALLEL if tree.get("steps") else None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Names a step's template can always read; inputs and outputs may not take them.
 # The most steps of one run, or items of one map, in flight at once.
 MAX_PARALLEL = 64
+# How many of a run's steps call their LLM at once when the workflow does not say (and did not, before it could).
+DEFAULT_MAX_PARALLEL = 4
 RESERVED_NAMES = {"previous", "inputs", "loop", "range", "dict", "lipsum", "cycler", "joiner", "namespace"}
 
 
@@ -53,7 +55,8 @@ class Workflow(models.Model):
     # db_default too: rows written by code that predates the column (a data migration) still get one.
     budget_currency = models.CharField(max_length=3, default="USD", db_default="USD", validators=[validate_currency])
     max_parallel = models.PositiveSmallIntegerField(
-        default=4, db_default=4, validators=[MinValueValidator(1), MaxValueValidator(MAX_PARALLEL)],
+        default=DEFAULT_MAX_PARALLEL, db_default=DEFAULT_MAX_PARALLEL,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_PARALLEL)],
         help_text="How many of a run's steps may call their LLM at the same time (steps that do not read each "
                   "other's output run side by side).")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -34,7 +34,7 @@ from llm.models import Endpoint
 from llm.services import endpoint_create
 from payloads.models import Payload
 from payloads.services import PAYLOAD_SETTINGS, payload_create
-from workflows.models import MAX_PARALLEL, Step, Workflow
+from workflows.models import DEFAULT_MAX_PARALLEL, MAX_PARALLEL, Step, Workflow
 from workflows.portability_history import (
     FORMAT_VERSION_HISTORY,
     PAYLOAD_BLOCKS,
@@ -58,7 +58,6 @@ Named = TypeVar("Named", bound=models.Model)
 # A step's control flow in an export: the API's names (the model's `item_as` is `as`), only when not the default.
 FLOW_EXPORT_NAMES = {name: "as" if name == "item_as" else name for name in FLOW_FIELDS}
 FLOW_TEXT_FIELDS = ("when", "default", "for_each", "item_as", "on_error")
-DEFAULT_MAX_PARALLEL = 4
 
 
 def step_flow_export(step: Step) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from django.utils.dateparse import parse_datetime
 from core.versioning import content_hash, version_history_write
 from payloads.models import Payload
 from payloads.services import PAYLOAD_SETTINGS
+from workflows.models import DEFAULT_MAX_PARALLEL
 from workflows.services import FLOW_FIELDS, flow_non_defaults
 
 FORMAT_VERSION_HISTORY = 2
@@ -51,7 +52,6 @@ VERSION = {"number": "number", "message": "text", "content_hash": "text"}
 VERSION_OPTIONAL = {"created_at", "author", "content"}
 # A version keeps a step's control flow and the workflow's max_parallel only when not the default (issue 22).
 WORKFLOW_CONTENT_OPTIONAL = {"max_parallel"}
-DEFAULT_MAX_PARALLEL = 4
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from core.versioning import initial_versions, restore_message, version_missing, 
 from core.writes import apply_changes, replace_ordered
 from payloads.models import SAMPLING_FIELDS, Payload, PayloadBlock, PayloadVersion, request_params
 from workflows import graph
-from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.models import DEFAULT_MAX_PARALLEL, Step, Workflow, WorkflowVersion
 
 
 @dataclass(frozen=True)
@@ -305,7 +305,7 @@ def workflow_version_content(workflow: Any, *, payload_versions: dict[int, int])
                    "payload_version": payload_versions.get(step["payload_id"]),
                    **flow_non_defaults(step)} for step in steps],
     }
-    if getattr(workflow, "max_parallel", 4) != 4:
+    if getattr(workflow, "max_parallel", DEFAULT_MAX_PARALLEL) != DEFAULT_MAX_PARALLEL:
         content["max_parallel"] = workflow.max_parallel
     return content
 
@@ -369,7 +369,7 @@ def workflow_version_restore(*, version: WorkflowVersion, user: Any = None, mess
                               **{name: step.get(name, FLOW_DEFAULTS[name]) for name in FLOW_FIELDS}}
                              for step in content["steps"]]
     data = {name: content[name] for name in WORKFLOW_UPDATABLE_FIELDS - {"max_parallel"}}
-    data["max_parallel"] = content.get("max_parallel", 4)
+    data["max_parallel"] = content.get("max_parallel", DEFAULT_MAX_PARALLEL)
     return workflow_update(workflow=version.workflow, data=data, steps=steps, user=user,
                            message=restore_message(version, message))
 

@@ -28,7 +28,7 @@ from payloads.models import Payload
 from workflows import portability, selectors, services
 from workflows.diagram import flow_diagram
 from workflows.forms import ON_ERROR_CHOICES, WorkflowForm, declared_inputs, step_rows, step_specs
-from workflows.models import Workflow
+from workflows.models import DEFAULT_MAX_PARALLEL, Workflow
 
 IMPORT_PERMISSIONS = ("workflows.add_workflow", "payloads.add_payload", "blocks.add_block")
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
@@ -138,7 +138,7 @@ def workflow_check(request: HttpRequest) -> HttpResponse:
         warned.setdefault(warning["step"], []).append(warning["message"])
     context["diagram"] = flow_diagram(context["flow"], has_inputs=bool(inputs), warnings=warned,
                                       problems={n: row["problems"] for n, row in enumerate(rows, start=1)})
-    context["max_parallel"] = request.POST.get("max_parallel") or 4
+    context["max_parallel"] = request.POST.get("max_parallel") or DEFAULT_MAX_PARALLEL
     return render(request, "workflows/_check.html", context)
 
 

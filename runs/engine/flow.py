@@ -20,6 +20,7 @@ from core.sql import CompiledValues
 from runs.engine.budget import Budget
 from runs.engine.values import step_value
 from runs.models import Response
+from workflows.models import DEFAULT_MAX_PARALLEL
 
 _committed = CompiledValues(lambda run_id: Response.objects.filter(run_id=run_id).values(
     "index", "item", "status", "output", "output_json", "reasoning", "error", "cost_nano", "cost_currency"))
@@ -68,5 +69,5 @@ def flow_claim(run: dict[str, Any], *, run_id: int, lease_version: int, owner: s
     budget = Budget.of_run(run["budget_nano"], run["budget_currency"], list(rows.values()))
     return FlowClaim(run_id=run_id, lease_version=lease_version, owner=owner, steps=snapshot["steps"],
                      inputs=dict(run["inputs"]), first=fresh or run["started_at"] is None,
-                     max_parallel=int(snapshot.get("max_parallel") or 4), budget=budget, rows=rows,
+                     max_parallel=int(snapshot.get("max_parallel") or DEFAULT_MAX_PARALLEL), budget=budget, rows=rows,
                      cache_mode=run.get("cache_mode"))
